@@ -1,0 +1,73 @@
+r"""Joint training of f and h (the paper's "Ours") on the embedded synthetic corpus.
+
+  python launch.py --config=configs/joint.py --workdir=/tmp/hl_jax/joint
+
+The config argument takes comma-separated overrides of a few top-level
+choices, e.g. `configs/joint.py:corpus=synthetic_tiny`; anything else is
+overridden with flags such as `--config.train.num_steps=500`.
+"""
+
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """The base config; every other config derives from it."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.variant = "joint"  # joint | ranking_d
+  config.num_devices = 0  # 0: all devices; N: the first N (tests, debugging).
+
+  config.corpus = ml_collections.ConfigDict()
+  config.corpus.config = "synthetic"  # duration_corpus BuilderConfig name.
+  config.corpus.data_dir = ""  # TFDS data_dir; "" is TFDS's default.
+  config.corpus.manual_dir = ""  # For the manifest / youtube_highlights configs.
+  config.corpus.train_split = "train"
+  config.corpus.eval_split = "val"  # Labelled split of the corpus; "" for none.
+
+  config.input = ml_collections.ConfigDict()
+  config.input.table_segments = 131072  # Rows of the resident segment table.
+  config.input.window_videos = 0  # Videos per window; 0: as many as fit.
+  config.input.refill_every_steps = 1000  # When the corpus exceeds one window.
+  config.input.max_segments_per_video = 64  # Longer videos are subsampled evenly.
+  config.input.table_dtype = "float32"
+  config.input.num_workers = 0  # Grain worker processes decoding videos.
+  config.input.shuffle_seed = 0
+
+  config.model = ml_collections.ConfigDict()
+  config.model.scorer_hidden = (512, 128)
+  config.model.weigher_hidden = (512, 128)
+  config.model.dropout = 0.5
+  config.model.dtype = "float32"  # Computation dtype; params stay float32.
+
+  config.train = ml_collections.ConfigDict()
+  config.train.num_groups = 256  # m groups ...
+  config.train.group_size = 8  # ... of n pairs: m * n pairs per step.
+  config.train.num_steps = 2000
+  config.train.margin = 1.0
+  config.train.optimizer = "adamw"  # adamw | sgd
+  config.train.learning_rate = 1e-3
+  config.train.momentum = 0.9  # sgd only.
+  config.train.weight_decay = 5e-5
+  config.train.on_nonfinite = "stop"  # stop | skip
+  config.train.log_every = 100
+  config.train.sync_every = 10
+
+  config.checkpoint = ml_collections.ConfigDict()
+  config.checkpoint.every_steps = 500
+  config.checkpoint.max_to_keep = 3
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.every_steps = 1000  # 0: only at the end.
+  config.eval.random_seeds = 5
+  config.eval.chunk_segments = 4096
+
+  if arg:
+    for item in arg.split(","):
+      key, _, value = item.partition("=")
+      if key == "corpus":
+        config.corpus.config = value
+      elif key == "variant":
+        config.variant = value
+      else:
+        raise ValueError(f"unknown config argument {key!r} in {arg!r}")
+  return config

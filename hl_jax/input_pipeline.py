@@ -1,0 +1,199 @@
+"""Input: a Grain stream of videos fills a resident table of segments.
+
+Pairs are not built here. The host streams whole videos (one TFDS example per
+video) through Grain, keeps the segments of short and long videos in a
+fixed-capacity `SegmentTable`, and puts that table on the devices once per
+window. The compiled train step samples its (short, long) pairs from the table
+with its own RNG (`sample_pairs`), so no per-pair Python ever runs.
+
+When the corpus does not fit in `input.table_segments` rows, the table is
+refilled from the stream every `input.refill_every_steps` steps. The Grain
+iterator state at the start of the current window is what a checkpoint keeps:
+restoring it and reading one window reproduces the table exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterator
+
+from absl import logging
+import flax.struct
+import grain
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+SHORT, LONG, REST = 0, 1, 2  # The duration_corpus ClassLabel order.
+
+
+@flax.struct.dataclass
+class SegmentTable:
+  """Segments available for pair sampling; all arrays have a fixed capacity C.
+
+  Attributes:
+    features: [C, D] segment features (rows past the filled ones are zero).
+    video: [C] int32 window-local video number of each row (-1 if empty).
+    short_index: [C] int32 rows of short-video segments, valid up to num_short.
+    long_index: [C] int32 rows of long-video segments, valid up to num_long.
+    num_short: [] int32.
+    num_long: [] int32.
+  """
+  features: jnp.ndarray
+  video: jnp.ndarray
+  short_index: jnp.ndarray
+  long_index: jnp.ndarray
+  num_short: jnp.ndarray
+  num_long: jnp.ndarray
+
+
+def sample_pairs(table: SegmentTable, key: jax.Array, num_groups: int,
+                 group_size: int) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """Samples (short, long) segment rows uniformly, inside the compiled step.
+
+  Args:
+    table: the resident segment table.
+    key: PRNG key for this step.
+    num_groups: m.
+    group_size: n.
+
+  Returns:
+    Two [m, n] int32 arrays of table rows: short-video and long-video segments.
+  """
+  key_short, key_long = jax.random.split(key)
+  shape = (num_groups, group_size)
+  i = jax.random.randint(key_short, shape, 0, table.num_short)
+  j = jax.random.randint(key_long, shape, 0, table.num_long)
+  return table.short_index[i], table.long_index[j]
+
+
+def _subsample(features: np.ndarray, max_segments: int) -> np.ndarray:
+  """At most `max_segments` rows, evenly spaced over the video."""
+  if len(features) <= max_segments:
+    return features
+  rows = np.linspace(0, len(features) - 1, max_segments).round().astype(int)
+  return features[rows]
+
+
+def make_video_stream(data_source: Any, config: ml_collections.ConfigDict, *,
+                      process_index: int = 0,
+                      process_count: int = 1) -> grain.DatasetIterator:
+  """A shuffled, endlessly repeated Grain stream of this host's videos.
+
+  Args:
+    data_source: a random-access source of duration_corpus examples
+      (`builder.as_data_source(split)`).
+    config: the `input` part of the config.
+    process_index: this host's index; hosts read disjoint shards.
+    process_count: the number of hosts.
+
+  Returns:
+    A checkpointable iterator of dicts with video_id, bucket and features.
+  """
+  max_segments = config.max_segments_per_video
+
+  def prepare(example: dict[str, Any]) -> dict[str, Any]:
+    video_id = example["video_id"]
+    if isinstance(video_id, bytes):
+      video_id = video_id.decode()
+    return {
+        "video_id": video_id,
+        "bucket": int(example["bucket"]),
+        "features": _subsample(np.asarray(example["features"]), max_segments),
+    }
+
+  ds = grain.MapDataset.source(data_source)[process_index::process_count]
+  ds = ds.shuffle(seed=config.shuffle_seed).repeat().map(prepare)
+  ds = ds.to_iter_dataset()
+  if config.num_workers > 0:
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=config.num_workers))
+  return iter(ds)
+
+
+@dataclasses.dataclass
+class Window:
+  """One filled table on the host, with where it came from."""
+  table: SegmentTable          # numpy arrays
+  video_ids: list[str]         # window-local video number -> video id
+  start_state: dict[str, Any]  # Grain state that re-reads this window
+  num_videos_read: int         # videos taken from the stream, rest included
+
+
+class WindowReader:
+  """Fills `SegmentTable`s from a video stream, one window at a time.
+
+  A video that does not fit in the current window is kept for the next one,
+  so windows never split a video and re-reading from `start_state` is exact.
+  """
+
+  def __init__(self, stream: grain.DatasetIterator, capacity: int,
+               feature_dim: int, max_videos: int, dtype: np.dtype):
+    self._stream = stream
+    self._capacity = capacity
+    self._feature_dim = feature_dim
+    self._max_videos = max_videos
+    self._dtype = dtype
+    self._pending: tuple[dict[str, Any], dict[str, Any]] | None = None
+
+  def _next(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The next (state before it, video), the pending one first."""
+    if self._pending is not None:
+      item, self._pending = self._pending, None
+      return item
+    state = self._stream.get_state()
+    return state, next(self._stream)
+
+  def restore(self, start_state: dict[str, Any]) -> None:
+    """Positions the stream at the start of a saved window."""
+    self._pending = None
+    self._stream.set_state(start_state)
+
+  def read(self) -> Window:
+    """Reads videos until the table is full or `max_videos` were read."""
+    window_start, video = self._next()
+    state = window_start
+    features = np.zeros((self._capacity, self._feature_dim), self._dtype)
+    owner = np.full((self._capacity,), -1, np.int32)
+    buckets = np.full((self._capacity,), REST, np.int32)
+    video_ids: list[str] = []
+    filled = read = 0
+    while True:
+      rows = video["features"]
+      if video["bucket"] != REST:
+        if rows.ndim != 2 or rows.shape[1] != self._feature_dim:
+          raise ValueError(
+              f"video {video['video_id']!r} has features of shape {rows.shape}, "
+              f"expected [num_segments, {self._feature_dim}]")
+        if filled + len(rows) > self._capacity:
+          if filled == 0:
+            raise ValueError(
+                f"video {video['video_id']!r} has {len(rows)} segments, more "
+                f"than input.table_segments={self._capacity}")
+          self._pending = (state, video)
+          break
+        features[filled:filled + len(rows)] = rows
+        owner[filled:filled + len(rows)] = len(video_ids)
+        buckets[filled:filled + len(rows)] = video["bucket"]
+        filled += len(rows)
+        video_ids.append(video["video_id"])
+      read += 1
+      if read >= self._max_videos:
+        break
+      state, video = self._next()
+    return Window(_make_table(features, owner, buckets), video_ids,
+                  window_start, read)
+
+
+def _make_table(features: np.ndarray, owner: np.ndarray,
+                buckets: np.ndarray) -> SegmentTable:
+  short = np.flatnonzero((buckets == SHORT) & (owner >= 0)).astype(np.int32)
+  long_ = np.flatnonzero((buckets == LONG) & (owner >= 0)).astype(np.int32)
+  capacity = len(owner)
+
+  def pad(rows: np.ndarray) -> np.ndarray:
+    return np.pad(rows, (0, capacity - len(rows)))
+
+  return SegmentTable(features=features, video=owner, short_index=pad(short),
+                      long_index=pad(long_), num_short=np.int32(len(short)),
+                      num_long=np.int32(len(long_)))

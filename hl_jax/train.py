@@ -1,0 +1,283 @@
+"""Training loop of Less-is-More: one compiled step, checkpoints, evaluation.
+
+The train step is a pure function `(state, table) -> (state, metrics)`:
+it samples m groups of n (short, long) pairs from the resident segment table
+with `fold_in(state.rng, state.step)`, scores them with f, weights them with
+the per-group softmax of h (joint) or 1/n (Ranking-D), and applies the optax
+update. It is jitted once over the mesh with the state donated.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from typing import Any
+
+from absl import logging
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from hl_jax import checkpointing
+from hl_jax import corpus
+from hl_jax import evaluation
+from hl_jax import input_pipeline
+from hl_jax import losses
+from hl_jax import models
+from hl_jax import parallel
+from hl_jax import writers
+
+VARIANTS = ("joint", "ranking_d")
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a step changes; checkpointed whole.
+
+  Attributes:
+    step: [] int32, steps taken.
+    params: {"f": scorer params, "h": pair-weight params (joint only)}.
+    opt_state: optax state of `params`.
+    rng: [2] uint32 base key; step t uses fold_in(rng, t).
+    nonfinite_steps: [] int32, steps whose loss or gradient was not finite
+      (their update was not applied).
+    first_nonfinite_step: [] int32, the first such step, -1 if none.
+  """
+  step: jnp.ndarray
+  params: Any
+  opt_state: Any
+  rng: jnp.ndarray
+  nonfinite_steps: jnp.ndarray
+  first_nonfinite_step: jnp.ndarray
+
+
+def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  """One-line errors for bad configs, raised before anything compiles."""
+  if config.variant not in VARIANTS:
+    raise ValueError(f"variant={config.variant!r} is unknown; one of {VARIANTS}")
+  if config.train.group_size < 1:
+    raise ValueError(f"train.group_size={config.train.group_size} must be >= 1")
+  if config.train.num_groups < 1:
+    raise ValueError(f"train.num_groups={config.train.num_groups} must be >= 1")
+  if config.train.num_groups % num_devices:
+    raise ValueError(
+        f"train.num_groups={config.train.num_groups} is not divisible by the "
+        f"{num_devices} devices")
+  if config.train.on_nonfinite not in ("stop", "skip"):
+    raise ValueError(f"train.on_nonfinite={config.train.on_nonfinite!r} must be "
+                     "'stop' or 'skip'")
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """The optimizer named by `config.train.optimizer` (adamw or sgd)."""
+  train = config.train
+  if train.optimizer == "adamw":
+    return optax.adamw(train.learning_rate, weight_decay=train.weight_decay)
+  if train.optimizer == "sgd":
+    return optax.chain(optax.add_decayed_weights(train.weight_decay),
+                       optax.sgd(train.learning_rate, momentum=train.momentum))
+  raise ValueError(f"train.optimizer={train.optimizer!r} must be 'adamw' or 'sgd'")
+
+
+def init_state(config: ml_collections.ConfigDict, scorer: models.Scorer,
+               weigher: models.PairWeigher, tx: optax.GradientTransformation,
+               feature_dim: int) -> TrainState:
+  """A fresh state from `config.seed`."""
+  rng = jax.random.PRNGKey(config.seed)
+  key_f, key_h, key_run = jax.random.split(rng, 3)
+  x = jnp.zeros((1, feature_dim), jnp.float32)
+  params = {"f": scorer.init(key_f, x)["params"]}
+  if config.variant == "joint":
+    params["h"] = weigher.init(key_h, x, x)["params"]
+  return TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+                    rng=key_run, nonfinite_steps=jnp.int32(0),
+                    first_nonfinite_step=jnp.int32(-1))
+
+
+def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
+                    weigher: models.PairWeigher,
+                    tx: optax.GradientTransformation, mesh: jax.sharding.Mesh):
+  """The jitted `(state, table) -> (state, metrics)` step over `mesh`."""
+  m, n = config.train.num_groups, config.train.group_size
+  margin = config.train.margin
+  compute_dtype = jnp.dtype(config.model.dtype)
+  pairs_sharding = parallel.data_sharded(mesh)
+
+  def loss_fn(params, x_short, x_long, key):
+    key_s, key_l, key_h = jax.random.split(key, 3)
+    f_short = scorer.apply({"params": params["f"]}, x_short, train=True,
+                           rngs={"dropout": key_s})
+    f_long = scorer.apply({"params": params["f"]}, x_long, train=True,
+                          rngs={"dropout": key_l})
+    hinge = losses.pairwise_hinge(f_short, f_long, margin)
+    if config.variant == "joint":
+      logits = weigher.apply({"params": params["h"]}, x_short, x_long,
+                             train=True, rngs={"dropout": key_h})
+      weights = losses.group_softmax_weights(logits)
+    else:
+      weights = losses.uniform_weights(hinge.shape)
+    loss = jnp.mean(losses.weighted_group_loss(hinge, weights))
+    aux = {"loss": loss,
+           "hinge_unweighted": jnp.mean(hinge),
+           "pair_accuracy": jnp.mean((f_short > f_long).astype(jnp.float32)),
+           "max_weight": jnp.mean(jnp.max(weights, axis=-1))}
+    return loss, aux
+
+  def train_step(state: TrainState, table: input_pipeline.SegmentTable):
+    key = jax.random.fold_in(state.rng, state.step)
+    key_pairs, key_dropout = jax.random.split(key)
+    rows_short, rows_long = input_pipeline.sample_pairs(table, key_pairs, m, n)
+    rows_short = jax.lax.with_sharding_constraint(rows_short, pairs_sharding)
+    rows_long = jax.lax.with_sharding_constraint(rows_long, pairs_sharding)
+    x_short = table.features[rows_short].astype(compute_dtype)
+    x_long = table.features[rows_long].astype(compute_dtype)
+    grads, aux = jax.grad(loss_fn, has_aux=True)(
+        state.params, x_short, x_long, key_dropout)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    finite = jnp.isfinite(aux["loss"]) & jnp.all(jnp.stack(
+        [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+    keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(finite, new, old))
+    new_state = state.replace(
+        step=state.step + 1,
+        params=keep(params, state.params),
+        opt_state=keep(opt_state, state.opt_state),
+        nonfinite_steps=state.nonfinite_steps + (~finite).astype(jnp.int32),
+        first_nonfinite_step=jnp.where(
+            (state.first_nonfinite_step < 0) & ~finite, state.step,
+            state.first_nonfinite_step))
+    return new_state, aux
+
+  replicated = parallel.replicated(mesh)
+  return jax.jit(train_step, in_shardings=(replicated, replicated),
+                 out_shardings=(replicated, replicated), donate_argnums=0)
+
+
+class NonFiniteError(FloatingPointError):
+  """Training met a non-finite loss or gradient."""
+
+
+def _check_finite(state: TrainState, config: ml_collections.ConfigDict) -> int:
+  """Raises (on_nonfinite='stop') if any step since the start was non-finite."""
+  bad = int(state.nonfinite_steps)
+  if bad and config.train.on_nonfinite == "stop":
+    raise NonFiniteError(
+        f"non-finite loss or gradient at step {int(state.first_nonfinite_step)} "
+        f"({bad} such steps); its update was not applied and the last "
+        "checkpoint is intact. Set train.on_nonfinite='skip' to skip such steps.")
+  return bad
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains on the configured corpus, evaluates, and writes results to workdir.
+
+  Rerunning with the same workdir resumes from its newest checkpoint.
+
+  Returns:
+    The final results dict (also written to `<workdir>/results.json`).
+  """
+  mesh = parallel.make_mesh(jax.devices()[:config.num_devices or None])
+  validate_config(config, mesh.size)
+  is_chief = jax.process_index() == 0
+  writer = writers.create_writer(workdir, is_chief=is_chief)
+  data = corpus.load(config)
+  logging.info("Corpus %s: %d training videos, feature dim %d, %d eval videos",
+               data.name, len(data.train_source), data.feature_dim,
+               len(data.eval_videos))
+
+  scorer, weigher = models.build(config)
+  tx = make_optimizer(config)
+  replicated = parallel.replicated(mesh)
+  state = jax.device_put(
+      init_state(config, scorer, weigher, tx, data.feature_dim), replicated)
+  manager = checkpointing.make_manager(
+      workdir, max_to_keep=config.checkpoint.max_to_keep)
+  restored = checkpointing.restore_latest(
+      manager, checkpointing.abstract_like(state))
+
+  feeder = corpus.TableFeeder(config, data, mesh)
+  if restored is not None:
+    state, input_state = restored
+    feeder.restore(input_state)
+  window = feeder.current_table()
+  train_step = make_train_step(config, scorer, weigher, tx, mesh)
+
+  num_steps = config.train.num_steps
+  step = int(state.step)
+  if step == 0:
+    writer.write_hparams(config.to_dict())
+  pairs_per_step = config.train.num_groups * config.train.group_size
+  logging.info("Training steps %d..%d, %d pairs per step on %d devices",
+               step, num_steps, pairs_per_step, mesh.size)
+  interval_start, interval_steps, interval_metrics = time.time(), 0, []
+  while step < num_steps:
+    if feeder.should_refill(step):
+      window = feeder.refill()
+    state, aux = train_step(state, window)
+    step += 1
+    interval_steps += 1
+    interval_metrics.append(aux)
+    if step % config.train.sync_every == 0:
+      jax.block_until_ready(aux)  # Bounds queued steps (forced-CPU devices).
+    if step % config.train.log_every == 0 or step == num_steps:
+      _check_finite(state, config)
+      means = jax.tree.map(lambda *xs: float(np.mean(xs)), *interval_metrics)
+      elapsed = time.time() - interval_start
+      rate = interval_steps * pairs_per_step / elapsed
+      eta = (num_steps - step) * elapsed / interval_steps
+      means.update(pairs_per_second=rate, steps_per_second=interval_steps / elapsed)
+      writer.write_scalars(step, {f"train/{k}": v for k, v in means.items()})
+      logging.info("step %d/%d loss %.4f pair_acc %.3f %.0f pairs/s ETA %.0fs",
+                   step, num_steps, means["loss"], means["pair_accuracy"], rate, eta)
+      interval_start, interval_steps, interval_metrics = time.time(), 0, []
+    if step % config.checkpoint.every_steps == 0 or step == num_steps:
+      _check_finite(state, config)
+      checkpointing.save(manager, step, state, feeder.input_state())
+    if config.eval.every_steps and step % config.eval.every_steps == 0 \
+        and step < num_steps:
+      _evaluate(config, data, scorer, state, writer, step)
+  manager.wait_until_finished()
+  results = _evaluate(config, data, scorer, state, writer, step)
+  results["nonfinite_steps_skipped"] = _check_finite(state, config)
+  if is_chief:
+    _write_results(workdir, config, results)
+  writer.flush()
+  return results
+
+
+def _evaluate(config, data, scorer, state, writer, step) -> dict:
+  """Evaluates f on the corpus's labelled split (if any)."""
+  score_fn = evaluation.make_score_fn(
+      scorer, jax.device_get(state.params["f"]), chunk=config.eval.chunk_segments)
+  results: dict[str, Any] = {"step": step}
+  if data.eval_videos:
+    scores = evaluation.score_videos(score_fn, [v.features for v in data.eval_videos])
+    model = evaluation.evaluate_labelled(data.eval_videos, scores)
+    random = evaluation.random_baseline(data.eval_videos, config.eval.random_seeds)
+    results["corpus"] = {"split": config.corpus.eval_split, "model": model,
+                         "random": random}
+    writer.write_scalars(step, {"eval/corpus_mAP": model["mAP"],
+                                "eval/corpus_random_mAP": random["mAP"],
+                                "eval/corpus_hit1": model["hit1"]})
+    logging.info("step %d corpus %s mAP %.2f (random %.2f)", step,
+                 config.corpus.eval_split, 100 * model["mAP"], 100 * random["mAP"])
+  return results
+
+
+def _write_results(workdir: str, config, results: dict) -> None:
+  """results.json for programs and results.md for people."""
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=1)
+  text = [f"# Results: variant {config.variant}, step {results['step']}", ""]
+  if "corpus" in results:
+    c = results["corpus"]
+    text.append(evaluation.markdown_table(
+        f"{config.corpus.config} corpus, split {c['split']}", c["model"], c["random"]))
+  with open(os.path.join(workdir, "results.md"), "w") as f:
+    f.write("\n".join(text))
+  print("\n".join(text))

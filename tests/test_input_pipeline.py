@@ -1,0 +1,119 @@
+"""The segment table, windows and in-step pair sampling."""
+
+import jax
+import ml_collections
+import numpy as np
+from absl.testing import absltest
+
+from hl_jax import input_pipeline
+
+SHORT, LONG, REST = input_pipeline.SHORT, input_pipeline.LONG, input_pipeline.REST
+
+
+def fake_source(num_videos=30, dim=4, seed=0):
+  """Videos whose features encode (video number, bucket) so rows can be traced."""
+  rng = np.random.default_rng(seed)
+  videos = []
+  for i in range(num_videos):
+    bucket = [SHORT, LONG, REST][i % 3]
+    length = int(rng.integers(1, 6))
+    features = np.zeros((length, dim), np.float32)
+    features[:, 0] = i
+    features[:, 1] = bucket
+    features[:, 2] = np.arange(length)
+    videos.append({"video_id": f"v{i:03d}", "bucket": bucket, "features": features})
+  return videos
+
+
+def input_config(**overrides):
+  config = ml_collections.ConfigDict({
+      "max_segments_per_video": 64, "shuffle_seed": 0, "num_workers": 0})
+  config.update(overrides)
+  return config
+
+
+def reader_for(source, capacity, max_videos, config=None):
+  stream = input_pipeline.make_video_stream(source, config or input_config())
+  return input_pipeline.WindowReader(stream, capacity, 4, max_videos, np.float32)
+
+
+class InputPipelineTest(absltest.TestCase):
+
+  def test_whole_corpus_table(self):
+    source = fake_source()
+    window = reader_for(source, 1000, len(source)).read()
+    table = window.table
+    expected_short = sum(len(v["features"]) for v in source if v["bucket"] == SHORT)
+    expected_long = sum(len(v["features"]) for v in source if v["bucket"] == LONG)
+    self.assertEqual(int(table.num_short), expected_short)
+    self.assertEqual(int(table.num_long), expected_long)
+    self.assertEqual(window.num_videos_read, len(source))
+    short_rows = table.short_index[:table.num_short]
+    np.testing.assert_array_equal(table.features[short_rows, 1], SHORT)
+    np.testing.assert_array_equal(table.features[table.long_index[:table.num_long], 1], LONG)
+    # No rest-bucket video enters the table.
+    self.assertNotIn(REST, set(table.features[table.video >= 0, 1].tolist()))
+
+  def test_sampled_pairs_are_short_long_and_deterministic(self):
+    table = reader_for(fake_source(), 1000, 30).read().table
+    sample = jax.jit(input_pipeline.sample_pairs, static_argnums=(2, 3))
+    rows_s, rows_l = sample(table, jax.random.PRNGKey(7), 16, 8)
+    self.assertEqual(rows_s.shape, (16, 8))
+    np.testing.assert_array_equal(table.features[np.asarray(rows_s), 1], SHORT)
+    np.testing.assert_array_equal(table.features[np.asarray(rows_l), 1], LONG)
+    again_s, again_l = sample(table, jax.random.PRNGKey(7), 16, 8)
+    np.testing.assert_array_equal(rows_s, again_s)
+    np.testing.assert_array_equal(rows_l, again_l)
+    other_s, _ = sample(table, jax.random.PRNGKey(8), 16, 8)
+    self.assertFalse(np.array_equal(rows_s, other_s))
+    # Every short segment can be drawn.
+    many_s, _ = sample(table, jax.random.PRNGKey(0), 512, 8)
+    self.assertEqual(len(np.unique(np.asarray(many_s))), int(table.num_short))
+
+  def test_windows_never_split_videos_and_restore_exactly(self):
+    source = fake_source(num_videos=60)
+    reader = reader_for(source, 20, 60)
+    first = reader.read()
+    second = reader.read()
+    third = reader.read()
+    for window in (first, second, third):
+      used = window.table.video >= 0
+      self.assertLessEqual(int(used.sum()), 20)
+      # Each video's rows are complete: segment numbers 0..len-1.
+      for vid in np.unique(window.table.features[used, 0]):
+        segs = window.table.features[window.table.features[:, 0] == vid, 2]
+        segs = segs[window.table.video[window.table.features[:, 0] == vid] >= 0]
+        np.testing.assert_array_equal(np.sort(segs), np.arange(len(segs)))
+        self.assertEqual(len(segs), len(source[int(vid)]["features"]))
+    self.assertNotEqual(first.video_ids, second.video_ids)
+    # A fresh reader restored to the second window's start reads it again, then the third.
+    fresh = reader_for(source, 20, 60)
+    fresh.restore(second.start_state)
+    again = fresh.read()
+    self.assertEqual(again.video_ids, second.video_ids)
+    np.testing.assert_array_equal(again.table.features, second.table.features)
+    self.assertEqual(fresh.read().video_ids, third.video_ids)
+
+  def test_long_videos_are_subsampled_evenly(self):
+    source = [{"video_id": "long", "bucket": LONG,
+               "features": np.arange(400, dtype=np.float32).reshape(100, 4)}]
+    window = reader_for(source, 64, 1, input_config(max_segments_per_video=10)).read()
+    self.assertEqual(int(window.table.num_long), 10)
+    rows = window.table.features[:10, 0] / 4
+    np.testing.assert_array_equal(rows, np.linspace(0, 99, 10).round())
+
+  def test_video_larger_than_table_is_an_error(self):
+    source = [{"video_id": "huge", "bucket": SHORT,
+               "features": np.zeros((50, 4), np.float32)}]
+    with self.assertRaisesRegex(ValueError, "huge.*table_segments"):
+      reader_for(source, 10, 1).read()
+
+  def test_wrong_feature_dim_is_an_error(self):
+    source = [{"video_id": "narrow", "bucket": SHORT,
+               "features": np.zeros((2, 3), np.float32)}]
+    with self.assertRaisesRegex(ValueError, "narrow"):
+      reader_for(source, 10, 1).read()
+
+
+if __name__ == "__main__":
+  absltest.main()
