@@ -1,0 +1,1 @@
+"""TVSum TFDS builder (see tvsum_dataset_builder.py)."""

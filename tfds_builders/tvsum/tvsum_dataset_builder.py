@@ -1,0 +1,100 @@
+"""TVSum (Song et al., CVPR 2015) with UMT's per-2-second-shot features.
+
+Build it (no TensorFlow needed, so not with `tfds build`, which imports it):
+
+  python -c "
+  import tensorflow_datasets as tfds
+  from tfds_builders.tvsum import tvsum_dataset_builder as b
+  b.Builder(config='i3d_rgb', data_dir='~/tensorflow_datasets',
+            file_format='array_record').download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir='../shared/data/tvsum'))"
+
+With TensorFlow installed, `tfds build tfds_builders/tvsum --manual_dir=...
+--config=i3d_rgb --file_format=array_record` does the same.
+`hl_jax.benchmarks.load_benchmark` builds it on first use.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Iterator
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from tfds_builders import umt_release
+
+ANNOTATIONS = "labels/umt_tvsum_anno.json"
+SPLITS = "splits/umt_tvsum_splits.json"
+NUM_ANNOTATORS = 20
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+  """TVSum: 20 annotators' 1..5 scores per 2-second shot, 10 categories."""
+
+  name = "tvsum"
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "UMT annotations, standard 4/1 per-category split, float16 features."}
+  BUILDER_CONFIGS = list(umt_release.FEATURE_SETS)
+  DEFAULT_CONFIG_NAME = "i3d_rgb"
+  MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
+  Point manual_dir at a folder laid out like ../shared/data/tvsum:
+    {ANNOTATIONS}   (UMT's tvsum_anno.json)
+    {SPLITS}    ({{category: {{train: [ids], val: [ids]}}}})
+    {umt_release.FEATURES_DIR}/{{i3d_rgb,i3d_flow,pann_audio}}/<video_id>.npz  (key 'features')
+  See README.md for where these files come from.
+  """
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict({
+            "video_id": tfds.features.Text(),
+            "category": tfds.features.Text(),
+            "title": tfds.features.Text(),
+            "fps": tfds.features.Scalar(np.float32),
+            "frames": tfds.features.Scalar(np.int32),
+            "duration_s": tfds.features.Scalar(np.float32),
+            "scores": tfds.features.Tensor(shape=(None, NUM_ANNOTATORS), dtype=np.float32),
+            "features": tfds.features.Tensor(
+                shape=(None, self.builder_config.dim), dtype=np.float16,
+                encoding=tfds.features.Encoding.BYTES),
+        }),
+        homepage="https://github.com/yalesong/tvsum",
+    )
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    root = pathlib.Path(dl_manager.manual_dir)
+    anno = umt_release.load_json(root / ANNOTATIONS)
+    splits = umt_release.read_splits(root / SPLITS, set(anno))
+    umt_release.check_groups(splits, anno, "domain", root / ANNOTATIONS)
+    ids = {s: [v for group in splits.values() for v in group[s]] for s in ("train", "val")}
+    # Annotated videos outside the split (none in TVSum); split="all" adds them.
+    ids["other"] = sorted(set(anno) - set(ids["train"]) - set(ids["val"]))
+    return {s: self._generate_examples(root, anno, vids) for s, vids in ids.items() if vids}
+
+  def _generate_examples(self, root: pathlib.Path, anno: dict,
+                         video_ids: list[str]) -> Iterator[tuple[str, dict]]:
+    for vid in video_ids:
+      yield vid, self._example(root, vid, anno[vid])
+
+  def _example(self, root: pathlib.Path, vid: str, entry: dict) -> dict:
+    source = root / ANNOTATIONS
+    fps = float(umt_release.field(entry, vid, "fps", source))
+    frames = int(umt_release.field(entry, vid, "frames", source))
+    scores = umt_release.array_field(entry, vid, "anno", source, np.float32)
+    if scores.ndim != 2 or scores.shape[1] != NUM_ANNOTATORS or not len(scores):
+      raise ValueError(f"video {vid}: 'anno' in {source} has shape {scores.shape}, "
+                       f"expected [T, {NUM_ANNOTATORS}]")
+    if not np.isfinite(scores).all():
+      raise ValueError(f"video {vid}: 'anno' in {source} holds NaN/Inf")
+    kinds = self.builder_config.kinds
+    return {
+        "video_id": vid,
+        "category": str(umt_release.field(entry, vid, "domain", source)),
+        "title": str(umt_release.field(entry, vid, "title", source)),
+        "fps": fps,
+        "frames": frames,
+        "duration_s": frames / fps,
+        "scores": scores,
+        "features": umt_release.load_features(root, kinds, vid, len(scores)),
+    }

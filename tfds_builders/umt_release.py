@@ -1,0 +1,197 @@
+"""Reading the UMT data release shared by the YouTube Highlights and TVSum builders.
+
+Both builders read a `manual_dir` laid out like ../shared/data/<name>/:
+
+  labels/<annotation>.json            {video_id: {...}} (UMT's *_anno.json)
+  splits/<splits>.json                {group: {"train": [ids], "val": [ids]}}
+  features_umt_f16/<kind>/<vid>.npz   key "features", [T, dim] (or <vid>.npy)
+
+Feature kinds are I3D RGB (1024-d), I3D optical flow (1024-d) and PANN audio
+(2048-d), one row per clip; a feature set concatenates kinds clip by clip.
+Every check raises an error that names the file, video or key at fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Any
+
+from absl import logging
+import numpy as np
+import tensorflow_datasets as tfds
+
+FEATURES_DIR = "features_umt_f16"
+KIND_DIMS = {"i3d_rgb": 1024, "i3d_flow": 1024, "pann_audio": 2048}
+
+
+@dataclasses.dataclass(eq=False)
+class FeatureSetConfig(tfds.core.BuilderConfig):
+  """A feature set: the kinds concatenated per clip, in this order."""
+  kinds: tuple[str, ...] = ()
+
+  @property
+  def dim(self) -> int:
+    return sum(KIND_DIMS[k] for k in self.kinds)
+
+
+FEATURE_SETS = (
+    FeatureSetConfig(
+        name="i3d_rgb", kinds=("i3d_rgb",),
+        description="I3D RGB features, 1024-d per clip."),
+    FeatureSetConfig(
+        name="i3d_rgb_flow", kinds=("i3d_rgb", "i3d_flow"),
+        description="I3D RGB and optical flow concatenated, 2048-d per clip."),
+    FeatureSetConfig(
+        name="i3d_rgb_flow_audio", kinds=("i3d_rgb", "i3d_flow", "pann_audio"),
+        description="I3D RGB, flow and PANN audio concatenated, 4096-d per clip."),
+)
+
+
+def load_json(path: pathlib.Path) -> Any:
+  """Parses a JSON file; a missing or malformed file raises naming the path."""
+  if not path.is_file():
+    raise FileNotFoundError(f"{path} not found in the manual_dir")
+  try:
+    return json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise ValueError(f"malformed JSON in {path}: {e}") from e
+
+
+def field(anno: dict[str, Any], video_id: str, key: str, source: pathlib.Path) -> Any:
+  """`anno[key]`, or a KeyError that names the video, the key and the file."""
+  try:
+    return anno[key]
+  except (KeyError, TypeError):
+    raise KeyError(f"video {video_id}: no key {key!r} in {source}") from None
+
+
+def array_field(anno: dict[str, Any], video_id: str, key: str, source: pathlib.Path,
+                dtype: type) -> np.ndarray:
+  """`anno[key]` as an array; a missing key or ragged list raises naming the video."""
+  value = field(anno, video_id, key, source)
+  try:
+    return np.asarray(value, dtype)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"video {video_id}: {key!r} in {source} is not a regular "
+                     f"{dtype.__name__} array: {e}") from e
+
+
+def read_splits(path: pathlib.Path, annotated: set[str]) -> dict[str, dict[str, list[str]]]:
+  """Reads {group: {"train": ids, "val": ids}}, dropping ids without annotations.
+
+  UMT drops split ids that its annotation file lacks (27 of 419 in YouTube
+  Highlights); the count is logged, never dropped silently.
+
+  Args:
+    path: the split JSON.
+    annotated: video ids with annotations.
+
+  Returns:
+    {group: {"train": [ids], "val": [ids]}}, annotated ids only.
+  """
+  raw = load_json(path)
+  splits, seen, dropped = {}, {}, []
+  for group, by_split in sorted(raw.items()):
+    splits[group] = {}
+    for split in ("train", "val"):
+      ids = by_split.get(split) if isinstance(by_split, dict) else None
+      if not isinstance(ids, list):
+        raise ValueError(f"{path}: group {group!r} has no list {split!r}")
+      for vid in ids:
+        if vid in seen:
+          raise ValueError(f"{path}: video {vid} listed twice ({seen[vid]}, {group}/{split})")
+        seen[vid] = f"{group}/{split}"
+      dropped += [v for v in ids if v not in annotated]
+      splits[group][split] = [v for v in ids if v in annotated]
+  if dropped:
+    logging.warning("%s: %d split video ids have no annotation and are skipped "
+                    "(as UMT does), e.g. %s", path, len(dropped), sorted(dropped)[:5])
+  return splits
+
+
+def feature_file(root: pathlib.Path, kind: str, video_id: str) -> pathlib.Path | None:
+  """The feature file of one video and kind (.npz preferred over .npy), or None."""
+  for suffix in (".npz", ".npy"):
+    path = root / FEATURES_DIR / kind / f"{video_id}{suffix}"
+    if path.is_file():
+      return path
+  return None
+
+
+def has_any_features(root: pathlib.Path, video_id: str) -> bool:
+  """Whether the release has a feature file of any kind for this video."""
+  return any(feature_file(root, kind, video_id) for kind in KIND_DIMS)
+
+
+def load_kind(root: pathlib.Path, kind: str, video_id: str) -> np.ndarray:
+  """Loads one feature kind of one video, checked.
+
+  Returns:
+    [T, KIND_DIMS[kind]] float16, all finite.
+  """
+  path = feature_file(root, kind, video_id)
+  if path is None:
+    raise FileNotFoundError(
+        f"video {video_id}: no {kind} features "
+        f"({root / FEATURES_DIR / kind / video_id}.npz or .npy)")
+  if path.suffix == ".npz":
+    with np.load(path) as data:
+      if "features" not in data:
+        raise KeyError(f"{path}: no key 'features' (keys: {sorted(data.keys())})")
+      array = data["features"]
+  else:
+    array = np.load(path)
+  if array.ndim != 2 or array.shape[1] != KIND_DIMS[kind]:
+    raise ValueError(f"{path}: video {video_id} {kind} features have shape "
+                     f"{array.shape}, expected [T, {KIND_DIMS[kind]}]")
+  # The staged release is float16 already; wider sources are cast, and a value
+  # that overflows float16 becomes inf and is caught below.
+  with np.errstate(over="ignore"):
+    array = array.astype(np.float16)
+  if not np.isfinite(array).all():
+    bad = np.argwhere(~np.isfinite(array))[0]
+    raise ValueError(f"{path}: video {video_id} {kind} features hold NaN/Inf "
+                     f"(first at row {bad[0]}, column {bad[1]})")
+  return array
+
+
+def load_features(root: pathlib.Path, kinds: tuple[str, ...], video_id: str,
+                  num_clips: int) -> np.ndarray:
+  """Loads and concatenates the feature kinds of one video, aligned to its labels.
+
+  A kind with exactly one row more than the labels (one TVSum audio file) is
+  truncated to the label length and logged; any other mismatch raises.
+
+  Args:
+    root: the manual_dir.
+    kinds: feature kinds to concatenate, in order.
+    video_id: the video.
+    num_clips: number of label rows T.
+
+  Returns:
+    [T, sum of the kinds' dims] float16.
+  """
+  parts = []
+  for kind in kinds:
+    array = load_kind(root, kind, video_id)
+    if len(array) == num_clips + 1:
+      logging.warning("video %s: %s features have %d rows, labels %d; dropping the "
+                      "last row", video_id, kind, len(array), num_clips)
+      array = array[:num_clips]
+    elif len(array) != num_clips:
+      raise ValueError(f"video {video_id}: {kind} features have {len(array)} rows "
+                       f"but the labels have {num_clips} clips")
+    parts.append(array)
+  return np.concatenate(parts, axis=1)
+
+
+def check_groups(splits: dict[str, dict[str, list[str]]], anno: dict[str, Any],
+                 key: str, source: pathlib.Path) -> None:
+  """Raises if a split lists a video under a group its annotation disagrees with."""
+  for group, by_split in splits.items():
+    for vid in by_split["train"] + by_split["val"]:
+      if field(anno[vid], vid, key, source) != group:
+        raise ValueError(f"video {vid}: {key} {anno[vid][key]!r} in {source} but the "
+                         f"split lists it under {group!r}")
