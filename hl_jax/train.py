@@ -210,7 +210,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   num_steps = config.train.num_steps
   step = int(state.step)
   if step == 0:
-    writer.write_hparams(config.to_dict())
+    writer.write_hparams(writers.flatten(config.to_dict()))
   pairs_per_step = config.train.num_groups * config.train.group_size
   logging.info("Training steps %d..%d, %d pairs per step on %d devices",
                step, num_steps, pairs_per_step, mesh.size)

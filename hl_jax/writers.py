@@ -1,20 +1,42 @@
 """clu metric writers that need no TensorFlow: TensorBoard events and JSON lines.
 
-clu's own SummaryWriter imports TensorFlow; these two implement the same
-`MetricWriter` interface with tensorboardX and plain JSON, so training code
-only ever talks to clu.
+clu's own SummaryWriter imports TensorFlow, and `clu.metric_writers` imports it
+eagerly. Without TensorFlow installed we register a stand-in for that one
+module (its SummaryWriter raises if used) before importing clu, and write
+TensorBoard events with tensorboardX instead; everything else is clu's.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 import time
+import types
 from typing import Any, Mapping
 
-from clu import metric_writers
 import numpy as np
 import tensorboardX
+
+
+def _import_clu_metric_writers() -> types.ModuleType:
+  name = "clu.metric_writers.summary_writer"
+  if importlib.util.find_spec("tensorflow") is None and name not in sys.modules:
+    stand_in = types.ModuleType(name)
+
+    class SummaryWriter:  # pylint: disable=too-few-public-methods
+      def __init__(self, *args, **kwargs):
+        raise ImportError("clu's SummaryWriter needs TensorFlow; use "
+                          "hl_jax.writers.TensorboardWriter")
+
+    stand_in.SummaryWriter = SummaryWriter
+    sys.modules[name] = stand_in
+  from clu import metric_writers as module  # pylint: disable=g-import-not-at-top
+  return module
+
+
+metric_writers = _import_clu_metric_writers()
 
 
 class JsonlWriter(metric_writers.MetricWriter):
@@ -100,6 +122,18 @@ class TensorboardWriter(metric_writers.MetricWriter):
 
   def close(self):
     self._writer.close()
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  """{"a": {"b": 1}} -> {"a.b": 1}; sequences become strings."""
+  flat: dict[str, Any] = {}
+  for key, value in tree.items():
+    if isinstance(value, Mapping):
+      flat.update(flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) \
+          else str(value)
+  return flat
 
 
 def _jsonable(value: Any) -> Any:
