@@ -1,0 +1,243 @@
+"""Readers for the file-backed duration corpora: a user manifest, YouTube Highlights.
+
+Both produce `VideoRecord`s (id, domain, duration, feature files) that are
+validated before anything is written, and `load_features` reads one video's
+features with checks that name the video and the file on failure.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import pathlib
+from typing import Any
+
+import numpy as np
+
+MANIFEST_NAMES = ('manifest.csv', 'manifest.jsonl')
+REQUIRED_COLUMNS = ('video_id', 'duration_s', 'feature_path')
+DEFAULT_DOMAIN = 'all'
+NPZ_KEY = 'features'
+
+YTH_ANNOTATIONS = 'labels/umt_youtube_anno.json'
+YTH_SPLITS = 'splits/umt_youtube_splits.json'
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoRecord:
+  """One video of a file-backed corpus.
+
+  Attributes:
+    video_id: unique id.
+    domain: domain name.
+    duration_s: duration in seconds, finite and > 0.
+    feature_paths: files whose [T, D_i] arrays are concatenated per row.
+    where: where the record came from, for error messages.
+  """
+  video_id: str
+  domain: str
+  duration_s: float
+  feature_paths: tuple[pathlib.Path, ...]
+  where: str
+
+
+def find_manifest(manual_dir: pathlib.Path) -> pathlib.Path:
+  """The manifest.csv or manifest.jsonl inside `manual_dir` (exactly one)."""
+  found = [manual_dir / n for n in MANIFEST_NAMES if (manual_dir / n).is_file()]
+  if not found:
+    raise FileNotFoundError(
+        f'no manifest in {manual_dir}: expected one of {", ".join(MANIFEST_NAMES)} '
+        f'with columns {", ".join(REQUIRED_COLUMNS)} and optional domain')
+  if len(found) > 1:
+    raise ValueError(f'both {found[0]} and {found[1]} exist; keep only one')
+  return found[0]
+
+
+def _csv_rows(path: pathlib.Path):
+  """Yields (line number, row dict) of a CSV manifest, checking the shape."""
+  with open(path, newline='', encoding='utf-8') as f:
+    reader = csv.DictReader(f)
+    header = reader.fieldnames or []
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+      raise ValueError(f'{path} line 1: header {header} lacks column(s) {missing}')
+    try:
+      for row in reader:
+        if None in row or None in row.values():
+          raise ValueError(
+              f'{path} line {reader.line_num}: malformed row, expected '
+              f'{len(header)} fields ({", ".join(header)})')
+        yield reader.line_num, row
+    except csv.Error as e:
+      raise ValueError(f'{path} line {reader.line_num}: malformed CSV ({e})') from e
+
+
+def _jsonl_rows(path: pathlib.Path):
+  """Yields (line number, object) of a JSONL manifest, skipping blank lines."""
+  with open(path, encoding='utf-8') as f:
+    for line_num, line in enumerate(f, start=1):
+      if not line.strip():
+        continue
+      try:
+        row = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise ValueError(f'{path} line {line_num}: malformed JSON ({e.msg})') from e
+      if not isinstance(row, dict):
+        raise ValueError(f'{path} line {line_num}: expected a JSON object')
+      yield line_num, row
+
+
+def parse_duration(value: Any, where: str) -> float:
+  """A duration in seconds: a finite number > 0, else an error naming `where`."""
+  if value is None or (isinstance(value, str) and not value.strip()):
+    raise ValueError(f'{where}: duration_s is missing')
+  if isinstance(value, bool):
+    raise ValueError(f'{where}: duration_s {value!r} is not a number')
+  try:
+    duration = float(value)
+  except (TypeError, ValueError):
+    raise ValueError(f'{where}: duration_s {value!r} is not a number') from None
+  if not math.isfinite(duration) or duration <= 0:
+    raise ValueError(f'{where}: duration_s {value!r} must be a finite number > 0')
+  return duration
+
+
+def read_manifest(manual_dir: os.PathLike[str] | str) -> list[VideoRecord]:
+  """Parses and validates the manifest of `manual_dir` (files not opened yet).
+
+  Args:
+    manual_dir: folder with manifest.csv or manifest.jsonl; relative
+      feature_path values are relative to it.
+
+  Returns:
+    One record per manifest row, in file order.
+  """
+  manual_dir = pathlib.Path(manual_dir)
+  path = find_manifest(manual_dir)
+  rows = _csv_rows(path) if path.suffix == '.csv' else _jsonl_rows(path)
+  records, first_seen = [], {}
+  for line_num, row in rows:
+    where = f'{path} line {line_num}'
+    video_id = str(row.get('video_id') or '').strip()
+    if not video_id:
+      raise ValueError(f'{where}: video_id is missing')
+    where = f'{where} (video {video_id})'
+    if video_id in first_seen:
+      raise ValueError(f'{where}: duplicate video_id, first at line '
+                       f'{first_seen[video_id]}')
+    first_seen[video_id] = line_num
+    duration = parse_duration(row.get('duration_s'), where)
+    feature_path = str(row.get('feature_path') or '').strip()
+    if not feature_path:
+      raise ValueError(f'{where}: feature_path is missing')
+    domain = str(row.get('domain') or '').strip() or DEFAULT_DOMAIN
+    records.append(VideoRecord(video_id, domain, duration,
+                               (manual_dir / feature_path,), where))
+  if not records:
+    raise ValueError(f'{path} lists no videos')
+  return records
+
+
+def _load_array(path: pathlib.Path, where: str) -> np.ndarray:
+  """The array of one .npy file, or key `features` of one .npz file."""
+  if not path.is_file():
+    raise FileNotFoundError(f'{where}: feature file {path} not found')
+  if path.suffix == '.npy':
+    return np.load(path, allow_pickle=False)
+  if path.suffix == '.npz':
+    with np.load(path, allow_pickle=False) as z:
+      if NPZ_KEY not in z.files:
+        raise ValueError(f'{where}: {path} has no key {NPZ_KEY!r} '
+                         f'(keys: {", ".join(z.files)})')
+      return z[NPZ_KEY]
+  raise ValueError(f'{where}: feature file {path} must be .npy or .npz')
+
+
+def load_features(record: VideoRecord, feature_dim: int) -> np.ndarray:
+  """Loads, checks and concatenates (per row) the feature files of one video.
+
+  Args:
+    record: the video.
+    feature_dim: expected total width D.
+
+  Returns:
+    [T, D] float32 features, T > 0, all finite.
+  """
+  parts = []
+  for path in record.feature_paths:
+    a = _load_array(path, record.where)
+    if a.ndim != 2:
+      raise ValueError(f'{record.where}: {path} has shape {a.shape}, expected [T, D]')
+    if a.shape[0] == 0:
+      raise ValueError(f'{record.where}: {path} has zero segments')
+    if parts and a.shape[0] != parts[0].shape[0]:
+      raise ValueError(f'{record.where}: {path} has {a.shape[0]} rows but '
+                       f'{record.feature_paths[0]} has {parts[0].shape[0]}')
+    parts.append(a.astype(np.float32))
+  features = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+  if features.shape[1] != feature_dim:
+    raise ValueError(
+        f'{record.where}: features have dim {features.shape[1]} '
+        f'({", ".join(str(p) for p in record.feature_paths)}), config '
+        f'feature_dim is {feature_dim}')
+  bad = ~np.isfinite(features)
+  if bad.any():
+    rows = np.flatnonzero(bad.any(axis=1))
+    raise ValueError(f'{record.where}: {bad.sum()} NaN/Inf values in '
+                     f'{len(rows)} segment(s), first at row {rows[0]}')
+  return features
+
+
+def list_youtube_highlights(
+    manual_dir: os.PathLike[str] | str, feature_root: str,
+    feature_sets: tuple[str, ...],
+) -> tuple[list[VideoRecord], dict[str, list[str]]]:
+  """The TRAIN-split videos of YouTube Highlights that have all feature sets.
+
+  Layout (as in the UMT release): labels/umt_youtube_anno.json gives domain,
+  fps and frames per video; splits/umt_youtube_splits.json gives
+  {domain: {train: [...], val: [...]}}; <feature_root>/<set>/<vid>.npz holds
+  key `features`. duration_s = frames / fps. Val videos never enter, even if a
+  train list repeats one.
+
+  Args:
+    manual_dir: the dataset folder.
+    feature_root: folder of the feature sets, relative to manual_dir.
+    feature_sets: feature set folder names, concatenated in this order.
+
+  Returns:
+    (records sorted by domain then split order, skipped ids by reason).
+  """
+  manual_dir = pathlib.Path(manual_dir)
+  docs = []
+  for rel in (YTH_ANNOTATIONS, YTH_SPLITS):
+    if not (manual_dir / rel).is_file():
+      raise FileNotFoundError(f'{manual_dir / rel} not found: manual_dir must be '
+                              'laid out like the YouTube Highlights UMT release')
+    docs.append(json.loads((manual_dir / rel).read_text()))
+  anno, splits = docs
+  val_ids = {v for d in splits.values() for v in d.get('val', [])}
+  records, skipped = [], {'in_val_split': [], 'no_annotation': [],
+                          'no_features': []}
+  for domain in sorted(splits):
+    for vid in splits[domain].get('train', []):
+      paths = tuple(manual_dir / feature_root / s / f'{vid}.npz'
+                    for s in feature_sets)
+      if vid in val_ids:
+        skipped['in_val_split'].append(vid)
+      elif vid not in anno:
+        skipped['no_annotation'].append(vid)
+      elif not all(p.is_file() for p in paths):
+        skipped['no_features'].append(vid)
+      else:
+        where = f'{manual_dir / YTH_ANNOTATIONS} (video {vid})'
+        try:
+          duration = float(anno[vid]['frames']) / float(anno[vid]['fps'])
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+          raise ValueError(f'{where}: bad frames / fps ({e!r})') from e
+        duration = parse_duration(duration, where)
+        records.append(VideoRecord(vid, domain, duration, paths, where))
+  return records, skipped
