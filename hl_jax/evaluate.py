@@ -1,0 +1,177 @@
+r"""Scores a benchmark split: from a predictions file, a checkpoint or random scores.
+
+  python -m hl_jax.evaluate --benchmark=youtube_highlights --split=val \
+    --manual_dir=../shared/data/youtube_highlights --predictions=preds.jsonl \
+    --output=out/yth_val.json
+
+writes out/yth_val.json, out/yth_val.md (per-group table) and out/yth_val.png
+(bar chart). A predictions file holds one JSON object per line,
+{"video_id": str, "scores": [one float per clip]}, for every video of the split
+and no other. Instead of --predictions, --workdir scores the split with a
+trained checkpoint (hl_jax.predict) and --random_seeds=N averages N seeds of
+uniform random scores (the chance baseline: ~51% YouTube Highlights val, ~42%
+TVSum val).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Any, Mapping, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+from hl_jax import benchmarks
+
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+  # Defined only when run as a program, so that importing this module (tests,
+  # the trainer) cannot clash with flags of the same name such as --workdir.
+  flags.DEFINE_enum("benchmark", None, benchmarks.BENCHMARKS, "Benchmark to score.")
+  flags.DEFINE_enum("split", "val", benchmarks.SPLITS, "Split to score.")
+  flags.DEFINE_string("manual_dir", None,
+                      "Raw data (like ../shared/data/<benchmark>); needed to build the "
+                      "TFDS dataset the first time.")
+  flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's).")
+  flags.DEFINE_enum("feature_set", "i3d_rgb", benchmarks.FEATURE_SETS,
+                    "Builder config (features handed to --workdir's model).")
+  flags.DEFINE_string("predictions", None, "JSONL file of per-clip scores.")
+  flags.DEFINE_string("workdir", None, "Evaluate the checkpoint of this training workdir.")
+  flags.DEFINE_integer("random_seeds", 0, "Evaluate random scores averaged over N seeds.")
+  flags.DEFINE_string("output", None, "Report path (.json); .md and .png go next to it.")
+  flags.mark_flags_as_required(["benchmark", "output"])
+
+
+def read_predictions(path: str | os.PathLike[str],
+                     videos: Sequence[benchmarks.Video]) -> dict[str, np.ndarray]:
+  """Reads and checks a predictions file against the split's videos.
+
+  Args:
+    path: JSONL, one {"video_id": str, "scores": [float, ...]} per line (blank
+      lines are ignored).
+    videos: the split's videos.
+
+  Returns:
+    {video_id: [T] float64 scores} for every video.
+
+  Raises:
+    ValueError: naming the line and video, for a malformed line, a duplicate
+      or unknown video id, a wrong number of scores or a non-finite score, and
+      naming the missing ids when split videos have no line.
+  """
+  num_clips = {v.video_id: v.num_clips for v in videos}
+  scores, lines = {}, {}
+  with open(path) as f:
+    for n, line in enumerate(f, start=1):
+      if not line.strip():
+        continue
+      where = f"{path}, line {n}"
+      vid, values = _parse_line(line, where)
+      where += f" (video {vid})"
+      if vid in lines:
+        raise ValueError(f"{where}: already given on line {lines[vid]}")
+      if vid not in num_clips:
+        raise ValueError(f"{where}: unknown video id, not one of the split's "
+                         f"{len(num_clips)} videos")
+      if len(values) != num_clips[vid]:
+        raise ValueError(f"{where}: {len(values)} scores but the video has "
+                         f"{num_clips[vid]} clips")
+      if not np.isfinite(values).all():
+        raise ValueError(f"{where}: non-finite score at clip "
+                         f"{int(np.argmin(np.isfinite(values)))}")
+      scores[vid], lines[vid] = values, n
+  missing = sorted(set(num_clips) - set(scores))
+  if missing:
+    raise ValueError(f"{path}: no predictions for {len(missing)} of the split's "
+                     f"{len(num_clips)} videos: {missing[:10]}")
+  return scores
+
+
+def _parse_line(line: str, where: str) -> tuple[str, np.ndarray]:
+  """Parses one prediction line into (video_id, [T] float64 scores)."""
+  try:
+    record = json.loads(line)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{where}: not valid JSON ({e})") from e
+  if not isinstance(record, dict) or not isinstance(record.get("video_id"), str):
+    raise ValueError(f'{where}: expected {{"video_id": str, "scores": [float, ...]}}')
+  values = record.get("scores")
+  if not isinstance(values, list) or not all(
+      isinstance(x, (int, float)) and not isinstance(x, bool) for x in values):
+    raise ValueError(f"{where} (video {record['video_id']}): 'scores' must be a list of numbers")
+  return record["video_id"], np.asarray(values, np.float64)
+
+
+def write_predictions(path: str | os.PathLike[str], scores: Mapping[str, Any]) -> None:
+  """Writes {video_id: [T] scores} in the format `read_predictions` reads."""
+  with open(path, "w") as f:
+    for vid, values in scores.items():
+      f.write(json.dumps({"video_id": vid, "scores": np.asarray(values).tolist()}) + "\n")
+
+
+def scores_from_workdir(workdir: str, videos: Sequence[benchmarks.Video]) -> dict[str, np.ndarray]:
+  """Scores the videos with the checkpoint in `workdir` (hl_jax.predict)."""
+  from hl_jax import predict  # pylint: disable=g-import-not-at-top  # pulls in jax, the model
+  return predict.scores_from_workdir(workdir, videos)
+
+
+def run(benchmark: str, split: str, output: str | os.PathLike[str], *,
+        manual_dir: str | None = None, data_dir: str | None = None,
+        feature_set: str = "i3d_rgb", predictions: str | None = None,
+        workdir: str | None = None, random_seeds: int = 0) -> dict[str, Any]:
+  """Evaluates one source of scores and writes the report; see the module doc.
+
+  Exactly one of `predictions`, `workdir` and `random_seeds` (> 0) is given.
+
+  Returns:
+    The result written to `output` (see `benchmarks.evaluate_scores`), plus
+    "source" and "feature_set".
+  """
+  sources = {"predictions": predictions, "workdir": workdir,
+             "random_seeds": random_seeds or None}
+  given = [k for k, v in sources.items() if v is not None]
+  if len(given) != 1:
+    raise app.UsageError("give exactly one of --predictions, --workdir and "
+                         f"--random_seeds=N (N > 0); got {given or 'none'}")
+  videos = benchmarks.load_benchmark(benchmark, split, manual_dir=manual_dir,
+                                     data_dir=data_dir, feature_set=feature_set)
+  if not videos:
+    raise ValueError(f"{benchmark} split {split!r} has no videos")
+  if random_seeds:
+    result = benchmarks.random_baseline(benchmark, split, videos, random_seeds)
+  else:
+    scores = (read_predictions(predictions, videos) if predictions
+              else scores_from_workdir(workdir, videos))
+    result = benchmarks.evaluate_scores(benchmark, split, videos, scores)
+  result["source"] = {given[0]: sources[given[0]]}
+  result["feature_set"] = feature_set
+  paths = benchmarks.write_report(result, output)
+  logging.info("%s %s: mAP %.2f%%, HIT@1 %.2f%% over %d videos; wrote %s",
+               benchmark, split, 100 * result["mAP"], 100 * result["hit1"],
+               result["num_videos"], ", ".join(str(p) for p in paths.values()))
+  return result
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  try:
+    run(FLAGS.benchmark, FLAGS.split, FLAGS.output, manual_dir=FLAGS.manual_dir,
+        data_dir=FLAGS.data_dir, feature_set=FLAGS.feature_set,
+        predictions=FLAGS.predictions, workdir=FLAGS.workdir,
+        random_seeds=FLAGS.random_seeds)
+  except (ValueError, KeyError, FileNotFoundError) as e:
+    # The message names the file, line and video; a traceback adds nothing.
+    raise SystemExit(f"hl_jax.evaluate: error: {e}") from e
+  print(pathlib.Path(FLAGS.output).with_suffix(".md").read_text())
+
+
+if __name__ == "__main__":
+  _define_flags()
+  app.run(main)
