@@ -182,81 +182,77 @@ def test_manifest_jsonl_absolute_paths(tmp_path):
   assert (int(train['x']['bucket']), int(train['y']['bucket'])) == (SHORT, LONG)
 
 
-def _npy(path: pathlib.Path, array) -> str:
-  np.save(path, np.asarray(array, np.float32))
-  return path.name
-
-
-def _bad_manifests(d: pathlib.Path) -> dict[str, tuple[str, str]]:
-  """Case name -> (manifest file name, content); feature files written in d."""
-  ok = _npy(d / 'ok.npy', np.zeros((3, 8)))
-  nan = np.zeros((3, 8))
-  nan[1, 2] = np.nan
-  inf = np.zeros((3, 8))
-  inf[2, 0] = np.inf
-  files = {'nan': _npy(d / 'nan.npy', nan), 'inf': _npy(d / 'inf.npy', inf),
-           'wide': _npy(d / 'wide.npy', np.zeros((3, 9))),
-           'empty': _npy(d / 'empty.npy', np.zeros((0, 8))),
-           'flat': _npy(d / 'flat.npy', np.zeros(8))}
+def _write_feature_files(d: pathlib.Path) -> None:
+  """The feature files that the bad manifests point at (D = 8)."""
+  nan, inf = np.zeros((3, 8)), np.zeros((3, 8))
+  nan[1, 2], inf[2, 0] = np.nan, np.inf
+  arrays = {'ok': np.zeros((3, 8)), 'nan': nan, 'inf': inf,
+            'wide': np.zeros((3, 9)), 'empty': np.zeros((0, 8)),
+            'flat': np.zeros(8)}
+  for name, array in arrays.items():
+    np.save(d / f'{name}.npy', array.astype(np.float32))
   np.savez(d / 'nokey.npz', feats=np.zeros((3, 8)))
-  head = 'video_id,duration_s,feature_path\n'
-  csv = lambda *lines: ('manifest.csv', head + ''.join(l + '\n' for l in lines))
-  return {
-      'header': ('manifest.csv', 'video_id,feature_path\na,ok.npy\n'),
-      'extra field': csv(f'a,10,{ok}', f'b,10,{ok},oops'),
-      'missing field': csv(f'a,10,{ok}', 'b,10'),
-      'bad json': ('manifest.jsonl', '{"video_id": "a", "duration_s": 3, '
-                   f'"feature_path": "{ok}"}}\n{{"video_id": "b",\n'),
-      'json list': ('manifest.jsonl', '[1, 2]\n'),
-      'no duration': csv(f'a,,{ok}'),
-      'no duration json': ('manifest.jsonl', f'{{"video_id": "a", "feature_path": "{ok}"}}\n'),
-      'negative duration': csv(f'a,-3,{ok}'),
-      'text duration': csv(f'a,ten,{ok}'),
-      'nan duration': csv(f'a,nan,{ok}'),
-      'no file': csv(f'a,10,{ok}', 'b,10,missing.npy'),
-      'wrong dim': csv(f'a,10,{files["wide"]}'),
-      'not 2-d': csv(f'a,10,{files["flat"]}'),
-      'zero segments': csv(f'a,10,{files["empty"]}'),
-      'nan features': csv(f'a,10,{files["nan"]}'),
-      'inf features': csv(f'a,10,{files["inf"]}'),
-      'npz key': csv('a,10,nokey.npz'),
-      'duplicate': csv(f'a,10,{ok}', f'b,20,{ok}', f'a,30,{ok}'),
-      'no video id': csv(f',10,{ok}'),
-      'empty': csv(),
-  }
 
 
-BAD_CASES = {  # case -> (exception type, regex the message must match)
-    'header': (ValueError, r'manifest.csv line 1: .*lacks column.*duration_s'),
-    'extra field': (ValueError, r'manifest.csv line 3: malformed row'),
-    'missing field': (ValueError, r'manifest.csv line 3: malformed row'),
-    'bad json': (ValueError, r'manifest.jsonl line 2: malformed JSON'),
-    'json list': (ValueError, r'manifest.jsonl line 1: expected a JSON object'),
-    'no duration': (ValueError, r'line 2 \(video a\): duration_s is missing'),
-    'no duration json': (ValueError, r'line 1 \(video a\): duration_s is missing'),
-    'negative duration': (ValueError, r'line 2 \(video a\): duration_s .-3. must be'),
-    'text duration': (ValueError, r"video a\): duration_s 'ten' is not a number"),
-    'nan duration': (ValueError, r'video a\): duration_s .nan. must be a finite'),
-    'no file': (FileNotFoundError, r'line 3 \(video b\): feature file .*missing.npy not found'),
-    'wrong dim': (ValueError, r'video a\): features have dim 9 .*wide.npy.*feature_dim is 8'),
-    'not 2-d': (ValueError, r'video a\): .*flat.npy has shape \(8,\)'),
-    'zero segments': (ValueError, r'video a\): .*empty.npy has zero segments'),
-    'nan features': (ValueError, r'video a\): 1 NaN/Inf values .*first at row 1'),
-    'inf features': (ValueError, r'video a\): 1 NaN/Inf values .*first at row 2'),
-    'npz key': (ValueError, r"video a\): .*nokey.npz has no key 'features' \(keys: feats\)"),
-    'duplicate': (ValueError, r'line 4 \(video a\): duplicate video_id, first at line 2'),
-    'no video id': (ValueError, r'line 2: video_id is missing'),
-    'empty': (ValueError, r'lists no videos'),
-}
+def _csv(*rows: str) -> tuple[str, str]:
+  return 'manifest.csv', 'video_id,duration_s,feature_path\n' + ''.join(
+      r + '\n' for r in rows)
 
 
-@pytest.mark.parametrize('case', sorted(BAD_CASES))
-def test_manifest_bad_inputs(tmp_path, case):
+def _jsonl(*lines: str) -> tuple[str, str]:
+  return 'manifest.jsonl', ''.join(line + '\n' for line in lines)
+
+
+_OK_JSON = '{"video_id": "a", "duration_s": 3, "feature_path": "ok.npy"}'
+BAD_MANIFESTS = [  # (manifest file, content), error, regex of the message
+    (('manifest.csv', 'video_id,feature_path\na,ok.npy\n'), ValueError,
+     r'manifest.csv line 1: .*lacks column.*duration_s', 'no column'),
+    (_csv('a,10,ok.npy', 'b,10,ok.npy,oops'), ValueError,
+     r'manifest.csv line 3: malformed row', 'extra field'),
+    (_csv('a,10,ok.npy', 'b,10'), ValueError,
+     r'manifest.csv line 3: malformed row', 'missing field'),
+    (_jsonl(_OK_JSON, '{"video_id": "b",'), ValueError,
+     r'manifest.jsonl line 2: malformed JSON', 'bad json'),
+    (_jsonl('[1, 2]'), ValueError,
+     r'manifest.jsonl line 1: expected a JSON object', 'json list'),
+    (_csv('a,,ok.npy'), ValueError,
+     r'line 2 \(video a\): duration_s is missing', 'no duration'),
+    (_jsonl('{"video_id": "a", "feature_path": "ok.npy"}'), ValueError,
+     r'line 1 \(video a\): duration_s is missing', 'no duration json'),
+    (_csv('a,-3,ok.npy'), ValueError,
+     r'line 2 \(video a\): duration_s .-3. must be', 'negative duration'),
+    (_csv('a,ten,ok.npy'), ValueError,
+     r"video a\): duration_s 'ten' is not a number", 'text duration'),
+    (_csv('a,nan,ok.npy'), ValueError,
+     r'video a\): duration_s .nan. must be a finite', 'nan duration'),
+    (_csv('a,10,ok.npy', 'b,10,missing.npy'), FileNotFoundError,
+     r'line 3 \(video b\): feature file .*missing.npy not found', 'no file'),
+    (_csv('a,10,wide.npy'), ValueError,
+     r'video a\): features have dim 9 .*wide.npy.*feature_dim is 8', 'wrong dim'),
+    (_csv('a,10,flat.npy'), ValueError,
+     r'video a\): .*flat.npy has shape \(8,\)', 'not 2-d'),
+    (_csv('a,10,empty.npy'), ValueError,
+     r'video a\): .*empty.npy has zero segments', 'zero segments'),
+    (_csv('a,10,nan.npy'), ValueError,
+     r'video a\): 1 NaN/Inf values .*first at row 1', 'nan features'),
+    (_csv('a,10,inf.npy'), ValueError,
+     r'video a\): 1 NaN/Inf values .*first at row 2', 'inf features'),
+    (_csv('a,10,nokey.npz'), ValueError,
+     r"video a\): .*nokey.npz has no key 'features' \(keys: feats\)", 'npz key'),
+    (_csv('a,10,ok.npy', 'b,20,ok.npy', 'a,30,ok.npy'), ValueError,
+     r'line 4 \(video a\): duplicate video_id, first at line 2', 'duplicate'),
+    (_csv(',10,ok.npy'), ValueError, r'line 2: video_id is missing', 'no video id'),
+    (_csv(), ValueError, r'lists no videos', 'no rows'),
+]
+
+
+@pytest.mark.parametrize('manifest,error,pattern', [
+    pytest.param(*case[:3], id=case[3]) for case in BAD_MANIFESTS])
+def test_manifest_bad_inputs(tmp_path, manifest, error, pattern):
   manual = tmp_path / 'manual'
   manual.mkdir()
-  name, content = _bad_manifests(manual)[case]
-  (manual / name).write_text(content)
-  error, pattern = BAD_CASES[case]
+  _write_feature_files(manual)
+  (manual / manifest[0]).write_text(manifest[1])
   with pytest.raises(error, match=pattern):
     dcb.get_builder(_manifest_config(), tmp_path / 'data', manual_dir=manual)
   _assert_nothing_complete(tmp_path / 'data')
@@ -340,7 +336,7 @@ def test_youtube_highlights_real_data(shared_data, tmp_path):
   counts = np.bincount([int(ex['bucket']) for ex in rgb.values()], minlength=3)
   assert dict(zip(synthetic.BUCKET_NAMES, counts)) == {
       'short': 76, 'long': 76, 'rest': 82}
-  for vid, ex in rgb.items():
+  for ex in rgb.values():
     assert ex['features'].shape == (len(ex['labels']), 1024)
     assert (ex['labels'] == -1).all()
   both = _examples(builders['youtube_highlights_rgb_flow'], 'train')

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from hl_jax import metrics
+from tfds_builders.duration_corpus import duration_corpus_dataset_builder
 from tfds_builders.duration_corpus import synthetic
 
 
@@ -98,8 +99,7 @@ def train_pairwise_linear(split: synthetic.Split, *, drop_junk: bool = False,
 
 def measure(config_name: str) -> dict[str, float]:
   """All baseline figures for a registered synthetic config."""
-  from tfds_builders.duration_corpus import duration_corpus_dataset_builder as dcb  # pylint: disable=g-import-not-at-top
-  config = dcb.Builder.builder_configs[config_name]
+  config = duration_corpus_dataset_builder.Builder.builder_configs[config_name]
   start = time.perf_counter()
   lat, splits = synthetic.generate(config.synthetic, config.feature_dim,
                                    config.short_max_s, config.long_min_s)
