@@ -92,16 +92,19 @@ def load_benchmark(benchmark: str, split: str, *,
   _check_choice("benchmark", benchmark, BENCHMARKS)
   _check_choice("split", split, SPLITS)
   _check_choice("feature_set", feature_set, FEATURE_SETS)
-  builder = _BUILDERS[benchmark](
-      config=feature_set, data_dir=None if data_dir is None else os.fspath(data_dir),
-      file_format="array_record")
+  if data_dir is not None:
+    data_dir = os.path.expanduser(os.fspath(data_dir))
+  if manual_dir is not None:
+    manual_dir = os.path.expanduser(os.fspath(manual_dir))
+  builder = _BUILDERS[benchmark](config=feature_set, data_dir=data_dir,
+                                 file_format="array_record")
   if not builder.is_prepared():
     if manual_dir is None or not pathlib.Path(manual_dir).is_dir():
       raise FileNotFoundError(
           f"{benchmark}/{feature_set} is not built in {builder.data_dir} and manual_dir "
           f"{manual_dir} is not a directory:{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=os.fspath(manual_dir)))
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   if split not in builder.info.splits and split != "all":
     return []  # e.g. "other" of TVSum, where every video is in the split
   group_key, label_key = ("domain", "match") if benchmark == "youtube_highlights" else (

@@ -1,16 +1,17 @@
 """YouTube Highlights (Sun, Farhadi, Seitz, ECCV 2014) with UMT's clip features.
 
-Build it (no TensorFlow needed, so not with `tfds build`, which imports it):
+Build it from the repo root, without TensorFlow (the `tfds build` CLI needs it):
 
   python -c "
   import tensorflow_datasets as tfds
   from tfds_builders.youtube_highlights import youtube_highlights_dataset_builder as b
-  b.Builder(config='i3d_rgb', data_dir='~/tensorflow_datasets',
-            file_format='array_record').download_and_prepare(
+  b.Builder(config='i3d_rgb', file_format='array_record').download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir='../shared/data/youtube_highlights'))"
 
-With TensorFlow installed, `tfds build tfds_builders/youtube_highlights
---manual_dir=... --config=i3d_rgb --file_format=array_record` does the same.
+With TensorFlow installed, `PYTHONPATH=. tfds build tfds_builders/youtube_highlights
+--manual_dir=... --config=i3d_rgb --file_format=array_record` should do the
+same (untested: this project runs without TensorFlow). Without data_dir, TFDS
+uses $TFDS_DATA_DIR or ~/tensorflow_datasets.
 `hl_jax.benchmarks.load_benchmark` builds it on first use.
 """
 
@@ -86,6 +87,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     source = root / ANNOTATIONS
     fps = float(umt_release.field(entry, vid, "fps", source))
     frames = int(umt_release.field(entry, vid, "frames", source))
+    if not fps > 0 or frames <= 0:
+      raise ValueError(f"video {vid}: fps {fps} and frames {frames} in {source} must be > 0")
     clips = umt_release.array_field(entry, vid, "clip", source, np.float64)
     match = umt_release.array_field(entry, vid, "match", source, np.float64)
     if clips.ndim != 2 or clips.shape[1] != 2 or len(clips) != len(match) or not len(match):
