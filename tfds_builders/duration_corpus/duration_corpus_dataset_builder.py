@@ -30,6 +30,7 @@ where TensorFlow is installed.)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 from absl import logging
@@ -243,9 +244,18 @@ def get_builder(config_name: str | DurationCorpusConfig,
   Returns:
     The prepared builder; read it with `builder.as_data_source(split)`.
   """
-  builder = Builder(config=config_name, data_dir=data_dir,
-                    file_format='array_record')
-  builder.download_and_prepare(
-      file_format='array_record',
-      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  make = functools.partial(Builder, config=config_name, data_dir=data_dir,
+                           file_format='array_record')
+  builder = make()
+  try:
+    builder.download_and_prepare(
+        file_format='array_record',
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  except FileExistsError:
+    # Processes that build the same data_dir at once (e.g. the hosts of one
+    # job) race to rename their finished copy into place; the loser reads the
+    # winner's, which is complete since the rename is atomic.
+    builder = make()
+    if not builder.is_prepared():
+      raise
   return builder

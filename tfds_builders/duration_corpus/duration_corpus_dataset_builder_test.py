@@ -140,6 +140,24 @@ def test_default_synthetic_builds(tmp_path):
   assert builder.as_data_source('train')[0]['features'].shape[1] == 128
 
 
+@pytest.mark.parametrize('other_process_finished', [True, False])
+def test_get_builder_loses_a_build_race(tmp_path, monkeypatch, other_process_finished):
+  """A concurrent build of the same data_dir that renamed its copy first."""
+  real = dcb.Builder.download_and_prepare
+
+  def racing(self, **kwargs):
+    if other_process_finished:
+      real(self, **kwargs)
+    raise FileExistsError('Destination 1.0.0 already exists.')
+
+  monkeypatch.setattr(dcb.Builder, 'download_and_prepare', racing)
+  if other_process_finished:
+    assert len(dcb.get_builder('synthetic_tiny', tmp_path).as_data_source('val')) == 12
+  else:
+    with pytest.raises(FileExistsError):
+      dcb.get_builder('synthetic_tiny', tmp_path)
+
+
 def test_domain_quantile_buckets():
   config = dcb.Builder.builder_configs['youtube_highlights']
   durations = np.array([10, 50, 30, 30, 90, 70, 20, 5.0])
