@@ -176,7 +176,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             'labels': tfds.features.Tensor(shape=(None,), dtype=np.int32),
         }),
         supervised_keys=None,
-        homepage='https://arxiv.org/abs/1903.00859',
+        homepage='http://vision.cs.utexas.edu/projects/highlights',
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
