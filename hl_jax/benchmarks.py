@@ -17,6 +17,7 @@ HIT@1 is averaged the same way (per group, then over groups).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import pathlib
@@ -96,15 +97,23 @@ def load_benchmark(benchmark: str, split: str, *,
     data_dir = os.path.expanduser(os.fspath(data_dir))
   if manual_dir is not None:
     manual_dir = os.path.expanduser(os.fspath(manual_dir))
-  builder = _BUILDERS[benchmark](config=feature_set, data_dir=data_dir,
-                                 file_format="array_record")
+  make = functools.partial(_BUILDERS[benchmark], config=feature_set, data_dir=data_dir,
+                           file_format="array_record")
+  builder = make()
   if not builder.is_prepared():
     if manual_dir is None or not pathlib.Path(manual_dir).is_dir():
       raise FileNotFoundError(
           f"{benchmark}/{feature_set} is not built in {builder.data_dir} and manual_dir "
           f"{manual_dir} is not a directory:{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    try:
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    except OSError:
+      # Processes building the same data_dir at once (the hosts of one job) race
+      # to rename their finished copy into place; the loser reads the winner's.
+      builder = make()
+      if not builder.is_prepared():
+        raise
   if split not in builder.info.splits and split != "all":
     return []  # e.g. "other" of TVSum, where every video is in the split
   group_key, label_key = ("domain", "match") if benchmark == "youtube_highlights" else (

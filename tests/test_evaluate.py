@@ -68,6 +68,26 @@ def test_load_benchmark_needs_manual_dir_until_built(tmp_path):
     benchmarks.load_benchmark("tvsum", "val", manual_dir=tmp_path / "nowhere", data_dir=tmp_path)
 
 
+def test_load_benchmark_loses_a_build_race(tmp_path, monkeypatch):
+  builder_cls = benchmarks.tvsum_dataset_builder.Builder
+  real_prepare = builder_cls.download_and_prepare
+
+  def prepare_then_lose(self, **kwargs):
+    real_prepare(self, **kwargs)  # another host's copy lands first ...
+    raise FileExistsError("rename of incomplete dir")  # ... and ours cannot
+
+  monkeypatch.setattr(builder_cls, "download_and_prepare", prepare_then_lose)
+  videos = benchmarks.load_benchmark("tvsum", "val", manual_dir=TVSUM_DUMMY, data_dir=tmp_path)
+  assert [v.video_id for v in videos] == ["dummyBK_val", "dummyVT_val"]
+
+  def fail(self, **kwargs):
+    raise OSError("disk full")
+
+  monkeypatch.setattr(builder_cls, "download_and_prepare", fail)
+  with pytest.raises(OSError, match="disk full"):
+    benchmarks.load_benchmark("tvsum", "val", manual_dir=TVSUM_DUMMY, data_dir=tmp_path / "b")
+
+
 def test_evaluate_scores_hand_computed():
   videos = [
       benchmarks.Video("a1", "a", np.zeros((3, 2)), np.array([1, -1, 0])),
