@@ -14,7 +14,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The base config; every other config derives from it."""
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.variant = "joint"  # joint | ranking_d
+  config.variant = "joint"  # joint | ranking_d | ranking_em
   config.num_devices = 0  # 0: all devices; N: the first N (tests, debugging).
 
   config.corpus = ml_collections.ConfigDict()
@@ -44,6 +44,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.group_size = 8  # ... of n pairs: m * n pairs per step.
   config.train.num_steps = 2000
   config.train.margin = 1.0
+  config.train.pair_loss = "hinge"  # hinge | logistic | softmax (rax).
   config.train.optimizer = "adamw"  # adamw | sgd
   config.train.learning_rate = 1e-3
   config.train.momentum = 0.9  # sgd only.
@@ -51,6 +52,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.on_nonfinite = "stop"  # stop | skip
   config.train.log_every = 100
   config.train.sync_every = 10
+
+  config.em = ml_collections.ConfigDict()  # Ranking-EM only.
+  config.em.prior_init = 0.5  # Initial valid-pair proportion p.
+  config.em.prior_rate = 0.01  # Online M-step rate of p.
 
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_steps = 500

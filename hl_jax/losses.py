@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import rax
+
+PAIR_LOSSES = ("hinge", "logistic", "softmax")
 
 
 def pairwise_hinge(score_short: jnp.ndarray, score_long: jnp.ndarray,
@@ -27,6 +30,28 @@ def pairwise_hinge(score_short: jnp.ndarray, score_long: jnp.ndarray,
     [..., n] max(0, margin - score_short + score_long).
   """
   return jax.nn.relu(margin - score_short + score_long)
+
+
+def pair_loss(kind: str, score_short: jnp.ndarray, score_long: jnp.ndarray,
+              margin: float = 1.0) -> jnp.ndarray:
+  """The per-pair ranking loss named `kind`, [..., n] -> [..., n].
+
+  "hinge" is the paper's max(0, margin - s_short + s_long). The others are rax
+  learning-to-rank losses on each pair as a two-item list with labels (1, 0):
+  "logistic" is rax's pairwise logistic loss log(1 + exp(s_long - s_short)),
+  "softmax" is rax's listwise softmax cross-entropy -log softmax(s)_short
+  (for two items the two coincide; both are kept as the rax entry points).
+  """
+  if kind == "hinge":
+    return pairwise_hinge(score_short, score_long, margin)
+  scores = jnp.stack([score_short, score_long], axis=-1)
+  labels = jnp.broadcast_to(jnp.array([1.0, 0.0], scores.dtype), scores.shape)
+  if kind == "logistic":
+    # Unreduced pairwise losses are [..., n, 2 * 2]; one entry is non-zero.
+    return jnp.sum(rax.pairwise_logistic_loss(scores, labels, reduce_fn=None), -1)
+  if kind == "softmax":
+    return rax.softmax_loss(scores, labels, reduce_fn=None)
+  raise ValueError(f"unknown pair loss {kind!r}; one of {PAIR_LOSSES}")
 
 
 def group_softmax_weights(logits: jnp.ndarray) -> jnp.ndarray:

@@ -3,8 +3,19 @@
 The train step is a pure function `(state, table) -> (state, metrics)`:
 it samples m groups of n (short, long) pairs from the resident segment table
 with `fold_in(state.rng, state.step)`, scores them with f, weights them with
-the per-group softmax of h (joint) or 1/n (Ranking-D), and applies the optax
-update. It is jitted once over the mesh with the state donated.
+the per-group softmax of h (joint), 1/n (Ranking-D) or EM posteriors
+(Ranking-EM), and applies the optax update. It is jitted once over the mesh
+with the state donated.
+
+Ranking-EM, exactly: each pair (i, j) has a latent z_ij, valid with prior p.
+A valid pair is ordered as a Bradley-Terry model says, P(order | valid) =
+sigmoid(f(x_i) - f(x_j)); an invalid pair's order is a coin flip, 1/2.
+E-step (with the current f, no gradient): gamma_ij = p s / (p s + (1 - p) / 2)
+with s = sigmoid(f(x_i) - f(x_j)); the pair weights are gamma normalised to sum
+to 1 in each group, as in the joint variant. M-step: one optimizer step of f on
+the weighted loss, and p <- (1 - eta) p + eta mean(gamma), an online EM update
+of the prior (eta = em.prior_rate). p lives in the train state, so it is
+checkpointed and a resumed run continues exactly.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ from hl_jax import models
 from hl_jax import parallel
 from hl_jax import writers
 
-VARIANTS = ("joint", "ranking_d")
+VARIANTS = ("joint", "ranking_d", "ranking_em")
 
 
 @flax.struct.dataclass
@@ -47,6 +58,7 @@ class TrainState:
     nonfinite_steps: [] int32, steps whose loss or gradient was not finite
       (their update was not applied).
     first_nonfinite_step: [] int32, the first such step, -1 if none.
+    em_prior: [] float32, Ranking-EM's prior valid-pair proportion p.
   """
   step: jnp.ndarray
   params: Any
@@ -54,6 +66,7 @@ class TrainState:
   rng: jnp.ndarray
   nonfinite_steps: jnp.ndarray
   first_nonfinite_step: jnp.ndarray
+  em_prior: jnp.ndarray
 
 
 def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
@@ -68,6 +81,9 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
     raise ValueError(
         f"train.num_groups={config.train.num_groups} is not divisible by the "
         f"{num_devices} devices")
+  if config.train.pair_loss not in losses.PAIR_LOSSES:
+    raise ValueError(f"train.pair_loss={config.train.pair_loss!r} is unknown; "
+                     f"one of {losses.PAIR_LOSSES}")
   if config.train.on_nonfinite not in ("stop", "skip"):
     raise ValueError(f"train.on_nonfinite={config.train.on_nonfinite!r} must be "
                      "'stop' or 'skip'")
@@ -96,7 +112,8 @@ def init_state(config: ml_collections.ConfigDict, scorer: models.Scorer,
     params["h"] = weigher.init(key_h, x, x)["params"]
   return TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
                     rng=key_run, nonfinite_steps=jnp.int32(0),
-                    first_nonfinite_step=jnp.int32(-1))
+                    first_nonfinite_step=jnp.int32(-1),
+                    em_prior=jnp.float32(config.em.prior_init))
 
 
 def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
@@ -108,24 +125,28 @@ def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
   compute_dtype = jnp.dtype(config.model.dtype)
   pairs_sharding = parallel.data_sharded(mesh)
 
-  def loss_fn(params, x_short, x_long, key):
+  def loss_fn(params, em_prior, x_short, x_long, key):
     key_s, key_l, key_h = jax.random.split(key, 3)
     f_short = scorer.apply({"params": params["f"]}, x_short, train=True,
                            rngs={"dropout": key_s})
     f_long = scorer.apply({"params": params["f"]}, x_long, train=True,
                           rngs={"dropout": key_l})
-    hinge = losses.pairwise_hinge(f_short, f_long, margin)
+    pair_loss = losses.pair_loss(config.train.pair_loss, f_short, f_long, margin)
+    aux = {}
     if config.variant == "joint":
       logits = weigher.apply({"params": params["h"]}, x_short, x_long,
                              train=True, rngs={"dropout": key_h})
       weights = losses.group_softmax_weights(logits)
+    elif config.variant == "ranking_em":
+      posterior = em_posterior(jax.lax.stop_gradient(f_short - f_long), em_prior)
+      weights = posterior / jnp.sum(posterior, axis=-1, keepdims=True)
+      aux["em_posterior"] = jnp.mean(posterior)
     else:
-      weights = losses.uniform_weights(hinge.shape)
-    loss = jnp.mean(losses.weighted_group_loss(hinge, weights))
-    aux = {"loss": loss,
-           "hinge_unweighted": jnp.mean(hinge),
-           "pair_accuracy": jnp.mean((f_short > f_long).astype(jnp.float32)),
-           "max_weight": jnp.mean(jnp.max(weights, axis=-1))}
+      weights = losses.uniform_weights(pair_loss.shape)
+    loss = jnp.mean(losses.weighted_group_loss(pair_loss, weights))
+    aux.update(loss=loss, pair_loss_unweighted=jnp.mean(pair_loss),
+               pair_accuracy=jnp.mean((f_short > f_long).astype(jnp.float32)),
+               max_weight=jnp.mean(jnp.max(weights, axis=-1)))
     return loss, aux
 
   def train_step(state: TrainState, table: input_pipeline.SegmentTable):
@@ -137,7 +158,7 @@ def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
     x_short = table.features[rows_short].astype(compute_dtype)
     x_long = table.features[rows_long].astype(compute_dtype)
     grads, aux = jax.grad(loss_fn, has_aux=True)(
-        state.params, x_short, x_long, key_dropout)
+        state.params, state.em_prior, x_short, x_long, key_dropout)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     finite = jnp.isfinite(aux["loss"]) & jnp.all(jnp.stack(
@@ -151,11 +172,28 @@ def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
         first_nonfinite_step=jnp.where(
             (state.first_nonfinite_step < 0) & ~finite, state.step,
             state.first_nonfinite_step))
+    if config.variant == "ranking_em":
+      rate = config.em.prior_rate
+      new_prior = (1 - rate) * state.em_prior + rate * aux["em_posterior"]
+      new_state = new_state.replace(
+          em_prior=jnp.where(finite, new_prior, state.em_prior))
+      aux["em_prior"] = new_state.em_prior
     return new_state, aux
 
   replicated = parallel.replicated(mesh)
   return jax.jit(train_step, in_shardings=(replicated, replicated),
                  out_shardings=(replicated, replicated), donate_argnums=0)
+
+
+def em_posterior(score_gap: jnp.ndarray, prior: jnp.ndarray) -> jnp.ndarray:
+  """Ranking-EM's E-step: P(pair valid | f), [..., n] -> [..., n].
+
+  Args:
+    score_gap: f(x_short) - f(x_long) per pair.
+    prior: [] the prior valid-pair proportion p.
+  """
+  likely = prior * jax.nn.sigmoid(score_gap)
+  return likely / (likely + (1.0 - prior) * 0.5)
 
 
 class NonFiniteError(FloatingPointError):

@@ -66,3 +66,22 @@ class LossesTest(parameterized.TestCase):
         args_lo[arg][idx] -= eps
         expected[idx] = (numpy_loss(*args_hi, 1.0)[0] - numpy_loss(*args_lo, 1.0)[0]) / (2 * eps)
       np.testing.assert_allclose(grad, expected, atol=1e-5)
+
+
+class PairLossTest(parameterized.TestCase):
+
+  @parameterized.parameters("logistic", "softmax")
+  def test_rax_losses_match_numpy(self, kind):
+    rng = np.random.default_rng(1)
+    fs, fl = rng.normal(size=(2, 3, 4))
+    expected = np.log1p(np.exp(fl - fs))  # Both are -log sigmoid(fs - fl) for two items.
+    got = losses.pair_loss(kind, jnp.asarray(fs, jnp.float32), jnp.asarray(fl, jnp.float32))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+  def test_hinge_is_the_default_kind(self):
+    got = losses.pair_loss("hinge", jnp.array([0.5]), jnp.array([0.0]), margin=1.0)
+    np.testing.assert_allclose(got, [0.5])
+
+  def test_unknown_kind(self):
+    with self.assertRaisesRegex(ValueError, "unknown pair loss 'l2'"):
+      losses.pair_loss("l2", jnp.zeros(2), jnp.zeros(2))

@@ -22,7 +22,7 @@ def make_config(data_dir, **train_overrides):
   config.corpus.data_dir = data_dir
   for key, value in train_overrides.items():
     section, name = key.split("__")
-    config[section][name] = value
+    (config[section] if section else config)[name] = value
   return config
 
 
@@ -31,12 +31,16 @@ def logged(workdir, name):
   return [(r["step"], r[name]) for r in rows if name in r]
 
 
-def final_params(workdir):
+def final_state(workdir):
   manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"),
                                   item_names=("state", "input"))
   restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(
       state=ocp.args.StandardRestore()))
-  return restored["state"]["params"]
+  return restored["state"]
+
+
+def final_params(workdir):
+  return final_state(workdir)["params"]
 
 
 def test_four_devices_give_the_same_loss_as_one(data_dir, tmp_path):
@@ -60,36 +64,60 @@ def test_four_devices_give_the_same_loss_as_one(data_dir, tmp_path):
       results[1]["corpus"]["random"]["per_group"])
 
 
-def test_rerun_resumes_and_matches_an_uninterrupted_run(data_dir, tmp_path):
+@pytest.mark.parametrize("variant", ["joint", "ranking_em", "ranking_d"])
+def test_rerun_resumes_and_matches_an_uninterrupted_run(data_dir, tmp_path, variant):
   straight = str(tmp_path / "straight")
-  train.train_and_evaluate(make_config(data_dir), straight)
+  train.train_and_evaluate(make_config(data_dir, __variant=variant), straight)
   resumed = str(tmp_path / "resumed")
-  train.train_and_evaluate(make_config(data_dir, train__num_steps=10), resumed)
+  train.train_and_evaluate(
+      make_config(data_dir, __variant=variant, train__num_steps=10), resumed)
   assert [s for s, _ in logged(resumed, "train/loss")] == [5, 10]
-  train.train_and_evaluate(make_config(data_dir), resumed)
+  train.train_and_evaluate(make_config(data_dir, __variant=variant), resumed)
   # The second run started at step 10, not from scratch.
   assert [s for s, _ in logged(resumed, "train/loss")] == [5, 10, 15, 20]
-  for a, b in zip(jax.tree.leaves(final_params(straight)),
-                  jax.tree.leaves(final_params(resumed))):
+  expected, got = final_state(straight), final_state(resumed)
+  for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):
     np.testing.assert_array_equal(a, b)
+  if variant == "ranking_em":  # The EM prior moved and was restored exactly.
+    assert got["em_prior"] != 0.5
   # A third run of the finished job trains nothing and re-reports the results.
-  results = train.train_and_evaluate(make_config(data_dir), resumed)
+  results = train.train_and_evaluate(make_config(data_dir, __variant=variant), resumed)
   assert results["step"] == 20
   assert len(logged(resumed, "train/loss")) == 4
   assert os.path.exists(os.path.join(resumed, "results.md"))
 
 
-def test_ranking_d_has_no_pair_weight_network(data_dir, tmp_path):
-  config = make_config(data_dir)
-  config.variant = "ranking_d"
+@pytest.mark.parametrize("variant,params", [("ranking_d", {"f"}),
+                                            ("ranking_em", {"f"}),
+                                            ("joint", {"f", "h"})])
+def test_variants_train_their_networks(data_dir, tmp_path, variant, params):
+  config = make_config(data_dir, __variant=variant)
+  results = train.train_and_evaluate(config, str(tmp_path))
+  assert set(final_params(str(tmp_path))) == params
+  assert 0 <= results["corpus"]["model"]["mAP"] <= 1
+
+
+@pytest.mark.parametrize("pair_loss", ["logistic", "softmax"])
+def test_rax_pair_losses_train(data_dir, tmp_path, pair_loss):
+  config = make_config(data_dir, train__pair_loss=pair_loss, train__num_steps=10)
   train.train_and_evaluate(config, str(tmp_path))
-  assert set(final_params(str(tmp_path))) == {"f"}
+  losses_logged = [v for _, v in logged(str(tmp_path), "train/loss")]
+  assert all(np.isfinite(losses_logged))
+
+
+def test_em_posterior_is_bayes_rule():
+  # p = 0.8, gap 0 -> s = 1/2: gamma = 0.4 / (0.4 + 0.1) = 0.8 (the prior).
+  np.testing.assert_allclose(train.em_posterior(np.float32(0.0), 0.8), 0.8, rtol=1e-6)
+  # p = 0.5, gap ln 3 -> s = 3/4: gamma = 0.375 / (0.375 + 0.25) = 0.6.
+  np.testing.assert_allclose(train.em_posterior(np.log(np.float32(3.0)), 0.5), 0.6,
+                             rtol=1e-6)
 
 
 @pytest.mark.parametrize("section,key,value,message", [
     ("train", "num_groups", 6, "train.num_groups=6 is not divisible by the 4"),
     ("train", "group_size", 0, "train.group_size=0 must be >= 1"),
     ("", "variant", "ranking_x", "variant='ranking_x' is unknown"),
+    ("train", "pair_loss", "l2", "train.pair_loss='l2' is unknown"),
 ])
 def test_bad_config_is_a_one_line_error(data_dir, tmp_path, section, key, value,
                                         message):
