@@ -12,6 +12,7 @@ from absl import flags
 from absl import logging
 import jax
 from ml_collections import config_flags
+import tensorflow_datasets as tfds
 
 from hl_jax import train
 
@@ -34,6 +35,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  tfds.disable_progress_bar()
   logging.info("JAX process %d/%d, local devices %s", jax.process_index(),
                jax.process_count(), jax.local_devices())
   train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

@@ -39,13 +39,44 @@ def load(config: ml_collections.ConfigDict) -> Corpus:
                             data_dir=config.corpus.data_dir or None,
                             manual_dir=config.corpus.manual_dir or None)
   feature_dim = int(builder.info.features["features"].shape[-1])
+  name = f"duration_corpus/{config.corpus.config}"
+  train_source = builder.as_data_source(split=config.corpus.train_split)
   eval_videos = []
   split = config.corpus.eval_split
   if split and split in builder.info.splits:
     eval_videos = evaluation.load_labelled_split(builder.as_data_source(split=split))
-  return Corpus(name=f"duration_corpus/{config.corpus.config}",
-                train_source=builder.as_data_source(split=config.corpus.train_split),
-                feature_dim=feature_dim, eval_videos=eval_videos)
+  domain = config.corpus.domain
+  if domain:  # Ours-S: one model per domain, trained on that domain only.
+    train_source = DomainSubset(train_source, domain)
+    if not len(train_source):
+      raise ValueError(f"{name} has no training video of domain {domain!r}")
+    eval_videos = [v for v in eval_videos if v.group == domain]
+    name += f" (domain {domain})"
+  return Corpus(name=name, train_source=train_source, feature_dim=feature_dim,
+                eval_videos=eval_videos)
+
+
+class DomainSubset:
+  """The examples of one domain of a random-access source, in source order."""
+
+  def __init__(self, source: Any, domain: str):
+    self._source = source
+    self._domain = domain
+    self._indices = [i for i in range(len(source))
+                     if _text(source[i]["domain"]) == domain]
+
+  def __len__(self) -> int:
+    return len(self._indices)
+
+  def __getitem__(self, index: int) -> Any:
+    return self._source[self._indices[index]]
+
+  def __repr__(self) -> str:  # Deterministic, as Grain checks it on restore.
+    return f"DomainSubset({self._source!r}, {self._domain!r})"
+
+
+def _text(value: Any) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class TableFeeder:

@@ -34,6 +34,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from hl_jax import benchmarks
 from hl_jax import checkpointing
 from hl_jax import corpus
 from hl_jax import evaluation
@@ -223,10 +224,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   validate_config(config, mesh.size)
   is_chief = jax.process_index() == 0
   writer = writers.create_writer(workdir, is_chief=is_chief)
+  if is_chief:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=1))
   data = corpus.load(config)
   logging.info("Corpus %s: %d training videos, feature dim %d, %d eval videos",
                data.name, len(data.train_source), data.feature_dim,
                len(data.eval_videos))
+  bench_videos = load_benchmarks(config, data.feature_dim)
 
   scorer, weigher = models.build(config)
   tx = make_optimizer(config)
@@ -278,9 +283,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       checkpointing.save(manager, step, state, feeder.input_state())
     if config.eval.every_steps and step % config.eval.every_steps == 0 \
         and step < num_steps:
-      _evaluate(config, data, scorer, state, writer, step)
+      _evaluate(config, data, bench_videos, scorer, state, writer, step)
   manager.wait_until_finished()
-  results = _evaluate(config, data, scorer, state, writer, step)
+  results = _evaluate(config, data, bench_videos, scorer, state, writer, step)
   results["nonfinite_steps_skipped"] = _check_finite(state, config)
   if is_chief:
     _write_results(workdir, config, results)
@@ -288,8 +293,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return results
 
 
-def _evaluate(config, data, scorer, state, writer, step) -> dict:
-  """Evaluates f on the corpus's labelled split (if any)."""
+def load_benchmarks(config: ml_collections.ConfigDict,
+                    feature_dim: int) -> dict[str, list[benchmarks.Video]]:
+  """The labelled benchmark videos named by `config.eval.benchmarks`."""
+  names = [b for b in config.eval.benchmarks.split(",") if b]
+  loaded = {}
+  for name in names:
+    videos = benchmarks.load_benchmark(
+        name, config.eval.benchmark_split,
+        manual_dir=os.path.join(config.eval.data_root, name),
+        data_dir=config.corpus.data_dir or None,
+        feature_set=config.eval.feature_set)
+    if config.corpus.domain:  # Ours-S is evaluated on its own domain only.
+      videos = [v for v in videos if v.group == config.corpus.domain]
+      if not videos:
+        logging.info("%s has no %r videos; not evaluated", name, config.corpus.domain)
+        continue
+    dim = videos[0].features.shape[1] if videos else feature_dim
+    if dim != feature_dim:
+      raise ValueError(
+          f"eval.feature_set={config.eval.feature_set!r} gives {dim}-d {name} "
+          f"features but the corpus {config.corpus.config!r} is {feature_dim}-d")
+    loaded[name] = videos
+  return loaded
+
+
+def _evaluate(config, data, bench_videos, scorer, state, writer, step) -> dict:
+  """Evaluates f on the corpus's labelled split and on the benchmarks."""
   score_fn = evaluation.make_score_fn(
       scorer, jax.device_get(state.params["f"]), chunk=config.eval.chunk_segments)
   results: dict[str, Any] = {"step": step}
@@ -304,6 +334,17 @@ def _evaluate(config, data, scorer, state, writer, step) -> dict:
                                 "eval/corpus_hit1": model["hit1"]})
     logging.info("step %d corpus %s mAP %.2f (random %.2f)", step,
                  config.corpus.eval_split, 100 * model["mAP"], 100 * random["mAP"])
+  split = config.eval.benchmark_split
+  for name, videos in bench_videos.items():
+    scores = evaluation.score_videos(score_fn, [v.features for v in videos])
+    model = benchmarks.evaluate_scores(
+        name, split, videos, {v.video_id: s for v, s in zip(videos, scores)})
+    random = benchmarks.random_baseline(name, split, videos, config.eval.random_seeds)
+    results[name] = {"split": split, "model": model, "random": random}
+    writer.write_scalars(step, {f"eval/{name}_mAP": model["mAP"],
+                                f"eval/{name}_hit1": model["hit1"]})
+    logging.info("step %d %s %s mAP %.2f (random %.2f)", step, name, split,
+                 100 * model["mAP"], 100 * random["mAP"])
   return results
 
 
@@ -316,6 +357,12 @@ def _write_results(workdir: str, config, results: dict) -> None:
     c = results["corpus"]
     text.append(evaluation.markdown_table(
         f"{config.corpus.config} corpus, split {c['split']}", c["model"], c["random"]))
+  for name in config.eval.benchmarks.split(","):
+    if name in results:
+      b = results[name]
+      text.append(evaluation.markdown_table(
+          f"{name}, split {b['split']} ({b['model']['protocol']})",
+          b["model"], b["random"]))
   with open(os.path.join(workdir, "results.md"), "w") as f:
     f.write("\n".join(text))
   print("\n".join(text))

@@ -138,3 +138,28 @@ def test_nonfinite_loss_stops_with_the_last_checkpoint_intact(data_dir, tmp_path
   assert ocp.CheckpointManager(os.path.join(workdir, "checkpoints")).latest_step() == 10
   for leaf in jax.tree.leaves(final_params(workdir)):
     assert np.all(np.isfinite(leaf))
+
+
+def test_ours_s_trains_and_evaluates_one_domain(data_dir, tmp_path):
+  config = make_config(data_dir, train__num_steps=10)
+  config.corpus.domain = "dog"
+  results = train.train_and_evaluate(config, str(tmp_path))
+  assert set(results["corpus"]["model"]["per_group"]) == {"dog"}
+  assert all(vid for vid in results["corpus"]["model"]["per_video"])
+
+
+def test_predict_scores_from_workdir(data_dir, tmp_path):
+  from hl_jax import evaluation, predict  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path)
+  results = train.train_and_evaluate(make_config(data_dir, train__num_steps=10), workdir)
+  config = make_config(data_dir)
+  from hl_jax import corpus  # pylint: disable=g-import-not-at-top
+  videos = corpus.load(config).eval_videos
+  scores = predict.scores_from_workdir(workdir, videos)
+  # The same numbers as the trainer's own evaluation.
+  again = evaluation.evaluate_labelled(videos, [scores[v.video_id] for v in videos])
+  assert again["mAP"] == pytest.approx(results["corpus"]["model"]["mAP"], abs=1e-6)
+  wide = evaluation.LabelledVideo("wide", "dog", np.zeros((3, 32), np.float32),
+                                  np.zeros(3, np.int32))
+  with pytest.raises(ValueError, match="video wide has 32-d features"):
+    predict.scores_from_workdir(workdir, [wide])
