@@ -37,6 +37,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.input.max_segments_per_video = 64  # Longer videos are subsampled evenly.
   config.input.table_dtype = "float32"
   config.input.num_workers = 0  # Grain worker processes decoding videos.
+  # Input shards (each with its own stream and table); 0: one per host.
+  config.input.num_shards = 0
   config.input.shuffle_seed = 0
 
   config.model = ml_collections.ConfigDict()

@@ -79,48 +79,69 @@ def _text(value: Any) -> str:
   return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class TableFeeder:
-  """Reads table windows from this host's Grain stream and puts them on device.
+def num_shards(config: ml_collections.ConfigDict) -> int:
+  """S: input.num_shards, or one shard per host when it is 0."""
+  shards = config.input.num_shards or jax.process_count()
+  if shards % jax.process_count():
+    raise ValueError(f"input.num_shards={shards} is not a multiple of the "
+                     f"{jax.process_count()} hosts")
+  return shards
 
-  If the first window holds the whole shard, the table never changes.
-  Otherwise a new window is read every `input.refill_every_steps` steps.
+
+class TableFeeder:
+  """Reads table windows from this host's Grain streams and puts them on device.
+
+  The corpus is split into S shards (source[s::S]); host h reads shards
+  h * S / H ... (h + 1) * S / H - 1, one Grain stream and one table each.
+  If the first windows hold whole shards, the tables never change. Otherwise
+  new windows are read every `input.refill_every_steps` steps, on all hosts
+  at the same steps.
   """
 
   def __init__(self, config: ml_collections.ConfigDict, data: Corpus,
                mesh: jax.sharding.Mesh):
-    count, index = jax.process_count(), jax.process_index()
-    self._shard_len = len(range(index, len(data.train_source), count))
-    if self._shard_len == 0:
-      raise ValueError(f"{data.name}: no training videos for host {index}")
+    shards, hosts = num_shards(config), jax.process_count()
+    per_host = shards // hosts
+    self._shards = range(jax.process_index() * per_host,
+                         (jax.process_index() + 1) * per_host)
     inp = config.input
-    stream = input_pipeline.make_video_stream(
-        data.train_source, inp, process_index=index, process_count=count)
-    max_videos = min(inp.window_videos or self._shard_len, self._shard_len)
-    self._reader = input_pipeline.WindowReader(
-        stream, inp.table_segments, data.feature_dim, max_videos,
-        jnp.dtype(inp.table_dtype))
+    self._readers, self._shard_lens = [], []
+    for shard in self._shards:
+      shard_len = len(range(shard, len(data.train_source), shards))
+      if shard_len == 0:
+        raise ValueError(f"{data.name}: no training videos in input shard {shard} "
+                         f"of {shards}")
+      stream = input_pipeline.make_video_stream(
+          data.train_source, inp, process_index=shard, process_count=shards)
+      max_videos = min(inp.window_videos or shard_len, shard_len)
+      self._readers.append(input_pipeline.WindowReader(
+          stream, inp.table_segments, data.feature_dim, max_videos,
+          jnp.dtype(inp.table_dtype)))
+      self._shard_lens.append(shard_len)
     self._name = data.name
+    self._num_shards = shards
     self._refill_every = inp.refill_every_steps
-    self._sharding = parallel.replicated(mesh)
+    self._sharding = parallel.per_shard(mesh)
     self._window_index = 0
-    self._window: input_pipeline.Window | None = None
+    self._windows: list[input_pipeline.Window] | None = None
     self._static = False
     self._table = None
 
   def restore(self, input_state: dict[str, Any]) -> None:
-    """Re-positions the stream at a checkpoint's window."""
-    self._reader.restore(input_state["window_start"])
+    """Re-positions the streams at a checkpoint's windows."""
+    for reader, state in zip(self._readers, input_state["window_starts"]):
+      reader.restore(state)
     self._window_index = int(input_state["window_index"])
-    self._window = None
+    self._windows = None
 
   def input_state(self) -> dict[str, Any]:
-    """What a checkpoint keeps to re-read the current window."""
-    return {"window_start": self._window.start_state,
+    """What a checkpoint keeps (per host) to re-read the current windows."""
+    return {"window_starts": [w.start_state for w in self._windows],
             "window_index": self._window_index}
 
   def current_table(self) -> input_pipeline.SegmentTable:
-    """The device table of the current window, reading it if needed."""
-    if self._window is None:
+    """The device table of the current windows, reading them if needed."""
+    if self._windows is None:
       self._read()
     return self._table
 
@@ -134,17 +155,33 @@ class TableFeeder:
     return self._table
 
   def _read(self) -> None:
-    window = self._reader.read()
-    table = window.table
-    if int(table.num_short) == 0 or int(table.num_long) == 0:
-      raise ValueError(
-          f"{self._name}: window {self._window_index} has "
-          f"{int(table.num_short)} short-video and {int(table.num_long)} "
-          "long-video segments; pairs need both. Check the bucket thresholds "
-          "or raise input.table_segments / input.window_videos.")
-    self._static = self._window_index == 0 and window.num_videos_read == self._shard_len
-    logging.info("Table window %d: %d videos, %d short and %d long segments%s",
-                 self._window_index, len(window.video_ids), int(table.num_short),
-                 int(table.num_long), " (whole corpus, static)" if self._static else "")
-    self._window = window
-    self._table = jax.device_put(table, self._sharding)
+    windows = [reader.read() for reader in self._readers]
+    for shard, window in zip(self._shards, windows):
+      table = window.table
+      if int(table.num_short) == 0 or int(table.num_long) == 0:
+        raise ValueError(
+            f"{self._name}: window {self._window_index} of input shard {shard} has "
+            f"{int(table.num_short)} short-video and {int(table.num_long)} "
+            "long-video segments; pairs need both. Check the bucket thresholds "
+            "or raise input.table_segments / input.window_videos.")
+      logging.info("Shard %d window %d: %d videos, %d short and %d long segments",
+                   shard, self._window_index, len(window.video_ids),
+                   int(table.num_short), int(table.num_long))
+    whole = self._window_index == 0 and all(
+        w.num_videos_read == n for w, n in zip(windows, self._shard_lens))
+    self._static = _all_hosts(whole)
+    if self._static:
+      logging.info("The tables hold the whole corpus; no refills.")
+    self._windows = windows
+    local = input_pipeline.stack_tables([w.table for w in windows])
+    self._table = jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(
+            self._sharding, x, (self._num_shards,) + x.shape[1:]), local)
+
+
+def _all_hosts(value: bool) -> bool:
+  """The AND of a flag over all hosts (the same refill schedule everywhere)."""
+  if jax.process_count() == 1:
+    return value
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return bool(np.all(multihost_utils.process_allgather(np.array(value))))

@@ -32,6 +32,10 @@ SHORT, LONG, REST = 0, 1, 2  # The duration_corpus ClassLabel order.
 class SegmentTable:
   """Segments available for pair sampling; all arrays have a fixed capacity C.
 
+  A table read from one stream has the shapes below. The train step takes a
+  stack of S such tables, one per input shard (`stack_tables`), with a leading
+  [S] axis on every field; shard s lives on the devices of the host reading it.
+
   Attributes:
     features: [C, D] segment features (rows past the filled ones are zero).
     video: [C] int32 window-local video number of each row (-1 if empty).
@@ -48,24 +52,42 @@ class SegmentTable:
   num_long: jnp.ndarray
 
 
+def stack_tables(tables: list[SegmentTable]) -> SegmentTable:
+  """Per-shard tables -> one table with a leading [S] shard axis."""
+  return jax.tree.map(lambda *xs: np.stack(xs), *tables)
+
+
 def sample_pairs(table: SegmentTable, key: jax.Array, num_groups: int,
                  group_size: int) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Samples (short, long) segment rows uniformly, inside the compiled step.
 
+  The m groups are split evenly over the S shards: the groups of block s draw
+  both segments of every pair from shard s, so a group never leaves the host
+  that holds its shard.
+
   Args:
-    table: the resident segment table.
+    table: the resident stacked table, fields with a leading [S] axis.
     key: PRNG key for this step.
-    num_groups: m.
+    num_groups: m (divisible by S).
     group_size: n.
 
   Returns:
-    Two [m, n] int32 arrays of table rows: short-video and long-video segments.
+    Two [S, m / S, n] int32 arrays of per-shard table rows: short-video and
+    long-video segments.
   """
+  num_shards = table.num_short.shape[0]
+  shape = (num_shards, num_groups // num_shards, group_size)
   key_short, key_long = jax.random.split(key)
-  shape = (num_groups, group_size)
-  i = jax.random.randint(key_short, shape, 0, table.num_short)
-  j = jax.random.randint(key_long, shape, 0, table.num_long)
-  return table.short_index[i], table.long_index[j]
+  i = jax.random.randint(key_short, shape, 0, table.num_short[:, None, None])
+  j = jax.random.randint(key_long, shape, 0, table.num_long[:, None, None])
+  take = jax.vmap(lambda index, picks: index[picks])
+  return take(table.short_index, i), take(table.long_index, j)
+
+
+def gather_features(table: SegmentTable, rows: jnp.ndarray) -> jnp.ndarray:
+  """[S, m / S, n] per-shard rows -> [m, n, D] features."""
+  features = jax.vmap(lambda f, r: f[r])(table.features, rows)
+  return features.reshape((-1,) + features.shape[2:])
 
 
 def _subsample(features: np.ndarray, max_segments: int) -> np.ndarray:

@@ -124,7 +124,8 @@ def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
   m, n = config.train.num_groups, config.train.group_size
   margin = config.train.margin
   compute_dtype = jnp.dtype(config.model.dtype)
-  pairs_sharding = parallel.data_sharded(mesh)
+  rows_sharding = parallel.per_shard_groups(mesh)
+  pairs_sharding = parallel.batch_sharded(mesh)
 
   def loss_fn(params, em_prior, x_short, x_long, key):
     key_s, key_l, key_h = jax.random.split(key, 3)
@@ -154,10 +155,11 @@ def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
     key = jax.random.fold_in(state.rng, state.step)
     key_pairs, key_dropout = jax.random.split(key)
     rows_short, rows_long = input_pipeline.sample_pairs(table, key_pairs, m, n)
-    rows_short = jax.lax.with_sharding_constraint(rows_short, pairs_sharding)
-    rows_long = jax.lax.with_sharding_constraint(rows_long, pairs_sharding)
-    x_short = table.features[rows_short].astype(compute_dtype)
-    x_long = table.features[rows_long].astype(compute_dtype)
+    rows_short = jax.lax.with_sharding_constraint(rows_short, rows_sharding)
+    rows_long = jax.lax.with_sharding_constraint(rows_long, rows_sharding)
+    x_short, x_long = (jax.lax.with_sharding_constraint(
+        input_pipeline.gather_features(table, rows).astype(compute_dtype),
+        pairs_sharding) for rows in (rows_short, rows_long))
     grads, aux = jax.grad(loss_fn, has_aux=True)(
         state.params, state.em_prior, x_short, x_long, key_dropout)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -182,7 +184,7 @@ def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
     return new_state, aux
 
   replicated = parallel.replicated(mesh)
-  return jax.jit(train_step, in_shardings=(replicated, replicated),
+  return jax.jit(train_step, in_shardings=(replicated, parallel.per_shard(mesh)),
                  out_shardings=(replicated, replicated), donate_argnums=0)
 
 
@@ -203,10 +205,11 @@ class NonFiniteError(FloatingPointError):
 
 def _check_finite(state: TrainState, config: ml_collections.ConfigDict) -> int:
   """Raises (on_nonfinite='stop') if any step since the start was non-finite."""
-  bad = int(state.nonfinite_steps)
+  bad = int(parallel.first_replica(state.nonfinite_steps))
   if bad and config.train.on_nonfinite == "stop":
     raise NonFiniteError(
-        f"non-finite loss or gradient at step {int(state.first_nonfinite_step)} "
+        "non-finite loss or gradient at step "
+        f"{int(parallel.first_replica(state.first_nonfinite_step))} "
         f"({bad} such steps); its update was not applied and the last "
         "checkpoint is intact. Set train.on_nonfinite='skip' to skip such steps.")
   return bad
@@ -220,7 +223,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   Returns:
     The final results dict (also written to `<workdir>/results.json`).
   """
-  mesh = parallel.make_mesh(jax.devices()[:config.num_devices or None])
+  mesh = parallel.make_mesh(jax.devices()[:config.num_devices or None],
+                            corpus.num_shards(config))
   validate_config(config, mesh.size)
   is_chief = jax.process_index() == 0
   writer = writers.create_writer(workdir, is_chief=is_chief)
@@ -251,7 +255,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_step = make_train_step(config, scorer, weigher, tx, mesh)
 
   num_steps = config.train.num_steps
-  step = int(state.step)
+  step = int(parallel.first_replica(state.step))
   if step == 0:
     writer.write_hparams(writers.flatten(config.to_dict()))
   pairs_per_step = config.train.num_groups * config.train.group_size
@@ -269,7 +273,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       jax.block_until_ready(aux)  # Bounds queued steps (forced-CPU devices).
     if step % config.train.log_every == 0 or step == num_steps:
       _check_finite(state, config)
-      means = jax.tree.map(lambda *xs: float(np.mean(xs)), *interval_metrics)
+      means = jax.tree.map(lambda *xs: float(np.mean(xs)),
+                           *parallel.first_replica(interval_metrics))
       elapsed = time.time() - interval_start
       rate = interval_steps * pairs_per_step / elapsed
       eta = (num_steps - step) * elapsed / interval_steps
@@ -321,7 +326,8 @@ def load_benchmarks(config: ml_collections.ConfigDict,
 def _evaluate(config, data, bench_videos, scorer, state, writer, step) -> dict:
   """Evaluates f on the corpus's labelled split and on the benchmarks."""
   score_fn = evaluation.make_score_fn(
-      scorer, jax.device_get(state.params["f"]), chunk=config.eval.chunk_segments)
+      scorer, parallel.first_replica(state.params["f"]),
+      chunk=config.eval.chunk_segments)
   results: dict[str, Any] = {"step": step}
   if data.eval_videos:
     scores = evaluation.score_videos(score_fn, [v.features for v in data.eval_videos])

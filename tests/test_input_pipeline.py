@@ -55,12 +55,15 @@ class InputPipelineTest(absltest.TestCase):
     self.assertNotIn(REST, set(table.features[table.video >= 0, 1].tolist()))
 
   def test_sampled_pairs_are_short_long_and_deterministic(self):
-    table = reader_for(fake_source(), 1000, 30).read().table
+    table = input_pipeline.stack_tables([reader_for(fake_source(), 1000, 30).read().table])
     sample = jax.jit(input_pipeline.sample_pairs, static_argnums=(2, 3))
     rows_s, rows_l = sample(table, jax.random.PRNGKey(7), 16, 8)
-    self.assertEqual(rows_s.shape, (16, 8))
-    np.testing.assert_array_equal(table.features[np.asarray(rows_s), 1], SHORT)
-    np.testing.assert_array_equal(table.features[np.asarray(rows_l), 1], LONG)
+    self.assertEqual(rows_s.shape, (1, 16, 8))
+    x_s = input_pipeline.gather_features(table, rows_s)
+    x_l = input_pipeline.gather_features(table, rows_l)
+    self.assertEqual(x_s.shape, (16, 8, 4))
+    np.testing.assert_array_equal(x_s[..., 1], SHORT)
+    np.testing.assert_array_equal(x_l[..., 1], LONG)
     again_s, again_l = sample(table, jax.random.PRNGKey(7), 16, 8)
     np.testing.assert_array_equal(rows_s, again_s)
     np.testing.assert_array_equal(rows_l, again_l)
@@ -68,7 +71,21 @@ class InputPipelineTest(absltest.TestCase):
     self.assertFalse(np.array_equal(rows_s, other_s))
     # Every short segment can be drawn.
     many_s, _ = sample(table, jax.random.PRNGKey(0), 512, 8)
-    self.assertEqual(len(np.unique(np.asarray(many_s))), int(table.num_short))
+    self.assertEqual(len(np.unique(np.asarray(many_s))), int(table.num_short[0]))
+
+  def test_groups_of_a_shard_draw_from_that_shard_only(self):
+    shards = [reader_for(fake_source(seed=s), 1000, 30).read().table for s in (0, 1)]
+    for shard, table in enumerate(shards):
+      table.features[:, 3] = shard  # Tag each shard's rows.
+    table = input_pipeline.stack_tables(shards)
+    rows_s, rows_l = input_pipeline.sample_pairs(table, jax.random.PRNGKey(0), 8, 4)
+    x_s = np.asarray(input_pipeline.gather_features(table, rows_s))
+    x_l = np.asarray(input_pipeline.gather_features(table, rows_l))
+    np.testing.assert_array_equal(x_s[:4, :, 3], 0)
+    np.testing.assert_array_equal(x_s[4:, :, 3], 1)
+    np.testing.assert_array_equal(x_l[:4, :, 3], 0)
+    np.testing.assert_array_equal(x_l[4:, :, 3], 1)
+    np.testing.assert_array_equal(x_s[..., 1], SHORT)
 
   def test_windows_never_split_videos_and_restore_exactly(self):
     source = fake_source(num_videos=60)
