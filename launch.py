@@ -14,6 +14,7 @@ import jax
 from ml_collections import config_flags
 import tensorflow_datasets as tfds
 
+from hl_jax import parallel
 from hl_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.",
@@ -36,6 +37,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.get_absl_handler().addFilter(_QuietLibraries())
   tfds.disable_progress_bar()
+  parallel.initialize_distributed(_CONFIG.value)
   logging.info("JAX process %d/%d, local devices %s", jax.process_index(),
                jax.process_count(), jax.local_devices())
   train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

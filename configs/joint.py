@@ -22,6 +22,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.variant = "joint"  # joint | ranking_d | ranking_em
   config.num_devices = 0  # 0: all devices; N: the first N (tests, debugging).
 
+  # Multi-host: see hl_jax/parallel.initialize_distributed and WORKSPACE.md.
+  config.distributed = ml_collections.ConfigDict()
+  config.distributed.initialize = False
+  config.distributed.coordinator_address = ""  # "host:port"; "" auto-detects.
+  config.distributed.num_processes = 0
+  config.distributed.process_id = -1
+
   config.corpus = ml_collections.ConfigDict()
   config.corpus.config = "synthetic"  # duration_corpus BuilderConfig name.
   config.corpus.data_dir = ""  # TFDS data_dir; "" is TFDS's default.

@@ -61,3 +61,23 @@ def per_shard_groups(mesh: Mesh) -> NamedSharding:
 def first_replica(tree):
   """Host numpy copies of replicated global arrays (works on every host)."""
   return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
+
+
+def initialize_distributed(config) -> None:
+  """Starts multi-host JAX as `config.distributed` says; call before any jax use.
+
+  - distributed.initialize=False (default): single host, nothing to do.
+  - initialize=True, coordinator_address="": `jax.distributed.initialize()`
+    detects the cluster itself (TPU pod slices, SLURM, Open MPI, ...).
+  - initialize=True with coordinator_address="host:port", num_processes and
+    process_id: an explicit GPU/CPU cluster (or local processes on 127.0.0.1).
+  """
+  dist = config.distributed
+  if not dist.initialize:
+    return
+  if dist.coordinator_address:
+    jax.distributed.initialize(coordinator_address=dist.coordinator_address,
+                               num_processes=dist.num_processes,
+                               process_id=dist.process_id)
+  else:
+    jax.distributed.initialize()
