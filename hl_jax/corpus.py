@@ -154,6 +154,21 @@ class TableFeeder:
     self._read()
     return self._table
 
+  def videos_of_pairs(self, key: jax.Array, num_groups: int,
+                      group_size: int) -> list[str] | None:
+    """Ids of the videos in the pairs `sample_pairs(table, key, ...)` draws
+    from the current windows; None on multi-host runs (shards are remote)."""
+    if jax.process_count() > 1 or self._windows is None:
+      return None
+    local = input_pipeline.stack_tables([w.table for w in self._windows])
+    rows = input_pipeline.sample_pairs(local, key, num_groups, group_size)
+    ids = set()
+    for shard_rows in rows:
+      for shard, window in enumerate(self._windows):
+        for owner in np.unique(window.table.video[np.asarray(shard_rows[shard])]):
+          ids.add(window.video_ids[owner])
+    return sorted(ids)
+
   def _read(self) -> None:
     windows = [reader.read() for reader in self._readers]
     for shard, window in zip(self._shards, windows):

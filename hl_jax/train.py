@@ -203,15 +203,28 @@ class NonFiniteError(FloatingPointError):
   """Training met a non-finite loss or gradient."""
 
 
-def _check_finite(state: TrainState, config: ml_collections.ConfigDict) -> int:
-  """Raises (on_nonfinite='stop') if any step since the start was non-finite."""
+def _check_finite(state: TrainState, config: ml_collections.ConfigDict,
+                  feeder: corpus.TableFeeder | None = None,
+                  window_first_step: int = 0) -> int:
+  """Raises (on_nonfinite='stop') if any step since the start was non-finite.
+
+  The error names the first bad step and, when that step drew from the current
+  table windows, the videos of its pairs.
+  """
   bad = int(parallel.first_replica(state.nonfinite_steps))
   if bad and config.train.on_nonfinite == "stop":
+    first = int(parallel.first_replica(state.first_nonfinite_step))
+    videos = None
+    if feeder is not None and first >= window_first_step:
+      key = jax.random.fold_in(parallel.first_replica(state.rng), first)
+      videos = feeder.videos_of_pairs(jax.random.split(key)[0],
+                                      config.train.num_groups, config.train.group_size)
+    where = (f"; its pairs came from videos {', '.join(videos[:20])}"
+             f"{' ...' if len(videos) > 20 else ''}" if videos else "")
     raise NonFiniteError(
-        "non-finite loss or gradient at step "
-        f"{int(parallel.first_replica(state.first_nonfinite_step))} "
-        f"({bad} such steps); its update was not applied and the last "
-        "checkpoint is intact. Set train.on_nonfinite='skip' to skip such steps.")
+        f"non-finite loss or gradient at step {first} ({bad} such steps){where}. "
+        "Its update was not applied and the last checkpoint is intact. Set "
+        "train.on_nonfinite='skip' to skip such steps.")
   return bad
 
 
@@ -262,9 +275,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   logging.info("Training steps %d..%d, %d pairs per step on %d devices",
                step, num_steps, pairs_per_step, mesh.size)
   interval_start, interval_steps, interval_metrics = time.time(), 0, []
+  window_first_step = step
   while step < num_steps:
     if feeder.should_refill(step):
       window = feeder.refill()
+      window_first_step = step
     state, aux = train_step(state, window)
     step += 1
     interval_steps += 1
@@ -272,7 +287,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if step % config.train.sync_every == 0:
       jax.block_until_ready(aux)  # Bounds queued steps (forced-CPU devices).
     if step % config.train.log_every == 0 or step == num_steps:
-      _check_finite(state, config)
+      _check_finite(state, config, feeder, window_first_step)
       means = jax.tree.map(lambda *xs: float(np.mean(xs)),
                            *parallel.first_replica(interval_metrics))
       elapsed = time.time() - interval_start
@@ -284,7 +299,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                    step, num_steps, means["loss"], means["pair_accuracy"], rate, eta)
       interval_start, interval_steps, interval_metrics = time.time(), 0, []
     if step % config.checkpoint.every_steps == 0 or step == num_steps:
-      _check_finite(state, config)
+      _check_finite(state, config, feeder, window_first_step)
       checkpointing.save(manager, step, state, feeder.input_state())
     if config.eval.every_steps and step % config.eval.every_steps == 0 \
         and step < num_steps:

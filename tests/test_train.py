@@ -133,7 +133,8 @@ def test_nonfinite_loss_stops_with_the_last_checkpoint_intact(data_dir, tmp_path
   train.train_and_evaluate(make_config(data_dir, train__num_steps=10), workdir)
   config = make_config(data_dir)
   config.train.margin = float("nan")
-  with pytest.raises(train.NonFiniteError, match="at step 10"):
+  with pytest.raises(train.NonFiniteError,
+                     match=r"at step 10 \(5 such steps\); its pairs came from videos "):
     train.train_and_evaluate(config, workdir)
   assert ocp.CheckpointManager(os.path.join(workdir, "checkpoints")).latest_step() == 10
   for leaf in jax.tree.leaves(final_params(workdir)):
@@ -163,3 +164,15 @@ def test_predict_scores_from_workdir(data_dir, tmp_path):
                                   np.zeros(3, np.int32))
   with pytest.raises(ValueError, match="video wide has 32-d features"):
     predict.scores_from_workdir(workdir, [wide])
+
+
+def test_empty_long_bucket_is_an_error_before_compiling():
+  from hl_jax import corpus, input_pipeline, parallel  # pylint: disable=g-import-not-at-top
+  only_short = [{"video_id": f"s{i}", "bucket": input_pipeline.SHORT,
+                 "features": np.ones((3, 4), np.float32)} for i in range(5)]
+  data = corpus.Corpus("only_short", only_short, 4, [])
+  config = tiny.get_config()
+  feeder = corpus.TableFeeder(config, data, parallel.make_mesh(jax.devices()[:1]))
+  with pytest.raises(ValueError, match="only_short: window 0 of input shard 0 has "
+                     "15 short-video and 0 long-video segments; pairs need both"):
+    feeder.current_table()
