@@ -21,7 +21,8 @@ from tfds_builders.duration_corpus import readers
 from tfds_builders.duration_corpus import synthetic
 
 DUMMY_DATA = pathlib.Path(__file__).parent / 'dummy_data'
-FEATURE_KEYS = {'video_id', 'domain', 'duration_s', 'bucket', 'features', 'labels'}
+FEATURE_KEYS = {'video_id', 'domain', 'duration_s', 'bucket', 'signal',
+                'pair_group', 'features', 'labels'}
 SHORT, LONG, REST = synthetic.SHORT, synthetic.LONG, synthetic.REST
 
 
@@ -43,11 +44,13 @@ def tiny(tmp_path_factory):
 def test_name_and_configs():
   assert dcb.Builder.name == 'duration_corpus'
   assert list(dcb.Builder.builder_configs) == [
-      'synthetic', 'synthetic_tiny', 'manifest', 'youtube_highlights',
+      'synthetic', 'synthetic_tiny', 'manifest', 'manifest_ctr',
+      'manifest_segment_signal', 'youtube_highlights',
       'youtube_highlights_rgb_flow']
   assert dcb.Builder(data_dir='/nonexistent').builder_config.name == 'synthetic'
   dims = {n: c.feature_dim for n, c in dcb.Builder.builder_configs.items()}
   assert dims == {'synthetic': 128, 'synthetic_tiny': 16, 'manifest': 1024,
+                  'manifest_ctr': 1024, 'manifest_segment_signal': 1024,
                   'youtube_highlights': 1024, 'youtube_highlights_rgb_flow': 2048}
 
 
@@ -72,6 +75,7 @@ def test_tiny_feature_spec(tiny):
     assert ex['labels'].dtype == np.int32 and t >= 2
     d = float(ex['duration_s'])
     assert ex['bucket'] == (SHORT if d < 15 else LONG if d > 45 else REST)
+    assert ex['signal'] == ex['duration_s'] and ex['pair_group'] == b''
   assert all((ex['labels'] == -1).all() for ex in train.values())
   assert set(ex['bucket'] for ex in train.values()) == {SHORT, LONG, REST}
   for ex in val.values():

@@ -1,26 +1,31 @@
 """Readers for the file-backed duration corpora: a user manifest, YouTube Highlights.
 
-Both produce `VideoRecord`s (id, domain, duration, feature files) that are
-validated before anything is written, and `load_features` reads one video's
-features with checks that name the video and the file on failure.
+Both produce `VideoRecord`s (id, domain, duration, weak signal, feature files)
+that are validated before anything is written; `load_features` and
+`load_segment_signal` read one video's arrays with checks that name the video
+and the file on failure. Paths are `etils.epath` paths, so a manual_dir or a
+feature_path may be local or on GCS / S3 (`gs://...`, needs gcsfs / s3fs).
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
-import pathlib
 from typing import Any
 
+from etils import epath
 import numpy as np
 
 MANIFEST_NAMES = ('manifest.csv', 'manifest.jsonl')
 REQUIRED_COLUMNS = ('video_id', 'duration_s', 'feature_path')
 DEFAULT_DOMAIN = 'all'
 NPZ_KEY = 'features'
+SEGMENT_SIGNAL_NPZ_KEY = 'signal'
+DURATION = 'duration_s'
 
 YTH_ANNOTATIONS = 'labels/umt_youtube_anno.json'
 YTH_SPLITS = 'splits/umt_youtube_splits.json'
@@ -36,15 +41,20 @@ class VideoRecord:
     duration_s: duration in seconds, finite and > 0.
     feature_paths: files whose [T, D_i] arrays are concatenated per row.
     where: where the record came from, for error messages.
+    signal: the per-video weak signal that buckets the video (duration_s
+      unless the config names another manifest column); finite.
+    segment_signal_path: a [T] per-segment signal file, or None.
   """
   video_id: str
   domain: str
   duration_s: float
-  feature_paths: tuple[pathlib.Path, ...]
+  feature_paths: tuple[epath.Path, ...]
   where: str
+  signal: float
+  segment_signal_path: epath.Path | None = None
 
 
-def find_manifest(manual_dir: pathlib.Path) -> pathlib.Path:
+def find_manifest(manual_dir: epath.Path) -> epath.Path:
   """The manifest.csv or manifest.jsonl inside `manual_dir` (exactly one)."""
   found = [manual_dir / n for n in MANIFEST_NAMES if (manual_dir / n).is_file()]
   if not found:
@@ -56,12 +66,12 @@ def find_manifest(manual_dir: pathlib.Path) -> pathlib.Path:
   return found[0]
 
 
-def _csv_rows(path: pathlib.Path):
+def _csv_rows(path: epath.Path, required: tuple[str, ...]):
   """Yields (line number, row dict) of a CSV manifest, checking the shape."""
-  with open(path, newline='', encoding='utf-8') as f:
+  with path.open('rb') as raw, io.TextIOWrapper(raw, 'utf-8', newline='') as f:
     reader = csv.DictReader(f)
     header = reader.fieldnames or []
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    missing = [c for c in required if c not in header]
     if missing:
       raise ValueError(f'{path} line 1: header {header} lacks column(s) {missing}')
     try:
@@ -75,9 +85,9 @@ def _csv_rows(path: pathlib.Path):
       raise ValueError(f'{path} line {reader.line_num}: malformed CSV ({e})') from e
 
 
-def _jsonl_rows(path: pathlib.Path):
+def _jsonl_rows(path: epath.Path):
   """Yields (line number, object) of a JSONL manifest, skipping blank lines."""
-  with open(path, encoding='utf-8') as f:
+  with path.open('r', encoding='utf-8') as f:
     for line_num, line in enumerate(f, start=1):
       if not line.strip():
         continue
@@ -90,34 +100,58 @@ def _jsonl_rows(path: pathlib.Path):
       yield line_num, row
 
 
+def parse_number(value: Any, column: str, where: str) -> float:
+  """A finite number from a manifest cell, else an error naming `where` and `column`."""
+  if value is None or (isinstance(value, str) and not value.strip()):
+    raise ValueError(f'{where}: {column} is missing')
+  if isinstance(value, bool):
+    raise ValueError(f'{where}: {column} {value!r} is not a number')
+  try:
+    number = float(value)
+  except (TypeError, ValueError):
+    raise ValueError(f'{where}: {column} {value!r} is not a number') from None
+  if not math.isfinite(number):
+    raise ValueError(f'{where}: {column} {value!r} must be a finite number')
+  return number
+
+
 def parse_duration(value: Any, where: str) -> float:
   """A duration in seconds: a finite number > 0, else an error naming `where`."""
-  if value is None or (isinstance(value, str) and not value.strip()):
-    raise ValueError(f'{where}: duration_s is missing')
-  if isinstance(value, bool):
-    raise ValueError(f'{where}: duration_s {value!r} is not a number')
-  try:
-    duration = float(value)
-  except (TypeError, ValueError):
-    raise ValueError(f'{where}: duration_s {value!r} is not a number') from None
-  if not math.isfinite(duration) or duration <= 0:
-    raise ValueError(f'{where}: duration_s {value!r} must be a finite number > 0')
+  duration = parse_number(value, DURATION, where)
+  if duration <= 0:
+    raise ValueError(f'{where}: {DURATION} {value!r} must be a finite number > 0')
   return duration
 
 
-def read_manifest(manual_dir: os.PathLike[str] | str) -> list[VideoRecord]:
+def _path(manual_dir: epath.Path, row: dict[str, Any], column: str,
+          where: str) -> epath.Path:
+  """A path column of a manifest row, relative to manual_dir or absolute."""
+  value = str(row.get(column) or '').strip()
+  if not value:
+    raise ValueError(f'{where}: {column} is missing')
+  return manual_dir / value
+
+
+def read_manifest(manual_dir: os.PathLike[str] | str, signal: str = DURATION,
+                  segment_signal: str = '') -> list[VideoRecord]:
   """Parses and validates the manifest of `manual_dir` (files not opened yet).
 
   Args:
     manual_dir: folder with manifest.csv or manifest.jsonl; relative
       feature_path values are relative to it.
+    signal: the column holding each video's weak signal (a finite number).
+    segment_signal: '' or the column holding each video's per-segment signal
+      file (relative to manual_dir or absolute).
 
   Returns:
     One record per manifest row, in file order.
   """
-  manual_dir = pathlib.Path(manual_dir)
+  manual_dir = epath.Path(manual_dir)
   path = find_manifest(manual_dir)
-  rows = _csv_rows(path) if path.suffix == '.csv' else _jsonl_rows(path)
+  required = tuple(dict.fromkeys(
+      REQUIRED_COLUMNS + (signal,) + ((segment_signal,) if segment_signal else ())))
+  rows = (_csv_rows(path, required) if path.suffix == '.csv'
+          else _jsonl_rows(path))
   records, first_seen = [], {}
   for line_num, row in rows:
     where = f'{path} line {line_num}'
@@ -129,31 +163,35 @@ def read_manifest(manual_dir: os.PathLike[str] | str) -> list[VideoRecord]:
       raise ValueError(f'{where}: duplicate video_id, first at line '
                        f'{first_seen[video_id]}')
     first_seen[video_id] = line_num
-    duration = parse_duration(row.get('duration_s'), where)
-    feature_path = str(row.get('feature_path') or '').strip()
-    if not feature_path:
-      raise ValueError(f'{where}: feature_path is missing')
+    duration = parse_duration(row.get(DURATION), where)
+    value = (duration if signal == DURATION
+             else parse_number(row.get(signal), signal, where))
+    feature_path = _path(manual_dir, row, 'feature_path', where)
+    segment_path = (_path(manual_dir, row, segment_signal, where)
+                    if segment_signal else None)
     domain = str(row.get('domain') or '').strip() or DEFAULT_DOMAIN
-    records.append(VideoRecord(video_id, domain, duration,
-                               (manual_dir / feature_path,), where))
+    records.append(VideoRecord(video_id, domain, duration, (feature_path,),
+                               where, value, segment_path))
   if not records:
     raise ValueError(f'{path} lists no videos')
   return records
 
 
-def _load_array(path: pathlib.Path, where: str) -> np.ndarray:
-  """The array of one .npy file, or key `features` of one .npz file."""
+def _load_array(path: epath.Path, where: str, npz_key: str = NPZ_KEY,
+                what: str = 'feature file') -> np.ndarray:
+  """The array of one .npy file, or key `npz_key` of one .npz file."""
   if not path.is_file():
-    raise FileNotFoundError(f'{where}: feature file {path} not found')
-  if path.suffix == '.npy':
-    return np.load(path, allow_pickle=False)
-  if path.suffix == '.npz':
-    with np.load(path, allow_pickle=False) as z:
-      if NPZ_KEY not in z.files:
-        raise ValueError(f'{where}: {path} has no key {NPZ_KEY!r} '
+    raise FileNotFoundError(f'{where}: {what} {path} not found')
+  if path.suffix not in ('.npy', '.npz'):
+    raise ValueError(f'{where}: {what} {path} must be .npy or .npz')
+  with path.open('rb') as f:  # A file object, so that gs:// paths work too.
+    if path.suffix == '.npy':
+      return np.load(f, allow_pickle=False)
+    with np.load(f, allow_pickle=False) as z:
+      if npz_key not in z.files:
+        raise ValueError(f'{where}: {path} has no key {npz_key!r} '
                          f'(keys: {", ".join(z.files)})')
-      return z[NPZ_KEY]
-  raise ValueError(f'{where}: feature file {path} must be .npy or .npz')
+      return z[npz_key]
 
 
 def load_features(record: VideoRecord, feature_dim: int) -> np.ndarray:
@@ -191,6 +229,38 @@ def load_features(record: VideoRecord, feature_dim: int) -> np.ndarray:
   return features
 
 
+def load_segment_signal(record: VideoRecord, num_segments: int) -> np.ndarray:
+  """Loads and checks the per-segment signal of one video.
+
+  Args:
+    record: the video; `record.segment_signal_path` is a .npy [T] array or a
+      .npz with key `signal` (any real dtype).
+    num_segments: T of the video's features.
+
+  Returns:
+    [T] float64 signal, all finite.
+  """
+  path = record.segment_signal_path
+  a = _load_array(path, record.where, SEGMENT_SIGNAL_NPZ_KEY, 'segment signal file')
+  if a.ndim != 1:
+    raise ValueError(f'{record.where}: segment signal {path} has shape {a.shape}, '
+                     'expected [T]')
+  if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+    raise ValueError(f'{record.where}: segment signal {path} has dtype {a.dtype}, '
+                     'expected numbers')
+  if len(a) != num_segments:
+    raise ValueError(
+        f'{record.where}: segment signal {path} has {len(a)} values but the '
+        f'features ({", ".join(str(p) for p in record.feature_paths)}) have '
+        f'{num_segments} segments')
+  a = a.astype(np.float64)
+  bad = ~np.isfinite(a)
+  if bad.any():
+    raise ValueError(f'{record.where}: segment signal {path} has {bad.sum()} '
+                     f'NaN/Inf values, first at segment {np.flatnonzero(bad)[0]}')
+  return a
+
+
 def list_youtube_highlights(
     manual_dir: os.PathLike[str] | str, feature_root: str,
     feature_sets: tuple[str, ...],
@@ -211,7 +281,7 @@ def list_youtube_highlights(
   Returns:
     (records sorted by domain then split order, skipped ids by reason).
   """
-  manual_dir = pathlib.Path(manual_dir)
+  manual_dir = epath.Path(manual_dir)
   docs = []
   for rel in (YTH_ANNOTATIONS, YTH_SPLITS):
     if not (manual_dir / rel).is_file():
@@ -239,5 +309,6 @@ def list_youtube_highlights(
         except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
           raise ValueError(f'{where}: bad frames / fps ({e!r})') from e
         duration = parse_duration(duration, where)
-        records.append(VideoRecord(vid, domain, duration, paths, where))
+        records.append(VideoRecord(vid, domain, duration, paths, where,
+                                   signal=duration))
   return records, skipped
