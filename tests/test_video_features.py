@@ -1,0 +1,134 @@
+"""hl_jax.video_features: frame sampling, the extractor's weights, video -> prediction."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from configs import tiny
+from hl_jax import predict
+from hl_jax import train
+from hl_jax import video_features
+
+av = pytest.importorskip("av")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _gray_video(path, num_frames, fps=10, size=32):
+  """Frame n is gray level 8 n + 5 (lossless H.264, so levels survive to +-3)."""
+  with av.open(str(path), "w") as container:
+    stream = container.add_stream("libx264", rate=fps)
+    stream.width = stream.height = size
+    stream.pix_fmt = "yuv420p"
+    stream.options = {"qp": "0"}
+    for n in range(num_frames):
+      image = np.full((size, size, 3), 8 * n + 5, np.uint8)
+      for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+        container.mux(packet)
+    for packet in stream.encode():
+      container.mux(packet)
+
+
+@pytest.mark.parametrize("num_frames, expected_frames", [
+    # 3.0 s at 10 fps, 1 s segments, 2 frames each: times 0.25, 0.75, 1.25, ... show
+    # frames 2, 7, 12, 17, 22, 27.
+    (30, [[2, 7], [12, 17], [22, 27]]),
+    # 2.5 s: the last half segment [2, 2.5) is kept, sampled at 2.125 and 2.375 s.
+    (25, [[2, 7], [12, 17], [21, 23]]),
+    # 2.4 s: a last piece of 0.4 s (< half a segment) is dropped.
+    (24, [[2, 7], [12, 17]]),
+])
+def test_sampled_frames(tmp_path, num_frames, expected_frames):
+  path = tmp_path / "gray.mp4"
+  _gray_video(path, num_frames)
+  assert video_features.video_duration(path) == pytest.approx(num_frames / 10)
+  config = video_features.DecodeConfig(segment_seconds=1.0, frames_per_segment=2, frame_size=16)
+  segments = list(video_features.iter_segments(path, config))
+  assert [s.shape for s in segments] == [(2, 16, 16, 3)] * len(expected_frames)
+  levels = np.asarray([s[:, 8, 8, 0] for s in segments], float)
+  np.testing.assert_allclose(levels, 8 * np.asarray(expected_frames) + 5, atol=3)
+
+
+@pytest.mark.parametrize("duration, expected", [(10.0, 5), (9.0, 5), (8.9, 4), (0.3, 1),
+                                                (4.004, 2)])
+def test_num_segments(duration, expected):
+  assert video_features.num_segments(duration, 2.0) == expected
+
+
+def _leaves(tree):
+  return {k: np.asarray(v) for k, v in video_features._flatten(dict(tree)).items()}  # pylint: disable=protected-access
+
+
+def test_weights_roundtrip_and_errors(tmp_path):
+  config = video_features.DecodeConfig(frames_per_segment=2, frame_size=16)
+  module = video_features.SegmentEmbedder(feature_dim=8, widths=(4, 6))
+  params = video_features.default_params(module, config, seed=3)
+  for suffix in (".msgpack", ".npz"):
+    path = tmp_path / f"w{suffix}"
+    video_features.save_params(path, params)
+    restored = video_features.read_params(path)
+    assert video_features.embedder_for(restored) == module
+    got, want = _leaves(restored), _leaves(params)
+    assert sorted(got) == ["Conv_0/bias", "Conv_0/kernel", "Conv_1/bias", "Conv_1/kernel",
+                           "Dense_0/bias", "Dense_0/kernel"]
+    for key, value in want.items():
+      np.testing.assert_array_equal(got[key], value)
+  frames = np.random.default_rng(0).integers(0, 256, (5, 2, 16, 16, 3), dtype=np.uint8)
+  embed, name = video_features.default_embed_fn(config, weights=str(tmp_path / "w.msgpack"))
+  np.testing.assert_allclose(embed(frames), module.apply({"params": params}, frames),
+                             rtol=1e-5, atol=1e-5)
+  assert embed(frames).shape == (5, 8) and "w.msgpack" in name
+  with pytest.raises(ValueError, match="gives 8-d features, not --feature_dim=16"):
+    video_features.default_embed_fn(config, weights=str(tmp_path / "w.npz"), feature_dim=16)
+  bad = dict(params)
+  bad["Dense_0"] = {"kernel": np.zeros((5, 8), np.float32), "bias": np.zeros(8, np.float32)}
+  video_features.save_params(tmp_path / "bad.npz", bad)
+  with pytest.raises(ValueError, match=r"Dense_0/kernel: shape \(5, 8\), expected \(12, 8\)"):
+    video_features.default_embed_fn(config, weights=str(tmp_path / "bad.npz"))
+
+
+def test_default_extractor_is_deterministic():
+  config = video_features.DecodeConfig(frames_per_segment=2, frame_size=16)
+  module = video_features.SegmentEmbedder(feature_dim=16)
+  first = _leaves(video_features.default_params(module, config))
+  second = _leaves(video_features.default_params(module, config))
+  other = _leaves(video_features.default_params(module, config, seed=1))
+  for key, value in first.items():
+    np.testing.assert_array_equal(second[key], value)
+  assert not np.array_equal(other["Dense_0/kernel"], first["Dense_0/kernel"])
+
+
+def test_video_to_features_to_prediction(shared_data, tmp_path):
+  video = shared_data / "sample_videos" / "bikes.mp4"  # 10 s, 640x272, 25 fps
+  features = tmp_path / "bikes.npz"
+  proc = subprocess.run(
+      [sys.executable, "-m", "hl_jax.video_features", f"--video={video}",
+       f"--output={features}", "--segment_seconds=2", "--feature_dim=16"],
+      cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True,
+      timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  with np.load(features) as data:
+    assert data["features"].shape == (5, 16) and data["features"].dtype == np.float32
+    assert float(data["segment_seconds"]) == 2.0
+    assert float(data["duration_seconds"]) == pytest.approx(10.0)
+  # A model of the same feature dimension (the synthetic_tiny corpus, D = 16).
+  config = tiny.get_config()
+  config.corpus.data_dir = str(tmp_path / "tfds")
+  config.train.num_steps = 4
+  config.eval.random_seeds = 1
+  workdir = str(tmp_path / "workdir")
+  train.train_and_evaluate(config, workdir)
+  out = tmp_path / "bikes.json"
+  predict.run(workdir, out, features=[str(features)],
+              rule=predict.MomentRule(top_k=2, min_gap_seconds=0))
+  record, = json.loads(out.read_text())["videos"]
+  assert record["video_id"] == "bikes" and len(record["scores"]) == 5
+  assert record["segments_s"] == [[0, 2], [2, 4], [4, 6], [6, 8], [8, 10]]
+  assert 1 <= len(record["moments"]) <= 2
+  assert all(0 <= m["start_s"] < m["end_s"] <= 10 for m in record["moments"])
+  assert out.with_suffix(".png").is_file()
