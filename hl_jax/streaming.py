@@ -19,6 +19,10 @@ MAD are barely moved by the highlights themselves, so the exit threshold stays
 near the background; enter_z > exit_z is the hysteresis that keeps noise
 around one threshold from flickering. Like any relative threshold it finds
 a stream's best parts even in a dull stream, as the offline top-k does.
+The moving average already suppresses one-segment spikes, so by default one
+segment past a threshold decides (confirm_segments = release_segments = 1);
+requiring two delayed the events and agreed less with the offline top-k on
+YouTube Highlights and TVSum val (benchmarks/streaming.py).
 
 Events are dated back: the moving average lags a step in the scores by
 lag = (L - 1) // 2 segments, so a start confirmed at segment t refers to
@@ -65,8 +69,8 @@ class StreamConfig:
   min_history: int = 4
   enter_z: float = 2.0
   exit_z: float = 1.0
-  confirm_segments: int = 2
-  release_segments: int = 2
+  confirm_segments: int = 1
+  release_segments: int = 1
   max_highlight_segments: int = 0
   latency_budget_segments: int = 4
   segment_seconds: float = 2.0

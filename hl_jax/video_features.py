@@ -124,8 +124,10 @@ def iter_segments(path: str | os.PathLike[str], config: DecodeConfig,
   Args:
     path: a video file PyAV (FFmpeg) can read.
     config: segment length, frames per segment, frame size.
-    duration: seconds (None: from the container; if it has none, segments
-      run until the frames do).
+    duration: seconds (None: from the container; if it has none, frames
+      without timestamps are timed by the stream's frame rate, the video
+      ends one frame after the last one starts, and the last segment is
+      sampled as if it were whole, its missing frames repeating the last).
 
   Yields:
     [F, S, S, 3] uint8 frames per segment, in order.

@@ -19,15 +19,15 @@ av = pytest.importorskip("av")
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _gray_video(path, num_frames, fps=10, size=32):
-  """Frame n is gray level 8 n + 5 (lossless H.264, so levels survive to +-3)."""
-  with av.open(str(path), "w") as container:
+def _gray_video(path, num_frames, fps=10, size=32, step=8, container_format=None):
+  """Frame n is gray level step * n + 5 (lossless H.264: levels survive to +-3)."""
+  with av.open(str(path), "w", format=container_format) as container:
     stream = container.add_stream("libx264", rate=fps)
     stream.width = stream.height = size
     stream.pix_fmt = "yuv420p"
     stream.options = {"qp": "0"}
     for n in range(num_frames):
-      image = np.full((size, size, 3), 8 * n + 5, np.uint8)
+      image = np.full((size, size, 3), step * n + 5, np.uint8)
       for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
         container.mux(packet)
     for packet in stream.encode():
@@ -52,6 +52,17 @@ def test_sampled_frames(tmp_path, num_frames, expected_frames):
   assert [s.shape for s in segments] == [(2, 16, 16, 3)] * len(expected_frames)
   levels = np.asarray([s[:, 8, 8, 0] for s in segments], float)
   np.testing.assert_allclose(levels, 8 * np.asarray(expected_frames) + 5, atol=3)
+
+
+def test_sampled_frames_without_timestamps(tmp_path):
+  # A raw H.264 stream has no duration and no timestamps: frames are timed by the
+  # stream's rate (25 fps) and the video ends one frame after the last: 50 frames, 2 s.
+  path = tmp_path / "gray.h264"
+  _gray_video(path, 50, fps=25, step=5, container_format="h264")
+  assert video_features.video_duration(path) is None
+  config = video_features.DecodeConfig(segment_seconds=1.0, frames_per_segment=2, frame_size=16)
+  levels = np.asarray([s[:, 8, 8, 0] for s in video_features.iter_segments(path, config)], float)
+  np.testing.assert_allclose(levels, 5 * np.asarray([[6, 18], [31, 43]]) + 5, atol=3)
 
 
 @pytest.mark.parametrize("duration, expected", [(10.0, 5), (9.0, 5), (8.9, 4), (0.3, 1),
