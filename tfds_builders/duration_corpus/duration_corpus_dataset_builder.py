@@ -48,6 +48,7 @@ from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
+from tfds_builders.duration_corpus import file_writer
 from tfds_builders.duration_corpus import readers
 from tfds_builders.duration_corpus import synthetic
 from tfds_builders.duration_corpus import video_examples
@@ -260,6 +261,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         supervised_keys=None,
         homepage='http://vision.cs.utexas.edu/projects/highlights',
     )
+
+  def _example_writer(self) -> file_writer.StagedExampleWriter:
+    # ArrayRecord writes local files only: stage shards bound for gs:// etc.
+    return file_writer.StagedExampleWriter(file_format=self.info.file_format)
 
   def _download_and_prepare(self, dl_manager, download_config):
     # A Beam runner or Beam options in the DownloadConfig select the Beam

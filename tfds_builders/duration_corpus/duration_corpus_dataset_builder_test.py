@@ -368,3 +368,27 @@ def test_youtube_highlights_real_data(shared_data, tmp_path):
   np.testing.assert_array_equal(both[vid]['features'][:, :1024], rgb[vid]['features'])
   flow = np.load(data / 'features_umt_f16' / 'i3d_flow' / f'{vid}.npz')['features']
   np.testing.assert_array_equal(both[vid]['features'][:, 1024:], flow.astype(np.float32))
+
+
+def test_shards_for_a_remote_data_dir_are_staged_locally(tmp_path, monkeypatch):
+  """The gs:// path of StagedExampleWriter, on local paths (no GCS here)."""
+  from tfds_builders.duration_corpus import file_writer  # pylint: disable=g-import-not-at-top
+  direct = dcb.get_builder(_manifest_config(), tmp_path / 'direct',
+                           manual_dir=DUMMY_DATA)
+  staged_paths = []
+  real_write = dcb.tfds.core.writer.ExampleWriter.write
+
+  def spy(self, path, examples):
+    staged_paths.append(str(path))
+    return real_write(self, path, examples)
+
+  monkeypatch.setattr(file_writer, 'is_remote', lambda path: True)
+  monkeypatch.setattr(dcb.tfds.core.writer.ExampleWriter, 'write', spy)
+  staged = dcb.get_builder(_manifest_config(), tmp_path / 'staged',
+                           manual_dir=DUMMY_DATA)
+  assert staged_paths and all('duration_corpus_shard_' in p for p in staged_paths)
+  a, b = direct.as_data_source('train'), staged.as_data_source('train')
+  assert [x['features'].tobytes() for x in a] == [x['features'].tobytes() for x in b]
+  shards = sorted(staged.data_path.glob('*.array_record*'))
+  assert [p.read_bytes() for p in shards] == [
+      p.read_bytes() for p in sorted(direct.data_path.glob('*.array_record*'))]

@@ -266,3 +266,16 @@ def test_trainer_runs_unchanged_on_a_weak_signal_corpus(tmp_path, corpus):
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
     losses = [r['train/loss'] for r in map(json.loads, f) if 'train/loss' in r]
   assert losses and np.all(np.isfinite(losses))
+
+
+def test_build_cli_derives_a_config_of_another_width(tmp_path):
+  from tfds_builders.duration_corpus import build  # pylint: disable=g-import-not-at-top
+  config = build.resolve_config('manifest_segment_signal', feature_dim=8)
+  assert (config.name, config.feature_dim, config.segment_signal) == (
+      'manifest_segment_signal_d8', 8, 'segment_signal')
+  assert build.resolve_config('manifest_ctr').feature_dim == 1024
+  with pytest.raises(ValueError, match="unknown config 'ctr'; registered: "):
+    build.resolve_config('ctr')
+  builder = build.build_corpus('manifest_segment_signal', str(tmp_path),
+                               str(DUMMY_DATA), feature_dim=8)
+  assert builder.info.splits['train'].num_examples == 6
