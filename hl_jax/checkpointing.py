@@ -1,20 +1,51 @@
-"""Orbax checkpoints of the whole run: train state and input position.
+"""Orbax checkpoints of the whole run, and the lock that keeps a workdir to one run.
 
 A checkpoint holds two items: `state` (params, optimizer state, step, RNG and
 any EM state, as one pytree) and `input` (JSON: the Grain iterator state at the
 start of the current table window, and the window number). Orbax writes each
-checkpoint to a temporary directory and renames it when complete, so an
-interrupted save never replaces a good checkpoint.
+checkpoint to `<step>.orbax-checkpoint-tmp` and renames it to `<step>` when
+complete, so a save interrupted midway leaves that tmp directory behind and
+never replaces a good checkpoint.
+
+`restore_latest` restores the newest checkpoint that is whole. A newer one that
+is partial or corrupt (a missing file or directory, unreadable JSON, a data file
+that does not read back) is skipped with a warning that says what was wrong,
+and renamed to `<step>.corrupt` so that the step can be saved again.
+
+`exclusive_workdir` holds an flock on `<workdir>/.lock` for a run, so that a
+second run started on the same workdir stops before it writes anything.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import json
 import os
-from typing import Any
+import socket
+import time
+from typing import Any, Iterator
 
 from absl import logging
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+
+LOCK_NAME = ".lock"
+# Orbax's suffix of a step directory still being written (unfinished save).
+TMP_SUFFIX = ".orbax-checkpoint-tmp"
+CORRUPT_SUFFIX = ".corrupt"
+# JSON files every complete checkpoint of ours has, relative to its step dir.
+_JSON_FILES = ("_CHECKPOINT_METADATA", "state/_METADATA", "input/metadata")
+
+
+class CheckpointError(RuntimeError):
+  """The workdir has checkpoints but none of them can be restored."""
+
+
+class WorkdirLockedError(RuntimeError):
+  """Another run holds the workdir."""
 
 
 def make_manager(workdir: str, *, max_to_keep: int) -> ocp.CheckpointManager:
@@ -36,25 +67,186 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
 
 def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any
                    ) -> tuple[Any, dict[str, Any]] | None:
-  """The newest checkpoint restored onto `abstract_state`'s shardings, or None.
+  """The newest whole checkpoint restored onto `abstract_state`'s shardings.
+
+  Newer steps that are partial or corrupt are skipped and renamed to
+  `<step>.corrupt`; unfinished saves (`*.orbax-checkpoint-tmp`) are skipped
+  and left to Orbax, which replaces one when it saves that step again. One
+  warning names everything skipped and what was wrong with it.
 
   Args:
     manager: the run's checkpoint manager.
     abstract_state: a pytree of `jax.ShapeDtypeStruct` with shardings.
 
   Returns:
-    (state, input_state), or None when the workdir has no checkpoint.
+    (state, input_state), or None when the workdir has no finished checkpoint.
+
+  Raises:
+    CheckpointError: there are checkpoints but none restores (all corrupt, or
+      the config changed the shapes of the state). Nothing is renamed then.
   """
-  step = manager.latest_step()
-  if step is None:
-    return None
-  logging.info("Restoring checkpoint at step %d from %s", step, manager.directory)
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract_state),
-      input=ocp.args.JsonRestore()))
-  return restored["state"], restored["input"]
+  manager.reload()
+  directory = str(manager.directory)
+  skipped = [(name, "unfinished save: the process stopped while writing it")
+             for name in sorted(os.listdir(directory)) if TMP_SUFFIX in name]
+  bad_steps = []
+  for step in sorted(manager.all_steps(), reverse=True):
+    problems = find_problems(os.path.join(directory, str(step)))
+    restored, error = None, ""
+    if not problems:
+      logging.info("Restoring checkpoint at step %d from %s", step, directory)
+      restored, error = _try_restore(manager, step, abstract_state)
+    if _all_processes(restored is not None):
+      _set_aside(manager, bad_steps)
+      if skipped:
+        logging.warning("Checkpoints skipped in %s: %s. Restored step %d.%s",
+                        directory, _describe(skipped), step,
+                        " The corrupt steps were renamed to <step>.corrupt."
+                        if bad_steps else "")
+      return restored["state"], restored["input"]
+    bad_steps.append(step)
+    why = "; ".join(problems) or error or "failed on another host"
+    skipped.append((f"step {step}", why))
+  if bad_steps:
+    raise CheckpointError(
+        f"no checkpoint in {directory} can be restored: {_describe(skipped)}. "
+        "If the config changed the model or optimizer, use a new workdir; "
+        "otherwise move the corrupt steps away to restart from scratch.")
+  if skipped:
+    logging.warning("Checkpoints skipped in %s: %s. No finished checkpoint; "
+                    "starting from scratch.", directory, _describe(skipped))
+  return None
+
+
+def _describe(skipped: list[tuple[str, str]]) -> str:
+  return "; ".join(f"{name} ({why})" for name, why in skipped)
+
+
+def find_problems(step_dir: str) -> list[str]:
+  """What makes a checkpoint step directory incomplete, cheaply checked.
+
+  Only the JSON files are read; data files are checked by restoring them.
+
+  Returns:
+    One phrase per problem, e.g. "missing state/_METADATA"; empty if none.
+  """
+  problems = []
+  for name in _JSON_FILES:
+    path = os.path.join(step_dir, name)
+    if not os.path.exists(path):
+      problems.append(f"missing {name}")
+      continue
+    try:
+      with open(path, encoding="utf-8") as f:
+        json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+      problems.append(f"unreadable {name}: {e}")
+  return problems
+
+
+def _try_restore(manager: ocp.CheckpointManager, step: int,
+                 abstract_state: Any) -> tuple[Any, str]:
+  """(the restored items of `step`, "") or (None, why they did not restore)."""
+  try:
+    return manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state),
+        input=ocp.args.JsonRestore())), ""
+  except Exception as e:  # pylint: disable=broad-except
+    # Tensorstore and Orbax raise many types for unreadable data; the message
+    # is what tells the user, and an older checkpoint is the remedy either way.
+    message = (str(e).strip().splitlines() or [""])[0]
+    return None, f"restore failed: {type(e).__name__}: {message[:300]}"
+
+
+def _set_aside(manager: ocp.CheckpointManager, steps: list[int]) -> None:
+  """Renames corrupt step directories out of Orbax's view (process 0 only)."""
+  if not steps:
+    return
+  directory = str(manager.directory)
+  if jax.process_index() == 0:
+    for step in steps:
+      path = os.path.join(directory, str(step))
+      target, n = path + CORRUPT_SUFFIX, 1
+      while os.path.exists(target):
+        n += 1
+        target = f"{path}{CORRUPT_SUFFIX}.{n}"
+      os.rename(path, target)
+      logging.warning("Renamed corrupt checkpoint %s to %s", path, target)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices("hl_jax_checkpoints_set_aside")
+  manager.reload()
+
+
+def _all_processes(flag: bool) -> bool:
+  """The AND of `flag` over processes, so that all restore the same step."""
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return bool(np.all(multihost_utils.process_allgather(np.array(flag))))
 
 
 def abstract_like(tree: Any) -> Any:
   """ShapeDtypeStructs (with shardings) of a concrete pytree of arrays."""
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+@contextlib.contextmanager
+def exclusive_workdir(workdir: str) -> Iterator[None]:
+  """Holds `<workdir>/.lock` (an exclusive flock) for the body of the block.
+
+  The lock dies with the process, so a killed run never leaves the workdir
+  locked; the file stays, holding the last holder's "PID hostname". Only JAX
+  process 0 takes the lock: the other processes of a multi-process run share
+  the workdir with it by design, and cannot write to it without it.
+
+  Args:
+    workdir: the run's directory (created if missing).
+
+  Raises:
+    WorkdirLockedError: another process holds the lock. The message names the
+      workdir and the holder's PID and host.
+  """
+  if jax.process_index() != 0:
+    yield
+    return
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, LOCK_NAME)
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      locked = True
+    except BlockingIOError:
+      raise WorkdirLockedError(
+          f"workdir {workdir} is in use by another run: {_holder(fd)} holds "
+          f"{path}. Wait for it to end, stop it, or use another --workdir."
+      ) from None
+    except OSError as e:
+      if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+        raise
+      # Some network filesystems do not implement locks; run, but say so.
+      logging.warning("Cannot lock %s (%s); nothing stops a second run on %s",
+                      path, e, workdir)
+      locked = False
+    if locked:
+      os.ftruncate(fd, 0)
+      os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+    try:
+      yield
+    finally:
+      if locked:
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+  finally:
+    os.close(fd)
+
+
+def _holder(fd: int) -> str:
+  """"process PID on HOST" as written by the lock's holder."""
+  for _ in range(20):  # The holder writes just after locking.
+    fields = os.pread(fd, 256, 0).decode(errors="replace").split()
+    if len(fields) == 2:
+      return f"process {fields[0]} on {fields[1]}"
+    time.sleep(0.05)
+  return "an unknown process"

@@ -1,0 +1,215 @@
+"""Checkpoint faults: partial, corrupt and unfinished checkpoints are skipped.
+
+The checkpoints here are real Orbax ones written by `checkpointing.save`, of a
+small state whose every value encodes its step, so a restore says which step
+it came from.
+"""
+
+import gc
+import glob
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hl_jax import checkpointing
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A failed Orbax restore leaves un-awaited coroutines behind; they are collected
+# (and reported by pytest) within each test here, not in a later one.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage():
+  yield
+  gc.collect()
+
+
+def make_state(step: int, size: int = 64) -> dict:
+  return {"params": {"w": jnp.full((size,), step, jnp.float32)},
+          "step": jnp.int32(step)}
+
+
+def save_steps(workdir: str, steps, size: int = 64):
+  manager = checkpointing.make_manager(workdir, max_to_keep=10)
+  for step in steps:
+    checkpointing.save(manager, step, make_state(step, size),
+                       {"window_start": {"step": step}, "window_index": 0})
+  manager.wait_until_finished()
+  return manager
+
+
+def restore(workdir: str, size: int = 64):
+  manager = checkpointing.make_manager(workdir, max_to_keep=10)
+  return manager, checkpointing.restore_latest(
+      manager, checkpointing.abstract_like(make_state(0, size)))
+
+
+def step_dir(workdir: str, name) -> str:
+  return os.path.join(workdir, "checkpoints", str(name))
+
+
+def truncate_data_files(path: str) -> None:
+  """Halves every non-empty file of the state's data (a torn write)."""
+  files = [f for f in glob.glob(os.path.join(path, "state", "**", "d", "*"),
+                                recursive=True) if os.path.getsize(f)]
+  assert files
+  for name in files:
+    with open(name, "r+b") as f:
+      f.truncate(os.path.getsize(name) // 2)
+
+
+def write(path: str, text: str) -> None:
+  with open(path, "w") as f:
+    f.write(text)
+
+
+CORRUPTIONS = {
+    "truncated data file": (truncate_data_files, "step 3 (restore failed"),
+    "missing input item": (lambda p: shutil.rmtree(os.path.join(p, "input")),
+                           "step 3 (missing input/metadata"),
+    "missing state metadata": (
+        lambda p: os.remove(os.path.join(p, "state", "_METADATA")),
+        "step 3 (missing state/_METADATA"),
+    "empty step directory": (
+        lambda p: (shutil.rmtree(p), os.makedirs(p)), "step 3 (missing "),
+    "unreadable input JSON": (
+        lambda p: write(os.path.join(p, "input", "metadata"), '{"window_'),
+        "step 3 (unreadable input/metadata"),
+    "unreadable checkpoint metadata": (
+        lambda p: write(os.path.join(p, "_CHECKPOINT_METADATA"), ""),
+        "step 3 (unreadable _CHECKPOINT_METADATA"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
+def test_corrupt_latest_falls_back_to_newest_good(tmp_path, caplog, kind):
+  workdir = str(tmp_path)
+  save_steps(workdir, [1, 2, 3])
+  corrupt, reason = CORRUPTIONS[kind]
+  corrupt(step_dir(workdir, 3))
+  with caplog.at_level(logging.WARNING):
+    manager, (state, input_state) = restore(workdir)
+  assert int(state["step"]) == 2 and input_state["window_start"] == {"step": 2}
+  np.testing.assert_array_equal(state["params"]["w"], np.full(64, 2, np.float32))
+  warning = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+  assert len(warning) == 1 and reason in warning[0], caplog.text
+  assert "Restored step 2" in warning[0]
+  # The corrupt step is kept for inspection but out of the way: step 3 saves again.
+  assert os.path.isdir(step_dir(workdir, "3.corrupt"))
+  assert manager.all_steps() == [1, 2]
+  checkpointing.save(manager, 3, make_state(3), {"window_start": {}, "window_index": 0})
+  manager.wait_until_finished()
+  caplog.clear()
+  _, (state, _) = restore(workdir)
+  assert int(state["step"]) == 3 and "skipped" not in caplog.text
+
+
+def test_leftover_tmp_dir_is_skipped_and_replaced_by_the_next_save(tmp_path, caplog):
+  workdir = str(tmp_path)
+  save_steps(workdir, [1, 2])
+  # What a process killed while saving step 3 leaves: a partial tmp directory.
+  tmp = step_dir(workdir, "3.orbax-checkpoint-tmp")
+  shutil.copytree(step_dir(workdir, 2), tmp)
+  shutil.rmtree(os.path.join(tmp, "input"))
+  with caplog.at_level(logging.WARNING):
+    manager, (state, _) = restore(workdir)
+  assert int(state["step"]) == 2
+  assert "3.orbax-checkpoint-tmp (unfinished save" in caplog.text
+  assert os.path.isdir(tmp)  # Left for Orbax, which replaces it when saving 3.
+  checkpointing.save(manager, 3, make_state(3), {"window_start": {}, "window_index": 0})
+  manager.wait_until_finished()
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["1", "2", "3"]
+
+
+def test_only_unfinished_saves_start_from_scratch(tmp_path, caplog):
+  workdir = str(tmp_path)
+  save_steps(workdir, [1])
+  os.rename(step_dir(workdir, 1), step_dir(workdir, "1.orbax-checkpoint-tmp"))
+  with caplog.at_level(logging.WARNING):
+    assert restore(workdir)[1] is None
+  assert "1.orbax-checkpoint-tmp (unfinished save" in caplog.text
+  assert restore(str(tmp_path / "empty"))[1] is None
+
+
+def test_nothing_restorable_is_an_error_and_renames_nothing(tmp_path):
+  workdir = str(tmp_path)
+  save_steps(workdir, [1, 2])
+  for step in (1, 2):
+    os.remove(os.path.join(step_dir(workdir, step), "state", "_METADATA"))
+  with pytest.raises(checkpointing.CheckpointError,
+                     match=r"no checkpoint in .* can be restored: step 2 \(missing "
+                     r"state/_METADATA\); step 1 \(missing state/_METADATA\)"):
+    restore(workdir)
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["1", "2"]
+
+
+def test_a_changed_state_shape_is_an_error_not_corruption(tmp_path):
+  workdir = str(tmp_path)
+  save_steps(workdir, [1, 2])
+  with pytest.raises(checkpointing.CheckpointError, match="step 2 .* step 1 "):
+    restore(workdir, size=65)  # E.g. a config that changed a layer width.
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["1", "2"]
+
+
+_SAVER = textwrap.dedent("""
+    import sys
+    import jax.numpy as jnp
+    from hl_jax import checkpointing
+    manager = checkpointing.make_manager(sys.argv[1], max_to_keep=100)
+    for step in range(1, 1000):  # Large saves, one after another, until killed.
+      state = {"params": {"w": jnp.full((%d,), step, jnp.float32)},
+               "step": jnp.int32(step)}
+      checkpointing.save(manager, step, state,
+                         {"window_start": {"step": step}, "window_index": 0})
+""")
+_SAVER_SIZE = 16 * 2**20  # 64 MiB of float32 per save.
+
+
+def test_sigkill_during_a_save_leaves_the_previous_checkpoint_intact(tmp_path,
+                                                                    caplog):
+  workdir = str(tmp_path / "workdir")
+  checkpoints = os.path.join(workdir, "checkpoints")
+  saver = subprocess.Popen(
+      ["timeout", "-k", "5", "120", sys.executable, "-c",
+       _SAVER % _SAVER_SIZE, workdir],
+      cwd=_REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"),
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+      start_new_session=True)
+  try:
+    deadline = time.time() + 100
+    while True:  # Kill while a save after the first finished one is running.
+      assert saver.poll() is None and time.time() < deadline
+      names = os.listdir(checkpoints) if os.path.isdir(checkpoints) else []
+      if "1" in names and any(n.endswith(checkpointing.TMP_SUFFIX) for n in names):
+        break
+      time.sleep(0.001)
+    os.killpg(saver.pid, signal.SIGKILL)
+    saver.wait()
+  finally:
+    if saver.poll() is None:
+      os.killpg(saver.pid, signal.SIGKILL)
+      saver.wait()
+  names = os.listdir(checkpoints)
+  finished = sorted(int(n) for n in names if n.isdigit())
+  unfinished = [n for n in names if n.endswith(checkpointing.TMP_SUFFIX)]
+  assert finished and unfinished, names
+  with caplog.at_level(logging.WARNING):
+    _, (state, input_state) = restore(workdir, size=_SAVER_SIZE)
+  newest = finished[-1]
+  assert int(state["step"]) == newest
+  assert input_state["window_start"] == {"step": newest}
+  w = np.asarray(state["params"]["w"])
+  assert w.min() == w.max() == newest
+  assert f"{unfinished[0]} (unfinished save" in caplog.text

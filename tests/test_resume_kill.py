@@ -1,0 +1,141 @@
+"""A launch.py run killed with SIGKILL resumes exactly: bit-identical on CPU.
+
+Each case starts the real `launch.py` twice on the tiny config: one run goes
+straight through; the other is killed (SIGKILL, no chance to clean up) at an
+arbitrary step after its second checkpoint, possibly in the middle of a save,
+and is then started again with the same command. The table is refilled every
+25 steps, so the restart also re-reads a Grain window from its saved start.
+"""
+
+import json
+import os
+import pathlib
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from configs import tiny
+from hl_jax import checkpointing
+from hl_jax import corpus
+
+_REPO = pathlib.Path(__file__).resolve().parents[1]
+_ENV = dict(os.environ, JAX_PLATFORMS="cpu",
+            XLA_FLAGS="--xla_force_host_platform_device_count=4")
+NUM_STEPS, EVERY = 100, 10
+TIME_LIMIT_S = 150  # Per run, enforced by `timeout -k`.
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  """synthetic_tiny built once here, so that runs only read it."""
+  path = str(tmp_path_factory.mktemp("tfds"))
+  config = tiny.get_config()
+  config.corpus.data_dir = path
+  corpus.load(config)
+  return path
+
+
+def start(workdir: pathlib.Path, data_dir: str, variant: str) -> subprocess.Popen:
+  """launch.py in its own process group, logging to <workdir>.log."""
+  command = [
+      "timeout", "-k", "5", str(TIME_LIMIT_S), sys.executable, "launch.py",
+      "--config=configs/tiny.py", f"--workdir={workdir}",
+      f"--config.corpus.data_dir={data_dir}", f"--config.variant={variant}",
+      f"--config.train.num_steps={NUM_STEPS}",
+      f"--config.checkpoint.every_steps={EVERY}",
+      "--config.input.window_videos=30", "--config.input.refill_every_steps=25"]
+  with open(f"{workdir}.log", "ab") as log:
+    return subprocess.Popen(command, cwd=_REPO, env=_ENV, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def finish(process: subprocess.Popen, workdir: pathlib.Path) -> str:
+  """Waits for a run that should succeed; returns its log."""
+  process.wait()
+  log = pathlib.Path(f"{workdir}.log").read_text()
+  assert process.returncode == 0, log[-3000:]
+  return log
+
+
+def finished_steps(workdir: pathlib.Path) -> list[int]:
+  checkpoints = workdir / "checkpoints"
+  names = os.listdir(checkpoints) if checkpoints.is_dir() else []
+  return sorted(int(name) for name in names if name.isdigit())
+
+
+def kill_after_second_checkpoint(process: subprocess.Popen,
+                                 workdir: pathlib.Path, delay_s: float) -> None:
+  """SIGKILLs the run `delay_s` after its second checkpoint is complete."""
+  deadline = time.time() + TIME_LIMIT_S
+  while not any(step >= 2 * EVERY for step in finished_steps(workdir)):
+    assert process.poll() is None, "the run ended before its second checkpoint"
+    assert time.time() < deadline
+    time.sleep(0.005)
+  time.sleep(delay_s)
+  os.killpg(process.pid, signal.SIGKILL)  # timeout and python: the whole group.
+  process.wait()
+  assert process.returncode == -signal.SIGKILL
+  wait_until_unlocked(workdir)
+  assert not (workdir / "results.json").exists(), (
+      "the run finished before it was killed; raise NUM_STEPS")
+
+
+def wait_until_unlocked(workdir: pathlib.Path, timeout_s: float = 10.0) -> None:
+  """Until the killed python (a child of `timeout`) has died and let go."""
+  deadline = time.time() + timeout_s
+  while True:
+    try:
+      with checkpointing.exclusive_workdir(str(workdir)):
+        return
+    except checkpointing.WorkdirLockedError:
+      assert time.time() < deadline, "the killed run still holds the workdir"
+      time.sleep(0.02)
+
+
+def final_state(workdir: pathlib.Path):
+  manager = ocp.CheckpointManager(workdir / "checkpoints",
+                                  item_names=("state", "input"))
+  assert manager.latest_step() == NUM_STEPS
+  return manager.restore(NUM_STEPS, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore()))["state"]
+
+
+@pytest.mark.parametrize("variant", ["joint", "ranking_em", "ranking_d"])
+def test_sigkill_then_rerun_matches_an_uninterrupted_run(data_dir, tmp_path,
+                                                          variant):
+  straight, killed = tmp_path / "straight", tmp_path / "killed"
+  processes = [start(straight, data_dir, variant), start(killed, data_dir, variant)]
+  try:
+    delay_s = random.Random(variant).uniform(0.0, 0.3)
+    kill_after_second_checkpoint(processes[1], killed, delay_s)
+    left = sorted(os.listdir(killed / "checkpoints"))
+    unfinished = [name for name in left if name.endswith(checkpointing.TMP_SUFFIX)]
+    print(f"{variant}: killed {delay_s:.3f} s after checkpoint {2 * EVERY}; "
+          f"left {left}")
+    processes[1] = start(killed, data_dir, variant)  # The same command again.
+    log = finish(processes[1], killed)
+    finish(processes[0], straight)
+  finally:
+    for process in processes:
+      if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+  restored = [int(s) for s in re.findall(r"Restoring checkpoint at step (\d+)", log)]
+  assert restored and 2 * EVERY <= restored[-1] < NUM_STEPS, restored
+  if unfinished:  # Killed during a save: the restart said what it skipped.
+    assert "unfinished save" in log
+  expected, got = final_state(straight), final_state(killed)
+  assert jax.tree.structure(expected) == jax.tree.structure(got)
+  for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):
+    np.testing.assert_array_equal(a, b)
+  results = [json.loads((w / "results.json").read_text()) for w in (straight, killed)]
+  assert results[0] == results[1]
