@@ -1,20 +1,43 @@
-r"""Pairs per second of the compiled train step alone, and of real training.
+r"""Pairs/s of the compiled train step against the machine's matmul FLOP/s.
 
-  python benchmarks/step_throughput.py --config=configs/joint.py \
-      --output=/tmp/hl_jax_bench/step_throughput.json
+  python benchmarks/step_throughput.py --output=/tmp/hl_jax_bench/step_throughput.json
 
-Step-only: the jitted step on a random resident table, timed after compilation
-(each sample ends with a device sync). End to end: `train.train_and_evaluate`
-on the configured TFDS corpus, read through Grain into the table (with window
-refills when --window_videos is set), its pairs/s taken from the training log
-after the first log interval (which includes compilation). Both run in the
-same process, so their ratio is meaningful on a shared machine.
+Questions answered in one run (so ratios hold on a shared machine):
+
+1. Step only: pairs/s of `train.make_train_step` (compiled, state donated) on
+   a random resident table of `--dim`-d features, for each variant and each
+   batch m x n (`--num_groups` x group_size), timed after compilation. All
+   step functions and the matmul probes are sampled round-robin, `--rounds`
+   times, and the median is reported.
+2. The machine's dense f32 matmul FLOP/s in the same rounds: a square
+   2048^3 product (the "peak") and the model's biggest layers, [B, D] x [D, 512]
+   (f) and [B, 2D] x [2D, 512] (h), B = pairs per step.
+3. The step's achieved FLOP/s from an analytic count per pair (below), as a
+   fraction of that peak.
+4. A breakdown of the joint step at the first batch size: the same step
+   without dropout, pair sampling plus the feature gather alone, and the
+   dropout masks alone under the threefry and rbg PRNGs.
+5. End to end (`--e2e`): `train.train_and_evaluate` on a 1024-d manifest corpus
+   (TFDS array_record, Grain, resident table), once with the whole corpus
+   resident and once with windows of `--e2e_window_videos` videos refilled
+   every `--e2e_refill_every` steps; pairs/s from its training log after the
+   first interval (which includes compilation), against step-only samples of
+   the same config taken just before and after.
+
+FLOPs per pair. A dense layer in -> out costs 2 in out per row forward and
+twice that backward (input and weight gradients): "nominal" counts 3 x forward
+for every layer. The first layer's input gradient is never needed (the
+features are not trained), so "needed" counts 2 x forward there. f runs on both
+segments of a pair, h once on the concatenated [2D] pair (joint only).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -23,103 +46,238 @@ from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from ml_collections import config_flags
+import optax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from hl_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+from benchmarks import harness  # pylint: disable=g-import-not-at-top
+from hl_jax import input_pipeline
+from hl_jax import losses
 from hl_jax import models
-from hl_jax import parallel
 from hl_jax import train
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/joint.py", "Config.")
-_STEPS = flags.DEFINE_integer("steps", 50, "Timed steps per step-only sample.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Step-only samples (median taken).")
-_E2E_STEPS = flags.DEFINE_integer("e2e_steps", 600, "End-to-end training steps.")
-_WINDOW_VIDEOS = flags.DEFINE_integer(
-    "window_videos", 0, "End to end: videos per table window (0: whole corpus).")
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/joint.py", "Base config.")
+_DIM = flags.DEFINE_integer("dim", 1024, "Feature dim D of the random table.")
+_VARIANTS = flags.DEFINE_list("variants", list(train.VARIANTS), "Variants timed.")
+_NUM_GROUPS = flags.DEFINE_list(
+    "num_groups", ["256", "512", "1024", "2048", "4096"],
+    "Batch sweep: m values (n = config group_size); the first is the default.")
+_ROUNDS = flags.DEFINE_integer("rounds", 3, "Round-robin rounds (median taken).")
+_MIN_SECONDS = flags.DEFINE_float("min_seconds", 1.5, "Length of one sample.")
+_BREAKDOWN = flags.DEFINE_bool("breakdown", True, "Time parts of the joint step.")
+_E2E = flags.DEFINE_bool("e2e", True, "Also time end-to-end training.")
+_E2E_VIDEOS = flags.DEFINE_integer("e2e_videos", 1000, "Videos of the e2e corpus.")
+_E2E_STEPS = flags.DEFINE_integer("e2e_steps", 300, "End-to-end training steps.")
+_E2E_WINDOW_VIDEOS = flags.DEFINE_integer(
+    "e2e_window_videos", 200, "Windowed e2e run: videos per table window.")
+_E2E_REFILL_EVERY = flags.DEFINE_integer(
+    "e2e_refill_every", 50, "Windowed e2e run: steps between refills.")
+_WORK_DIR = flags.DEFINE_string("work_dir", "/tmp/hl_jax_bench",
+                                "Where the e2e corpus is written (reused).")
+_PAUSE = flags.DEFINE_float("pause", 0.2, "Sleep before each sample (s).")
 _OUTPUT = flags.DEFINE_string("output", "", "JSON output path.")
 
 
-def random_table(num_rows: int, dim: int, seed: int = 0) -> input_pipeline.SegmentTable:
-  rng = np.random.default_rng(seed)
-  half = num_rows // 2
-  return input_pipeline.SegmentTable(
-      features=rng.normal(size=(num_rows, dim)).astype(np.float32),
-      video=np.arange(num_rows, dtype=np.int32),
-      short_index=np.arange(num_rows, dtype=np.int32),
-      long_index=np.roll(np.arange(num_rows, dtype=np.int32), -half),
-      num_short=np.int32(half), num_long=np.int32(num_rows - half))
+def dense_flops(widths: list[int]) -> tuple[int, int]:
+  """(nominal, needed) fwd + bwd FLOPs per row of an MLP with these widths."""
+  layers = [2 * a * b for a, b in zip(widths[:-1], widths[1:])]
+  return 3 * sum(layers), 2 * layers[0] + 3 * sum(layers[1:])
 
 
-def step_only(config, dim: int) -> dict:
-  """Median pairs/s of the compiled step over `--repeats` samples."""
-  mesh = parallel.make_mesh(jax.devices()[:config.num_devices or None])
-  scorer, weigher = models.build(config)
-  tx = train.make_optimizer(config)
-  replicated = parallel.replicated(mesh)
-  state = jax.device_put(train.init_state(config, scorer, weigher, tx, dim), replicated)
-  table = jax.device_put(random_table(config.input.table_segments, dim), replicated)
-  step = train.make_train_step(config, scorer, weigher, tx, mesh)
-  state, aux = step(state, table)  # Compile.
-  jax.block_until_ready(aux)
-  rates = []
-  for _ in range(_REPEATS.value):
-    start = time.perf_counter()
-    for i in range(_STEPS.value):
-      state, aux = step(state, table)
-      if (i + 1) % config.train.sync_every == 0:
-        jax.block_until_ready(aux)
-    jax.block_until_ready(state)
-    rates.append(_STEPS.value * config.train.num_groups * config.train.group_size
-                 / (time.perf_counter() - start))
-  return {"pairs_per_second": float(np.median(rates)), "samples": rates}
+def flops_per_pair(config: ml_collections.ConfigDict, dim: int) -> dict[str, int]:
+  """Analytic fwd + bwd FLOPs of one pair (see the module docstring)."""
+  f_nominal, f_needed = dense_flops([dim, *config.model.scorer_hidden, 1])
+  nominal, needed = 2 * f_nominal, 2 * f_needed
+  if config.variant == "joint":
+    h_nominal, h_needed = dense_flops([2 * dim, *config.model.weigher_hidden, 1])
+    nominal, needed = nominal + h_nominal, needed + h_needed
+  return {"nominal": nominal, "needed": needed}
 
 
-def end_to_end(config) -> dict:
-  """Pairs/s of real training read from its metrics log."""
-  config = config.copy_and_resolve_references()
-  config.train.num_steps = _E2E_STEPS.value
-  config.train.log_every = max(1, _E2E_STEPS.value // 6)
-  config.checkpoint.every_steps = 10 * _E2E_STEPS.value
+def breakdown_probes(base, table, dim: int, num_groups: int) -> list[harness.Probe]:
+  """Parts of the joint step at m = num_groups (units: pairs)."""
+  n = base.train.group_size
+  pairs = num_groups * n
+  no_dropout = harness.variant_config(base, "joint", num_groups, dropout=0.0)
+  probes = [harness.step_probe("step without dropout", no_dropout, table, dim)]
+
+  @jax.jit
+  def sample_gather(table, key):
+    rows_short, rows_long = input_pipeline.sample_pairs(table, key, num_groups, n)
+    return (input_pipeline.gather_features(table, rows_short),
+            input_pipeline.gather_features(table, rows_long))
+  key = jax.random.PRNGKey(0)
+  probes.append(harness.repeat_probe("sample_pairs + gather_features",
+                                     sample_gather, (table, key), pairs))
+
+  # f and h forward + backward on fixed features: the step's dense work.
+  scorer, weigher = models.build(no_dropout)
+  tx = train.make_optimizer(no_dropout)
+  state = train.init_state(no_dropout, scorer, weigher, tx, dim)
+
+  def loss(params, x_short, x_long):
+    f_short = scorer.apply({"params": params["f"]}, x_short)
+    f_long = scorer.apply({"params": params["f"]}, x_long)
+    weights = losses.group_softmax_weights(
+        weigher.apply({"params": params["h"]}, x_short, x_long))
+    return jnp.mean(losses.weighted_group_loss(
+        losses.pairwise_hinge(f_short, f_long), weights))
+  probes.append(harness.repeat_probe(
+      "f, h forward + backward (no sampling, dropout, optimizer)",
+      jax.jit(jax.grad(loss)), (state.params, *sample_gather(table, key)), pairs))
+
+  @jax.jit
+  def update(params, opt_state):
+    updates, opt_state = tx.update(params, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+  probes.append(harness.repeat_probe("AdamW update alone", update,
+                                     (state.params, state.opt_state), pairs))
+
+  # The dropout masks of one joint step: f on both segments, h once.
+  widths = list(base.model.scorer_hidden) * 2 + list(base.model.weigher_hidden)
+  for impl in ("threefry2x32", "rbg"):
+    def masks(key):
+      keys = jax.random.split(key, len(widths))
+      return [jax.random.bernoulli(k, 0.5, (num_groups, n, w))
+              for k, w in zip(keys, widths)]
+    probes.append(harness.repeat_probe(
+        f"dropout masks alone ({impl})", jax.jit(masks),
+        (jax.random.key(0, impl=impl),), pairs))
+  return probes
+
+
+def end_to_end(base, corpus: dict, window_videos: int, refill_every: int) -> dict:
+  """Pairs/s of real training on the manifest corpus, from its metrics log."""
+  config = ml_collections.ConfigDict(base.to_dict())
+  config.corpus.config = "manifest"
+  config.corpus.manual_dir = corpus["manual_dir"]
+  config.corpus.data_dir = corpus["data_dir"]
+  config.corpus.eval_split = ""
+  steps = _E2E_STEPS.value
+  config.train.num_steps = steps
+  config.train.log_every = max(1, steps // 6)
+  config.checkpoint.every_steps = 10 * steps
   config.eval.every_steps = 0
-  if _WINDOW_VIDEOS.value:
-    config.input.window_videos = _WINDOW_VIDEOS.value
-    config.input.refill_every_steps = config.train.log_every // 2
+  config.input.window_videos = window_videos
+  config.input.refill_every_steps = refill_every
   with tempfile.TemporaryDirectory() as workdir:
     start = time.perf_counter()
-    train.train_and_evaluate(config, workdir)
+    with contextlib.redirect_stdout(io.StringIO()):  # Its results table.
+      train.train_and_evaluate(config, workdir)
     total = time.perf_counter() - start
-    rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+      rows = [json.loads(line) for line in f]
   rates = [r["train/pairs_per_second"] for r in rows if "train/pairs_per_second" in r]
   return {"pairs_per_second": float(np.median(rates[1:])), "interval_rates": rates,
-          "wall_seconds_including_build_and_eval": total}
+          "window_videos": window_videos, "refill_every_steps": refill_every,
+          "steps": steps, "wall_seconds_including_compile_and_eval": total}
 
 
 def main(argv):
   del argv
-  config = _CONFIG.value
-  results = {"device": str(jax.devices()[0]), "num_devices": jax.device_count(),
-             "config": {"num_groups": config.train.num_groups,
-                        "group_size": config.train.group_size,
-                        "scorer_hidden": list(config.model.scorer_hidden),
-                        "variant": config.variant, "corpus": config.corpus.config}}
-  e2e = end_to_end(config)  # Builds the corpus; tells us its feature dim.
-  from hl_jax import corpus  # pylint: disable=g-import-not-at-top
-  dim = corpus.load(config).feature_dim
-  results["feature_dim"] = dim
-  results["step_only"] = step_only(config, dim)
-  results["end_to_end"] = e2e
-  ratio = e2e["pairs_per_second"] / results["step_only"]["pairs_per_second"]
-  results["end_to_end_over_step_only"] = ratio
-  print(f"| measurement | pairs/s |\n|---|---:|\n"
-        f"| step only | {results['step_only']['pairs_per_second']:,.0f} |\n"
-        f"| end to end (TFDS + Grain + table) | {e2e['pairs_per_second']:,.0f} |\n"
-        f"| ratio | {ratio:.2f} |")
-  if _OUTPUT.value:
-    os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
-    with open(_OUTPUT.value, "w") as f:
-      json.dump(results, f, indent=1)
+  base, dim = _CONFIG.value, _DIM.value
+  n = base.train.group_size
+  sweep = [int(m) for m in _NUM_GROUPS.value]
+  results = {"machine": harness.machine(), "feature_dim": dim, "group_size": n,
+             "scorer_hidden": list(base.model.scorer_hidden),
+             "weigher_hidden": list(base.model.weigher_hidden),
+             "dropout": base.model.dropout, "table_segments": base.input.table_segments}
+  table = harness.device_table(base, dim)
+
+  steps, flops = {}, {}
+  for variant in _VARIANTS.value:
+    for m in sweep:
+      config = harness.variant_config(base, variant, m)
+      name = f"{variant} m={m}"
+      steps[name] = harness.step_probe(name, config, table, dim)
+      flops[name] = flops_per_pair(config, dim)
+  b, big = sweep[0] * n, max(sweep) * n
+  shapes = {"square 2048^3 (peak)": (2048, 2048, 2048, False),
+            f"f layer x W [{b},{dim}]x[{dim},512]": (b, dim, 512, False),
+            f"f weight grad x^T dy [{dim},{b}]x[{b},512]": (dim, b, 512, True),
+            f"h layer x W [{b},{2 * dim}]x[{2 * dim},512]": (b, 2 * dim, 512, False),
+            f"f layer x W [{big},{dim}]x[{dim},512]": (big, dim, 512, False)}
+  matmuls = {name: harness.matmul_probe(name, *shape)
+             for name, shape in shapes.items()}
+  parts = breakdown_probes(base, table, dim, sweep[0]) if _BREAKDOWN.value else []
+  harness.round_robin(list(matmuls.values()) + list(steps.values()) + parts,
+                      _ROUNDS.value, _MIN_SECONDS.value, _PAUSE.value)
+
+  peak = matmuls["square 2048^3 (peak)"].median()
+  results["matmul_flops_per_second"] = {k: p.median() for k, p in matmuls.items()}
+  results["matmul_samples"] = {k: p.samples for k, p in matmuls.items()}
+  results["step_only"] = {}
+  lines = ["| variant | m x n | pairs/s | GFLOP/s (nominal) | of peak (nominal) "
+           "| of peak (needed) |", "|---|---|---:|---:|---:|---:|"]
+  for name, probe in steps.items():
+    rate = probe.median()
+    nominal, needed = rate * flops[name]["nominal"], rate * flops[name]["needed"]
+    variant, m = name.split(" m=")
+    results["step_only"][name] = {
+        "variant": variant, "num_groups": int(m), "pairs_per_second": rate,
+        "samples": probe.samples, "flops_per_pair": flops[name],
+        "fraction_of_peak_nominal": nominal / peak,
+        "fraction_of_peak_needed": needed / peak}
+    lines.append(f"| {variant} | {m} x {n} | {rate:,.0f} | {nominal / 1e9:.1f} | "
+                 f"{nominal / peak:.0%} | {needed / peak:.0%} |")
+  print(f"\nDense f32 matmul on {results['machine']['cpu']} "
+        f"({results['machine']['nproc']} cores):\n")
+  print("| matmul | GFLOP/s |\n|---|---:|")
+  for name, probe in matmuls.items():
+    print(f"| {name} | {probe.median() / 1e9:.1f} |")
+  print(f"\nStep only, D={dim}, hidden {tuple(base.model.scorer_hidden)}, "
+        f"peak = square 2048^3 matmul ({peak / 1e9:.1f} GFLOP/s):\n")
+  print("\n".join(lines))
+
+  if parts:
+    joint = steps[f"joint m={sweep[0]}"].median()
+    results["breakdown"] = {p.name: {"pairs_per_second": p.median(),
+                                     "seconds_per_step": sweep[0] * n / p.median(),
+                                     "samples": p.samples} for p in parts}
+    results["breakdown"]["full step"] = {"pairs_per_second": joint,
+                                         "seconds_per_step": sweep[0] * n / joint}
+    print(f"\nParts of the joint step, m x n = {sweep[0]} x {n}:\n")
+    print("| part | ms per step | of the full step |\n|---|---:|---:|")
+    for name, part in results["breakdown"].items():
+      ms = 1e3 * part["seconds_per_step"]
+      print(f"| {name} | {ms:.1f} | {part['seconds_per_step'] * joint / (sweep[0] * n):.0%} |")
+
+  if _E2E.value:
+    corpus = harness.prepare_manifest_corpus(
+        os.path.join(_WORK_DIR.value, f"manifest_{_E2E_VIDEOS.value}"),
+        _E2E_VIDEOS.value, dim)
+    results["e2e_corpus"] = corpus
+    config = harness.variant_config(base, base.variant, sweep[0])
+    name = f"{base.variant} m={sweep[0]}"
+    probe = steps.get(name) or harness.step_probe(name, config, table, dim)
+    runs = {}
+    for label, window, refill in (
+        ("resident", 0, 0),
+        ("windows", _E2E_WINDOW_VIDEOS.value, _E2E_REFILL_EVERY.value)):
+      before = probe.sample()
+      e2e = end_to_end(config, corpus, window, refill)
+      after = probe.sample()
+      e2e["step_only_before_after"] = [before, after]
+      e2e["ratio"] = e2e["pairs_per_second"] / statistics.mean([before, after])
+      runs[label] = e2e
+    results["end_to_end"] = runs
+    print(f"\nEnd to end ({name}, manifest corpus of {corpus['videos']} videos, "
+          f"{corpus['short_long_segments']} short+long segments) against step "
+          "only just before and after:\n")
+    print("| run | e2e pairs/s | step-only pairs/s | ratio |\n|---|---:|---:|---:|")
+    for label, e2e in runs.items():
+      what = ("whole corpus resident" if label == "resident" else
+              f"{e2e['window_videos']}-video windows, refill every "
+              f"{e2e['refill_every_steps']} steps")
+      step_rate = statistics.mean(e2e["step_only_before_after"])
+      print(f"| {what} | {e2e['pairs_per_second']:,.0f} | {step_rate:,.0f} | "
+            f"{e2e['ratio']:.2f} |")
+  results["machine"]["loadavg_end"] = os.getloadavg()
+  print(f"\nload average start {results['machine']['loadavg_start']}, "
+        f"end {results['machine']['loadavg_end']}")
+  harness.write_json(_OUTPUT.value, results)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,267 @@
+"""What the benchmarks share: timing probes, the machine, tables and corpora.
+
+Timing: every measured thing is a `Probe` (a callable that does k units of
+work and syncs); `round_robin` calibrates each to about `min_seconds` per
+sample and then samples all of them in turn, so that on a shared machine a
+load change hits every probe alike and ratios of medians stay meaningful.
+
+A manifest corpus is what a user of the `duration_corpus/manifest` config
+brings (one `[T, 1024]` feature file per video and a manifest.csv); these are
+random features with the duration mix of the synthetic corpus (a third short,
+a third long, a third rest; 4-s segments, 2 to 64 per video), so their
+segment counts, table windows and refills behave like real data.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Callable
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from hl_jax import input_pipeline
+from hl_jax import models
+from hl_jax import parallel
+from hl_jax import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclasses.dataclass
+class Probe:
+  """Something timed round-robin: `run(k)` does k calls and syncs."""
+  name: str
+  run: Callable[[int], None]
+  units_per_call: float  # Pairs (steps) or FLOPs (matmuls) per call.
+  calls: int = 1  # Calls per sample, set by `calibrate`.
+  samples: list[float] = dataclasses.field(default_factory=list)
+
+  def calibrate(self, min_seconds: float) -> None:
+    self.run(1)  # Compiles.
+    start = time.perf_counter()
+    self.run(2)
+    per_call = (time.perf_counter() - start) / 2
+    self.calls = max(2, int(np.ceil(min_seconds / max(per_call, 1e-6))))
+
+  def sample(self) -> float:
+    """One timed sample; returns (and keeps) units per second."""
+    start = time.perf_counter()
+    self.run(self.calls)
+    rate = self.calls * self.units_per_call / (time.perf_counter() - start)
+    self.samples.append(rate)
+    return rate
+
+  def median(self) -> float:
+    return float(np.median(self.samples))
+
+
+def round_robin(probes: list[Probe], rounds: int, min_seconds: float,
+                pause: float = 0.2) -> None:
+  """Calibrates every probe, then samples them in turn `rounds` times.
+
+  `pause` seconds of sleep before each sample let the previous probe's
+  spinning worker threads (OpenMP, Eigen) go idle.
+  """
+  for probe in probes:
+    probe.calibrate(min_seconds)
+    logging.info("calibrated %s: %d calls per sample", probe.name, probe.calls)
+  for r in range(rounds):
+    for probe in probes:
+      time.sleep(pause)
+      probe.sample()
+    logging.info("round %d/%d done, load %s", r + 1, rounds, os.getloadavg())
+
+
+def repeat_probe(name: str, fn: Callable, args: tuple,
+                 units_per_call: float) -> Probe:
+  """`fn(*args)` (a jitted function) as a Probe."""
+  def run(k: int) -> None:
+    out = None
+    for _ in range(k):
+      out = fn(*args)
+    jax.block_until_ready(out)
+  return Probe(name, run, units_per_call)
+
+
+def matmul_probe(name: str, m: int, k: int, n: int,
+                 transpose_a: bool = False) -> Probe:
+  """A jitted f32 [m, k] x [k, n] product; units are FLOPs.
+
+  transpose_a: A is stored [k, m] and contracted over its first axis, as in
+  a weight gradient x^T dy.
+  """
+  rng = np.random.default_rng(0)
+  a = jnp.asarray(rng.standard_normal((k, m) if transpose_a else (m, k), np.float32))
+  b = jnp.asarray(rng.standard_normal((k, n), np.float32))
+  fn = jax.jit((lambda a, b: a.T @ b) if transpose_a else jnp.dot)
+  return repeat_probe(name, fn, (a, b), 2.0 * m * k * n)
+
+
+def variant_config(base: ml_collections.ConfigDict, variant: str,
+                   num_groups: int, **model) -> ml_collections.ConfigDict:
+  """A copy of `base` with another variant, m and `config.model` keys."""
+  config = ml_collections.ConfigDict(base.to_dict())
+  config.variant = variant
+  config.train.num_groups = num_groups
+  for key, value in model.items():
+    config.model[key] = value
+  return config
+
+
+def step_probe(name: str, config: ml_collections.ConfigDict,
+               table: input_pipeline.SegmentTable, dim: int) -> Probe:
+  """hl_jax's compiled train step on a device `table`; units are pairs.
+
+  Syncs every `train.sync_every` steps, as the trainer does.
+  """
+  mesh = parallel.make_mesh(jax.devices()[:config.num_devices or None])
+  scorer, weigher = models.build(config)
+  tx = train.make_optimizer(config)
+  holder = [jax.device_put(train.init_state(config, scorer, weigher, tx, dim),
+                           parallel.replicated(mesh))]
+  step = train.make_train_step(config, scorer, weigher, tx, mesh)
+  sync_every = config.train.sync_every
+
+  def run(k: int) -> None:
+    state = holder[0]
+    for i in range(k):
+      state, aux = step(state, table)
+      if (i + 1) % sync_every == 0:
+        jax.block_until_ready(aux)
+    holder[0] = jax.block_until_ready(state)
+
+  return Probe(name, run, config.train.num_groups * config.train.group_size)
+
+
+def device_table(config: ml_collections.ConfigDict, dim: int,
+                 host_table: input_pipeline.SegmentTable | None = None,
+                 ) -> input_pipeline.SegmentTable:
+  """`host_table` (default: a random one of `input.table_segments` rows) on
+  the step's mesh."""
+  if host_table is None:
+    host_table = random_table(config.input.table_segments, dim)
+  mesh = parallel.make_mesh(jax.devices()[:config.num_devices or None])
+  return jax.device_put(host_table, parallel.per_shard(mesh))
+
+
+def machine() -> dict:
+  """The machine, versions, date and load average, for the report."""
+  model = "?"
+  with open("/proc/cpuinfo") as f:
+    for line in f:
+      if line.startswith("model name"):
+        model = line.split(":", 1)[1].strip()
+        break
+  with open("/proc/meminfo") as f:
+    mem_kb = int(f.readline().split()[1])
+  return {"nproc": os.cpu_count(), "cpu": model, "ram_gib": round(mem_kb / 2**20, 1),
+          "loadavg_start": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+          "python": platform.python_version(), "jax": jax.__version__,
+          "device": str(jax.devices()[0]), "num_devices": jax.device_count(),
+          "xla_flags": os.environ.get("XLA_FLAGS", "")}
+
+
+def write_json(path: str, results: dict) -> None:
+  if path:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(results, f, indent=1)
+
+
+def random_table(num_rows: int, dim: int, seed: int = 0) -> input_pipeline.SegmentTable:
+  """A full stacked table ([1, ...] shard axis) of N(0, 1) features.
+
+  Half the rows are short-video segments, half long-video ones.
+  """
+  rng = np.random.default_rng(seed)
+  half = num_rows // 2
+  table = input_pipeline.SegmentTable(
+      features=rng.standard_normal((num_rows, dim), np.float32),
+      video=np.arange(num_rows, dtype=np.int32),
+      short_index=np.arange(num_rows, dtype=np.int32),
+      long_index=np.roll(np.arange(num_rows, dtype=np.int32), -half),
+      num_short=np.int32(half), num_long=np.int32(num_rows - half))
+  return input_pipeline.stack_tables([table])
+
+
+def write_manifest_corpus(manual_dir: str, num_videos: int, dim: int = 1024,
+                          seed: int = 0) -> dict:
+  """Writes `manual_dir/manifest.csv` and `features/v<i>.npy` (float16).
+
+  Returns:
+    Counts: videos per bucket and short + long segments (table rows needed).
+  """
+  rng = np.random.default_rng(seed)
+  os.makedirs(os.path.join(manual_dir, "features"), exist_ok=True)
+  bucket = rng.integers(0, 3, num_videos)  # 0 short, 1 long, 2 rest.
+  duration = np.where(
+      bucket == 0, rng.uniform(5.0, 14.9, num_videos),
+      np.where(bucket == 1, np.exp(rng.uniform(np.log(46.0), np.log(240.0),
+                                               num_videos)),
+               rng.uniform(16.0, 44.0, num_videos)))
+  segments = np.clip(np.round(duration / 4.0), 2, 64).astype(int)
+  rows = []
+  for i in range(num_videos):
+    path = os.path.join("features", f"v{i:06d}.npy")
+    np.save(os.path.join(manual_dir, path),
+            rng.standard_normal((segments[i], dim), np.float32).astype(np.float16))
+    rows.append({"video_id": f"v{i:06d}", "duration_s": f"{duration[i]:.3f}",
+                 "domain": "all", "feature_path": path})
+  with open(os.path.join(manual_dir, "manifest.csv"), "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+  return {"videos": num_videos,
+          "short_videos": int(np.sum(bucket == 0)),
+          "long_videos": int(np.sum(bucket == 1)),
+          "short_long_segments": int(np.sum(segments[bucket < 2])),
+          "all_segments": int(np.sum(segments))}
+
+
+def build_manifest_corpus(manual_dir: str, data_dir: str) -> None:
+  """Builds duration_corpus/manifest from `manual_dir` into `data_dir`.
+
+  Runs in a subprocess so that the build's memory is not the caller's.
+  """
+  code = ("import sys; import tensorflow_datasets as tfds; tfds.disable_progress_bar();"
+          " from tfds_builders.duration_corpus import duration_corpus_dataset_builder"
+          " as dcb; dcb.get_builder('manifest', data_dir=sys.argv[1],"
+          " manual_dir=sys.argv[2])")
+  done = subprocess.run([sys.executable, "-c", code, data_dir, manual_dir],
+                        cwd=REPO, capture_output=True, text=True, check=False)
+  if done.returncode:
+    raise RuntimeError(f"building {manual_dir} failed:\n{done.stderr[-3000:]}")
+
+
+def prepare_manifest_corpus(root: str, num_videos: int, dim: int = 1024) -> dict:
+  """`root/manual` and `root/tfds` for a corpus of `num_videos` (reused if built).
+
+  Returns:
+    {"manual_dir", "data_dir", and the counts of `write_manifest_corpus`}.
+  """
+  manual_dir = os.path.join(root, "manual")
+  data_dir = os.path.join(root, "tfds")
+  counts_path = os.path.join(root, "counts.json")
+  if os.path.exists(counts_path):
+    with open(counts_path) as f:
+      counts = json.load(f)
+    if counts["videos"] != num_videos:
+      raise ValueError(f"{root} holds a corpus of {counts['videos']} videos, "
+                       f"not {num_videos}; remove it or use another root")
+  else:
+    counts = write_manifest_corpus(manual_dir, num_videos, dim)
+    build_manifest_corpus(manual_dir, data_dir)
+    with open(counts_path, "w") as f:
+      json.dump(counts, f)
+  return {"manual_dir": manual_dir, "data_dir": data_dir, **counts}
