@@ -1,8 +1,10 @@
 """Orbax checkpoints of the whole run, and the lock that keeps a workdir to one run.
 
 A checkpoint holds two items: `state` (params, optimizer state, step, RNG and
-any EM state, as one pytree) and `input` (JSON: the Grain iterator state at the
-start of the current table window, and the window number). Orbax writes each
+any EM state, as one pytree) and `input`: one JSON file per JAX process
+(`input/process_<i>-of-<n>.json`, written by Grain's Orbax handler) with the
+Grain iterator states at the start of that host's current table windows and
+the window number. Each host restores its own file. Orbax writes each
 checkpoint to `<step>.orbax-checkpoint-tmp` and renames it to `<step>` when
 complete, so a save interrupted midway leaves that tmp directory behind and
 never replaces a good checkpoint.
@@ -29,6 +31,7 @@ from typing import Any, Iterator
 
 from absl import logging
 import jax
+import grain
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -36,8 +39,27 @@ LOCK_NAME = ".lock"
 # Orbax's suffix of a step directory still being written (unfinished save).
 TMP_SUFFIX = ".orbax-checkpoint-tmp"
 CORRUPT_SUFFIX = ".corrupt"
-# JSON files every complete checkpoint of ours has, relative to its step dir.
-_JSON_FILES = ("_CHECKPOINT_METADATA", "state/_METADATA", "input/metadata")
+
+def _json_files() -> tuple[str, ...]:
+  """JSON files every complete checkpoint has (as this process reads it)."""
+  return ("_CHECKPOINT_METADATA", "state/_METADATA",
+          f"input/process_{jax.process_index()}-of-{jax.process_count()}.json")
+
+
+class _InputState:
+  """A JSON-able dict in the shape Grain's checkpoint handler saves per process."""
+
+  def __init__(self, state: dict[str, Any] | None = None):
+    self.state = state
+
+  def get_state(self) -> bytes:
+    return json.dumps(self.state).encode()
+
+  def set_state(self, state: bytes) -> None:
+    self.state = json.loads(state)
+
+  def start_prefetch(self) -> None:
+    pass
 
 
 class CheckpointError(RuntimeError):
@@ -62,7 +84,7 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
   """Starts an asynchronous save of `state` and `input_state` at `step`."""
   manager.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
-      input=ocp.args.JsonSave(input_state)), force=True)
+      input=grain.checkpoint.CheckpointSave(_InputState(input_state))), force=True)
 
 
 def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any
@@ -103,7 +125,7 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any
                         directory, _describe(skipped), step,
                         " The corrupt steps were renamed to <step>.corrupt."
                         if bad_steps else "")
-      return restored["state"], restored["input"]
+      return restored["state"], restored["input"].state
     bad_steps.append(step)
     why = "; ".join(problems) or error or "failed on another host"
     skipped.append((f"step {step}", why))
@@ -131,7 +153,7 @@ def find_problems(step_dir: str) -> list[str]:
     One phrase per problem, e.g. "missing state/_METADATA"; empty if none.
   """
   problems = []
-  for name in _JSON_FILES:
+  for name in _json_files():
     path = os.path.join(step_dir, name)
     if not os.path.exists(path):
       problems.append(f"missing {name}")
@@ -150,7 +172,7 @@ def _try_restore(manager: ocp.CheckpointManager, step: int,
   try:
     return manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state),
-        input=ocp.args.JsonRestore())), ""
+        input=grain.checkpoint.CheckpointRestore(_InputState()))), ""
   except Exception as e:  # pylint: disable=broad-except
     # Tensorstore and Orbax raise many types for unreadable data; the message
     # is what tells the user, and an older checkpoint is the remedy either way.

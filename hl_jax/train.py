@@ -235,7 +235,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   Returns:
     The final results dict (also written to `<workdir>/results.json`).
+
+  Raises:
+    checkpointing.WorkdirLockedError: another run holds the workdir.
   """
+  with checkpointing.exclusive_workdir(workdir):
+    return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """train_and_evaluate, holding the workdir's lock."""
   mesh = parallel.make_mesh(jax.devices()[:config.num_devices or None],
                             corpus.num_shards(config))
   validate_config(config, mesh.size)

@@ -78,15 +78,15 @@ def write(path: str, text: str) -> None:
 CORRUPTIONS = {
     "truncated data file": (truncate_data_files, "step 3 (restore failed"),
     "missing input item": (lambda p: shutil.rmtree(os.path.join(p, "input")),
-                           "step 3 (missing input/metadata"),
+                           "step 3 (missing input/process_0-of-1.json"),
     "missing state metadata": (
         lambda p: os.remove(os.path.join(p, "state", "_METADATA")),
         "step 3 (missing state/_METADATA"),
     "empty step directory": (
         lambda p: (shutil.rmtree(p), os.makedirs(p)), "step 3 (missing "),
     "unreadable input JSON": (
-        lambda p: write(os.path.join(p, "input", "metadata"), '{"window_'),
-        "step 3 (unreadable input/metadata"),
+        lambda p: write(os.path.join(p, "input", "process_0-of-1.json"), '{"window_'),
+        "step 3 (unreadable input/process_0-of-1.json"),
     "unreadable checkpoint metadata": (
         lambda p: write(os.path.join(p, "_CHECKPOINT_METADATA"), ""),
         "step 3 (unreadable _CHECKPOINT_METADATA"),
