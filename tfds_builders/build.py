@@ -17,10 +17,6 @@ from absl import app
 from absl import flags
 import tensorflow_datasets as tfds
 
-_MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Raw data folder.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None,
-                                "TFDS data_dir (default: $TFDS_DATA_DIR or "
-                                "~/tensorflow_datasets).")
 DATASETS = ("duration_corpus", "youtube_highlights", "tvsum")
 
 
@@ -41,11 +37,16 @@ def build(name_and_config: str, manual_dir: str | None,
 def main(argv):
   if len(argv) != 2:
     raise app.UsageError("usage: python -m tfds_builders.build <dataset>/<config>")
-  builder = build(argv[1], _MANUAL_DIR.value, _DATA_DIR.value)
+  builder = build(argv[1], flags.FLAGS.manual_dir, flags.FLAGS.data_dir)
   for split, info in builder.info.splits.items():
     print(f"{builder.info.full_name} {split}: {info.num_examples} examples")
   print(f"in {builder.data_dir}")
 
 
 if __name__ == "__main__":
+  # Defined only when run as a program, so that importing this module next to
+  # other tools with the same flags does not clash.
+  flags.DEFINE_string("manual_dir", None, "Raw data folder.")
+  flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: $TFDS_DATA_DIR "
+                      "or ~/tensorflow_datasets).")
   app.run(main)
