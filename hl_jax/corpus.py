@@ -45,6 +45,10 @@ def load(config: ml_collections.ConfigDict) -> Corpus:
   split = config.corpus.eval_split
   if split and split in builder.info.splits:
     eval_videos = evaluation.load_labelled_split(builder.as_data_source(split=split))
+  if getattr(builder.builder_config, "segment_signal", ""):
+    # Sides of one video split by a per-segment signal: keep them together so
+    # that their pairs are drawn within the video.
+    train_source = input_pipeline.GroupedSource(train_source)
   domain = config.corpus.domain
   if domain:  # Ours-S: one model per domain, trained on that domain only.
     train_source = DomainSubset(train_source, domain)

@@ -43,6 +43,10 @@ class SegmentTable:
     long_index: [C] int32 rows of long-video segments, valid up to num_long.
     num_short: [] int32.
     num_long: [] int32.
+    short_partner_start: [C] int32, for each short_index position, where the
+      long rows of the same pair group start in long_index.
+    short_partner_count: [C] int32, how many there are (0: no group, or a
+      group without long rows in this window; the pair then takes any long row).
   """
   features: jnp.ndarray
   video: jnp.ndarray
@@ -50,6 +54,8 @@ class SegmentTable:
   long_index: jnp.ndarray
   num_short: jnp.ndarray
   num_long: jnp.ndarray
+  short_partner_start: jnp.ndarray
+  short_partner_count: jnp.ndarray
 
 
 def stack_tables(tables: list[SegmentTable]) -> SegmentTable:
@@ -63,7 +69,10 @@ def sample_pairs(table: SegmentTable, key: jax.Array, num_groups: int,
 
   The m groups are split evenly over the S shards: the groups of block s draw
   both segments of every pair from shard s, so a group never leaves the host
-  that holds its shard.
+  that holds its shard. A short segment with a pair group (the preferred side
+  of a video split by a per-segment signal) is paired with a long segment of
+  the same group, so such pairs stay within one video; others take any long
+  segment.
 
   Args:
     table: the resident stacked table, fields with a leading [S] axis.
@@ -81,6 +90,12 @@ def sample_pairs(table: SegmentTable, key: jax.Array, num_groups: int,
   i = jax.random.randint(key_short, shape, 0, table.num_short[:, None, None])
   j = jax.random.randint(key_long, shape, 0, table.num_long[:, None, None])
   take = jax.vmap(lambda index, picks: index[picks])
+  start = take(table.short_partner_start, i)
+  count = take(table.short_partner_count, i)
+  u = jax.random.uniform(jax.random.fold_in(key_long, 1), shape)
+  in_group = start + jnp.minimum((u * count).astype(jnp.int32),
+                                 jnp.maximum(count - 1, 0))
+  j = jnp.where(count > 0, in_group, j)
   return take(table.short_index, i), take(table.long_index, j)
 
 
@@ -88,6 +103,42 @@ def gather_features(table: SegmentTable, rows: jnp.ndarray) -> jnp.ndarray:
   """[S, m / S, n] per-shard rows -> [m, n, D] features."""
   features = jax.vmap(lambda f, r: f[r])(table.features, rows)
   return features.reshape((-1,) + features.shape[2:])
+
+
+def _text(value: Any) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class GroupedSource:
+  """Examples of one `pair_group` as one item, so that they stay together.
+
+  Shards, shuffles and windows then move whole groups: the two sides of a
+  video split by a per-segment signal always share a window. Examples without
+  a group are items of their own.
+  """
+
+  def __init__(self, source: Any):
+    self._source = source
+    groups: dict[str, list[int]] = {}
+    self._items: list[list[int]] = []
+    for index in range(len(source)):
+      group = _text(source[index].get("pair_group", ""))
+      if not group:
+        self._items.append([index])
+      elif group in groups:
+        groups[group].append(index)
+      else:
+        groups[group] = [index]
+        self._items.append(groups[group])
+
+  def __len__(self) -> int:
+    return len(self._items)
+
+  def __getitem__(self, index: int) -> list[Any]:
+    return [self._source[i] for i in self._items[index]]
+
+  def __repr__(self) -> str:  # Deterministic, as Grain checks it on restore.
+    return f"GroupedSource({self._source!r})"
 
 
 def _subsample(features: np.ndarray, max_segments: int) -> np.ndarray:
@@ -115,15 +166,17 @@ def make_video_stream(data_source: Any, config: ml_collections.ConfigDict, *,
   """
   max_segments = config.max_segments_per_video
 
-  def prepare(example: dict[str, Any]) -> dict[str, Any]:
-    video_id = example["video_id"]
-    if isinstance(video_id, bytes):
-      video_id = video_id.decode()
+  def prepare_one(example: dict[str, Any]) -> dict[str, Any]:
     return {
-        "video_id": video_id,
+        "video_id": _text(example["video_id"]),
         "bucket": int(example["bucket"]),
+        "pair_group": _text(example.get("pair_group", "")),
         "features": _subsample(np.asarray(example["features"]), max_segments),
     }
+
+  def prepare(item: Any) -> list[dict[str, Any]]:
+    # An item is one example, or the examples of one pair group (GroupedSource).
+    return [prepare_one(e) for e in (item if isinstance(item, list) else [item])]
 
   ds = grain.MapDataset.source(data_source)[process_index::process_count]
   ds = ds.shuffle(seed=config.shuffle_seed).repeat().map(prepare)
@@ -172,50 +225,70 @@ class WindowReader:
     self._stream.set_state(start_state)
 
   def read(self) -> Window:
-    """Reads videos until the table is full or `max_videos` were read."""
-    window_start, video = self._next()
+    """Reads items until the table is full or `max_videos` items were read.
+
+    An item is a list of videos (one, or a pair group's); it is never split.
+    """
+    window_start, item = self._next()
     state = window_start
     features = np.zeros((self._capacity, self._feature_dim), self._dtype)
     owner = np.full((self._capacity,), -1, np.int32)
     buckets = np.full((self._capacity,), REST, np.int32)
+    groups = np.full((self._capacity,), -1, np.int32)
+    group_ids: dict[str, int] = {}
     video_ids: list[str] = []
     filled = read = 0
     while True:
-      rows = video["features"]
-      if video["bucket"] != REST:
+      videos = [v for v in item if v["bucket"] != REST]
+      for video in videos:
+        rows = video["features"]
         if rows.ndim != 2 or rows.shape[1] != self._feature_dim:
           raise ValueError(
               f"video {video['video_id']!r} has features of shape {rows.shape}, "
               f"expected [num_segments, {self._feature_dim}]")
-        if filled + len(rows) > self._capacity:
-          if filled == 0:
-            raise ValueError(
-                f"video {video['video_id']!r} has {len(rows)} segments, more "
-                f"than input.table_segments={self._capacity}")
-          self._pending = (state, video)
-          break
-        features[filled:filled + len(rows)] = rows
-        owner[filled:filled + len(rows)] = len(video_ids)
-        buckets[filled:filled + len(rows)] = video["bucket"]
+      size = sum(len(v["features"]) for v in videos)
+      if filled + size > self._capacity:
+        if filled == 0:
+          raise ValueError(
+              f"video {videos[0]['video_id']!r} (with its pair group) has {size} "
+              f"segments, more than input.table_segments={self._capacity}")
+        self._pending = (state, item)
+        break
+      for video in videos:
+        rows = video["features"]
+        span = slice(filled, filled + len(rows))
+        features[span] = rows
+        owner[span] = len(video_ids)
+        buckets[span] = video["bucket"]
+        if video["pair_group"]:
+          groups[span] = group_ids.setdefault(video["pair_group"], len(group_ids))
         filled += len(rows)
         video_ids.append(video["video_id"])
       read += 1
       if read >= self._max_videos:
         break
-      state, video = self._next()
-    return Window(_make_table(features, owner, buckets), video_ids,
+      state, item = self._next()
+    return Window(_make_table(features, owner, buckets, groups), video_ids,
                   window_start, read)
 
 
-def _make_table(features: np.ndarray, owner: np.ndarray,
-                buckets: np.ndarray) -> SegmentTable:
+def _make_table(features: np.ndarray, owner: np.ndarray, buckets: np.ndarray,
+                groups: np.ndarray | None = None) -> SegmentTable:
+  capacity = len(owner)
+  groups = np.full((capacity,), -1, np.int32) if groups is None else groups
   short = np.flatnonzero((buckets == SHORT) & (owner >= 0)).astype(np.int32)
   long_ = np.flatnonzero((buckets == LONG) & (owner >= 0)).astype(np.int32)
-  capacity = len(owner)
+  long_ = long_[np.argsort(groups[long_], kind="stable")]  # Groups contiguous.
+  long_groups = groups[long_]
+  short_groups = groups[short]
+  start = np.searchsorted(long_groups, short_groups, side="left")
+  count = np.searchsorted(long_groups, short_groups, side="right") - start
+  count[short_groups < 0] = 0
 
   def pad(rows: np.ndarray) -> np.ndarray:
-    return np.pad(rows, (0, capacity - len(rows)))
+    return np.pad(rows.astype(np.int32), (0, capacity - len(rows)))
 
   return SegmentTable(features=features, video=owner, short_index=pad(short),
                       long_index=pad(long_), num_short=np.int32(len(short)),
-                      num_long=np.int32(len(long_)))
+                      num_long=np.int32(len(long_)),
+                      short_partner_start=pad(start), short_partner_count=pad(count))

@@ -111,6 +111,34 @@ class InputPipelineTest(absltest.TestCase):
     np.testing.assert_array_equal(again.table.features, second.table.features)
     self.assertEqual(fresh.read().video_ids, third.video_ids)
 
+  def test_pair_groups_pair_within_their_video(self):
+    source = []
+    for v in range(6):  # Six videos split by a per-segment signal...
+      for side, bucket in (("hi", SHORT), ("lo", LONG)):
+        features = np.full((3, 4), v, np.float32)
+        features[:, 1] = bucket
+        source.append({"video_id": f"v{v}#{side}", "bucket": bucket,
+                       "pair_group": f"v{v}", "features": features})
+    for v in range(6, 10):  # ... and four ordinary long videos.
+      features = np.full((2, 4), v, np.float32)
+      features[:, 1] = LONG
+      source.append({"video_id": f"v{v}", "bucket": LONG, "features": features})
+    grouped = input_pipeline.GroupedSource(source)
+    self.assertLen(grouped, 10)
+    # A window of 3 items never splits a pair group.
+    reader = reader_for(grouped, 1000, 3)
+    for _ in range(4):
+      ids = reader.read().video_ids
+      for vid in ids:
+        if "#" in vid:
+          self.assertIn(vid[:-2] + ("lo" if vid.endswith("hi") else "hi"), ids)
+    table = input_pipeline.stack_tables([reader_for(grouped, 1000, 10).read().table])
+    rows_s, rows_l = input_pipeline.sample_pairs(table, jax.random.PRNGKey(3), 64, 8)
+    x_s = np.asarray(input_pipeline.gather_features(table, rows_s))
+    x_l = np.asarray(input_pipeline.gather_features(table, rows_l))
+    np.testing.assert_array_equal(x_s[..., 0], x_l[..., 0])  # Same video.
+    np.testing.assert_array_equal(x_l[..., 1], LONG)
+
   def test_long_videos_are_subsampled_evenly(self):
     source = [{"video_id": "long", "bucket": LONG,
                "features": np.arange(400, dtype=np.float32).reshape(100, 4)}]
