@@ -7,6 +7,7 @@ refilled; its `input_state()` is the input part of a checkpoint.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 from typing import Any
 
@@ -130,9 +131,16 @@ class TableFeeder:
     self._windows: list[input_pipeline.Window] | None = None
     self._static = False
     self._table = None
+    # Reads the next windows on a host thread while the devices train on the
+    # current ones; windows are read in order, so this changes no number.
+    self._executor = concurrent.futures.ThreadPoolExecutor(1, "hl_jax_table")
+    self._next_windows: concurrent.futures.Future | None = None
 
   def restore(self, input_state: dict[str, Any]) -> None:
     """Re-positions the streams at a checkpoint's windows."""
+    if self._next_windows is not None:  # A read ahead from the old position.
+      self._next_windows.result()
+      self._next_windows = None
     for reader, state in zip(self._readers, input_state["window_starts"]):
       reader.restore(state)
     self._window_index = int(input_state["window_index"])
@@ -173,8 +181,14 @@ class TableFeeder:
           ids.add(window.video_ids[owner])
     return sorted(ids)
 
+  def _read_windows(self) -> list[input_pipeline.Window]:
+    return [reader.read() for reader in self._readers]
+
   def _read(self) -> None:
-    windows = [reader.read() for reader in self._readers]
+    if self._next_windows is not None:
+      windows, self._next_windows = self._next_windows.result(), None
+    else:
+      windows = self._read_windows()
     for shard, window in zip(self._shards, windows):
       table = window.table
       if int(table.num_short) == 0 or int(table.num_long) == 0:
@@ -196,6 +210,8 @@ class TableFeeder:
     self._table = jax.tree.map(
         lambda x: jax.make_array_from_process_local_data(
             self._sharding, x, (self._num_shards,) + x.shape[1:]), local)
+    if not self._static and self._refill_every > 0:
+      self._next_windows = self._executor.submit(self._read_windows)
 
 
 def _all_hosts(value: bool) -> bool:
