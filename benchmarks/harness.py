@@ -182,16 +182,16 @@ def write_json(path: str, results: dict) -> None:
 def random_table(num_rows: int, dim: int, seed: int = 0) -> input_pipeline.SegmentTable:
   """A full stacked table ([1, ...] shard axis) of N(0, 1) features.
 
-  Half the rows are short-video segments, half long-video ones.
+  Each row is its own video; the first half are short-video segments, the
+  rest long-video ones. Built as the window reader builds its tables, so the
+  table keeps up with new SegmentTable fields.
   """
   rng = np.random.default_rng(seed)
-  half = num_rows // 2
-  table = input_pipeline.SegmentTable(
-      features=rng.standard_normal((num_rows, dim), np.float32),
-      video=np.arange(num_rows, dtype=np.int32),
-      short_index=np.arange(num_rows, dtype=np.int32),
-      long_index=np.roll(np.arange(num_rows, dtype=np.int32), -half),
-      num_short=np.int32(half), num_long=np.int32(num_rows - half))
+  buckets = np.where(np.arange(num_rows) < num_rows // 2, input_pipeline.SHORT,
+                     input_pipeline.LONG).astype(np.int32)
+  table = input_pipeline._make_table(  # pylint: disable=protected-access
+      rng.standard_normal((num_rows, dim), np.float32),
+      np.arange(num_rows, dtype=np.int32), buckets)
   return input_pipeline.stack_tables([table])
 
 

@@ -11,18 +11,22 @@ Questions answered in one run (so ratios hold on a shared machine):
    times, and the median is reported.
 2. The machine's dense f32 matmul FLOP/s in the same rounds: a square
    2048^3 product (the "peak") and the model's biggest layers, [B, D] x [D, 512]
-   (f) and [B, 2D] x [2D, 512] (h), B = pairs per step.
+   (f, with its weight gradient x^T dy) and [B, 2D] x [2D, 512] (h), B = pairs
+   per step at the first and the largest m.
 3. The step's achieved FLOP/s from an analytic count per pair (below), as a
    fraction of that peak.
 4. A breakdown of the joint step at the first batch size: the same step
-   without dropout, pair sampling plus the feature gather alone, and the
-   dropout masks alone under the threefry and rbg PRNGs.
+   without dropout, with dropout masks drawn from random bytes (4 per 32
+   random bits, `ByteDropout` patched in for flax's Dropout) and with
+   jax_threefry_partitionable=False; pair sampling plus the feature gather,
+   f and h forward + backward, the AdamW update and the dropout masks alone.
 5. End to end (`--e2e`): `train.train_and_evaluate` on a 1024-d manifest corpus
-   (TFDS array_record, Grain, resident table), once with the whole corpus
-   resident and once with windows of `--e2e_window_videos` videos refilled
-   every `--e2e_refill_every` steps; pairs/s from its training log after the
-   first interval (which includes compilation), against step-only samples of
-   the same config taken just before and after.
+   (TFDS array_record, Grain, resident table): the whole corpus resident;
+   windows of `--e2e_window_videos` videos refilled every `--e2e_refill_every`
+   steps; and the same windows in a table of `--e2e_window_table_segments`
+   rows. Pairs/s come from its training log after the first interval (which
+   includes compilation), against step-only samples of the same config taken
+   just before and after each run.
 
 FLOPs per pair. A dense layer in -> out costs 2 in out per row forward and
 twice that backward (input and weight gradients): "nominal" counts 3 x forward
@@ -41,14 +45,16 @@ import statistics
 import sys
 import tempfile
 import time
+from unittest import mock
 
 from absl import app
 from absl import flags
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 from ml_collections import config_flags
+import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -74,6 +80,10 @@ _E2E_WINDOW_VIDEOS = flags.DEFINE_integer(
     "e2e_window_videos", 200, "Windowed e2e run: videos per table window.")
 _E2E_REFILL_EVERY = flags.DEFINE_integer(
     "e2e_refill_every", 50, "Windowed e2e run: steps between refills.")
+_E2E_WINDOW_TABLE = flags.DEFINE_integer(
+    "e2e_window_table_segments", 16384,
+    "Third e2e run: the windowed run with input.table_segments this small "
+    "(0: skip it).")
 _WORK_DIR = flags.DEFINE_string("work_dir", "/tmp/hl_jax_bench",
                                 "Where the e2e corpus is written (reused).")
 _PAUSE = flags.DEFINE_float("pause", 0.2, "Sleep before each sample (s).")
@@ -101,7 +111,14 @@ def breakdown_probes(base, table, dim: int, num_groups: int) -> list[harness.Pro
   n = base.train.group_size
   pairs = num_groups * n
   no_dropout = harness.variant_config(base, "joint", num_groups, dropout=0.0)
-  probes = [harness.step_probe("step without dropout", no_dropout, table, dim)]
+  joint = harness.variant_config(base, "joint", num_groups)
+  probes = [harness.step_probe("step without dropout", no_dropout, table, dim),
+            _patched(harness.step_probe(
+                "step, dropout masks from 8-bit random bytes", joint, table, dim),
+                     lambda: mock.patch.object(nn, "Dropout", ByteDropout)),
+            _patched(harness.step_probe(
+                "step, jax_threefry_partitionable=False", joint, table, dim),
+                     lambda: jax.threefry_partitionable(False))]
 
   @jax.jit
   def sample_gather(table, key):
@@ -136,19 +153,66 @@ def breakdown_probes(base, table, dim: int, num_groups: int) -> list[harness.Pro
                                      (state.params, state.opt_state), pairs))
 
   # The dropout masks of one joint step: f on both segments, h once.
-  widths = list(base.model.scorer_hidden) * 2 + list(base.model.weigher_hidden)
+  shapes = [(num_groups, n, w) for w in
+            list(base.model.scorer_hidden) * 2 + list(base.model.weigher_hidden)]
+  rate = base.model.dropout
+
+  def masks(key):
+    return [jax.random.bernoulli(k, 1 - rate, shape)
+            for k, shape in zip(jax.random.split(key, len(shapes)), shapes)]
+
+  def byte_masks(key):
+    return [byte_keep_mask(k, 1 - rate, shape)
+            for k, shape in zip(jax.random.split(key, len(shapes)), shapes)]
+
   for impl in ("threefry2x32", "rbg"):
-    def masks(key):
-      keys = jax.random.split(key, len(widths))
-      return [jax.random.bernoulli(k, 0.5, (num_groups, n, w))
-              for k, w in zip(keys, widths)]
     probes.append(harness.repeat_probe(
-        f"dropout masks alone ({impl})", jax.jit(masks),
+        f"dropout masks alone ({impl} bernoulli)", jax.jit(masks),
         (jax.random.key(0, impl=impl),), pairs))
+  probes.append(harness.repeat_probe(
+      "dropout masks alone (threefry2x32, 8-bit bytes)", jax.jit(byte_masks),
+      (jax.random.key(0),), pairs))
   return probes
 
 
-def end_to_end(base, corpus: dict, window_videos: int, refill_every: int) -> dict:
+def byte_keep_mask(key: jax.Array, keep: float, shape: tuple[int, ...]) -> jnp.ndarray:
+  """Bernoulli(keep) from random bytes: 4 mask elements per 32 random bits.
+
+  keep is rounded to a multiple of 1/256 (exact for 0.5, 0.75, 0.9375...).
+  """
+  size = int(np.prod(shape))
+  bits = jax.random.bits(key, (-(-size // 4),), jnp.uint32)
+  bytes_ = jax.lax.bitcast_convert_type(bits, jnp.uint8).reshape(-1)[:size]
+  return bytes_.reshape(shape) < round(keep * 256)
+
+
+class ByteDropout(nn.Module):
+  """flax.linen.Dropout with `byte_keep_mask` masks (a drop-in for timing)."""
+  rate: float
+  deterministic: bool = False
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    if self.rate == 0.0 or self.deterministic:
+      return x
+    keep = round((1 - self.rate) * 256) / 256
+    mask = byte_keep_mask(self.make_rng("dropout"), keep, x.shape)
+    return jnp.where(mask, x / keep, jnp.zeros_like(x))
+
+
+def _patched(probe: harness.Probe, context) -> harness.Probe:
+  """Runs (and so traces) `probe` inside `context()`."""
+  run = probe.run
+
+  def patched_run(k: int) -> None:
+    with context():
+      run(k)
+  probe.run = patched_run
+  return probe
+
+
+def end_to_end(base, corpus: dict, window_videos: int, refill_every: int,
+               table_segments: int = 0) -> dict:
   """Pairs/s of real training on the manifest corpus, from its metrics log."""
   config = ml_collections.ConfigDict(base.to_dict())
   config.corpus.config = "manifest"
@@ -162,6 +226,8 @@ def end_to_end(base, corpus: dict, window_videos: int, refill_every: int) -> dic
   config.eval.every_steps = 0
   config.input.window_videos = window_videos
   config.input.refill_every_steps = refill_every
+  if table_segments:
+    config.input.table_segments = table_segments
   with tempfile.TemporaryDirectory() as workdir:
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # Its results table.
@@ -172,6 +238,7 @@ def end_to_end(base, corpus: dict, window_videos: int, refill_every: int) -> dic
   rates = [r["train/pairs_per_second"] for r in rows if "train/pairs_per_second" in r]
   return {"pairs_per_second": float(np.median(rates[1:])), "interval_rates": rates,
           "window_videos": window_videos, "refill_every_steps": refill_every,
+          "table_segments": config.input.table_segments,
           "steps": steps, "wall_seconds_including_compile_and_eval": total}
 
 
@@ -253,11 +320,14 @@ def main(argv):
     name = f"{base.variant} m={sweep[0]}"
     probe = steps.get(name) or harness.step_probe(name, config, table, dim)
     runs = {}
-    for label, window, refill in (
-        ("resident", 0, 0),
-        ("windows", _E2E_WINDOW_VIDEOS.value, _E2E_REFILL_EVERY.value)):
+    cases = [("resident", 0, 0, 0),
+             ("windows", _E2E_WINDOW_VIDEOS.value, _E2E_REFILL_EVERY.value, 0)]
+    if _E2E_WINDOW_TABLE.value:
+      cases.append(("windows, small table", _E2E_WINDOW_VIDEOS.value,
+                    _E2E_REFILL_EVERY.value, _E2E_WINDOW_TABLE.value))
+    for label, window, refill, table_segments in cases:
       before = probe.sample()
-      e2e = end_to_end(config, corpus, window, refill)
+      e2e = end_to_end(config, corpus, window, refill, table_segments)
       after = probe.sample()
       e2e["step_only_before_after"] = [before, after]
       e2e["ratio"] = e2e["pairs_per_second"] / statistics.mean([before, after])
@@ -271,6 +341,7 @@ def main(argv):
       what = ("whole corpus resident" if label == "resident" else
               f"{e2e['window_videos']}-video windows, refill every "
               f"{e2e['refill_every_steps']} steps")
+      what += f", table {e2e['table_segments']} rows"
       step_rate = statistics.mean(e2e["step_only_before_after"])
       print(f"| {what} | {e2e['pairs_per_second']:,.0f} | {step_rate:,.0f} | "
             f"{e2e['ratio']:.2f} |")

@@ -194,7 +194,11 @@ def main(argv):
     row = {"variant": variant, "num_groups": m, "pairs_per_second": rates,
            "samples": {name: p.samples for name, p in probes.items()},
            "hl_jax_over": {name: rates["hl_jax"] / r for name, r in rates.items()
-                           if name != "hl_jax"}}
+                           if name != "hl_jax"},
+           # Sample r of each probe ran back to back: the per-round ratios.
+           "hl_jax_over_per_round": {
+               name: [a / b for a, b in zip(probes["hl_jax"].samples, p.samples)]
+               for name, p in probes.items() if name != "hl_jax"}}
     results["cases"].append(row)
     cells = [f"{rates[i]:,.0f}" if i in rates else "failed" for i in impls]
     ratio_cells = [f"{row['hl_jax_over'][i]:.2f}" if i in rates else "-"
@@ -209,6 +213,12 @@ def main(argv):
         f"{threads['torch_num_interop_threads']}), XLA:CPU one thread per core "
         f"({threads['sched_affinity_cpus']}):\n")
   print("\n".join(lines))
+  print("\nPer-round ratios (hl_jax sample / the torch sample after it), "
+        "min..max:")
+  for row in results["cases"]:
+    spans = ", ".join(f"{name} {min(r):.2f}..{max(r):.2f}"
+                      for name, r in row["hl_jax_over_per_round"].items())
+    print(f"- {row['variant']} m={row['num_groups']}: {spans}")
   for case, error in results["compile_errors"].items():
     print(f"\ntorch.compile failed for {case}: {error}")
   results["machine"]["loadavg_end"] = os.getloadavg()
