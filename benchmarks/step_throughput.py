@@ -16,8 +16,9 @@ Questions answered in one run (so ratios hold on a shared machine):
 3. The step's achieved FLOP/s from an analytic count per pair (below), as a
    fraction of that peak.
 4. A breakdown of the joint step at the first batch size: the same step
-   without dropout, with dropout masks drawn from random bytes (4 per 32
-   random bits, `ByteDropout` patched in for flax's Dropout) and with
+   without dropout, with flax.linen.Dropout's masks (one threefry word per
+   element, `model.dropout_masks="flax"`, instead of the default
+   `models.ByteDropout`: one word per 4 elements) and with
    jax_threefry_partitionable=False; pair sampling plus the feature gather,
    f and h forward + backward, the AdamW update and the dropout masks alone.
 5. End to end (`--e2e`): `train.train_and_evaluate` on a 1024-d manifest corpus
@@ -45,11 +46,9 @@ import statistics
 import sys
 import tempfile
 import time
-from unittest import mock
 
 from absl import app
 from absl import flags
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -113,9 +112,10 @@ def breakdown_probes(base, table, dim: int, num_groups: int) -> list[harness.Pro
   no_dropout = harness.variant_config(base, "joint", num_groups, dropout=0.0)
   joint = harness.variant_config(base, "joint", num_groups)
   probes = [harness.step_probe("step without dropout", no_dropout, table, dim),
-            _patched(harness.step_probe(
-                "step, dropout masks from 8-bit random bytes", joint, table, dim),
-                     lambda: mock.patch.object(nn, "Dropout", ByteDropout)),
+            harness.step_probe(
+                "step, flax.linen.Dropout masks (a threefry word per element)",
+                harness.variant_config(base, "joint", num_groups,
+                                       dropout_masks="flax"), table, dim),
             _patched(harness.step_probe(
                 "step, jax_threefry_partitionable=False", joint, table, dim),
                      lambda: jax.threefry_partitionable(False))]
@@ -162,7 +162,7 @@ def breakdown_probes(base, table, dim: int, num_groups: int) -> list[harness.Pro
             for k, shape in zip(jax.random.split(key, len(shapes)), shapes)]
 
   def byte_masks(key):
-    return [byte_keep_mask(k, 1 - rate, shape)
+    return [models.byte_keep_mask(k, 1 - rate, shape)
             for k, shape in zip(jax.random.split(key, len(shapes)), shapes)]
 
   for impl in ("threefry2x32", "rbg"):
@@ -173,31 +173,6 @@ def breakdown_probes(base, table, dim: int, num_groups: int) -> list[harness.Pro
       "dropout masks alone (threefry2x32, 8-bit bytes)", jax.jit(byte_masks),
       (jax.random.key(0),), pairs))
   return probes
-
-
-def byte_keep_mask(key: jax.Array, keep: float, shape: tuple[int, ...]) -> jnp.ndarray:
-  """Bernoulli(keep) from random bytes: 4 mask elements per 32 random bits.
-
-  keep is rounded to a multiple of 1/256 (exact for 0.5, 0.75, 0.9375...).
-  """
-  size = int(np.prod(shape))
-  bits = jax.random.bits(key, (-(-size // 4),), jnp.uint32)
-  bytes_ = jax.lax.bitcast_convert_type(bits, jnp.uint8).reshape(-1)[:size]
-  return bytes_.reshape(shape) < round(keep * 256)
-
-
-class ByteDropout(nn.Module):
-  """flax.linen.Dropout with `byte_keep_mask` masks (a drop-in for timing)."""
-  rate: float
-  deterministic: bool = False
-
-  @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    if self.rate == 0.0 or self.deterministic:
-      return x
-    keep = round((1 - self.rate) * 256) / 256
-    mask = byte_keep_mask(self.make_rng("dropout"), keep, x.shape)
-    return jnp.where(mask, x / keep, jnp.zeros_like(x))
 
 
 def _patched(probe: harness.Probe, context) -> harness.Probe:

@@ -52,6 +52,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.scorer_hidden = (512, 128)
   config.model.weigher_hidden = (512, 128)
   config.model.dropout = 0.5
+  # Dropout masks from random bytes (keep rounded to 1/256; 4x cheaper), or
+  # "flax": flax.linen.Dropout, the masks of results made before 2026-11-25.
+  config.model.dropout_masks = "bytes"
   config.model.dtype = "float32"  # Computation dtype; params stay float32.
 
   config.train = ml_collections.ConfigDict()

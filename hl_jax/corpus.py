@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 from typing import Any
 
 from absl import logging
@@ -31,14 +32,39 @@ class Corpus:
   eval_videos: list[evaluation.LabelledVideo]  # empty if no labelled split
 
 
+def _builder(config: ml_collections.ConfigDict, dcb: Any) -> Any:
+  """The prepared duration_corpus builder named by `corpus.config`.
+
+  A registered config is built if needed. Any other name must be a custom
+  `DurationCorpusConfig` built earlier into corpus.data_dir (with
+  `dcb.get_builder(config_object, data_dir)`); it is opened from there, the
+  newest version if there are several.
+  """
+  name = config.corpus.config
+  if name in dcb.Builder.builder_configs:
+    return dcb.get_builder(name, data_dir=config.corpus.data_dir or None,
+                           manual_dir=config.corpus.manual_dir or None)
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  root = (epath.Path(config.corpus.data_dir or tfds.core.constants.DATA_DIR)
+          / "duration_corpus" / name)
+  versions = [p for p in root.iterdir()
+              if tfds.core.Version.is_valid(p.name)] if root.exists() else []
+  if not versions:
+    raise ValueError(
+        f"corpus.config={name!r} is neither a registered duration_corpus config "
+        f"({', '.join(dcb.Builder.builder_configs)}) nor built in {root}; build a "
+        "custom DurationCorpusConfig there first with duration_corpus's get_builder")
+  newest = max(versions, key=lambda p: tfds.core.Version(p.name))
+  return tfds.builder_from_directory(newest)
+
+
 def load(config: ml_collections.ConfigDict) -> Corpus:
   """Builds the configured duration_corpus if needed and opens its splits."""
   # Imported here so that hl_jax imports without the builders' dependencies.
   from tfds_builders.duration_corpus import duration_corpus_dataset_builder as dcb
 
-  builder = dcb.get_builder(config.corpus.config,
-                            data_dir=config.corpus.data_dir or None,
-                            manual_dir=config.corpus.manual_dir or None)
+  builder = _builder(config, dcb)
   feature_dim = int(builder.info.features["features"].shape[-1])
   name = f"duration_corpus/{config.corpus.config}"
   train_source = builder.as_data_source(split=config.corpus.train_split)
@@ -181,6 +207,36 @@ class TableFeeder:
           ids.add(window.video_ids[owner])
     return sorted(ids)
 
+  def _put(self, windows: list[input_pipeline.Window]) -> input_pipeline.SegmentTable:
+    """The device table of `windows`, written into the previous one in place.
+
+    The [S, C, D] features stay on the devices for the whole run: a refill
+    copies only the windows' filled rows (rounded up to a power of two) into
+    them (`_write_rows`, the old buffer donated) and replaces the small index
+    fields. Rows past the filled ones keep older features, which no index
+    points to, so a resumed run (fresh zeros there) samples the same pairs.
+    """
+    capacity, dim = windows[0].table.features.shape
+    rows = _row_bucket(_max_over_hosts(max(w.num_rows for w in windows)), capacity)
+    shards = self._num_shards
+
+    def global_array(local: np.ndarray) -> jax.Array:
+      return jax.make_array_from_process_local_data(
+          self._sharding, local, (shards,) + local.shape[1:])
+
+    if self._table is None:
+      dtype = windows[0].table.features.dtype
+      features = jax.jit(lambda: jnp.zeros((shards, capacity, dim), dtype),
+                         out_shardings=self._sharding)()
+    else:
+      features, self._table = self._table.features, None  # Donated below.
+    local = input_pipeline.stack_tables(
+        [w.table.replace(features=w.table.features[:rows]) for w in windows])
+    features = _write_rows(features, global_array(local.features))
+    return local.replace(features=features, **{
+        field.name: global_array(getattr(local, field.name))
+        for field in dataclasses.fields(local) if field.name != "features"})
+
   def _read_windows(self) -> list[input_pipeline.Window]:
     return [reader.read() for reader in self._readers]
 
@@ -206,12 +262,27 @@ class TableFeeder:
     if self._static:
       logging.info("The tables hold the whole corpus; no refills.")
     self._windows = windows
-    local = input_pipeline.stack_tables([w.table for w in windows])
-    self._table = jax.tree.map(
-        lambda x: jax.make_array_from_process_local_data(
-            self._sharding, x, (self._num_shards,) + x.shape[1:]), local)
+    self._table = self._put(windows)
     if not self._static and self._refill_every > 0:
       self._next_windows = self._executor.submit(self._read_windows)
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _write_rows(features: jax.Array, rows: jax.Array) -> jax.Array:
+  """features[:, :R] = rows, in place ([S, C, D] donated, rows [S, R, D])."""
+  return jax.lax.dynamic_update_slice(features, rows.astype(features.dtype), (0, 0, 0))
+
+
+def _row_bucket(rows: int, capacity: int) -> int:
+  """Rows copied on a refill: a power of two >= rows (few compiled shapes)."""
+  return min(capacity, max(1024, 1 << max(rows - 1, 0).bit_length()))
+
+
+def _max_over_hosts(value: int) -> int:
+  if jax.process_count() == 1:
+    return value
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return int(np.max(multihost_utils.process_allgather(np.array(value))))
 
 
 def _all_hosts(value: bool) -> bool:

@@ -37,7 +37,9 @@ class SegmentTable:
   [S] axis on every field; shard s lives on the devices of the host reading it.
 
   Attributes:
-    features: [C, D] segment features (rows past the filled ones are zero).
+    features: [C, D] segment features. Rows past the filled ones are never
+      read (the index fields do not point there): zero in a fresh table, left
+      from an earlier window on the devices after a refill.
     video: [C] int32 window-local video number of each row (-1 if empty).
     short_index: [C] int32 rows of short-video segments, valid up to num_short.
     long_index: [C] int32 rows of long-video segments, valid up to num_long.
@@ -59,7 +61,12 @@ class SegmentTable:
 
 
 def stack_tables(tables: list[SegmentTable]) -> SegmentTable:
-  """Per-shard tables -> one table with a leading [S] shard axis."""
+  """Per-shard tables -> one table with a leading [S] shard axis.
+
+  One table is stacked as a view, without copying its features.
+  """
+  if len(tables) == 1:
+    return jax.tree.map(lambda x: np.asarray(x)[None], tables[0])
   return jax.tree.map(lambda *xs: np.stack(xs), *tables)
 
 
@@ -193,6 +200,7 @@ class Window:
   video_ids: list[str]         # window-local video number -> video id
   start_state: dict[str, Any]  # Grain state that re-reads this window
   num_videos_read: int         # videos taken from the stream, rest included
+  num_rows: int                # filled rows of table.features (a prefix)
 
 
 class WindowReader:
@@ -269,7 +277,7 @@ class WindowReader:
         break
       state, item = self._next()
     return Window(_make_table(features, owner, buckets, groups), video_ids,
-                  window_start, read)
+                  window_start, read, filled)
 
 
 def _make_table(features: np.ndarray, owner: np.ndarray, buckets: np.ndarray,

@@ -176,3 +176,25 @@ def test_empty_long_bucket_is_an_error_before_compiling():
   with pytest.raises(ValueError, match="only_short: window 0 of input shard 0 has "
                      "15 short-video and 0 long-video segments; pairs need both"):
     feeder.current_table()
+
+
+def test_custom_corpus_config_is_opened_by_name(tmp_path):
+  from hl_jax import corpus  # pylint: disable=g-import-not-at-top
+  from tfds_builders.duration_corpus import duration_corpus_dataset_builder as dcb  # pylint: disable=g-import-not-at-top
+  from tfds_builders.duration_corpus import synthetic  # pylint: disable=g-import-not-at-top
+  data_dir = str(tmp_path / "tfds")
+  custom = dcb.DurationCorpusConfig(
+      name="synthetic_d8", feature_dim=8,
+      synthetic=synthetic.SyntheticParams(num_train=24, num_val_per_domain=1),
+      description="A custom config for this test.")
+  dcb.get_builder(custom, data_dir=data_dir)
+  config = make_config(data_dir)
+  config.corpus.config = "synthetic_d8"
+  data = corpus.load(config)
+  assert data.feature_dim == 8
+  assert len(data.train_source) == 24
+  assert len(data.eval_videos) == 6  # One per domain.
+  config.corpus.config = "not_built"
+  with pytest.raises(ValueError, match=r"corpus.config='not_built' is neither a "
+                     r"registered duration_corpus config .* nor built in .*not_built"):
+    corpus.load(config)
