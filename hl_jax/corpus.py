@@ -263,6 +263,8 @@ class TableFeeder:
       logging.info("The tables hold the whole corpus; no refills.")
     self._windows = windows
     self._table = self._put(windows)
+    for window in windows:  # The features live on the devices now.
+      window.table = window.table.replace(features=None)
     if not self._static and self._refill_every > 0:
       self._next_windows = self._executor.submit(self._read_windows)
 

@@ -195,13 +195,20 @@ class TableFeederTest(absltest.TestCase):
                      "short_partner_start", "short_partner_count"):
           np.testing.assert_array_equal(np.asarray(getattr(table, name)),
                                         np.asarray(getattr(fresh_table, name)))
+        # Filled rows hold their videos' segments (feature 0 is the video number).
         # A copy: a live numpy view of the table would stop the next donation.
-        for window, shard_features in zip(feeder._windows,  # pylint: disable=protected-access
-                                          np.array(table.features)):
+        features, fresh_features = np.array(table.features), np.array(fresh_table.features)
+        for shard, window in enumerate(feeder._windows):  # pylint: disable=protected-access
           rows = window.num_rows
           self.assertGreater(rows, 0)
-          np.testing.assert_array_equal(shard_features[:rows],
-                                        window.table.features[:rows])
+          self.assertIsNone(window.table.features)  # Not kept on the host.
+          owners = np.asarray(table.video[shard])[:rows]
+          self.assertTrue(np.all(owners >= 0))
+          np.testing.assert_array_equal(
+              features[shard, :rows, 0],
+              [int(window.video_ids[o][1:]) for o in owners])
+          np.testing.assert_array_equal(features[shard, :rows],
+                                        fresh_features[shard, :rows])
         key = jax.random.PRNGKey(7)
         for a, b in zip(input_pipeline.sample_pairs(table, key, 8, 4),
                         input_pipeline.sample_pairs(fresh_table, key, 8, 4)):
