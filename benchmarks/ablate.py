@@ -38,6 +38,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import ablation_report  # pylint: disable=g-import-not-at-top
+from benchmarks import harness
 from configs import joint
 from configs import tiny
 from hl_jax import benchmarks
@@ -70,6 +71,9 @@ def _define_flags() -> None:
   flags.DEFINE_list("methods", list(ablation_report.METHODS), "Variants to train.")
   flags.DEFINE_list("models", ["A", "S"], "A: Ours-A, S: Ours-S.")
   flags.DEFINE_list("domains", [], "Ours-S domains (default: all).")
+  flags.DEFINE_list("config_overrides", [],
+                    "section.key=value changes to every run's config, e.g. "
+                    "model.dropout_masks=flax (the masks of RESULTS.md's ablation).")
   flags.DEFINE_bool("compilation_cache", True,
                     "Persist compiled steps in <output_dir>/jax_cache.")
 
@@ -288,6 +292,7 @@ def main(argv: Sequence[str]) -> None:
   make_base, steps_s, groups_s = CORPORA[FLAGS.corpus]
   base = make_base()
   base.corpus.data_dir = FLAGS.data_dir or base.corpus.data_dir
+  harness.apply_overrides(base, FLAGS.config_overrides)
   report = run_ablation(
       base, FLAGS.output_dir, seeds=FLAGS.seeds, methods=FLAGS.methods,
       models=FLAGS.models, domains=FLAGS.domains, steps=FLAGS.steps,

@@ -172,6 +172,28 @@ def machine() -> dict:
           "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
+def apply_overrides(config: ml_collections.ConfigDict,
+                    overrides: list[str]) -> ml_collections.ConfigDict:
+  """`config` with "section.key=value" overrides, each value cast to the key's type."""
+  for override in overrides:
+    key, sep, value = override.partition("=")
+    *path, name = key.strip().split(".")
+    node = config
+    for part in path:
+      node = node[part]
+    if not sep or name not in node:
+      raise ValueError(f"config override {override!r}: expected section.key=value "
+                       "with an existing key")
+    current = node[name]
+    if isinstance(current, bool):
+      node[name] = value.lower() in ("1", "true", "yes")
+    elif isinstance(current, (tuple, list)):
+      node[name] = type(current)(int(v) for v in value.split(":") if v)
+    else:
+      node[name] = type(current)(value)
+  return config
+
+
 def write_json(path: str, results: dict) -> None:
   if path:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

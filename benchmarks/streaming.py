@@ -39,7 +39,8 @@ from absl import flags
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from configs import joint  # pylint: disable=g-import-not-at-top
+from benchmarks import harness  # pylint: disable=g-import-not-at-top
+from configs import joint
 from hl_jax import benchmarks
 from hl_jax import evaluation
 from hl_jax import predict
@@ -47,6 +48,9 @@ from hl_jax import streaming
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Trained workdir (default: train one).")
 _NUM_STEPS = flags.DEFINE_integer("num_steps", 200, "Steps when training a model here.")
+_CONFIG_OVERRIDES = flags.DEFINE_list(
+    "config_overrides", [], "section.key=value changes to the training config, e.g. "
+    "model.dropout_masks=flax (the masks of the figures in README.md).")
 _DATA_ROOT = flags.DEFINE_string("data_root", joint.DATA_ROOT, "Real data (../shared/data).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's).")
 _BENCHMARKS = flags.DEFINE_list("benchmarks", ["youtube_highlights", "tvsum"], "Benchmarks.")
@@ -258,6 +262,7 @@ def train_model(workdir: str) -> None:
   config.corpus.data_dir = _DATA_DIR.value or ""
   config.eval.data_root = _DATA_ROOT.value
   config.train.num_steps = _NUM_STEPS.value
+  harness.apply_overrides(config, _CONFIG_OVERRIDES.value)
   config.eval.every_steps = 0
   config.checkpoint.every_steps = _NUM_STEPS.value
   train.train_and_evaluate(config, workdir)

@@ -116,3 +116,15 @@ def test_pair_weights_on_hand_labelled_pools(ablation, base):
       str(out / "runs" / "joint_S-dog_seed0"), pools, groups=512)
   assert 1 / base.train.group_size < joint["max_weight"] <= 1
   assert 0 <= joint["right"] + joint["wrong"] <= 1
+
+
+def test_config_overrides_are_typed_and_checked():
+  from benchmarks import harness  # pylint: disable=g-import-not-at-top
+  config = tiny.get_config()
+  harness.apply_overrides(config, ["model.dropout_masks=flax", "train.num_steps=7",
+                                   "model.dropout=0.25", "model.scorer_hidden=8:4"])
+  assert config.model.dropout_masks == "flax"
+  assert config.train.num_steps == 7 and config.model.dropout == 0.25
+  assert tuple(config.model.scorer_hidden) == (8, 4)
+  with pytest.raises(ValueError, match="config override 'model.no_such_key=1'"):
+    harness.apply_overrides(config, ["model.no_such_key=1"])
