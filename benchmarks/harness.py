@@ -194,6 +194,14 @@ def apply_overrides(config: ml_collections.ConfigDict,
   return config
 
 
+def finish(results: dict, path: str) -> None:
+  """Records and prints the load average at the end, and writes the JSON."""
+  results["machine"]["loadavg_end"] = os.getloadavg()
+  print(f"\nload average start {results['machine']['loadavg_start']}, "
+        f"end {results['machine']['loadavg_end']}")
+  write_json(path, results)
+
+
 def write_json(path: str, results: dict) -> None:
   if path:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -137,10 +137,7 @@ def main(argv):
           f"({run['short_long_feature_mib']:.0f}) | {run['windows_read']} "
           f"({run['videos_in_windows']}){' static' if run['static_table'] else ''} | "
           f"{run['peak_rss_mib']:.0f} | {run['peak_over_first']:.2f} |")
-  results["machine"]["loadavg_end"] = os.getloadavg()
-  print(f"\nload average start {results['machine']['loadavg_start']}, "
-        f"end {results['machine']['loadavg_end']}")
-  harness.write_json(_OUTPUT.value, results)
+  harness.finish(results, _OUTPUT.value)
 
 
 if __name__ == "__main__":

@@ -320,10 +320,7 @@ def main(argv):
       step_rate = statistics.mean(e2e["step_only_before_after"])
       print(f"| {what} | {e2e['pairs_per_second']:,.0f} | {step_rate:,.0f} | "
             f"{e2e['ratio']:.2f} |")
-  results["machine"]["loadavg_end"] = os.getloadavg()
-  print(f"\nload average start {results['machine']['loadavg_start']}, "
-        f"end {results['machine']['loadavg_end']}")
-  harness.write_json(_OUTPUT.value, results)
+  harness.finish(results, _OUTPUT.value)
 
 
 if __name__ == "__main__":

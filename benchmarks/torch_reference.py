@@ -221,10 +221,7 @@ def main(argv):
     print(f"- {row['variant']} m={row['num_groups']}: {spans}")
   for case, error in results["compile_errors"].items():
     print(f"\ntorch.compile failed for {case}: {error}")
-  results["machine"]["loadavg_end"] = os.getloadavg()
-  print(f"\nload average start {results['machine']['loadavg_start']}, "
-        f"end {results['machine']['loadavg_end']}")
-  harness.write_json(_OUTPUT.value, results)
+  harness.finish(results, _OUTPUT.value)
 
 
 if __name__ == "__main__":
