@@ -5,8 +5,6 @@ r"""Trains and evaluates a highlight detector.
 Rerunning the same command resumes from the newest checkpoint in --workdir.
 """
 
-import logging as logging_std
-
 from absl import app
 from absl import flags
 from absl import logging
@@ -16,6 +14,7 @@ import tensorflow_datasets as tfds
 
 from hl_jax import parallel
 from hl_jax import train
+from hl_jax import writers
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.",
                                           lock_config=True)
@@ -24,18 +23,10 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, "
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-class _QuietLibraries(logging_std.Filter):
-  """Drops the INFO chatter of orbax and grain; their warnings still show."""
-
-  def filter(self, record: logging_std.LogRecord) -> bool:
-    noisy = ("/orbax/" in record.pathname or "/grain/" in record.pathname)
-    return not (noisy and record.levelno < logging_std.WARNING)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  logging.get_absl_handler().addFilter(_QuietLibraries())
+  writers.quiet_libraries(logging.get_verbosity())
   tfds.disable_progress_bar()
   parallel.initialize_distributed(_CONFIG.value)
   logging.info("JAX process %d/%d, local devices %s", jax.process_index(),

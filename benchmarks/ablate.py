@@ -1,6 +1,6 @@
 r"""Ablation: Ranking-D, Ranking-EM and joint, as Ours-A and Ours-S, over seeds.
 
-  python benchmarks/ablate.py --output_dir=/tmp/hl_jax_ablation/yth \
+  python -m benchmarks.ablate --output_dir=/tmp/hl_jax_ablation/yth \
       --corpus=youtube_highlights --seeds=3 --data_dir=/tmp/hl_jax_tfds
 
 Each run is `train.train_and_evaluate` in <output_dir>/runs/<method>_<A|S-domain>
@@ -27,7 +27,7 @@ import os
 import platform
 import sys
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from absl import app
 from absl import flags
@@ -36,13 +36,11 @@ import jax
 import ml_collections
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks import ablation_report  # pylint: disable=g-import-not-at-top
+from benchmarks import ablation_report
 from benchmarks import harness
 from configs import joint
 from configs import tiny
-from hl_jax import benchmarks
-from hl_jax import corpus
+from hl_jax import datasets
 from hl_jax import evaluation
 from hl_jax import train
 
@@ -161,32 +159,20 @@ def train_runs(runs: Sequence[Run], configs: dict[str, ml_collections.ConfigDict
   return summaries
 
 
-def _evaluators(base: ml_collections.ConfigDict) -> dict[str, tuple[list, Callable]]:
-  """{benchmark: (videos, per-video scores -> evaluator result)}, as the runs use."""
-  data = corpus.load(base)
-  out = {}
-  if data.eval_videos:
-    out["corpus"] = (data.eval_videos,
-                     lambda s: evaluation.evaluate_labelled(data.eval_videos, s))
-  split = base.eval.benchmark_split
-  for name, videos in train.load_benchmarks(base, data.feature_dim).items():
-    out[name] = (videos, lambda s, n=name, v=videos: benchmarks.evaluate_scores(
-        n, split, v, {x.video_id: y for x, y in zip(v, s)}))
-  return out
-
-
 def label_free_baselines(base: ml_collections.ConfigDict, seeds: int) -> dict[str, dict]:
-  """Per benchmark: random scores per seed (drawn as `random_baseline` draws them)
-  and the evaluator's full result for scores = per-clip feature L2 norms."""
+  """Per evaluator of the runs: random scores per seed (`evaluation.random_scores`)
+  and the full result for scores = per-clip feature L2 norms."""
   out = {}
-  for name, (videos, evaluate) in _evaluators(base).items():
+  for e in evaluation.make_evaluators(base, datasets.load_corpus(base)):
     randoms = []
     for seed in range(seeds):
-      rng = np.random.default_rng(seed)
-      result = evaluate([rng.random(len(v.features)) for v in videos])
+      result = evaluation.evaluate(e.protocol, e.videos,
+                                   evaluation.random_scores(e.videos, seed), split=e.split)
       randoms.append({"mAP": result["mAP"], "per_group": result["per_group"]})
-    norms = [np.linalg.norm(v.features.astype(np.float64), axis=1) for v in videos]
-    out[name] = {"random": randoms, "l2_norm": evaluate(norms)}
+    norms = {v.video_id: np.linalg.norm(v.features.astype(np.float64), axis=1)
+             for v in e.videos}
+    out[e.name] = {"random": randoms,
+                   "l2_norm": evaluation.evaluate(e.protocol, e.videos, norms, split=e.split)}
   return out
 
 
@@ -201,13 +187,13 @@ def labelled_pools(base: ml_collections.ConfigDict) -> dict[str, tuple] | None:
     {pool: ((short features [S, D], short labels [S] bool), (long ..., ...))},
     pool "all" (what Ours-A pairs) first, then each domain (Ours-S).
   """
-  if not base.corpus.config.startswith("youtube_highlights"):
+  if not base.corpus.builder_config.startswith("youtube_highlights"):
     return None
-  labels = {v.video_id: v.labels > 0 for v in benchmarks.load_benchmark(
+  labels = {v.video_id: v.labels > 0 for v in datasets.load_benchmark(
       "youtube_highlights", "train", data_dir=base.corpus.data_dir or None,
       manual_dir=os.path.join(base.eval.data_root, "youtube_highlights"),
       feature_set=base.eval.feature_set)}
-  source, cap, pools = corpus.load(base).train_source, base.input.max_segments_per_video, {}
+  source, cap, pools = datasets.load_corpus(base).train_source, base.input.max_segments_per_video, {}
   for i in range(len(source)):
     example = source[i]
     bucket, x = int(example["bucket"]), np.asarray(example["features"], np.float32)
@@ -237,7 +223,7 @@ def run_ablation(base: ml_collections.ConfigDict, output_dir: str, *, seeds: int
   if unknown or seeds < 1:
     raise ValueError(f"unknown methods or models {sorted(unknown)}, or seeds={seeds} < 1")
   if "S" in models and not domains:
-    source = corpus.load(base).train_source
+    source = datasets.load_corpus(base).train_source
     domains = sorted({_text(source[i]["domain"]) for i in range(len(source))})
   domains = list(domains) if "S" in models else []
   runs = [Run(m, d, k) for d in ([""] if "A" in models else []) + domains
@@ -251,7 +237,7 @@ def run_ablation(base: ml_collections.ConfigDict, output_dir: str, *, seeds: int
   report = {
       "command": command, "machine": _machine(),
       "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-      "settings": {"corpus": base.corpus.config, "seeds": seeds, "methods": list(methods),
+      "settings": {"corpus": base.corpus.builder_config, "seeds": seeds, "methods": list(methods),
                    "domains": domains, "group_size": base.train.group_size,
                    "steps_a": a_run.train.num_steps if a_run else 0,
                    "groups_a": a_run.train.num_groups if a_run else 0,
@@ -298,7 +284,7 @@ def main(argv: Sequence[str]) -> None:
       models=FLAGS.models, domains=FLAGS.domains, steps=FLAGS.steps,
       steps_s=FLAGS.steps_s or steps_s,
       groups_s=groups_s if FLAGS.groups_s < 0 else FLAGS.groups_s,
-      command="python " + " ".join(sys.argv))
+      command=" ".join(["python -m benchmarks.ablate", *sys.argv[1:]]))
   print(ablation_report.markdown(report))
 
 

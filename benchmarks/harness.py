@@ -30,9 +30,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from hl_jax import input_pipeline
 from hl_jax import models
 from hl_jax import parallel
+from hl_jax import segment_table
 from hl_jax import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -120,7 +120,7 @@ def variant_config(base: ml_collections.ConfigDict, variant: str,
 
 
 def step_probe(name: str, config: ml_collections.ConfigDict,
-               table: input_pipeline.SegmentTable, dim: int) -> Probe:
+               table: segment_table.SegmentTable, dim: int) -> Probe:
   """hl_jax's compiled train step on a device `table`; units are pairs.
 
   Syncs every `train.sync_every` steps, as the trainer does.
@@ -145,8 +145,8 @@ def step_probe(name: str, config: ml_collections.ConfigDict,
 
 
 def device_table(config: ml_collections.ConfigDict, dim: int,
-                 host_table: input_pipeline.SegmentTable | None = None,
-                 ) -> input_pipeline.SegmentTable:
+                 host_table: segment_table.SegmentTable | None = None,
+                 ) -> segment_table.SegmentTable:
   """`host_table` (default: a random one of `input.table_segments` rows) on
   the step's mesh."""
   if host_table is None:
@@ -155,21 +155,43 @@ def device_table(config: ml_collections.ConfigDict, dim: int,
   return jax.device_put(host_table, parallel.per_shard(mesh))
 
 
+# The ISA extensions that set a CPU's f32/bf16 matmul peak. One model name
+# ("AMD EPYC") has come with and without AVX-512, at over twice the square
+# matmul rate with it (BENCHMARKS.md), so a ratio to the peak names them.
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+
+
+def cpu_info(path: str = "/proc/cpuinfo") -> dict:
+  """{"cpu": model name, "isa": {flag: present}} from the first CPU in `path`."""
+  model, flags = "?", None
+  with open(path) as f:
+    for line in f:
+      key, _, value = line.partition(":")
+      key = key.strip()
+      if key == "model name" and model == "?":
+        model = value.strip()
+      elif key == "flags" and flags is None:
+        flags = set(value.split())
+  return {"cpu": model, "isa": {flag: flag in (flags or ()) for flag in ISA_FLAGS}}
+
+
 def machine() -> dict:
   """The machine, versions, date and load average, for the report."""
-  model = "?"
-  with open("/proc/cpuinfo") as f:
-    for line in f:
-      if line.startswith("model name"):
-        model = line.split(":", 1)[1].strip()
-        break
   with open("/proc/meminfo") as f:
     mem_kb = int(f.readline().split()[1])
-  return {"nproc": os.cpu_count(), "cpu": model, "ram_gib": round(mem_kb / 2**20, 1),
+  return {"nproc": os.cpu_count(), **cpu_info(), "ram_gib": round(mem_kb / 2**20, 1),
           "loadavg_start": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
           "python": platform.python_version(), "jax": jax.__version__,
           "device": str(jax.devices()[0]), "num_devices": jax.device_count(),
           "xla_flags": os.environ.get("XLA_FLAGS", "")}
+
+
+def describe_machine(info: dict) -> str:
+  """One line naming the CPU a ratio holds for, e.g. "AMD EPYC, 2 cores, avx2 yes, ..."."""
+  isa = ", ".join(f"{flag} {'yes' if present else 'no'}"
+                  for flag, present in info["isa"].items())
+  return (f"{info['cpu']}, {info['nproc']} cores, {isa}, {info['ram_gib']} GiB RAM, "
+          f"{info['num_devices']} x {info['device']}")
 
 
 def apply_overrides(config: ml_collections.ConfigDict,
@@ -195,9 +217,10 @@ def apply_overrides(config: ml_collections.ConfigDict,
 
 
 def finish(results: dict, path: str) -> None:
-  """Records and prints the load average at the end, and writes the JSON."""
+  """Prints the machine and the load average at the end, and writes the JSON."""
   results["machine"]["loadavg_end"] = os.getloadavg()
-  print(f"\nload average start {results['machine']['loadavg_start']}, "
+  print(f"\nmachine: {describe_machine(results['machine'])}")
+  print(f"load average start {results['machine']['loadavg_start']}, "
         f"end {results['machine']['loadavg_end']}")
   write_json(path, results)
 
@@ -209,7 +232,7 @@ def write_json(path: str, results: dict) -> None:
       json.dump(results, f, indent=1)
 
 
-def random_table(num_rows: int, dim: int, seed: int = 0) -> input_pipeline.SegmentTable:
+def random_table(num_rows: int, dim: int, seed: int = 0) -> segment_table.SegmentTable:
   """A full stacked table ([1, ...] shard axis) of N(0, 1) features.
 
   Each row is its own video; the first half are short-video segments, the
@@ -217,12 +240,12 @@ def random_table(num_rows: int, dim: int, seed: int = 0) -> input_pipeline.Segme
   table keeps up with new SegmentTable fields.
   """
   rng = np.random.default_rng(seed)
-  buckets = np.where(np.arange(num_rows) < num_rows // 2, input_pipeline.SHORT,
-                     input_pipeline.LONG).astype(np.int32)
-  table = input_pipeline._make_table(  # pylint: disable=protected-access
+  buckets = np.where(np.arange(num_rows) < num_rows // 2, segment_table.SHORT,
+                     segment_table.LONG).astype(np.int32)
+  table = segment_table.make_table(  # pylint: disable=protected-access
       rng.standard_normal((num_rows, dim), np.float32),
       np.arange(num_rows, dtype=np.int32), buckets)
-  return input_pipeline.stack_tables([table])
+  return segment_table.stack_tables([table])
 
 
 def write_manifest_corpus(manual_dir: str, num_videos: int, dim: int = 1024,

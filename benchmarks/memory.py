@@ -1,6 +1,6 @@
 r"""Peak RSS of training as the corpus grows past the resident table.
 
-  python benchmarks/memory.py --output=/tmp/hl_jax_bench/memory.json
+  python -m benchmarks.memory --output=/tmp/hl_jax_bench/memory.json
 
 For each corpus size (`--sizes` times `--base_videos` videos of random 1024-d
 features, a `duration_corpus/manifest` corpus built into its own data_dir
@@ -25,8 +25,7 @@ import time
 from absl import app
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks import harness  # pylint: disable=g-import-not-at-top
+from benchmarks import harness
 
 _SIZES = flags.DEFINE_list("sizes", ["1", "4", "10"], "Corpus sizes, x base.")
 _BASE_VIDEOS = flags.DEFINE_integer("base_videos", 1000, "Videos of the 1x corpus.")
@@ -59,7 +58,7 @@ def train_and_measure(corpus: dict, workdir: str) -> dict:
   command = [
       sys.executable, "launch.py", f"--config={_CONFIG.value}",
       f"--workdir={workdir}",
-      "--config.corpus.config=manifest",
+      "--config.corpus.builder_config=manifest",
       f"--config.corpus.manual_dir={corpus['manual_dir']}",
       f"--config.corpus.data_dir={corpus['data_dir']}",
       "--config.corpus.eval_split=",

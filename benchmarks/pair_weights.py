@@ -1,6 +1,6 @@
 r"""Which training pairs do the ablation's models trust? Measured with train labels.
 
-  python benchmarks/pair_weights.py --ablation_dir=/tmp/hl_jax_ablation/yth
+  python -m benchmarks.pair_weights --ablation_dir=/tmp/hl_jax_ablation/yth
 
 For every run of a benchmarks/ablate.py output on the youtube_highlights corpus
 it restores f (and h, or the EM prior) from the final checkpoint, draws random
@@ -22,7 +22,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import sys
 from typing import Any, Sequence
 
 from absl import app
@@ -31,13 +30,11 @@ from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks import ablate  # pylint: disable=g-import-not-at-top
+from benchmarks import ablate
 from benchmarks import ablation_report
+from hl_jax import checkpointing
 from hl_jax import models
-from hl_jax import predict
 from hl_jax import train
 
 FLAGS = flags.FLAGS
@@ -51,24 +48,14 @@ def _define_flags() -> None:
   flags.DEFINE_integer("groups", 2048, "Random groups of pairs per run.")
 
 
-def restore_state(workdir: str) -> dict[str, Any]:
-  """The newest checkpoint's train state, as a dict of numpy arrays."""
-  manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
-                                  item_names=("state", "input"))
-  restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(
-      state=ocp.args.StandardRestore()))
-  return jax.tree.map(np.asarray, restored["state"])
-
-
 def pair_weight_stats(workdir: str, pools: dict[str, tuple], groups: int,
                       seed: int = 0) -> dict[str, float]:
   """Weights of right / wrong / satisfied pairs under one run's final model."""
-  config = predict.load_config(workdir)
+  config, state = checkpointing.restore_workdir(workdir)
   (xs, ys), (xl, yl) = pools[config.corpus.domain or "all"]
   n, margin = config.train.group_size, config.train.margin
   rng = np.random.default_rng(seed)
   i, j = rng.integers(0, len(ys), (groups, n)), rng.integers(0, len(yl), (groups, n))
-  state = restore_state(workdir)
   scorer, weigher = models.build(config)
   f = jax.jit(lambda x: scorer.apply({"params": state["params"]["f"]}, x))
   f_short, f_long = np.asarray(f(xs)), np.asarray(f(xl))
@@ -108,15 +95,15 @@ def analyse(ablation_dir: str, groups: int) -> dict[str, Any]:
   workdirs = sorted(glob.glob(os.path.join(ablation_dir, "runs", "*", "results.json")))
   if not workdirs:
     raise FileNotFoundError(f"no finished run in {ablation_dir}/runs")
-  base = predict.load_config(os.path.dirname(workdirs[0]))
+  base = checkpointing.load_config(os.path.dirname(workdirs[0]))
   base.corpus.domain = ""
   pools = ablate.labelled_pools(base)
   if pools is None:
-    raise ValueError(f"corpus {base.corpus.config!r} has no train-split labels")
+    raise ValueError(f"corpus {base.corpus.builder_config!r} has no train-split labels")
   runs = {}
   for path in workdirs:
     workdir = os.path.dirname(path)
-    config = predict.load_config(workdir)
+    config = checkpointing.load_config(workdir)
     runs[os.path.basename(workdir)] = dict(
         pair_weight_stats(workdir, pools, groups), method=config.variant,
         model="S" if config.corpus.domain else "A")

@@ -1,6 +1,6 @@
 r"""Pairs/s of the compiled train step against the machine's matmul FLOP/s.
 
-  python benchmarks/step_throughput.py --output=/tmp/hl_jax_bench/step_throughput.json
+  python -m benchmarks.step_throughput --output=/tmp/hl_jax_bench/step_throughput.json
 
 Questions answered in one run (so ratios hold on a shared machine):
 
@@ -43,7 +43,6 @@ import io
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 
@@ -56,11 +55,10 @@ from ml_collections import config_flags
 import numpy as np
 import optax
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks import harness  # pylint: disable=g-import-not-at-top
-from hl_jax import input_pipeline
+from benchmarks import harness
 from hl_jax import losses
 from hl_jax import models
+from hl_jax import segment_table
 from hl_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/joint.py", "Base config.")
@@ -122,9 +120,9 @@ def breakdown_probes(base, table, dim: int, num_groups: int) -> list[harness.Pro
 
   @jax.jit
   def sample_gather(table, key):
-    rows_short, rows_long = input_pipeline.sample_pairs(table, key, num_groups, n)
-    return (input_pipeline.gather_features(table, rows_short),
-            input_pipeline.gather_features(table, rows_long))
+    rows_short, rows_long = segment_table.sample_pairs(table, key, num_groups, n)
+    return (segment_table.gather_features(table, rows_short),
+            segment_table.gather_features(table, rows_long))
   key = jax.random.PRNGKey(0)
   probes.append(harness.repeat_probe("sample_pairs + gather_features",
                                      sample_gather, (table, key), pairs))
@@ -190,7 +188,7 @@ def end_to_end(base, corpus: dict, window_videos: int, refill_every: int,
                table_segments: int = 0) -> dict:
   """Pairs/s of real training on the manifest corpus, from its metrics log."""
   config = ml_collections.ConfigDict(base.to_dict())
-  config.corpus.config = "manifest"
+  config.corpus.builder_config = "manifest"
   config.corpus.manual_dir = corpus["manual_dir"]
   config.corpus.data_dir = corpus["data_dir"]
   config.corpus.eval_split = ""

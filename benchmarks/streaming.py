@@ -1,6 +1,6 @@
 r"""The online detector on benchmark videos replayed as live streams.
 
-  python benchmarks/streaming.py --data_dir=/tmp/tfds_real \
+  python -m benchmarks.streaming --data_dir=/tmp/tfds_real \
       --output=/tmp/hl_jax_bench/streaming.json [--workdir=W] \
       [--stream=smooth_segments=3,enter_z=2.0]
 
@@ -16,7 +16,7 @@ same). Reported per benchmark:
 - event latency: segments (and seconds) between the segment an event refers
   to and the one whose arrival emitted it;
 - agreement of the streamed highlights with the offline top-k moments of
-  `predict.select_moments` on the whole video's scores: per video precision,
+  `moments.select_moments` on the whole video's scores: per video precision,
   recall, F1 and IoU of the two segment sets, averaged over videos, beside
   the precision a random segment set would get (the offline coverage);
 - YouTube Highlights only: the fraction of streamed and of offline segments
@@ -30,7 +30,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import sys
 import time
 from typing import Any, Sequence
 
@@ -38,11 +37,12 @@ from absl import app
 from absl import flags
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks import harness  # pylint: disable=g-import-not-at-top
+from benchmarks import harness
 from configs import joint
-from hl_jax import benchmarks
+from hl_jax import checkpointing
+from hl_jax import datasets
 from hl_jax import evaluation
+from hl_jax import moments
 from hl_jax import predict
 from hl_jax import streaming
 
@@ -143,10 +143,10 @@ def replay(video: predict.TimedVideo, offline_scores: np.ndarray, stream_fn, chu
 def run_benchmark(name: str, workdir: str) -> dict[str, Any]:
   """Replays one benchmark split; returns its summary."""
   manual_dir = os.path.join(_DATA_ROOT.value, name)
-  feature_set = predict.load_config(workdir).eval.feature_set
+  feature_set = checkpointing.load_config(workdir).eval.feature_set
   videos = predict.benchmark_videos(name, _SPLIT.value, manual_dir=manual_dir,
                                     data_dir=_DATA_DIR.value, feature_set=feature_set)
-  labels = {v.video_id: v.labels for v in benchmarks.load_benchmark(
+  labels = {v.video_id: v.labels for v in datasets.load_benchmark(
       name, _SPLIT.value, manual_dir=manual_dir, data_dir=_DATA_DIR.value,
       feature_set=feature_set)}
   offline_fn, _, _ = predict.load_scorer(workdir)
@@ -155,12 +155,12 @@ def run_benchmark(name: str, workdir: str) -> dict[str, Any]:
   for fn in (stream_fn, chunk_fn):  # compile outside the timed pushes
     fn(videos[0].features[:1])
   all_scores = evaluation.score_videos(offline_fn, [v.features for v in videos])
-  rule = predict.MomentRule(top_k=_TOP_K.value, max_moment_seconds=_MAX_MOMENT.value)
+  rule = moments.MomentRule(top_k=_TOP_K.value, max_moment_seconds=_MAX_MOMENT.value)
   rows, timings, latencies = [], {"detector": [], "single": [], "chunked": []}, []
   for video, scores in zip(videos, all_scores):
     out = replay(video, scores, stream_fn, chunk_fn, _STREAM.value)
-    moments = predict.select_moments(scores, video.starts, video.ends, rule)
-    offline = _mask([(m.start, m.end) for m in moments], len(scores))
+    chosen = moments.select_moments(scores, video.starts, video.ends, rule)
+    offline = _mask([(m.start, m.end) for m in chosen], len(scores))
     row = agreement(out["stream_mask"], offline)
     row.update(video_id=video.video_id, num_segments=len(scores),
                stream_coverage=float(out["stream_mask"].mean()),

@@ -1,7 +1,7 @@
 r"""hl_jax's train step against the same step written plainly in PyTorch.
 
   pip install torch==2.13.0   # the `bench` extra; CPU wheel on CPU hosts
-  python benchmarks/torch_reference.py --output=/tmp/hl_jax_bench/torch_reference.json
+  python -m benchmarks.torch_reference --output=/tmp/hl_jax_bench/torch_reference.json
 
 The PyTorch step is the same computation as `train.make_train_step` for the
 joint (and ranking_d) variant: m x n (short, long) pairs sampled uniformly
@@ -25,7 +25,6 @@ median of `--rounds` samples is reported with the ratio to hl_jax.
 from __future__ import annotations
 
 import os
-import sys
 import traceback
 
 from absl import app
@@ -37,8 +36,7 @@ from ml_collections import config_flags
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks import harness  # pylint: disable=g-import-not-at-top
+from benchmarks import harness
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/joint.py", "Base config.")
 _DIM = flags.DEFINE_integer("dim", 1024, "Feature dim D of the random table.")

@@ -30,7 +30,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.distributed.process_id = -1
 
   config.corpus = ml_collections.ConfigDict()
-  config.corpus.config = "synthetic"  # duration_corpus BuilderConfig name.
+  # Name of the duration_corpus BuilderConfig to train on (or of a custom
+  # DurationCorpusConfig built into data_dir).
+  config.corpus.builder_config = "synthetic"
   config.corpus.data_dir = ""  # TFDS data_dir; "" is TFDS's default.
   config.corpus.manual_dir = ""  # For the manifest / youtube_highlights configs.
   config.corpus.train_split = "train"
@@ -83,9 +85,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.eval.every_steps = 1000  # 0: only at the end.
   config.eval.random_seeds = 5
   config.eval.chunk_segments = 4096
-  # Labelled benchmarks scored at every evaluation, comma-separated:
-  # "youtube_highlights,tvsum". Their raw data is <data_root>/<name>.
-  config.eval.benchmarks = ""
+  # Labelled benchmarks scored at every evaluation, a tuple of names from
+  # ("youtube_highlights", "tvsum"). Their raw data is <data_root>/<name>.
+  # From the command line: --config.eval.benchmarks="('tvsum',)".
+  config.eval.benchmarks = ()
   config.eval.benchmark_split = "val"
   config.eval.feature_set = "i3d_rgb"  # Must give the corpus's feature dim.
   config.eval.data_root = DATA_ROOT
@@ -106,13 +109,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
 def set_corpus(config: ml_collections.ConfigDict, name: str) -> None:
   """Selects a training corpus and the evaluation that goes with it."""
-  config.corpus.config = name
+  config.corpus.builder_config = name
   if name.startswith("youtube_highlights"):
     # The real corpus: YTH train-split features, duration-bucketed, unlabelled.
     # Evaluation is on the labelled YTH val split and TVSum val.
     config.corpus.manual_dir = os.path.join(DATA_ROOT, "youtube_highlights")
     config.corpus.eval_split = ""
-    config.eval.benchmarks = "youtube_highlights,tvsum"
+    config.eval.benchmarks = ("youtube_highlights", "tvsum")
     config.eval.feature_set = ("i3d_rgb_flow" if name.endswith("rgb_flow")
                                else "i3d_rgb")
     # 234 training videos of 1024-d features: fewer, smaller steps (~5 min on

@@ -8,7 +8,7 @@ from configs import joint
 
 def get_config(arg=None):
   config = joint.get_config(arg)
-  config.corpus.config = "synthetic_tiny"
+  config.corpus.builder_config = "synthetic_tiny"
   config.input.table_segments = 4096
   config.model.scorer_hidden = (32,)
   config.model.weigher_hidden = (32,)

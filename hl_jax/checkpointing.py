@@ -14,6 +14,11 @@ is partial or corrupt (a missing file or directory, unreadable JSON, a data file
 that does not read back) is skipped with a warning that says what was wrong,
 and renamed to `<step>.corrupt` so that the step can be saved again.
 
+`restore_workdir(workdir)` is how everything after training (prediction,
+evaluation, streaming, analysis) reads a workdir: its config and the train
+state (params, step, EM prior) of its newest whole checkpoint, with the same fallback past partial or corrupt
+steps, read-only (nothing is renamed, so it is safe beside a running job).
+
 `exclusive_workdir` holds an flock on `<workdir>/.lock` for a run, so that a
 second run started on the same workdir stops before it writes anything.
 """
@@ -32,18 +37,24 @@ from typing import Any, Iterator
 from absl import logging
 import jax
 import grain
+import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
 LOCK_NAME = ".lock"
+CONFIG_NAME = "config.json"
+CHECKPOINTS_NAME = "checkpoints"
 # Orbax's suffix of a step directory still being written (unfinished save).
 TMP_SUFFIX = ".orbax-checkpoint-tmp"
 CORRUPT_SUFFIX = ".corrupt"
 
-def _json_files() -> tuple[str, ...]:
+
+def _json_files(with_input: bool = True) -> tuple[str, ...]:
   """JSON files every complete checkpoint has (as this process reads it)."""
-  return ("_CHECKPOINT_METADATA", "state/_METADATA",
-          f"input/process_{jax.process_index()}-of-{jax.process_count()}.json")
+  files = ("_CHECKPOINT_METADATA", "state/_METADATA")
+  if with_input:
+    files += (f"input/process_{jax.process_index()}-of-{jax.process_count()}.json",)
+  return files
 
 
 class _InputState:
@@ -70,13 +81,62 @@ class WorkdirLockedError(RuntimeError):
   """Another run holds the workdir."""
 
 
+def checkpoint_dir(workdir: str) -> str:
+  """`<workdir>/checkpoints`, absolute (Orbax wants absolute paths)."""
+  return os.path.abspath(os.path.join(workdir, CHECKPOINTS_NAME))
+
+
 def make_manager(workdir: str, *, max_to_keep: int) -> ocp.CheckpointManager:
   """A manager over `<workdir>/checkpoints`, saving asynchronously."""
   options = ocp.CheckpointManagerOptions(
       max_to_keep=max_to_keep, enable_async_checkpointing=True, create=True)
-  return ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, "checkpoints")),
-      options=options, item_names=("state", "input"))
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+                               item_names=("state", "input"))
+
+
+def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Writes `<workdir>/config.json` (process 0 only), the record of the run."""
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, CONFIG_NAME), "w") as f:
+      f.write(config.to_json_best_effort(indent=1))
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a workdir was trained with (`<workdir>/config.json`)."""
+  path = os.path.join(workdir, CONFIG_NAME)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def restore_workdir(workdir: str) -> tuple[ml_collections.ConfigDict, dict[str, Any]]:
+  """A workdir's config and the train state of its newest whole checkpoint.
+
+  Read-only: partial or corrupt newer steps are skipped with a warning (as
+  `restore_latest` does for training) but not renamed, so a running job's
+  workdir can be read. Only the `state` item is read, so a workdir written by
+  any number of processes restores in one.
+
+  Returns:
+    (config, state): the state as a dict of numpy arrays, with "step",
+    "params" ({"f": ..., "h": ... (joint only)}), "em_prior", ....
+
+  Raises:
+    FileNotFoundError: no config.json or no finished checkpoint.
+    CheckpointError: checkpoints exist but none restores.
+  """
+  config = load_config(workdir)
+  directory = checkpoint_dir(workdir)
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f"no checkpoint in {directory}")
+  manager = ocp.CheckpointManager(directory, item_names=("state", "input"))
+  restored = restore_latest(manager, None, read_only=True)
+  if restored is None:
+    raise FileNotFoundError(f"no finished checkpoint in {directory}")
+  state, _ = restored
+  return config, jax.tree.map(np.asarray, state)
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any,
@@ -87,8 +147,8 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
       input=grain.checkpoint.CheckpointSave(_InputState(input_state))), force=True)
 
 
-def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any
-                   ) -> tuple[Any, dict[str, Any]] | None:
+def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any, *,
+                   read_only: bool = False) -> tuple[Any, dict[str, Any] | None] | None:
   """The newest whole checkpoint restored onto `abstract_state`'s shardings.
 
   Newer steps that are partial or corrupt are skipped and renamed to
@@ -98,7 +158,10 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any
 
   Args:
     manager: the run's checkpoint manager.
-    abstract_state: a pytree of `jax.ShapeDtypeStruct` with shardings.
+    abstract_state: a pytree of `jax.ShapeDtypeStruct` with shardings; None
+      restores the arrays as saved.
+    read_only: restore only `state` (input_state is None), in this process
+      alone, and rename nothing.
 
   Returns:
     (state, input_state), or None when the workdir has no finished checkpoint.
@@ -113,19 +176,21 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any
              for name in sorted(os.listdir(directory)) if TMP_SUFFIX in name]
   bad_steps = []
   for step in sorted(manager.all_steps(), reverse=True):
-    problems = find_problems(os.path.join(directory, str(step)))
+    problems = find_problems(os.path.join(directory, str(step)), with_input=not read_only)
     restored, error = None, ""
     if not problems:
       logging.info("Restoring checkpoint at step %d from %s", step, directory)
-      restored, error = _try_restore(manager, step, abstract_state)
-    if _all_processes(restored is not None):
-      _set_aside(manager, bad_steps)
+      restored, error = _try_restore(manager, step, abstract_state, read_only)
+    whole = restored is not None
+    if whole if read_only else _all_processes(whole):
+      if not read_only:
+        _set_aside(manager, bad_steps)
       if skipped:
         logging.warning("Checkpoints skipped in %s: %s. Restored step %d.%s",
                         directory, _describe(skipped), step,
                         " The corrupt steps were renamed to <step>.corrupt."
-                        if bad_steps else "")
-      return restored["state"], restored["input"].state
+                        if bad_steps and not read_only else "")
+      return restored["state"], None if read_only else restored["input"].state
     bad_steps.append(step)
     why = "; ".join(problems) or error or "failed on another host"
     skipped.append((f"step {step}", why))
@@ -144,16 +209,17 @@ def _describe(skipped: list[tuple[str, str]]) -> str:
   return "; ".join(f"{name} ({why})" for name, why in skipped)
 
 
-def find_problems(step_dir: str) -> list[str]:
+def find_problems(step_dir: str, with_input: bool = True) -> list[str]:
   """What makes a checkpoint step directory incomplete, cheaply checked.
 
-  Only the JSON files are read; data files are checked by restoring them.
+  Only the JSON files are read (this process's input file only if
+  `with_input`); data files are checked by restoring them.
 
   Returns:
     One phrase per problem, e.g. "missing state/_METADATA"; empty if none.
   """
   problems = []
-  for name in _json_files():
+  for name in _json_files(with_input):
     path = os.path.join(step_dir, name)
     if not os.path.exists(path):
       problems.append(f"missing {name}")
@@ -166,13 +232,14 @@ def find_problems(step_dir: str) -> list[str]:
   return problems
 
 
-def _try_restore(manager: ocp.CheckpointManager, step: int,
-                 abstract_state: Any) -> tuple[Any, str]:
+def _try_restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any,
+                 state_only: bool = False) -> tuple[Any, str]:
   """(the restored items of `step`, "") or (None, why they did not restore)."""
+  items = {"state": ocp.args.StandardRestore(abstract_state)}
+  if not state_only:
+    items["input"] = grain.checkpoint.CheckpointRestore(_InputState())
   try:
-    return manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state),
-        input=grain.checkpoint.CheckpointRestore(_InputState()))), ""
+    return manager.restore(step, args=ocp.args.Composite(**items)), ""
   except Exception as e:  # pylint: disable=broad-except
     # Tensorstore and Orbax raise many types for unreadable data; the message
     # is what tells the user, and an older checkpoint is the remedy either way.

@@ -1,151 +1,38 @@
-"""Input: a Grain stream of videos fills a resident table of segments.
+"""Input: Grain streams videos into the resident segment tables on the devices.
 
-Pairs are not built here. The host streams whole videos (one TFDS example per
-video) through Grain, keeps the segments of short and long videos in a
-fixed-capacity `SegmentTable`, and puts that table on the devices once per
-window. The compiled train step samples its (short, long) pairs from the table
-with its own RNG (`sample_pairs`), so no per-pair Python ever runs.
+Pairs are not built here. Each host streams whole videos (one TFDS example per
+video, or a pair group's videos) through Grain (`make_video_stream`), keeps the
+segments of short and long videos in a fixed-capacity table
+(`segment_table.SegmentTable`, filled by `WindowReader`), and `TableFeeder`
+puts the tables of all input shards on the devices once per window. The
+compiled train step samples its pairs from them (`segment_table.sample_pairs`).
 
-When the corpus does not fit in `input.table_segments` rows, the table is
+When the corpus does not fit in `input.table_segments` rows, the tables are
 refilled from the stream every `input.refill_every_steps` steps. The Grain
-iterator state at the start of the current window is what a checkpoint keeps:
-restoring it and reading one window reproduces the table exactly.
+iterator states at the start of the current windows are what a checkpoint
+keeps: restoring them and reading one window reproduces the tables exactly.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
-from typing import Any, Iterator
+import functools
+from typing import Any
 
 from absl import logging
-import flax.struct
 import grain
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-SHORT, LONG, REST = 0, 1, 2  # The duration_corpus ClassLabel order.
-
-
-@flax.struct.dataclass
-class SegmentTable:
-  """Segments available for pair sampling; all arrays have a fixed capacity C.
-
-  A table read from one stream has the shapes below. The train step takes a
-  stack of S such tables, one per input shard (`stack_tables`), with a leading
-  [S] axis on every field; shard s lives on the devices of the host reading it.
-
-  Attributes:
-    features: [C, D] segment features. Rows past the filled ones are never
-      read (the index fields do not point there): zero in a fresh table, left
-      from an earlier window on the devices after a refill.
-    video: [C] int32 window-local video number of each row (-1 if empty).
-    short_index: [C] int32 rows of short-video segments, valid up to num_short.
-    long_index: [C] int32 rows of long-video segments, valid up to num_long.
-    num_short: [] int32.
-    num_long: [] int32.
-    short_partner_start: [C] int32, for each short_index position, where the
-      long rows of the same pair group start in long_index.
-    short_partner_count: [C] int32, how many there are (0: no group, or a
-      group without long rows in this window; the pair then takes any long row).
-  """
-  features: jnp.ndarray
-  video: jnp.ndarray
-  short_index: jnp.ndarray
-  long_index: jnp.ndarray
-  num_short: jnp.ndarray
-  num_long: jnp.ndarray
-  short_partner_start: jnp.ndarray
-  short_partner_count: jnp.ndarray
-
-
-def stack_tables(tables: list[SegmentTable]) -> SegmentTable:
-  """Per-shard tables -> one table with a leading [S] shard axis.
-
-  One table is stacked as a view, without copying its features.
-  """
-  if len(tables) == 1:
-    return jax.tree.map(lambda x: np.asarray(x)[None], tables[0])
-  return jax.tree.map(lambda *xs: np.stack(xs), *tables)
-
-
-def sample_pairs(table: SegmentTable, key: jax.Array, num_groups: int,
-                 group_size: int) -> tuple[jnp.ndarray, jnp.ndarray]:
-  """Samples (short, long) segment rows uniformly, inside the compiled step.
-
-  The m groups are split evenly over the S shards: the groups of block s draw
-  both segments of every pair from shard s, so a group never leaves the host
-  that holds its shard. A short segment with a pair group (the preferred side
-  of a video split by a per-segment signal) is paired with a long segment of
-  the same group, so such pairs stay within one video; others take any long
-  segment.
-
-  Args:
-    table: the resident stacked table, fields with a leading [S] axis.
-    key: PRNG key for this step.
-    num_groups: m (divisible by S).
-    group_size: n.
-
-  Returns:
-    Two [S, m / S, n] int32 arrays of per-shard table rows: short-video and
-    long-video segments.
-  """
-  num_shards = table.num_short.shape[0]
-  shape = (num_shards, num_groups // num_shards, group_size)
-  key_short, key_long = jax.random.split(key)
-  i = jax.random.randint(key_short, shape, 0, table.num_short[:, None, None])
-  j = jax.random.randint(key_long, shape, 0, table.num_long[:, None, None])
-  take = jax.vmap(lambda index, picks: index[picks])
-  start = take(table.short_partner_start, i)
-  count = take(table.short_partner_count, i)
-  u = jax.random.uniform(jax.random.fold_in(key_long, 1), shape)
-  in_group = start + jnp.minimum((u * count).astype(jnp.int32),
-                                 jnp.maximum(count - 1, 0))
-  j = jnp.where(count > 0, in_group, j)
-  return take(table.short_index, i), take(table.long_index, j)
-
-
-def gather_features(table: SegmentTable, rows: jnp.ndarray) -> jnp.ndarray:
-  """[S, m / S, n] per-shard rows -> [m, n, D] features."""
-  features = jax.vmap(lambda f, r: f[r])(table.features, rows)
-  return features.reshape((-1,) + features.shape[2:])
-
+from hl_jax import datasets
+from hl_jax import parallel
+from hl_jax import segment_table
 
 def _text(value: Any) -> str:
   return value.decode() if isinstance(value, bytes) else str(value)
-
-
-class GroupedSource:
-  """Examples of one `pair_group` as one item, so that they stay together.
-
-  Shards, shuffles and windows then move whole groups: the two sides of a
-  video split by a per-segment signal always share a window. Examples without
-  a group are items of their own.
-  """
-
-  def __init__(self, source: Any):
-    self._source = source
-    groups: dict[str, list[int]] = {}
-    self._items: list[list[int]] = []
-    for index in range(len(source)):
-      group = _text(source[index].get("pair_group", ""))
-      if not group:
-        self._items.append([index])
-      elif group in groups:
-        groups[group].append(index)
-      else:
-        groups[group] = [index]
-        self._items.append(groups[group])
-
-  def __len__(self) -> int:
-    return len(self._items)
-
-  def __getitem__(self, index: int) -> list[Any]:
-    return [self._source[i] for i in self._items[index]]
-
-  def __repr__(self) -> str:  # Deterministic, as Grain checks it on restore.
-    return f"GroupedSource({self._source!r})"
 
 
 def _subsample(features: np.ndarray, max_segments: int) -> np.ndarray:
@@ -196,7 +83,7 @@ def make_video_stream(data_source: Any, config: ml_collections.ConfigDict, *,
 @dataclasses.dataclass
 class Window:
   """One filled table on the host, with where it came from."""
-  table: SegmentTable          # numpy arrays
+  table: segment_table.SegmentTable  # numpy arrays
   video_ids: list[str]         # window-local video number -> video id
   start_state: dict[str, Any]  # Grain state that re-reads this window
   num_videos_read: int         # videos taken from the stream, rest included
@@ -241,13 +128,13 @@ class WindowReader:
     state = window_start
     features = np.zeros((self._capacity, self._feature_dim), self._dtype)
     owner = np.full((self._capacity,), -1, np.int32)
-    buckets = np.full((self._capacity,), REST, np.int32)
+    buckets = np.full((self._capacity,), segment_table.REST, np.int32)
     groups = np.full((self._capacity,), -1, np.int32)
     group_ids: dict[str, int] = {}
     video_ids: list[str] = []
     filled = read = 0
     while True:
-      videos = [v for v in item if v["bucket"] != REST]
+      videos = [v for v in item if v["bucket"] != segment_table.REST]
       for video in videos:
         rows = video["features"]
         if rows.ndim != 2 or rows.shape[1] != self._feature_dim:
@@ -276,27 +163,190 @@ class WindowReader:
       if read >= self._max_videos:
         break
       state, item = self._next()
-    return Window(_make_table(features, owner, buckets, groups), video_ids,
+    return Window(segment_table.make_table(features, owner, buckets, groups), video_ids,
                   window_start, read, filled)
 
 
-def _make_table(features: np.ndarray, owner: np.ndarray, buckets: np.ndarray,
-                groups: np.ndarray | None = None) -> SegmentTable:
-  capacity = len(owner)
-  groups = np.full((capacity,), -1, np.int32) if groups is None else groups
-  short = np.flatnonzero((buckets == SHORT) & (owner >= 0)).astype(np.int32)
-  long_ = np.flatnonzero((buckets == LONG) & (owner >= 0)).astype(np.int32)
-  long_ = long_[np.argsort(groups[long_], kind="stable")]  # Groups contiguous.
-  long_groups = groups[long_]
-  short_groups = groups[short]
-  start = np.searchsorted(long_groups, short_groups, side="left")
-  count = np.searchsorted(long_groups, short_groups, side="right") - start
-  count[short_groups < 0] = 0
+def num_shards(config: ml_collections.ConfigDict) -> int:
+  """S: input.num_shards, or one shard per host when it is 0."""
+  shards = config.input.num_shards or jax.process_count()
+  if shards % jax.process_count():
+    raise ValueError(f"input.num_shards={shards} is not a multiple of the "
+                     f"{jax.process_count()} hosts")
+  return shards
 
-  def pad(rows: np.ndarray) -> np.ndarray:
-    return np.pad(rows.astype(np.int32), (0, capacity - len(rows)))
 
-  return SegmentTable(features=features, video=owner, short_index=pad(short),
-                      long_index=pad(long_), num_short=np.int32(len(short)),
-                      num_long=np.int32(len(long_)),
-                      short_partner_start=pad(start), short_partner_count=pad(count))
+class TableFeeder:
+  """Reads table windows from this host's Grain streams and puts them on device.
+
+  The corpus is split into S shards (source[s::S]); host h reads shards
+  h * S / H ... (h + 1) * S / H - 1, one Grain stream and one table each.
+  If the first windows hold whole shards, the tables never change. Otherwise
+  new windows are read every `input.refill_every_steps` steps, on all hosts
+  at the same steps.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, data: datasets.Corpus,
+               mesh: jax.sharding.Mesh):
+    shards, hosts = num_shards(config), jax.process_count()
+    per_host = shards // hosts
+    self._shards = range(jax.process_index() * per_host,
+                         (jax.process_index() + 1) * per_host)
+    inp = config.input
+    self._readers, self._shard_lens = [], []
+    for shard in self._shards:
+      shard_len = len(range(shard, len(data.train_source), shards))
+      if shard_len == 0:
+        raise ValueError(f"{data.name}: no training videos in input shard {shard} "
+                         f"of {shards}")
+      stream = make_video_stream(
+          data.train_source, inp, process_index=shard, process_count=shards)
+      max_videos = min(inp.window_videos or shard_len, shard_len)
+      self._readers.append(WindowReader(
+          stream, inp.table_segments, data.feature_dim, max_videos,
+          jnp.dtype(inp.table_dtype)))
+      self._shard_lens.append(shard_len)
+    self._name = data.name
+    self._num_shards = shards
+    self._refill_every = inp.refill_every_steps
+    self._sharding = parallel.per_shard(mesh)
+    self._window_index = 0
+    self._windows: list[Window] | None = None
+    self._static = False
+    self._table = None
+    # Reads the next windows on a host thread while the devices train on the
+    # current ones; windows are read in order, so this changes no number.
+    self._executor = concurrent.futures.ThreadPoolExecutor(1, "hl_jax_table")
+    self._next_windows: concurrent.futures.Future | None = None
+
+  def restore(self, input_state: dict[str, Any]) -> None:
+    """Re-positions the streams at a checkpoint's windows."""
+    if self._next_windows is not None:  # A read ahead from the old position.
+      self._next_windows.result()
+      self._next_windows = None
+    for reader, state in zip(self._readers, input_state["window_starts"]):
+      reader.restore(state)
+    self._window_index = int(input_state["window_index"])
+    self._windows = None
+
+  def input_state(self) -> dict[str, Any]:
+    """What a checkpoint keeps (per host) to re-read the current windows."""
+    return {"window_starts": [w.start_state for w in self._windows],
+            "window_index": self._window_index}
+
+  def current_table(self) -> segment_table.SegmentTable:
+    """The device table of the current windows, reading them if needed."""
+    if self._windows is None:
+      self._read()
+    return self._table
+
+  def should_refill(self, step: int) -> bool:
+    return (not self._static and step > 0 and self._refill_every > 0
+            and step % self._refill_every == 0)
+
+  def refill(self) -> segment_table.SegmentTable:
+    self._window_index += 1
+    self._read()
+    return self._table
+
+  def videos_of_pairs(self, key: jax.Array, num_groups: int,
+                      group_size: int) -> list[str] | None:
+    """Ids of the videos in the pairs `sample_pairs(table, key, ...)` draws
+    from the current windows; None on multi-host runs (shards are remote)."""
+    if jax.process_count() > 1 or self._windows is None:
+      return None
+    local = segment_table.stack_tables([w.table for w in self._windows])
+    rows = segment_table.sample_pairs(local, key, num_groups, group_size)
+    ids = set()
+    for shard_rows in rows:
+      for shard, window in enumerate(self._windows):
+        for owner in np.unique(window.table.video[np.asarray(shard_rows[shard])]):
+          ids.add(window.video_ids[owner])
+    return sorted(ids)
+
+  def _put(self, windows: list[Window]) -> segment_table.SegmentTable:
+    """The device table of `windows`, written into the previous one in place.
+
+    The [S, C, D] features stay on the devices for the whole run: a refill
+    copies only the windows' filled rows (rounded up to a power of two) into
+    them (`_write_rows`, the old buffer donated) and replaces the small index
+    fields. Rows past the filled ones keep older features, which no index
+    points to, so a resumed run (fresh zeros there) samples the same pairs.
+    """
+    capacity, dim = windows[0].table.features.shape
+    rows = _row_bucket(_max_over_hosts(max(w.num_rows for w in windows)), capacity)
+    shards = self._num_shards
+
+    def global_array(local: np.ndarray) -> jax.Array:
+      return jax.make_array_from_process_local_data(
+          self._sharding, local, (shards,) + local.shape[1:])
+
+    if self._table is None:
+      dtype = windows[0].table.features.dtype
+      features = jax.jit(lambda: jnp.zeros((shards, capacity, dim), dtype),
+                         out_shardings=self._sharding)()
+    else:
+      features, self._table = self._table.features, None  # Donated below.
+    local = segment_table.stack_tables(
+        [w.table.replace(features=w.table.features[:rows]) for w in windows])
+    features = _write_rows(features, global_array(local.features))
+    return local.replace(features=features, **{
+        field.name: global_array(getattr(local, field.name))
+        for field in dataclasses.fields(local) if field.name != "features"})
+
+  def _read_windows(self) -> list[Window]:
+    return [reader.read() for reader in self._readers]
+
+  def _read(self) -> None:
+    if self._next_windows is not None:
+      windows, self._next_windows = self._next_windows.result(), None
+    else:
+      windows = self._read_windows()
+    for shard, window in zip(self._shards, windows):
+      table = window.table
+      if int(table.num_short) == 0 or int(table.num_long) == 0:
+        raise ValueError(
+            f"{self._name}: window {self._window_index} of input shard {shard} has "
+            f"{int(table.num_short)} short-video and {int(table.num_long)} "
+            "long-video segments; pairs need both. Check the bucket thresholds "
+            "or raise input.table_segments / input.window_videos.")
+      logging.info("Shard %d window %d: %d videos, %d short and %d long segments",
+                   shard, self._window_index, len(window.video_ids),
+                   int(table.num_short), int(table.num_long))
+    whole = self._window_index == 0 and all(
+        w.num_videos_read == n for w, n in zip(windows, self._shard_lens))
+    self._static = _all_hosts(whole)
+    if self._static:
+      logging.info("The tables hold the whole corpus; no refills.")
+    self._windows = windows
+    self._table = self._put(windows)
+    for window in windows:  # The features live on the devices now.
+      window.table = window.table.replace(features=None)
+    if not self._static and self._refill_every > 0:
+      self._next_windows = self._executor.submit(self._read_windows)
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _write_rows(features: jax.Array, rows: jax.Array) -> jax.Array:
+  """features[:, :R] = rows, in place ([S, C, D] donated, rows [S, R, D])."""
+  return jax.lax.dynamic_update_slice(features, rows.astype(features.dtype), (0, 0, 0))
+
+
+def _row_bucket(rows: int, capacity: int) -> int:
+  """Rows copied on a refill: a power of two >= rows (few compiled shapes)."""
+  return min(capacity, max(1024, 1 << max(rows - 1, 0).bit_length()))
+
+
+def _max_over_hosts(value: int) -> int:
+  if jax.process_count() == 1:
+    return value
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return int(np.max(multihost_utils.process_allgather(np.array(value))))
+
+
+def _all_hosts(value: bool) -> bool:
+  """The AND of a flag over all hosts (the same refill schedule everywhere)."""
+  if jax.process_count() == 1:
+    return value
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return bool(np.all(multihost_utils.process_allgather(np.array(value))))

@@ -6,7 +6,7 @@ r"""Highlights from a trained workdir: per-segment scores and top-k moments.
 
 A training run writes `<workdir>/config.json`; with it and the newest
 checkpoint, any features of the same dimension are scored by f in one batched
-pass (`evaluation.score_videos`), and `select_moments` turns each video's
+pass (`evaluation.score_videos`), and `moments.select_moments` turns each video's
 scores into at most `top_k` non-overlapping moments (time ranges in seconds).
 The JSON holds, per video, the scores, the segments' time ranges and the
 moments; a timeline PNG per video (the first `--max_plots` of a split) shows
@@ -34,31 +34,23 @@ from typing import Any, Sequence
 from absl import app
 from absl import flags
 from absl import logging
-import jax
-import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
+from hl_jax import checkpointing
+from hl_jax import datasets
 from hl_jax import evaluation
 from hl_jax import models
+from hl_jax import moments
+from hl_jax import rendering
 
 FLAGS = flags.FLAGS
 _YTH_ANNOTATION = os.path.join("labels", "umt_youtube_anno.json")
 _TVSUM_SHOT_SECONDS = 2.0
 
 
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a workdir was trained with."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
-
-
 def load_scorer(workdir: str, chunk: int | None = None
                 ) -> tuple[evaluation.ScoreFn, int, int]:
-  """f of the newest checkpoint in `workdir`.
+  """f of the newest whole checkpoint in `workdir` (`checkpointing.restore_workdir`).
 
   Args:
     workdir: a training workdir.
@@ -69,18 +61,11 @@ def load_scorer(workdir: str, chunk: int | None = None
   Returns:
     (score_fn mapping [S, D] features to [S] scores, D, checkpoint step).
   """
-  config = load_config(workdir)
-  directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
-  manager = ocp.CheckpointManager(directory, item_names=("state", "input"))
-  step = manager.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"no checkpoint in {directory}")
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore()))
-  params_f = jax.tree.map(np.asarray, restored["state"]["params"]["f"])
+  config, state = checkpointing.restore_workdir(workdir)
+  params, step = state["params"], int(state["step"])
   scorer, _ = models.build(config)
-  feature_dim = int(params_f["mlp"]["Dense_0"]["kernel"].shape[0])
-  score_fn = evaluation.make_score_fn(scorer, params_f,
+  feature_dim = int(params["f"]["mlp"]["Dense_0"]["kernel"].shape[0])
+  score_fn = evaluation.make_score_fn(scorer, params["f"],
                                       chunk=chunk or config.eval.chunk_segments)
   return score_fn, feature_dim, step
 
@@ -102,154 +87,6 @@ def scores_from_workdir(workdir: str, videos: Sequence[Any]) -> dict[str, np.nda
   _check_dims(videos, feature_dim, workdir)
   scores = evaluation.score_videos(score_fn, [v.features for v in videos])
   return {v.video_id: s for v, s in zip(videos, scores)}
-
-
-# ----------------------------------------------------------------------------
-# Moment selection: pure functions of one video's scores.
-
-
-@dataclasses.dataclass(frozen=True)
-class MomentRule:
-  """How `select_moments` turns scores into moments (see its docstring).
-
-  Attributes:
-    top_k: at most this many moments per video.
-    min_moment_seconds: shortest moment (cut to the video's length).
-    max_moment_seconds: longest moment; a single segment is always allowed.
-    merge_quantile: segments scoring at or above this quantile of the video's
-      scores are "high" and merge into a neighbouring moment.
-    min_gap_seconds: moments are at least this far apart in time (0: they
-      may touch but never overlap).
-  """
-  top_k: int = 5
-  min_moment_seconds: float = 0.0
-  max_moment_seconds: float = 10.0
-  merge_quantile: float = 0.75
-  min_gap_seconds: float = 2.0
-
-  def __post_init__(self):
-    if self.top_k < 1:
-      raise ValueError(f"top_k={self.top_k} must be >= 1")
-    if not 0 <= self.min_moment_seconds <= self.max_moment_seconds:
-      raise ValueError(f"need 0 <= min_moment_seconds ({self.min_moment_seconds}) <= "
-                       f"max_moment_seconds ({self.max_moment_seconds})")
-    if not 0 <= self.merge_quantile <= 1:
-      raise ValueError(f"merge_quantile={self.merge_quantile} must be in [0, 1]")
-    if self.min_gap_seconds < 0:
-      raise ValueError(f"min_gap_seconds={self.min_gap_seconds} must be >= 0")
-
-
-@dataclasses.dataclass(frozen=True)
-class Moment:
-  """Segments [start, end) of a video, start_s..end_s seconds, mean score."""
-  start: int
-  end: int
-  start_s: float
-  end_s: float
-  score: float
-
-  def to_json(self) -> dict[str, Any]:
-    return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
-            "score": self.score, "start_segment": self.start,
-            "end_segment": self.end}
-
-
-def segment_times(num_segments: int, segment_seconds: float,
-                  stride_seconds: float | None = None,
-                  duration_seconds: float | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-  """Start and end times of a regular grid of segments.
-
-  Returns:
-    ([T] starts i * stride, [T] ends start + segment_seconds, cut at the
-    duration when it is given), in seconds.
-  """
-  if segment_seconds <= 0:
-    raise ValueError(f"segment_seconds={segment_seconds} must be > 0")
-  stride = segment_seconds if stride_seconds is None else stride_seconds
-  starts = np.arange(num_segments, dtype=np.float64) * stride
-  ends = starts + segment_seconds
-  if duration_seconds is not None:
-    ends = np.maximum(np.minimum(ends, duration_seconds), starts)
-  return starts, ends
-
-
-def select_moments(scores: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                   rule: MomentRule) -> list[Moment]:
-  """The top-k moments of one video, greedily by score; the exact rule.
-
-  A moment is a run of segments [a, b) lasting ends[b-1] - starts[a] seconds.
-  "High" segments score >= q, the `rule.merge_quantile` quantile of `scores`
-  (numpy's linear interpolation). Seeds are taken in order of decreasing
-  score (ties: lower index first), skipping segments that are not free,
-  until `rule.top_k` moments are chosen. A segment is free while its time
-  span stays `rule.min_gap_seconds` or more away from every chosen moment's
-  (so moments never overlap in time, not even where segments overlap, as
-  YouTube Highlights clips do). From a free seed i, the run [i, i+1):
-    1. merges high free neighbours: of the segments a-1 and b that are free,
-       high, and keep the run within max_moment_seconds, the higher-scoring
-       one joins (the left one on a tie); repeat until none qualifies;
-    2. if it lasts less than m = min(min_moment_seconds, the whole video's
-       span), extends the same way to any free neighbour, high or not, within
-       max_moment_seconds, until it lasts m or cannot grow;
-    3. is kept if it lasts >= m; otherwise (boxed in by earlier moments or
-       by the length cap) the seed is skipped and its segments stay free.
-  A single segment is a run even if longer than max_moment_seconds.
-  Moments come in the order chosen; a moment's score is its mean segment
-  score.
-
-  Args:
-    scores: [T] segment scores.
-    starts: [T] segment start times, seconds, non-decreasing.
-    ends: [T] segment end times, seconds.
-    rule: top_k, min/max length and merge quantile.
-
-  Returns:
-    At most `rule.top_k` moments.
-  """
-  scores = np.asarray(scores, np.float64)
-  num = len(scores)
-  if num == 0:
-    return []
-  if starts.shape != (num,) or ends.shape != (num,):
-    raise ValueError(f"scores [{num}] but starts {starts.shape} and ends {ends.shape}")
-  high = scores >= np.quantile(scores, rule.merge_quantile)
-  min_len = min(rule.min_moment_seconds, float(ends.max() - starts[0]))
-  free = np.ones(num, bool)
-  moments = []
-  for seed in np.lexsort((np.arange(num), -scores)):
-    if len(moments) == rule.top_k:
-      break
-    if not free[seed]:
-      continue
-    a, b = _grow(seed, seed + 1, scores, starts, ends, free & high,
-                 rule.max_moment_seconds, until=math.inf)
-    a, b = _grow(a, b, scores, starts, ends, free, rule.max_moment_seconds,
-                 until=min_len)
-    if ends[b - 1] - starts[a] < min_len - 1e-9:
-      continue
-    gap = rule.min_gap_seconds - 1e-9
-    free &= (starts >= ends[b - 1] + gap) | (ends <= starts[a] - gap)
-    moments.append(Moment(int(a), int(b), float(starts[a]), float(ends[b - 1]),
-                          float(scores[a:b].mean())))
-  return moments
-
-
-def _grow(a: int, b: int, scores: np.ndarray, starts: np.ndarray,
-               ends: np.ndarray, allowed: np.ndarray, max_len: float,
-               until: float) -> tuple[int, int]:
-  """Extends [a, b) by the better allowed neighbour while it lasts < `until`."""
-  num = len(scores)
-  while ends[b - 1] - starts[a] < until - 1e-9:
-    options = []
-    if a > 0 and allowed[a - 1] and ends[b - 1] - starts[a - 1] <= max_len + 1e-9:
-      options.append((-scores[a - 1], 0, a - 1, b))
-    if b < num and allowed[b] and ends[b] - starts[a] <= max_len + 1e-9:
-      options.append((-scores[b], 1, a, b + 1))
-    if not options:
-      break
-    _, _, a, b = min(options)
-  return a, b
 
 
 # ----------------------------------------------------------------------------
@@ -306,7 +143,7 @@ def load_features_file(path: str | os.PathLike[str],
     raise ValueError(f"{path} was made with segment_seconds={file_seconds}, "
                      f"not {segment_seconds}")
   length = segment_seconds or file_seconds or 2.0
-  starts, ends = segment_times(len(features), length, meta.get("stride_seconds"),
+  starts, ends = moments.segment_times(len(features), length, meta.get("stride_seconds"),
                                meta.get("duration_seconds"))
   return TimedVideo(path.stem, features.astype(np.float32), starts, ends)
 
@@ -314,8 +151,7 @@ def load_features_file(path: str | os.PathLike[str],
 def benchmark_videos(benchmark: str, split: str, *, manual_dir: str | None,
                      data_dir: str | None, feature_set: str) -> list[TimedVideo]:
   """A benchmark split's videos with their segments' time ranges."""
-  from hl_jax import benchmarks  # pylint: disable=g-import-not-at-top  # TFDS
-  videos = benchmarks.load_benchmark(benchmark, split, manual_dir=manual_dir,
+  videos = datasets.load_benchmark(benchmark, split, manual_dir=manual_dir,
                                      data_dir=data_dir, feature_set=feature_set)
   if not videos:
     raise ValueError(f"{benchmark} split {split!r} has no videos")
@@ -333,7 +169,7 @@ def benchmark_videos(benchmark: str, split: str, *, manual_dir: str | None,
     if benchmark == "youtube_highlights":
       starts, ends = clips[v.video_id][:, 0], clips[v.video_id][:, 1]
     else:
-      starts, ends = segment_times(v.num_clips, _TVSUM_SHOT_SECONDS)
+      starts, ends = moments.segment_times(v.num_clips, _TVSUM_SHOT_SECONDS)
     if len(starts) != len(v.features):
       raise ValueError(f"video {v.video_id}: {len(starts)} clip times for "
                        f"{len(v.features)} feature rows")
@@ -346,7 +182,7 @@ def benchmark_videos(benchmark: str, split: str, *, manual_dir: str | None,
 
 
 def predict(workdir: str, videos: Sequence[TimedVideo],
-            rule: MomentRule) -> dict[str, Any]:
+            rule: moments.MomentRule) -> dict[str, Any]:
   """Scores `videos` with the workdir's f in one batched pass and picks moments.
 
   Returns:
@@ -360,47 +196,23 @@ def predict(workdir: str, videos: Sequence[TimedVideo],
   all_scores = evaluation.score_videos(score_fn, [v.features for v in videos])
   records = []
   for video, scores in zip(videos, all_scores):
-    moments = select_moments(scores, video.starts, video.ends, rule)
+    chosen = moments.select_moments(scores, video.starts, video.ends, rule)
     records.append({
         "video_id": video.video_id,
         "num_segments": len(scores),
         "segments_s": np.round(np.stack([video.starts, video.ends], 1), 3).tolist(),
         "scores": [float(s) for s in scores],
-        "moments": [m.to_json() for m in moments],
+        "moments": [m.to_json() for m in chosen],
     })
   return {"workdir": os.path.abspath(workdir), "checkpoint_step": int(step),
           "rule": dataclasses.asdict(rule), "videos": records}
-
-
-def plot_timeline(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
-  """A PNG of one video's scores over time with its moments shaded and ranked."""
-  from matplotlib import figure  # pylint: disable=g-import-not-at-top
-  from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
-  times = np.asarray(record["segments_s"])
-  centers = times.mean(axis=1)
-  fig = figure.Figure(figsize=(10, 2.8), dpi=100)
-  backend_agg.FigureCanvasAgg(fig)
-  ax = fig.add_subplot()
-  ax.plot(centers, record["scores"], color="tab:blue", marker=".", linewidth=1)
-  for rank, moment in enumerate(record["moments"], start=1):
-    ax.axvspan(moment["start_s"], moment["end_s"], color="tab:orange", alpha=0.3)
-    # Alternate heights so the labels of neighbouring moments do not collide.
-    ax.text((moment["start_s"] + moment["end_s"]) / 2, 1.0 + 0.07 * (rank % 2), str(rank),
-            transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=8)
-  ax.set_xlim(times[:, 0].min(), times[:, 1].max())
-  ax.set_xlabel("time (s)")
-  ax.set_ylabel("score f(x)")
-  ax.set_title(f"{record['video_id']}: {len(record['moments'])} moments, by rank",
-               pad=20)
-  fig.tight_layout()
-  fig.savefig(path, format="png")
 
 
 def run(workdir: str, output: str | os.PathLike[str], *,
         features: Sequence[str] = (), segment_seconds: float | None = None,
         benchmark: str | None = None, split: str = "val",
         manual_dir: str | None = None, data_dir: str | None = None,
-        feature_set: str | None = None, rule: MomentRule = MomentRule(),
+        feature_set: str | None = None, rule: moments.MomentRule = moments.MomentRule(),
         max_plots: int = 8) -> dict[str, Any]:
   """Predicts for features files or a benchmark split; writes JSON and PNGs.
 
@@ -423,7 +235,7 @@ def run(workdir: str, output: str | os.PathLike[str], *,
       raise ValueError(f"features files with the same stem: {sorted(ids)}")
     source = {"features": [os.path.abspath(p) for p in features]}
   else:
-    feature_set = feature_set or load_config(workdir).eval.feature_set
+    feature_set = feature_set or checkpointing.load_config(workdir).eval.feature_set
     videos = benchmark_videos(benchmark, split, manual_dir=manual_dir,
                               data_dir=data_dir, feature_set=feature_set)
     source = {"benchmark": benchmark, "split": split, "feature_set": feature_set}
@@ -437,7 +249,7 @@ def run(workdir: str, output: str | os.PathLike[str], *,
     folder.mkdir(exist_ok=True)
     pngs = [folder / f"{r['video_id']}.png" for r in result["videos"][:max_plots]]
   for record, png in zip(result["videos"], pngs):
-    plot_timeline(png, record)
+    rendering.timeline(png, record)
     record["timeline_png"] = str(png)
   output.write_text(json.dumps(result, indent=1) + "\n")
   logging.info("%d videos, %d moments; wrote %s and %d timelines", len(videos),
@@ -473,7 +285,7 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
-    rule = MomentRule(FLAGS.top_k, FLAGS.min_moment_seconds,
+    rule = moments.MomentRule(FLAGS.top_k, FLAGS.min_moment_seconds,
                       FLAGS.max_moment_seconds, FLAGS.merge_quantile,
                       FLAGS.min_gap_seconds)
     result = run(FLAGS.workdir, FLAGS.output, features=FLAGS.features,

@@ -21,8 +21,6 @@ checkpointed and a resumed run continues exactly.
 from __future__ import annotations
 
 import functools
-import json
-import os
 import time
 from typing import Any
 
@@ -34,14 +32,15 @@ import ml_collections
 import numpy as np
 import optax
 
-from hl_jax import benchmarks
 from hl_jax import checkpointing
-from hl_jax import corpus
+from hl_jax import datasets
 from hl_jax import evaluation
 from hl_jax import input_pipeline
 from hl_jax import losses
 from hl_jax import models
 from hl_jax import parallel
+from hl_jax import rendering
+from hl_jax import segment_table
 from hl_jax import writers
 
 VARIANTS = ("joint", "ranking_d", "ranking_em")
@@ -151,14 +150,14 @@ def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
                max_weight=jnp.mean(jnp.max(weights, axis=-1)))
     return loss, aux
 
-  def train_step(state: TrainState, table: input_pipeline.SegmentTable):
+  def train_step(state: TrainState, table: segment_table.SegmentTable):
     key = jax.random.fold_in(state.rng, state.step)
     key_pairs, key_dropout = jax.random.split(key)
-    rows_short, rows_long = input_pipeline.sample_pairs(table, key_pairs, m, n)
+    rows_short, rows_long = segment_table.sample_pairs(table, key_pairs, m, n)
     rows_short = jax.lax.with_sharding_constraint(rows_short, rows_sharding)
     rows_long = jax.lax.with_sharding_constraint(rows_long, rows_sharding)
     x_short, x_long = (jax.lax.with_sharding_constraint(
-        input_pipeline.gather_features(table, rows).astype(compute_dtype),
+        segment_table.gather_features(table, rows).astype(compute_dtype),
         pairs_sharding) for rows in (rows_short, rows_long))
     grads, aux = jax.grad(loss_fn, has_aux=True)(
         state.params, state.em_prior, x_short, x_long, key_dropout)
@@ -204,7 +203,7 @@ class NonFiniteError(FloatingPointError):
 
 
 def _check_finite(state: TrainState, config: ml_collections.ConfigDict,
-                  feeder: corpus.TableFeeder | None = None,
+                  feeder: input_pipeline.TableFeeder | None = None,
                   window_first_step: int = 0) -> int:
   """Raises (on_nonfinite='stop') if any step since the start was non-finite.
 
@@ -246,18 +245,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """train_and_evaluate, holding the workdir's lock."""
   mesh = parallel.make_mesh(jax.devices()[:config.num_devices or None],
-                            corpus.num_shards(config))
+                            input_pipeline.num_shards(config))
   validate_config(config, mesh.size)
   is_chief = jax.process_index() == 0
   writer = writers.create_writer(workdir, is_chief=is_chief)
-  if is_chief:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=1))
-  data = corpus.load(config)
+  checkpointing.save_config(workdir, config)
+  data = datasets.load_corpus(config)
   logging.info("Corpus %s: %d training videos, feature dim %d, %d eval videos",
                data.name, len(data.train_source), data.feature_dim,
                len(data.eval_videos))
-  bench_videos = load_benchmarks(config, data.feature_dim)
+  evaluators = evaluation.make_evaluators(config, data)
 
   scorer, weigher = models.build(config)
   tx = make_optimizer(config)
@@ -269,7 +266,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
   restored = checkpointing.restore_latest(
       manager, checkpointing.abstract_like(state))
 
-  feeder = corpus.TableFeeder(config, data, mesh)
+  feeder = input_pipeline.TableFeeder(config, data, mesh)
   if restored is not None:
     state, input_state = restored
     feeder.restore(input_state)
@@ -312,87 +309,28 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
       checkpointing.save(manager, step, state, feeder.input_state())
     if config.eval.every_steps and step % config.eval.every_steps == 0 \
         and step < num_steps:
-      _evaluate(config, data, bench_videos, scorer, state, writer, step)
+      _evaluate(config, evaluators, scorer, state, writer, step)
   manager.wait_until_finished()
-  results = _evaluate(config, data, bench_videos, scorer, state, writer, step)
+  results = _evaluate(config, evaluators, scorer, state, writer, step)
   results["nonfinite_steps_skipped"] = _check_finite(state, config)
   if is_chief:
-    _write_results(workdir, config, results)
+    print(rendering.write_results(workdir, config.variant, results))
   writer.flush()
   return results
 
 
-def load_benchmarks(config: ml_collections.ConfigDict,
-                    feature_dim: int) -> dict[str, list[benchmarks.Video]]:
-  """The labelled benchmark videos named by `config.eval.benchmarks`."""
-  names = [b for b in config.eval.benchmarks.split(",") if b]
-  loaded = {}
-  for name in names:
-    videos = benchmarks.load_benchmark(
-        name, config.eval.benchmark_split,
-        manual_dir=os.path.join(config.eval.data_root, name),
-        data_dir=config.corpus.data_dir or None,
-        feature_set=config.eval.feature_set)
-    if config.corpus.domain:  # Ours-S is evaluated on its own domain only.
-      videos = [v for v in videos if v.group == config.corpus.domain]
-      if not videos:
-        logging.info("%s has no %r videos; not evaluated", name, config.corpus.domain)
-        continue
-    dim = videos[0].features.shape[1] if videos else feature_dim
-    if dim != feature_dim:
-      raise ValueError(
-          f"eval.feature_set={config.eval.feature_set!r} gives {dim}-d {name} "
-          f"features but the corpus {config.corpus.config!r} is {feature_dim}-d")
-    loaded[name] = videos
-  return loaded
-
-
-def _evaluate(config, data, bench_videos, scorer, state, writer, step) -> dict:
-  """Evaluates f on the corpus's labelled split and on the benchmarks."""
+def _evaluate(config: ml_collections.ConfigDict,
+              evaluators: list[evaluation.Evaluator], scorer: models.Scorer,
+              state: TrainState, writer: Any, step: int) -> dict[str, Any]:
+  """Runs every evaluator on f: {"step", <evaluator name>: its results}."""
   score_fn = evaluation.make_score_fn(
       scorer, parallel.first_replica(state.params["f"]),
       chunk=config.eval.chunk_segments)
   results: dict[str, Any] = {"step": step}
-  if data.eval_videos:
-    scores = evaluation.score_videos(score_fn, [v.features for v in data.eval_videos])
-    model = evaluation.evaluate_labelled(data.eval_videos, scores)
-    random = evaluation.random_baseline(data.eval_videos, config.eval.random_seeds)
-    results["corpus"] = {"split": config.corpus.eval_split, "model": model,
-                         "random": random}
-    writer.write_scalars(step, {"eval/corpus_mAP": model["mAP"],
-                                "eval/corpus_random_mAP": random["mAP"],
-                                "eval/corpus_hit1": model["hit1"]})
-    logging.info("step %d corpus %s mAP %.2f (random %.2f)", step,
-                 config.corpus.eval_split, 100 * model["mAP"], 100 * random["mAP"])
-  split = config.eval.benchmark_split
-  for name, videos in bench_videos.items():
-    scores = evaluation.score_videos(score_fn, [v.features for v in videos])
-    model = benchmarks.evaluate_scores(
-        name, split, videos, {v.video_id: s for v, s in zip(videos, scores)})
-    random = benchmarks.random_baseline(name, split, videos, config.eval.random_seeds)
-    results[name] = {"split": split, "model": model, "random": random}
-    writer.write_scalars(step, {f"eval/{name}_mAP": model["mAP"],
-                                f"eval/{name}_hit1": model["hit1"]})
-    logging.info("step %d %s %s mAP %.2f (random %.2f)", step, name, split,
-                 100 * model["mAP"], 100 * random["mAP"])
+  for evaluator in evaluators:
+    results[evaluator.name] = result = evaluator.run(score_fn)
+    logging.info("step %d %s %s mAP %.2f (random %.2f)", step, evaluator.name,
+                 evaluator.split, 100 * result["model"]["mAP"],
+                 100 * result["random"]["mAP"])
+  writer.write_scalars(step, evaluation.scalars(results))
   return results
-
-
-def _write_results(workdir: str, config, results: dict) -> None:
-  """results.json for programs and results.md for people."""
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=1)
-  text = [f"# Results: variant {config.variant}, step {results['step']}", ""]
-  if "corpus" in results:
-    c = results["corpus"]
-    text.append(evaluation.markdown_table(
-        f"{config.corpus.config} corpus, split {c['split']}", c["model"], c["random"]))
-  for name in config.eval.benchmarks.split(","):
-    if name in results:
-      b = results[name]
-      text.append(evaluation.markdown_table(
-          f"{name}, split {b['split']} ({b['model']['protocol']})",
-          b["model"], b["random"]))
-  with open(os.path.join(workdir, "results.md"), "w") as f:
-    f.write("\n".join(text))
-  print("\n".join(text))

@@ -4,18 +4,23 @@ clu's own SummaryWriter imports TensorFlow, and `clu.metric_writers` imports it
 eagerly. Without TensorFlow installed we register a stand-in for that one
 module (its SummaryWriter raises if used) before importing clu, and write
 TensorBoard events with tensorboardX instead; everything else is clu's.
+
+`quiet_libraries` keeps the INFO chatter of TFDS, Beam, orbax and grain out of
+the absl log, so the log holds the trainer's own lines.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import sys
 import time
 import types
 from typing import Any, Mapping
 
+from absl import logging as absl_logging
 import numpy as np
 import tensorboardX
 
@@ -146,12 +151,55 @@ def _jsonable(value: Any) -> Any:
 
 
 def create_writer(workdir: str, *, is_chief: bool) -> metric_writers.MetricWriter:
-  """Logging on every host; TensorBoard and metrics.jsonl on the chief only."""
+  """TensorBoard and metrics.jsonl on the chief; nothing on other hosts.
+
+  No LoggingWriter: the trainer's own log line (with pairs/s and ETA) is the
+  human-readable progress, and a second copy of it would only be noise.
+  """
   if not is_chief:
-    return metric_writers.create_default_writer(just_logging=True)
+    return metric_writers.MultiWriter([])  # Writes to no one.
   os.makedirs(workdir, exist_ok=True)
   return metric_writers.AsyncMultiWriter([
-      metric_writers.LoggingWriter(),
       TensorboardWriter(os.path.join(workdir, "tensorboard")),
       JsonlWriter(os.path.join(workdir, "metrics.jsonl")),
   ])
+
+
+# INFO records from these packages are progress chatter (dataset generation,
+# checkpoint bookkeeping, worker start-up); their warnings still show.
+_CHATTY_PATHS = ("/orbax/", "/grain/", "/tensorflow_datasets/", "/apache_beam/")
+_CHATTY_LOGGERS = ("tensorflow_datasets", "apache_beam")
+
+
+class _QuietLibraries(logging.Filter):
+  """Drops INFO chatter of the libraries above and jax's missing-libtpu note."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if record.levelno >= logging.WARNING:
+      return True
+    if any(path in record.pathname for path in _CHATTY_PATHS):
+      return False
+    return not _is_missing_libtpu(record)
+
+
+def _is_missing_libtpu(record: logging.LogRecord) -> bool:
+  # jax probes for a TPU on every host and logs the failure at INFO. On a host
+  # that does have TPU chips but no libtpu, jax also warns, and that stays.
+  message = record.getMessage()
+  return (record.name.startswith("jax") and
+          message.startswith("Unable to initialize backend 'tpu'") and
+          "libtpu.so" in message)
+
+
+def quiet_libraries(verbosity: int) -> None:
+  """Keeps library INFO chatter out of the absl log unless verbosity >= 1.
+
+  Args:
+    verbosity: absl's verbosity (`--verbosity`, `-v`): 0 is INFO, 1 is DEBUG.
+      At 1 or more everything is shown.
+  """
+  if verbosity >= 1:
+    return
+  absl_logging.get_absl_handler().addFilter(_QuietLibraries())
+  for name in _CHATTY_LOGGERS:
+    logging.getLogger(name).setLevel(logging.WARNING)

@@ -8,7 +8,7 @@ import pytest
 from benchmarks import ablate
 from benchmarks import pair_weights
 from configs import tiny
-from hl_jax import corpus
+from hl_jax import datasets
 from hl_jax import train
 
 METHODS = ("ranking_d", "joint")
@@ -85,7 +85,7 @@ def test_second_invocation_reuses_finished_runs(ablation, base, monkeypatch):
 
 def test_l2_norm_baseline_matches_a_hand_computation(ablation, base):
   _, report = ablation
-  video = corpus.load(base).eval_videos[0]
+  video = datasets.load_corpus(base).eval_videos[0]
   norms = np.sqrt(np.sum(video.features.astype(np.float64) ** 2, axis=1))
   expected = hand_trapezoid_ap(list(norms), [int(y) for y in video.labels])
   l2 = report["baselines"]["corpus"]["l2_norm"]

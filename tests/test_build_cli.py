@@ -1,5 +1,9 @@
 """The build command used in the docs, on the tiny synthetic corpus and TVSum."""
 
+import pathlib
+import subprocess
+import sys
+
 from absl import app
 import pytest
 
@@ -21,3 +25,20 @@ def test_builds_tvsum_from_real_data(shared_data, tmp_path):
 def test_unknown_dataset():
   with pytest.raises(app.UsageError, match="unknown dataset 'tvsumm'"):
     build.build("tvsumm/i3d_rgb", None, None)
+
+
+def test_duration_corpus_only_flags():
+  with pytest.raises(app.UsageError, match="duration_corpus only, not tvsum"):
+    build.build("tvsum/i3d_rgb", None, None, feature_dim=8)
+  with pytest.raises(app.UsageError, match="duration_corpus only, not youtube_highlights"):
+    build.build("youtube_highlights/i3d_rgb", None, None, beam_args=["--runner=X"])
+
+
+def test_command_line_with_feature_dim(tmp_path):
+  repo = pathlib.Path(__file__).resolve().parent.parent
+  done = subprocess.run(
+      [sys.executable, "-m", "tfds_builders.build", "duration_corpus/synthetic_tiny",
+       "--feature_dim=8", f"--data_dir={tmp_path}"],
+      cwd=repo, capture_output=True, text=True, check=False)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "duration_corpus/synthetic_tiny_d8/1.1.0 train: 60 examples" in done.stdout

@@ -213,3 +213,40 @@ def test_sigkill_during_a_save_leaves_the_previous_checkpoint_intact(tmp_path,
   w = np.asarray(state["params"]["w"])
   assert w.min() == w.max() == newest
   assert f"{unfinished[0]} (unfinished save" in caplog.text
+
+
+def write_config(workdir: str) -> None:
+  write(os.path.join(workdir, "config.json"), '{"variant": "joint", "seed": 3}')
+
+
+@pytest.mark.parametrize("kind", ["truncated data file", "missing state metadata",
+                                  "missing input item"])
+def test_restore_workdir_skips_a_torn_newest_step_read_only(tmp_path, caplog, kind):
+  workdir = str(tmp_path)
+  save_steps(workdir, [1, 2, 3])
+  write_config(workdir)
+  CORRUPTIONS[kind][0](step_dir(workdir, 3))
+  with caplog.at_level(logging.WARNING):
+    config, state = checkpointing.restore_workdir(workdir)
+  assert config.variant == "joint" and config.seed == 3
+  # Only `state` is read: a step without its input item restores as it is.
+  expected = 3 if kind == "missing input item" else 2
+  assert int(state["step"]) == expected
+  np.testing.assert_array_equal(state["params"]["w"], np.full(64, expected, np.float32))
+  assert isinstance(state["params"]["w"], np.ndarray)
+  if expected == 2:
+    assert "step 3 (" in caplog.text and "Restored step 2" in caplog.text
+  # Read-only: nothing in the workdir is renamed.
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["1", "2", "3"]
+
+
+def test_restore_workdir_errors(tmp_path):
+  with pytest.raises(FileNotFoundError, match="config.json not found"):
+    checkpointing.restore_workdir(str(tmp_path))
+  write_config(str(tmp_path))
+  with pytest.raises(FileNotFoundError, match="no checkpoint in"):
+    checkpointing.restore_workdir(str(tmp_path))
+  save_steps(str(tmp_path), [1])
+  truncate_data_files(step_dir(str(tmp_path), 1))
+  with pytest.raises(checkpointing.CheckpointError, match="step 1 .restore failed"):
+    checkpointing.restore_workdir(str(tmp_path))

@@ -5,9 +5,11 @@ import ml_collections
 import numpy as np
 from absl.testing import absltest
 
+from hl_jax import datasets
 from hl_jax import input_pipeline
+from hl_jax import segment_table
 
-SHORT, LONG, REST = input_pipeline.SHORT, input_pipeline.LONG, input_pipeline.REST
+SHORT, LONG, REST = segment_table.SHORT, segment_table.LONG, segment_table.REST
 
 
 def fake_source(num_videos=30, dim=4, seed=0):
@@ -55,12 +57,12 @@ class InputPipelineTest(absltest.TestCase):
     self.assertNotIn(REST, set(table.features[table.video >= 0, 1].tolist()))
 
   def test_sampled_pairs_are_short_long_and_deterministic(self):
-    table = input_pipeline.stack_tables([reader_for(fake_source(), 1000, 30).read().table])
-    sample = jax.jit(input_pipeline.sample_pairs, static_argnums=(2, 3))
+    table = segment_table.stack_tables([reader_for(fake_source(), 1000, 30).read().table])
+    sample = jax.jit(segment_table.sample_pairs, static_argnums=(2, 3))
     rows_s, rows_l = sample(table, jax.random.PRNGKey(7), 16, 8)
     self.assertEqual(rows_s.shape, (1, 16, 8))
-    x_s = input_pipeline.gather_features(table, rows_s)
-    x_l = input_pipeline.gather_features(table, rows_l)
+    x_s = segment_table.gather_features(table, rows_s)
+    x_l = segment_table.gather_features(table, rows_l)
     self.assertEqual(x_s.shape, (16, 8, 4))
     np.testing.assert_array_equal(x_s[..., 1], SHORT)
     np.testing.assert_array_equal(x_l[..., 1], LONG)
@@ -77,10 +79,10 @@ class InputPipelineTest(absltest.TestCase):
     shards = [reader_for(fake_source(seed=s), 1000, 30).read().table for s in (0, 1)]
     for shard, table in enumerate(shards):
       table.features[:, 3] = shard  # Tag each shard's rows.
-    table = input_pipeline.stack_tables(shards)
-    rows_s, rows_l = input_pipeline.sample_pairs(table, jax.random.PRNGKey(0), 8, 4)
-    x_s = np.asarray(input_pipeline.gather_features(table, rows_s))
-    x_l = np.asarray(input_pipeline.gather_features(table, rows_l))
+    table = segment_table.stack_tables(shards)
+    rows_s, rows_l = segment_table.sample_pairs(table, jax.random.PRNGKey(0), 8, 4)
+    x_s = np.asarray(segment_table.gather_features(table, rows_s))
+    x_l = np.asarray(segment_table.gather_features(table, rows_l))
     np.testing.assert_array_equal(x_s[:4, :, 3], 0)
     np.testing.assert_array_equal(x_s[4:, :, 3], 1)
     np.testing.assert_array_equal(x_l[:4, :, 3], 0)
@@ -123,7 +125,7 @@ class InputPipelineTest(absltest.TestCase):
       features = np.full((2, 4), v, np.float32)
       features[:, 1] = LONG
       source.append({"video_id": f"v{v}", "bucket": LONG, "features": features})
-    grouped = input_pipeline.GroupedSource(source)
+    grouped = datasets.GroupedSource(source)
     self.assertLen(grouped, 10)
     # A window of 3 items never splits a pair group.
     reader = reader_for(grouped, 1000, 3)
@@ -132,10 +134,10 @@ class InputPipelineTest(absltest.TestCase):
       for vid in ids:
         if "#" in vid:
           self.assertIn(vid[:-2] + ("lo" if vid.endswith("hi") else "hi"), ids)
-    table = input_pipeline.stack_tables([reader_for(grouped, 1000, 10).read().table])
-    rows_s, rows_l = input_pipeline.sample_pairs(table, jax.random.PRNGKey(3), 64, 8)
-    x_s = np.asarray(input_pipeline.gather_features(table, rows_s))
-    x_l = np.asarray(input_pipeline.gather_features(table, rows_l))
+    table = segment_table.stack_tables([reader_for(grouped, 1000, 10).read().table])
+    rows_s, rows_l = segment_table.sample_pairs(table, jax.random.PRNGKey(3), 64, 8)
+    x_s = np.asarray(segment_table.gather_features(table, rows_s))
+    x_l = np.asarray(segment_table.gather_features(table, rows_l))
     np.testing.assert_array_equal(x_s[..., 0], x_l[..., 0])  # Same video.
     np.testing.assert_array_equal(x_l[..., 1], LONG)
 
@@ -169,15 +171,15 @@ class TableFeederTest(absltest.TestCase):
 
   def _feeder(self, num_shards):
     from configs import tiny  # pylint: disable=g-import-not-at-top
-    from hl_jax import corpus, parallel  # pylint: disable=g-import-not-at-top
+    from hl_jax import parallel  # pylint: disable=g-import-not-at-top
     config = tiny.get_config()
     config.input.table_segments = 2048  # > the 1024-row minimum copy.
     config.input.window_videos = 12
     config.input.refill_every_steps = 1
     config.input.num_shards = num_shards
-    data = corpus.Corpus("fake", fake_source(num_videos=300), 4, [])
+    data = datasets.Corpus("fake", fake_source(num_videos=300), 4, [])
     mesh = parallel.make_mesh(jax.devices()[:4], num_shards)
-    return corpus.TableFeeder(config, data, mesh)
+    return input_pipeline.TableFeeder(config, data, mesh)
 
   def test_refills_match_fresh_tables_and_reuse_the_buffer(self):
     for num_shards in (1, 2):
@@ -210,9 +212,9 @@ class TableFeederTest(absltest.TestCase):
           np.testing.assert_array_equal(features[shard, :rows],
                                         fresh_features[shard, :rows])
         key = jax.random.PRNGKey(7)
-        for a, b in zip(input_pipeline.sample_pairs(table, key, 8, 4),
-                        input_pipeline.sample_pairs(fresh_table, key, 8, 4)):
+        for a, b in zip(segment_table.sample_pairs(table, key, 8, 4),
+                        segment_table.sample_pairs(fresh_table, key, 8, 4)):
           np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
           np.testing.assert_array_equal(
-              np.asarray(input_pipeline.gather_features(table, a)),
-              np.asarray(input_pipeline.gather_features(fresh_table, b)))
+              np.asarray(segment_table.gather_features(table, a)),
+              np.asarray(segment_table.gather_features(fresh_table, b)))

@@ -15,8 +15,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from configs import tiny
-from hl_jax import corpus
-from hl_jax import input_pipeline
+from hl_jax import datasets
+from hl_jax import segment_table
 from hl_jax import train
 
 NUM_STEPS = 30
@@ -29,7 +29,7 @@ class PoisonedSource:
   def __init__(self, source, count: int):
     self._source = source
     long_videos = [i for i in range(len(source))
-                   if int(source[i]["bucket"]) == input_pipeline.LONG]
+                   if int(source[i]["bucket"]) == segment_table.LONG]
     self.poisoned = long_videos[:count]
 
   def __len__(self) -> int:
@@ -66,14 +66,14 @@ def same(a, b) -> bool:
 
 
 def test_skip_mode_skips_and_counts_nonfinite_steps(tmp_path, monkeypatch):
-  load = corpus.load
+  load = datasets.load_corpus
 
   def poisoned_load(config):
     data = load(config)
     return dataclasses.replace(
         data, train_source=PoisonedSource(data.train_source, POISONED_VIDEOS))
 
-  monkeypatch.setattr(corpus, "load", poisoned_load)
+  monkeypatch.setattr(datasets, "load_corpus", poisoned_load)
   config = tiny.get_config()
   config.corpus.data_dir = str(tmp_path / "tfds")
   config.train.on_nonfinite = "skip"

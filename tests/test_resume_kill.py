@@ -24,7 +24,7 @@ import pytest
 
 from configs import tiny
 from hl_jax import checkpointing
-from hl_jax import corpus
+from hl_jax import datasets
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _ENV = dict(os.environ, JAX_PLATFORMS="cpu",
@@ -39,7 +39,7 @@ def data_dir(tmp_path_factory):
   path = str(tmp_path_factory.mktemp("tfds"))
   config = tiny.get_config()
   config.corpus.data_dir = path
-  corpus.load(config)
+  datasets.load_corpus(config)
   return path
 
 

@@ -9,6 +9,9 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import tiny
+from hl_jax import checkpointing
+from hl_jax import datasets
+from hl_jax import segment_table
 from hl_jax import train
 
 
@@ -32,11 +35,7 @@ def logged(workdir, name):
 
 
 def final_state(workdir):
-  manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"),
-                                  item_names=("state", "input"))
-  restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(
-      state=ocp.args.StandardRestore()))
-  return restored["state"]
+  return checkpointing.restore_workdir(workdir)[1]
 
 
 def final_params(workdir):
@@ -156,32 +155,30 @@ def test_predict_scores_from_workdir(data_dir, tmp_path):
   workdir = str(tmp_path)
   results = train.train_and_evaluate(make_config(data_dir, train__num_steps=10), workdir)
   config = make_config(data_dir)
-  from hl_jax import corpus  # pylint: disable=g-import-not-at-top
-  videos = corpus.load(config).eval_videos
+  videos = datasets.load_corpus(config).eval_videos
   scores = predict.scores_from_workdir(workdir, videos)
   # The same numbers as the trainer's own evaluation.
-  again = evaluation.evaluate_labelled(videos, [scores[v.video_id] for v in videos])
-  assert again["mAP"] == pytest.approx(results["corpus"]["model"]["mAP"], abs=1e-6)
-  wide = evaluation.LabelledVideo("wide", "dog", np.zeros((3, 32), np.float32),
-                                  np.zeros(3, np.int32))
+  again = evaluation.evaluate("corpus", videos, scores, split="val")
+  for key in ("mAP", "hit1", "video_mAP", "video_hit1"):
+    assert again[key] == pytest.approx(results["corpus"]["model"][key], abs=1e-6), key
+  wide = datasets.Video("wide", "dog", np.zeros((3, 32), np.float32), np.zeros(3, np.int32))
   with pytest.raises(ValueError, match="video wide has 32-d features"):
     predict.scores_from_workdir(workdir, [wide])
 
 
 def test_empty_long_bucket_is_an_error_before_compiling():
-  from hl_jax import corpus, input_pipeline, parallel  # pylint: disable=g-import-not-at-top
-  only_short = [{"video_id": f"s{i}", "bucket": input_pipeline.SHORT,
+  from hl_jax import input_pipeline, parallel  # pylint: disable=g-import-not-at-top
+  only_short = [{"video_id": f"s{i}", "bucket": segment_table.SHORT,
                  "features": np.ones((3, 4), np.float32)} for i in range(5)]
-  data = corpus.Corpus("only_short", only_short, 4, [])
+  data = datasets.Corpus("only_short", only_short, 4, [])
   config = tiny.get_config()
-  feeder = corpus.TableFeeder(config, data, parallel.make_mesh(jax.devices()[:1]))
+  feeder = input_pipeline.TableFeeder(config, data, parallel.make_mesh(jax.devices()[:1]))
   with pytest.raises(ValueError, match="only_short: window 0 of input shard 0 has "
                      "15 short-video and 0 long-video segments; pairs need both"):
     feeder.current_table()
 
 
 def test_custom_corpus_config_is_opened_by_name(tmp_path):
-  from hl_jax import corpus  # pylint: disable=g-import-not-at-top
   from tfds_builders.duration_corpus import duration_corpus_dataset_builder as dcb  # pylint: disable=g-import-not-at-top
   from tfds_builders.duration_corpus import synthetic  # pylint: disable=g-import-not-at-top
   data_dir = str(tmp_path / "tfds")
@@ -191,12 +188,37 @@ def test_custom_corpus_config_is_opened_by_name(tmp_path):
       description="A custom config for this test.")
   dcb.get_builder(custom, data_dir=data_dir)
   config = make_config(data_dir)
-  config.corpus.config = "synthetic_d8"
-  data = corpus.load(config)
+  config.corpus.builder_config = "synthetic_d8"
+  data = datasets.load_corpus(config)
   assert data.feature_dim == 8
   assert len(data.train_source) == 24
   assert len(data.eval_videos) == 6  # One per domain.
-  config.corpus.config = "not_built"
-  with pytest.raises(ValueError, match=r"corpus.config='not_built' is neither a "
+  config.corpus.builder_config = "not_built"
+  with pytest.raises(ValueError, match=r"corpus.builder_config='not_built' is neither a "
                      r"registered duration_corpus config .* nor built in .*not_built"):
-    corpus.load(config)
+    datasets.load_corpus(config)
+
+
+@pytest.mark.parametrize("variant", train.VARIANTS)
+def test_train_step_compiles_once_over_a_run(data_dir, tmp_path, monkeypatch, variant):
+  # Refills (new windows every 5 steps), evaluations and checkpoints mid-run
+  # must reuse the one compiled step: chex fails the run on a second trace.
+  import chex  # pylint: disable=g-import-not-at-top
+  chex.clear_trace_counter()  # Counts are per function across parametrized cases.
+  steps, real_make, real_jit = [], train.make_train_step, jax.jit
+
+  def make_counted_step(*args, **kwargs):
+    monkeypatch.setattr(jax, "jit", lambda fn, **kw: real_jit(
+        chex.assert_max_traces(fn, n=1), **kw))
+    try:
+      steps.append(real_make(*args, **kwargs))
+    finally:
+      monkeypatch.setattr(jax, "jit", real_jit)
+    return steps[-1]
+
+  monkeypatch.setattr(train, "make_train_step", make_counted_step)
+  config = make_config(data_dir, train__num_steps=20, eval__every_steps=10,
+                       input__window_videos=20, input__refill_every_steps=5)
+  config.variant = variant
+  train.train_and_evaluate(config, str(tmp_path))
+  assert len(steps) == 1 and steps[0]._cache_size() == 1  # pylint: disable=protected-access

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from configs import tiny
+from hl_jax import moments
 from hl_jax import predict
 from hl_jax import train
 from hl_jax import video_features
@@ -136,7 +137,7 @@ def test_video_to_features_to_prediction(shared_data, tmp_path):
   train.train_and_evaluate(config, workdir)
   out = tmp_path / "bikes.json"
   predict.run(workdir, out, features=[str(features)],
-              rule=predict.MomentRule(top_k=2, min_gap_seconds=0))
+              rule=moments.MomentRule(top_k=2, min_gap_seconds=0))
   record, = json.loads(out.read_text())["videos"]
   assert record["video_id"] == "bikes" and len(record["scores"]) == 5
   assert record["segments_s"] == [[0, 2], [2, 4], [4, 6], [6, 8], [8, 10]]

@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pytest
 
+from tfds_builders import build
 from tfds_builders.duration_corpus import duration_corpus_dataset_builder as dcb
 
 beam = pytest.importorskip(
@@ -78,12 +79,12 @@ def test_direct_runner_build_error_names_the_video(tmp_path):
 
 
 def test_build_cli_with_beam_options(tmp_path):
-  from tfds_builders.duration_corpus import build  # pylint: disable=g-import-not-at-top
   runner = '--runner=apache_beam.runners.portability.fn_api_runner.fn_runner.FnApiRunner'
-  beamed = build.build_corpus('manifest_ctr', str(tmp_path / 'beam'),
-                              str(DUMMY_DATA), feature_dim=8, beam_args=[runner])
-  plain = build.build_corpus('manifest_ctr', str(tmp_path / 'plain'),
-                             str(DUMMY_DATA), feature_dim=8)
+  beamed = build.build('duration_corpus/manifest_ctr', str(DUMMY_DATA),
+                       str(tmp_path / 'beam'), feature_dim=8, beam_args=[runner])
+  plain = build.build('duration_corpus/manifest_ctr', str(DUMMY_DATA),
+                      str(tmp_path / 'plain'), feature_dim=8)
+  assert beamed.builder_config.name == 'manifest_ctr_d8'
   a, b = plain.as_data_source('train'), beamed.as_data_source('train')
   assert [_bytes(a[i]) for i in range(len(a))] == [_bytes(b[i]) for i in range(len(b))]
 

@@ -34,7 +34,9 @@ Build without TensorFlow (array_record), from the repository root:
 (`tfds build tfds_builders/duration_corpus --config=synthetic` also works
 where TensorFlow is installed.) Manifest corpora also build as an Apache Beam
 pipeline (DirectRunner, Dataflow, Flink, Spark) when `get_builder` gets
-`beam_runner` / `beam_options`: see docs_snippets/corpus_at_scale.md.
+`beam_runner` / `beam_options`, or with `python -m tfds_builders.build
+duration_corpus/<config> --beam_options=...`: see WORKSPACE.md, "Building a
+manifest corpus of millions of videos (Apache Beam)".
 """
 
 from __future__ import annotations

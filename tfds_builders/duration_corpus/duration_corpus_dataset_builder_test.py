@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from tfds_builders.duration_corpus import duration_corpus_dataset_builder as dcb
-from tfds_builders.duration_corpus import numpy_baseline
 from tfds_builders.duration_corpus import readers
 from tfds_builders.duration_corpus import synthetic
 
@@ -117,24 +116,6 @@ def test_default_synthetic_statistics():
   assert val.junk_segment[~val.highlight].mean() == pytest.approx(0.2, abs=0.03)
   assert not (val.junk_segment & val.highlight).any()
   np.testing.assert_allclose(lat.highlight @ lat.junk, 0, atol=1e-12)
-
-
-def test_sanity_linear_scorer_beats_random():
-  """Plain numpy pairwise hinge on short-vs-long pairs learns the highlights."""
-  params = synthetic.SyntheticParams(num_train=600, num_val_per_domain=10)
-  lat, splits = synthetic.generate(params, dim=32)
-  train, val = splits['train'], splits['val']
-  random_map = numpy_baseline.random_map(val)
-  oracle = numpy_baseline.val_map(val, numpy_baseline.oracle_scores(val, lat))
-  w_all = numpy_baseline.train_pairwise_linear(train, steps=300)
-  w_clean = numpy_baseline.train_pairwise_linear(train, steps=300, drop_junk=True)
-  linear = numpy_baseline.val_map(val, val.features @ w_all)
-  clean = numpy_baseline.val_map(val, val.features @ w_clean)
-  print(f'val mAP random {random_map:.3f} linear {linear:.3f} '
-        f'linear-clean {clean:.3f} oracle {oracle:.3f}')
-  assert linear > random_map + 0.15
-  assert clean > linear + 0.03  # the junk pairs hurt uniform weighting
-  assert oracle > clean
 
 
 def test_default_synthetic_builds(tmp_path):

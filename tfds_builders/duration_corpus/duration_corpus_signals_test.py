@@ -1,18 +1,18 @@
 """Weak signals other than duration: a per-video manifest column, a per-segment file.
 
-Bucket 'short' is the preferred side of the signal, 'long' the other side; the
-last tests run the real trainer, unchanged, on such corpora.
+Bucket 'short' is the preferred side of the signal, 'long' the other side
+(tests/test_signal_training.py runs the real trainer on such corpora).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 
 import numpy as np
 import pytest
 
+from tfds_builders import build
 from tfds_builders.duration_corpus import duration_corpus_dataset_builder as dcb
 from tfds_builders.duration_corpus import synthetic
 from tfds_builders.duration_corpus import video_examples
@@ -223,53 +223,7 @@ def test_all_videos_skipped_is_an_error(tmp_path):
     dcb.get_builder(_segment_config('skip_d8'), tmp_path / 'data', manual_dir=manual)
 
 
-# The real trainer on weak-signal corpora, registered configs, D = 1024.
-
-def _weak_signal_corpus(manual: pathlib.Path, num_videos: int = 24) -> None:
-  """Videos whose high-CTR ones (and high-viewer segments) hold highlights."""
-  rng = np.random.default_rng(0)
-  direction = rng.normal(size=1024)
-  direction /= np.linalg.norm(direction)
-  manual.mkdir()
-  rows = []
-  for i in range(num_videos):
-    t = int(rng.integers(3, 9))
-    highlight = rng.random(t) < (0.8 if i % 2 else 0.2)
-    features = rng.normal(size=(t, 1024)) + 3 * np.outer(highlight, direction)
-    np.save(manual / f'v{i}.npy', features.astype(np.float32))
-    viewers = 100 * highlight + rng.integers(0, 50, t)
-    np.save(manual / f'v{i}_viewers.npy', viewers)
-    rows.append({'video_id': f'v{i}', 'duration_s': 30.0,
-                 'domain': ('cooking', 'games')[i % 3 == 0],
-                 'feature_path': f'v{i}.npy',
-                 'ctr': round(0.05 * (i % 2) + 0.001 * i, 4),
-                 'segment_signal': f'v{i}_viewers.npy'})
-  _write_manifest(manual, rows)
-
-
-@pytest.mark.parametrize('corpus', ['manifest_ctr', 'manifest_segment_signal'])
-def test_trainer_runs_unchanged_on_a_weak_signal_corpus(tmp_path, corpus):
-  from configs import tiny  # pylint: disable=g-import-not-at-top
-  from hl_jax import train  # pylint: disable=g-import-not-at-top
-  _weak_signal_corpus(tmp_path / 'manual')
-  config = tiny.get_config()
-  config.corpus.config = corpus
-  config.corpus.data_dir = str(tmp_path / 'data')
-  config.corpus.manual_dir = str(tmp_path / 'manual')
-  config.corpus.eval_split = ''
-  config.num_devices = 1  # Multi-device training is tests/test_train.py's job.
-  config.train.num_steps = config.checkpoint.every_steps = 4
-  config.train.log_every = config.train.sync_every = 2
-  workdir = str(tmp_path / 'workdir')
-  results = train.train_and_evaluate(config, workdir)
-  assert results['step'] == 4
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    losses = [r['train/loss'] for r in map(json.loads, f) if 'train/loss' in r]
-  assert losses and np.all(np.isfinite(losses))
-
-
 def test_build_cli_derives_a_config_of_another_width(tmp_path):
-  from tfds_builders.duration_corpus import build  # pylint: disable=g-import-not-at-top
   config = build.resolve_config('manifest_segment_signal', feature_dim=8)
   assert (config.name, config.feature_dim, config.segment_signal) == (
       'manifest_segment_signal_d8', 8, 'segment_signal')

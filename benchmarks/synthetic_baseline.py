@@ -7,8 +7,7 @@ linear scorer trained by gradient descent on a pairwise hinge between random
 short-video and long-video segments with uniform pair weights, once on all
 videos and once with the junk videos dropped (the clean-pair upper bound).
 
-  /work/venv/bin/python -m tfds_builders.duration_corpus.numpy_baseline \
-      --config=synthetic
+  python -m benchmarks.synthetic_baseline --config=synthetic
 """
 
 from __future__ import annotations
@@ -118,7 +117,8 @@ def measure(config_name: str) -> dict[str, float]:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__)
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--config', default='synthetic')
   args = parser.parse_args()
   for key, value in measure(args.config).items():

@@ -1,6 +1,6 @@
 r"""Build time of a manifest corpus: plain generator vs Beam DirectRunner.
 
-  python -m tfds_builders.duration_corpus.build_benchmark --videos=2000 \
+  python -m benchmarks.corpus_build --videos=2000 \
       --segments=16 --dim=1024 --workdir=/tmp/dc_bench
 
 Writes a random manifest corpus (`--videos` .npy files of [segments, dim]),

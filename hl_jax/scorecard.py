@@ -1,6 +1,6 @@
-r"""Scores a benchmark split: from a predictions file, a checkpoint or random scores.
+r"""A benchmark split's scorecard: from a predictions file, a checkpoint or random scores.
 
-  python -m hl_jax.evaluate --benchmark=youtube_highlights --split=val \
+  python -m hl_jax.scorecard --benchmark=youtube_highlights --split=val \
     --manual_dir=../shared/data/youtube_highlights --predictions=preds.jsonl \
     --output=out/yth_val.json
 
@@ -25,7 +25,9 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-from hl_jax import benchmarks
+from hl_jax import datasets
+from hl_jax import evaluation
+from hl_jax import rendering
 
 FLAGS = flags.FLAGS
 
@@ -33,13 +35,13 @@ FLAGS = flags.FLAGS
 def _define_flags() -> None:
   # Defined only when run as a program, so that importing this module (tests,
   # the trainer) cannot clash with flags of the same name such as --workdir.
-  flags.DEFINE_enum("benchmark", None, benchmarks.BENCHMARKS, "Benchmark to score.")
-  flags.DEFINE_enum("split", "val", benchmarks.SPLITS, "Split to score.")
+  flags.DEFINE_enum("benchmark", None, datasets.BENCHMARKS, "Benchmark to score.")
+  flags.DEFINE_enum("split", "val", datasets.SPLITS, "Split to score.")
   flags.DEFINE_string("manual_dir", None,
                       "Raw data (like ../shared/data/<benchmark>); needed to build the "
                       "TFDS dataset the first time.")
   flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's).")
-  flags.DEFINE_enum("feature_set", "i3d_rgb", benchmarks.FEATURE_SETS,
+  flags.DEFINE_enum("feature_set", "i3d_rgb", datasets.FEATURE_SETS,
                     "Builder config (features handed to --workdir's model).")
   flags.DEFINE_string("predictions", None, "JSONL file of per-clip scores.")
   flags.DEFINE_string("workdir", None, "Evaluate the checkpoint of this training workdir.")
@@ -49,7 +51,7 @@ def _define_flags() -> None:
 
 
 def read_predictions(path: str | os.PathLike[str],
-                     videos: Sequence[benchmarks.Video]) -> dict[str, np.ndarray]:
+                     videos: Sequence[datasets.Video]) -> dict[str, np.ndarray]:
   """Reads and checks a predictions file against the split's videos.
 
   Args:
@@ -115,7 +117,7 @@ def write_predictions(path: str | os.PathLike[str], scores: Mapping[str, Any]) -
       f.write(json.dumps({"video_id": vid, "scores": np.asarray(values).tolist()}) + "\n")
 
 
-def scores_from_workdir(workdir: str, videos: Sequence[benchmarks.Video]) -> dict[str, np.ndarray]:
+def scores_from_workdir(workdir: str, videos: Sequence[datasets.Video]) -> dict[str, np.ndarray]:
   """Scores the videos with the checkpoint in `workdir` (hl_jax.predict)."""
   from hl_jax import predict  # pylint: disable=g-import-not-at-top  # pulls in jax, the model
   return predict.scores_from_workdir(workdir, videos)
@@ -130,7 +132,7 @@ def run(benchmark: str, split: str, output: str | os.PathLike[str], *,
   Exactly one of `predictions`, `workdir` and `random_seeds` (> 0) is given.
 
   Returns:
-    The result written to `output` (see `benchmarks.evaluate_scores`), plus
+    The result written to `output` (see `evaluation.evaluate`), plus
     "source" and "feature_set".
   """
   sources = {"predictions": predictions, "workdir": workdir,
@@ -139,19 +141,19 @@ def run(benchmark: str, split: str, output: str | os.PathLike[str], *,
   if len(given) != 1:
     raise app.UsageError("give exactly one of --predictions, --workdir and "
                          f"--random_seeds=N (N > 0); got {given or 'none'}")
-  videos = benchmarks.load_benchmark(benchmark, split, manual_dir=manual_dir,
+  videos = datasets.load_benchmark(benchmark, split, manual_dir=manual_dir,
                                      data_dir=data_dir, feature_set=feature_set)
   if not videos:
     raise ValueError(f"{benchmark} split {split!r} has no videos")
   if random_seeds:
-    result = benchmarks.random_baseline(benchmark, split, videos, random_seeds)
+    result = evaluation.random_baseline(benchmark, videos, random_seeds, split=split)
   else:
     scores = (read_predictions(predictions, videos) if predictions
               else scores_from_workdir(workdir, videos))
-    result = benchmarks.evaluate_scores(benchmark, split, videos, scores)
+    result = evaluation.evaluate(benchmark, videos, scores, split=split)
   result["source"] = {given[0]: sources[given[0]]}
   result["feature_set"] = feature_set
-  paths = benchmarks.write_report(result, output)
+  paths = rendering.write_report(result, output)
   logging.info("%s %s: mAP %.2f%%, HIT@1 %.2f%% over %d videos; wrote %s",
                benchmark, split, 100 * result["mAP"], 100 * result["hit1"],
                result["num_videos"], ", ".join(str(p) for p in paths.values()))
@@ -168,7 +170,7 @@ def main(argv: Sequence[str]) -> None:
         random_seeds=FLAGS.random_seeds)
   except (ValueError, KeyError, FileNotFoundError) as e:
     # The message names the file, line and video; a traceback adds nothing.
-    raise SystemExit(f"hl_jax.evaluate: error: {e}") from e
+    raise SystemExit(f"hl_jax.scorecard: error: {e}") from e
   print(pathlib.Path(FLAGS.output).with_suffix(".md").read_text())
 
 

@@ -1,0 +1,1 @@
+"""Speed, memory and ablation scripts; run as `python -m benchmarks.<name>` from the repo root."""
