@@ -15,6 +15,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from configs import tiny
+from hl_jax import checkpointing
 from hl_jax import datasets
 from hl_jax import segment_table
 from hl_jax import train
@@ -48,7 +49,7 @@ class PoisonedSource:
 
 def states(workdir: str) -> dict[int, dict]:
   """Every checkpointed state of a run, by step."""
-  manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"),
+  manager = ocp.CheckpointManager(checkpointing.checkpoint_dir(workdir),
                                   item_names=("state", "input"))
   return {step: manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore()))["state"] for step in manager.all_steps()}

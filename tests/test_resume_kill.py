@@ -19,7 +19,6 @@ import time
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from configs import tiny
@@ -101,11 +100,9 @@ def wait_until_unlocked(workdir: pathlib.Path, timeout_s: float = 10.0) -> None:
 
 
 def final_state(workdir: pathlib.Path):
-  manager = ocp.CheckpointManager(workdir / "checkpoints",
-                                  item_names=("state", "input"))
-  assert manager.latest_step() == NUM_STEPS
-  return manager.restore(NUM_STEPS, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore()))["state"]
+  state = checkpointing.restore_workdir(str(workdir))[1]
+  assert int(state["step"]) == NUM_STEPS
+  return state
 
 
 @pytest.mark.parametrize("variant", ["joint", "ranking_em", "ranking_d"])
