@@ -3,6 +3,9 @@ r"""Trains and evaluates a highlight detector.
   python launch.py --config=configs/joint.py --workdir=/tmp/hl_jax/joint
 
 Rerunning the same command resumes from the newest checkpoint in --workdir.
+A user error (a bad config value, a workdir of another config, bad data) ends
+in one line, `launch.py: error: ...`, and exit status 1; --verbosity=1 shows
+its traceback too.
 """
 
 from absl import app
@@ -12,6 +15,7 @@ import jax
 from ml_collections import config_flags
 import tensorflow_datasets as tfds
 
+from hl_jax import checkpointing
 from hl_jax import parallel
 from hl_jax import train
 from hl_jax import writers
@@ -31,7 +35,18 @@ def main(argv):
   parallel.initialize_distributed(_CONFIG.value)
   logging.info("JAX process %d/%d, local devices %s", jax.process_index(),
                jax.process_count(), jax.local_devices())
-  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  try:
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except _USER_ERRORS as e:
+    if logging.get_verbosity() >= 1:
+      raise
+    raise SystemExit(f"launch.py: error: {' '.join(str(e).split())}") from None
+
+
+# What a user can fix: config values and workdirs (ConfigError is a ValueError),
+# data files (the builders name the file, line and video), a stopped run.
+_USER_ERRORS = (ValueError, FileNotFoundError, checkpointing.WorkdirLockedError,
+                checkpointing.CheckpointError, train.NonFiniteError)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_steps = 500
   config.checkpoint.max_to_keep = 3
+  # Resume a workdir whose checkpoints came from a config that differs in more
+  # than when/where/how long (hl_jax/config_checks.py); off: such a resume is
+  # refused, naming the differing keys.
+  config.checkpoint.allow_changed_config = False
 
   config.eval = ml_collections.ConfigDict()
   config.eval.every_steps = 1000  # 0: only at the end.

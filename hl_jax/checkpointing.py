@@ -94,6 +94,13 @@ def make_manager(workdir: str, *, max_to_keep: int) -> ocp.CheckpointManager:
                                item_names=("state", "input"))
 
 
+def has_checkpoints(workdir: str) -> bool:
+  """Whether `<workdir>/checkpoints` holds any step (finished or not)."""
+  directory = checkpoint_dir(workdir)
+  return os.path.isdir(directory) and any(
+      name.split(".")[0].isdigit() for name in os.listdir(directory))
+
+
 def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
   """Writes `<workdir>/config.json` (process 0 only), the record of the run."""
   if jax.process_index() == 0:

@@ -33,6 +33,7 @@ import numpy as np
 import optax
 
 from hl_jax import checkpointing
+from hl_jax import config_checks
 from hl_jax import datasets
 from hl_jax import evaluation
 from hl_jax import input_pipeline
@@ -43,7 +44,7 @@ from hl_jax import rendering
 from hl_jax import segment_table
 from hl_jax import writers
 
-VARIANTS = ("joint", "ranking_d", "ranking_em")
+VARIANTS = config_checks.VARIANTS
 
 
 @flax.struct.dataclass
@@ -67,26 +68,6 @@ class TrainState:
   nonfinite_steps: jnp.ndarray
   first_nonfinite_step: jnp.ndarray
   em_prior: jnp.ndarray
-
-
-def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
-  """One-line errors for bad configs, raised before anything compiles."""
-  if config.variant not in VARIANTS:
-    raise ValueError(f"variant={config.variant!r} is unknown; one of {VARIANTS}")
-  if config.train.group_size < 1:
-    raise ValueError(f"train.group_size={config.train.group_size} must be >= 1")
-  if config.train.num_groups < 1:
-    raise ValueError(f"train.num_groups={config.train.num_groups} must be >= 1")
-  if config.train.num_groups % num_devices:
-    raise ValueError(
-        f"train.num_groups={config.train.num_groups} is not divisible by the "
-        f"{num_devices} devices")
-  if config.train.pair_loss not in losses.PAIR_LOSSES:
-    raise ValueError(f"train.pair_loss={config.train.pair_loss!r} is unknown; "
-                     f"one of {losses.PAIR_LOSSES}")
-  if config.train.on_nonfinite not in ("stop", "skip"):
-    raise ValueError(f"train.on_nonfinite={config.train.on_nonfinite!r} must be "
-                     "'stop' or 'skip'")
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -236,17 +217,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     The final results dict (also written to `<workdir>/results.json`).
 
   Raises:
+    config_checks.ConfigError: a bad config value (before anything is
+      written), or a workdir whose checkpoints came from another config.
     checkpointing.WorkdirLockedError: another run holds the workdir.
   """
+  config_checks.validate(config)
   with checkpointing.exclusive_workdir(workdir):
     return _train_and_evaluate(config, workdir)
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """train_and_evaluate, holding the workdir's lock."""
+  changed = config_checks.check_resume(
+      workdir, config, has_checkpoints=checkpointing.has_checkpoints(workdir))
+  if changed:
+    logging.warning("Resuming %s with a changed config (checkpoint.allow_changed_config): %s",
+                    workdir, "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()))
+  config_checks.check_devices(config, jax.device_count())
   mesh = parallel.make_mesh(jax.devices()[:config.num_devices or None],
                             input_pipeline.num_shards(config))
-  validate_config(config, mesh.size)
   is_chief = jax.process_index() == 0
   writer = writers.create_writer(workdir, is_chief=is_chief)
   checkpointing.save_config(workdir, config)
