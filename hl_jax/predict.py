@@ -20,6 +20,10 @@ optionally `segment_seconds`, `stride_seconds` and `duration_seconds` scalars
 Benchmark segments: TVSum shots are 2 s; YouTube Highlights clips are the
 annotated 100-frame windows at stride 50 (times from the annotation file's
 frames and fps in --manual_dir).
+
+Bad input (a flag out of range, an unreadable features file, a workdir with
+no whole checkpoint) ends in one line, `hl_jax.predict: error: ...`
+(hl_jax/cli.py); a torn newest checkpoint is skipped for the one before.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import math
 import os
 import pathlib
 from typing import Any, Sequence
+import zipfile
 
 from absl import app
 from absl import flags
@@ -37,6 +42,7 @@ from absl import logging
 import numpy as np
 
 from hl_jax import checkpointing
+from hl_jax import cli
 from hl_jax import datasets
 from hl_jax import evaluation
 from hl_jax import models
@@ -61,12 +67,14 @@ def load_scorer(workdir: str, chunk: int | None = None
   Returns:
     (score_fn mapping [S, D] features to [S] scores, D, checkpoint step).
   """
+  if chunk is not None and chunk < 1:
+    raise ValueError(f"chunk={chunk} must be >= 1 (None: the config's)")
   config, state = checkpointing.restore_workdir(workdir)
   params, step = state["params"], int(state["step"])
   scorer, _ = models.build(config)
   feature_dim = int(params["f"]["mlp"]["Dense_0"]["kernel"].shape[0])
-  score_fn = evaluation.make_score_fn(scorer, params["f"],
-                                      chunk=chunk or config.eval.chunk_segments)
+  chunk = config.eval.chunk_segments if chunk is None else chunk
+  score_fn = evaluation.make_score_fn(scorer, params["f"], chunk=chunk)
   return score_fn, feature_dim, step
 
 
@@ -109,31 +117,67 @@ class TimedVideo:
   ends: np.ndarray
 
 
+_FILE_META = ("segment_seconds", "stride_seconds", "duration_seconds")
+
+
+def _read_features_file(path: pathlib.Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+  """(features, {meta key: array}) of a .npy / .npz file; errors name the file."""
+  if path.suffix not in (".npy", ".npz"):
+    raise ValueError(f"{path}: features must be a .npy or .npz file")
+  if not path.is_file():
+    raise FileNotFoundError(f"{path}: no such features file")
+  try:
+    if path.suffix == ".npy":
+      return np.load(path, allow_pickle=False), {}
+    with np.load(path, allow_pickle=False) as data:
+      keys = sorted(data.files)
+      arrays = {k: data[k] for k in ("features",) + _FILE_META if k in keys}
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    writer = "numpy.save" if path.suffix == ".npy" else "numpy.savez"
+    raise ValueError(f"{path}: not a readable {path.suffix} file ({cli.message(e)}); "
+                     f"is it truncated, or not written by {writer}?") from e
+  if "features" not in arrays:
+    raise ValueError(f"{path} has no 'features' array (keys: {keys})")
+  return arrays.pop("features"), arrays
+
+
+def _file_seconds(path: pathlib.Path, key: str, value: np.ndarray) -> float:
+  """A time scalar of a .npz (segment_seconds, ...): a finite number > 0."""
+  if value.size != 1 or value.dtype.kind not in "iuf":
+    raise ValueError(f"{path}: {key!r} is a {value.dtype} array of shape {value.shape}, "
+                     "expected one number of seconds")
+  seconds = float(value.reshape(()))
+  if not cli.positive(seconds):
+    raise ValueError(f"{path}: {key!r} is {seconds}, expected a finite number of "
+                     "seconds > 0; fix or remove that key")
+  return seconds
+
+
 def load_features_file(path: str | os.PathLike[str],
                        segment_seconds: float | None = None) -> TimedVideo:
   """Reads a .npy / .npz features file (see the module docstring).
 
   Args:
     path: the file.
-    segment_seconds: segment length; None takes the file's own
-      `segment_seconds` (.npz) or 2.0. Raises ValueError if both are given
-      and disagree.
+    segment_seconds: segment length (finite, > 0); None takes the file's own
+      `segment_seconds` (.npz) or 2.0.
+
+  Raises:
+    ValueError: naming the file and key, for an unreadable file, features
+      that are not a finite [T, D] array of numbers, a time scalar that is
+      not a finite number > 0, a duration that ends before the last segment
+      starts, or a `segment_seconds` that disagrees with the file's.
   """
   path = pathlib.Path(path)
-  meta = {}
-  if path.suffix == ".npy":
-    features = np.load(path)
-  elif path.suffix == ".npz":
-    with np.load(path) as data:
-      if "features" not in data:
-        raise ValueError(f"{path} has no 'features' array (keys: {sorted(data)})")
-      features = data["features"]
-      meta = {k: float(data[k]) for k in ("segment_seconds", "stride_seconds",
-                                          "duration_seconds") if k in data}
-  else:
-    raise ValueError(f"{path}: features must be a .npy or .npz file")
-  if features.ndim != 2 or not len(features):
-    raise ValueError(f"{path}: features of shape {features.shape}, expected [T, D], T > 0")
+  if segment_seconds is not None and not cli.positive(segment_seconds):
+    raise ValueError(f"segment_seconds={segment_seconds} must be a finite number > 0")
+  features, raw_meta = _read_features_file(path)
+  meta = {k: _file_seconds(path, k, v) for k, v in raw_meta.items()}
+  if features.ndim != 2 or not len(features) or not features.shape[1]:
+    raise ValueError(f"{path}: features of shape {features.shape}, expected [T, D], "
+                     "T > 0, D > 0")
+  if features.dtype.kind not in "iuf":
+    raise ValueError(f"{path}: features of dtype {features.dtype}, expected numbers")
   if not np.isfinite(features).all():
     raise ValueError(f"{path}: non-finite feature in segment "
                      f"{int(np.argmin(np.isfinite(features).all(axis=1)))}")
@@ -142,9 +186,14 @@ def load_features_file(path: str | os.PathLike[str],
       segment_seconds, file_seconds):
     raise ValueError(f"{path} was made with segment_seconds={file_seconds}, "
                      f"not {segment_seconds}")
-  length = segment_seconds or file_seconds or 2.0
+  length = next(s for s in (segment_seconds, file_seconds, 2.0) if s is not None)
+  duration = meta.get("duration_seconds")
   starts, ends = moments.segment_times(len(features), length, meta.get("stride_seconds"),
-                               meta.get("duration_seconds"))
+                                       duration)
+  if duration is not None and starts[-1] >= duration:
+    raise ValueError(f"{path}: 'duration_seconds' is {duration} but segment "
+                     f"{len(starts) - 1} of {len(starts)} starts at {starts[-1]} s; fix "
+                     "duration_seconds or stride_seconds")
   return TimedVideo(path.stem, features.astype(np.float32), starts, ends)
 
 
@@ -161,12 +210,19 @@ def benchmark_videos(benchmark: str, split: str, *, manual_dir: str | None,
     if not manual_dir or not os.path.exists(anno):
       raise FileNotFoundError(f"{anno} not found: YouTube Highlights clip times come from "
                               "its annotation file; pass --manual_dir")
-    with open(anno) as f:
-      clips = {vid: np.asarray(a["clip"], np.float64) / float(a["fps"])
-               for vid, a in json.load(f).items()}
+    try:
+      with open(anno) as f:
+        clips = {vid: np.asarray(a["clip"], np.float64) / float(a["fps"])
+                 for vid, a in json.load(f).items()}
+    except (KeyError, TypeError, ValueError) as e:
+      raise ValueError(f"{anno}: not a UMT annotation file ({cli.message(e)}); pass "
+                       "the --manual_dir the dataset was built from") from e
   timed = []
   for v in videos:
     if benchmark == "youtube_highlights":
+      if v.video_id not in clips:
+        raise ValueError(f"video {v.video_id} is not in {anno}; pass the --manual_dir "
+                         "the dataset was built from")
       starts, ends = clips[v.video_id][:, 0], clips[v.video_id][:, 1]
     else:
       starts, ends = moments.segment_times(v.num_clips, _TVSUM_SHOT_SECONDS)
@@ -228,6 +284,8 @@ def run(workdir: str, output: str | os.PathLike[str], *,
   output = pathlib.Path(output)
   if output.suffix != ".json":
     raise ValueError(f"output {output} must end in .json")
+  if max_plots < 0:
+    raise ValueError(f"max_plots={max_plots} must be >= 0")
   if features:
     videos = [load_features_file(p, segment_seconds) for p in features]
     ids = [v.video_id for v in videos]
@@ -235,7 +293,8 @@ def run(workdir: str, output: str | os.PathLike[str], *,
       raise ValueError(f"features files with the same stem: {sorted(ids)}")
     source = {"features": [os.path.abspath(p) for p in features]}
   else:
-    feature_set = feature_set or checkpointing.load_config(workdir).eval.feature_set
+    if feature_set is None:
+      feature_set = checkpointing.load_config(workdir).eval.feature_set
     videos = benchmark_videos(benchmark, split, manual_dir=manual_dir,
                               data_dir=data_dir, feature_set=feature_set)
     source = {"benchmark": benchmark, "split": split, "feature_set": feature_set}
@@ -279,22 +338,26 @@ def _define_flags() -> None:
   flags.DEFINE_float("min_gap_seconds", 2.0, "Least time between two moments.")
   flags.DEFINE_integer("max_plots", 8, "Timeline PNGs for the first N videos.")
   flags.mark_flags_as_required(["workdir", "output"])
+  cli.check("segment_seconds", "a finite number of seconds > 0", cli.positive)
+  cli.check("top_k", "an integer >= 1", lambda k: k >= 1)
+  for name in ("min_moment_seconds", "min_gap_seconds"):
+    cli.check(name, "a finite number of seconds >= 0", cli.non_negative)
+  cli.check("max_moment_seconds", "a finite number of seconds > 0", cli.positive)
+  cli.check("merge_quantile", "a number in [0, 1]", lambda q: 0 <= q <= 1)
+  cli.check("max_plots", "an integer >= 0", lambda n: n >= 0)
 
 
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    rule = moments.MomentRule(FLAGS.top_k, FLAGS.min_moment_seconds,
-                      FLAGS.max_moment_seconds, FLAGS.merge_quantile,
-                      FLAGS.min_gap_seconds)
-    result = run(FLAGS.workdir, FLAGS.output, features=FLAGS.features,
-                 segment_seconds=FLAGS.segment_seconds, benchmark=FLAGS.benchmark,
-                 split=FLAGS.split, manual_dir=FLAGS.manual_dir,
-                 data_dir=FLAGS.data_dir, feature_set=FLAGS.feature_set,
-                 rule=rule, max_plots=FLAGS.max_plots)
-  except (ValueError, KeyError, FileNotFoundError) as e:
-    raise SystemExit(f"hl_jax.predict: error: {e}") from e
+    raise app.UsageError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
+  rule = moments.MomentRule(FLAGS.top_k, FLAGS.min_moment_seconds,
+                            FLAGS.max_moment_seconds, FLAGS.merge_quantile,
+                            FLAGS.min_gap_seconds)
+  result = run(FLAGS.workdir, FLAGS.output, features=FLAGS.features,
+               segment_seconds=FLAGS.segment_seconds, benchmark=FLAGS.benchmark,
+               split=FLAGS.split, manual_dir=FLAGS.manual_dir,
+               data_dir=FLAGS.data_dir, feature_set=FLAGS.feature_set,
+               rule=rule, max_plots=FLAGS.max_plots)
   for record in result["videos"][:10]:
     spans = ", ".join(f"{m['start_s']:.1f}-{m['end_s']:.1f}s ({m['score']:.2f})"
                       for m in record["moments"])
@@ -303,4 +366,5 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  # A workdir whose checkpoints all fail to restore is the user's to fix.
+  cli.run(main, "hl_jax.predict", (checkpointing.CheckpointError,))

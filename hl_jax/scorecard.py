@@ -10,7 +10,8 @@ writes out/yth_val.json, out/yth_val.md (per-group table) and out/yth_val.png
 and no other. Instead of --predictions, --workdir scores the split with a
 trained checkpoint (hl_jax.predict) and --random_seeds=N averages N seeds of
 uniform random scores (the chance baseline: ~51% YouTube Highlights val, ~42%
-TVSum val).
+TVSum val). Bad input ends in one line, `hl_jax.scorecard: error: ...`,
+naming the file, line and video (hl_jax/cli.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from hl_jax import cli
 from hl_jax import datasets
 from hl_jax import evaluation
 from hl_jax import rendering
@@ -48,6 +50,7 @@ def _define_flags() -> None:
   flags.DEFINE_integer("random_seeds", 0, "Evaluate random scores averaged over N seeds.")
   flags.DEFINE_string("output", None, "Report path (.json); .md and .png go next to it.")
   flags.mark_flags_as_required(["benchmark", "output"])
+  cli.check("random_seeds", "an integer >= 0 (0: no random baseline)", lambda n: n >= 0)
 
 
 def read_predictions(path: str | os.PathLike[str],
@@ -69,30 +72,38 @@ def read_predictions(path: str | os.PathLike[str],
   """
   num_clips = {v.video_id: v.num_clips for v in videos}
   scores, lines = {}, {}
-  with open(path) as f:
-    for n, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      where = f"{path}, line {n}"
-      vid, values = _parse_line(line, where)
-      where += f" (video {vid})"
-      if vid in lines:
-        raise ValueError(f"{where}: already given on line {lines[vid]}")
-      if vid not in num_clips:
-        raise ValueError(f"{where}: unknown video id, not one of the split's "
-                         f"{len(num_clips)} videos")
-      if len(values) != num_clips[vid]:
-        raise ValueError(f"{where}: {len(values)} scores but the video has "
-                         f"{num_clips[vid]} clips")
-      if not np.isfinite(values).all():
-        raise ValueError(f"{where}: non-finite score at clip "
-                         f"{int(np.argmin(np.isfinite(values)))}")
-      scores[vid], lines[vid] = values, n
+  for n, line in _lines(path):
+    where = f"{path}, line {n}"
+    vid, values = _parse_line(line, where)
+    where += f" (video {vid})"
+    if vid in lines:
+      raise ValueError(f"{where}: already given on line {lines[vid]}")
+    if vid not in num_clips:
+      raise ValueError(f"{where}: unknown video id, not one of the split's "
+                       f"{len(num_clips)} videos")
+    if len(values) != num_clips[vid]:
+      raise ValueError(f"{where}: {len(values)} scores but the video has "
+                       f"{num_clips[vid]} clips")
+    if not np.isfinite(values).all():
+      raise ValueError(f"{where}: non-finite score at clip "
+                       f"{int(np.argmin(np.isfinite(values)))}")
+    scores[vid], lines[vid] = values, n
   missing = sorted(set(num_clips) - set(scores))
   if missing:
     raise ValueError(f"{path}: no predictions for {len(missing)} of the split's "
                      f"{len(num_clips)} videos: {missing[:10]}")
   return scores
+
+
+def _lines(path: str | os.PathLike[str]) -> list[tuple[int, str]]:
+  """(line number, line) of the non-blank lines of a UTF-8 text file."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      return [(n, line) for n, line in enumerate(f, start=1) if line.strip()]
+  except UnicodeDecodeError as e:
+    raise ValueError(f"{path}: not a UTF-8 JSONL file ({e})") from e
+  except IsADirectoryError as e:
+    raise ValueError(f"{path} is a folder, not a JSONL predictions file") from e
 
 
 def _parse_line(line: str, where: str) -> tuple[str, np.ndarray]:
@@ -118,9 +129,19 @@ def write_predictions(path: str | os.PathLike[str], scores: Mapping[str, Any]) -
 
 
 def scores_from_workdir(workdir: str, videos: Sequence[datasets.Video]) -> dict[str, np.ndarray]:
-  """Scores the videos with the checkpoint in `workdir` (hl_jax.predict)."""
-  from hl_jax import predict  # pylint: disable=g-import-not-at-top  # pulls in jax, the model
-  return predict.scores_from_workdir(workdir, videos)
+  """Scores the videos with the checkpoint in `workdir` (hl_jax.predict).
+
+  Raises:
+    ValueError: the workdir has checkpoints but none restores
+      (checkpointing.CheckpointError, a user error here).
+  """
+  # pylint: disable=g-import-not-at-top  # pulls in orbax and the model
+  from hl_jax import checkpointing
+  from hl_jax import predict
+  try:
+    return predict.scores_from_workdir(workdir, videos)
+  except checkpointing.CheckpointError as e:
+    raise ValueError(str(e)) from e
 
 
 def run(benchmark: str, split: str, output: str | os.PathLike[str], *,
@@ -129,14 +150,20 @@ def run(benchmark: str, split: str, output: str | os.PathLike[str], *,
         workdir: str | None = None, random_seeds: int = 0) -> dict[str, Any]:
   """Evaluates one source of scores and writes the report; see the module doc.
 
-  Exactly one of `predictions`, `workdir` and `random_seeds` (> 0) is given.
+  Exactly one of `predictions`, `workdir` and `random_seeds` (> 0) is given;
+  `output` ends in .json.
 
   Returns:
     The result written to `output` (see `evaluation.evaluate`), plus
     "source" and "feature_set".
   """
+  if random_seeds < 0:
+    raise ValueError(f"random_seeds={random_seeds} must be >= 0 (0: no random baseline)")
+  if pathlib.Path(output).suffix != ".json":
+    raise ValueError(f"report path {output} must end in .json (the .md and .png go "
+                     "next to it)")
   sources = {"predictions": predictions, "workdir": workdir,
-             "random_seeds": random_seeds or None}
+             "random_seeds": random_seeds if random_seeds > 0 else None}
   given = [k for k, v in sources.items() if v is not None]
   if len(given) != 1:
     raise app.UsageError("give exactly one of --predictions, --workdir and "
@@ -162,18 +189,14 @@ def run(benchmark: str, split: str, output: str | os.PathLike[str], *,
 
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    run(FLAGS.benchmark, FLAGS.split, FLAGS.output, manual_dir=FLAGS.manual_dir,
-        data_dir=FLAGS.data_dir, feature_set=FLAGS.feature_set,
-        predictions=FLAGS.predictions, workdir=FLAGS.workdir,
-        random_seeds=FLAGS.random_seeds)
-  except (ValueError, KeyError, FileNotFoundError) as e:
-    # The message names the file, line and video; a traceback adds nothing.
-    raise SystemExit(f"hl_jax.scorecard: error: {e}") from e
+    raise app.UsageError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
+  run(FLAGS.benchmark, FLAGS.split, FLAGS.output, manual_dir=FLAGS.manual_dir,
+      data_dir=FLAGS.data_dir, feature_set=FLAGS.feature_set,
+      predictions=FLAGS.predictions, workdir=FLAGS.workdir,
+      random_seeds=FLAGS.random_seeds)
   print(pathlib.Path(FLAGS.output).with_suffix(".md").read_text())
 
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  cli.run(main, "hl_jax.scorecard")

@@ -34,11 +34,21 @@ difference, the latency, is at most
 segments, which `StreamConfig` checks against `latency_budget_segments`.
 State is a ring buffer of L scores and one of H smoothed scores: O(L + H)
 memory whatever the stream's length.
+
+A non-finite score (NaN or +-inf: a bad segment, a decoder glitch) is
+skipped, not raised: a live stream should not die on one bad segment, and a
+NaN must not reach the moving average, the median or the MAD (it would stay
+in the history for H segments, and a NaN z-score is never below exit_z, so a
+highlight open then would last to the end of the stream). A skipped segment
+still counts as a segment, so event times stay those of the stream; it
+changes neither the averages nor the state machine, and
+`OnlineDetector.skipped_segments` counts them for the caller to watch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable, Iterable
 
 import numpy as np
@@ -81,6 +91,13 @@ class StreamConfig:
                  "confirm_segments", "release_segments"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+    if self.max_highlight_segments < 0:
+      raise ValueError(f"max_highlight_segments={self.max_highlight_segments} must be "
+                       ">= 0 (0: unbounded)")
+    for name in ("segment_seconds", "stride_seconds"):
+      value = getattr(self, name)
+      if value is not None and not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}={value} must be a finite number of seconds > 0")
     if self.min_history > self.history_segments:
       raise ValueError(f"min_history={self.min_history} exceeds history_segments="
                        f"{self.history_segments}")
@@ -142,6 +159,11 @@ class OnlineDetector:
 
   `push(scores)` takes one score or a chunk; it gives the same events either
   way. `finish()` ends an open highlight at the last segment seen.
+
+  Attributes:
+    config: the settings.
+    skipped_segments: segments whose score was not finite (NaN, +-inf);
+      they are skipped (see the module docstring), never raise.
   """
 
   def __init__(self, config: StreamConfig):
@@ -149,6 +171,8 @@ class OnlineDetector:
     self._raw = np.zeros(config.smooth_segments, np.float64)      # ring, L
     self._history = np.zeros(config.history_segments, np.float64)  # ring, H
     self._t = 0                 # segments seen
+    self._n = 0                 # of them with a finite score (ring positions)
+    self.skipped_segments = 0
     self._inside = False
     self._armed = True          # False after a forced end until m < exit
     self._run = 0               # length of the current confirming/releasing run
@@ -179,7 +203,7 @@ class OnlineDetector:
       return []
     self._inside = False
     last = self._t - 1
-    return [self._event(END, last, last, self._mean_of_last(self._t))]
+    return [self._event(END, last, last, self._mean_of_last(self._n))]
 
   def _mean_of_last(self, count: int) -> float:
     """Mean of the last `count` raw scores (all of them while count < L)."""
@@ -194,15 +218,19 @@ class OnlineDetector:
                  segment if kind == START else self._start)
 
   def _step(self, x: float) -> Event | None:
-    config, t = self.config, self._t
-    self._raw[t % config.smooth_segments] = x
-    smoothed = self._mean_of_last(t + 1)
-    filled = min(t, config.history_segments)
+    config, t, n = self.config, self._t, self._n
+    self._t = t + 1
+    if not math.isfinite(x):
+      self.skipped_segments += 1
+      return None
+    self._raw[n % config.smooth_segments] = x
+    smoothed = self._mean_of_last(n + 1)
+    filled = min(n, config.history_segments)
     event = None
     if filled >= config.min_history:
       event = self._transition(t, smoothed, self._zscore(smoothed, filled))
-    self._history[t % config.history_segments] = smoothed
-    self._t = t + 1
+    self._history[n % config.history_segments] = smoothed
+    self._n = n + 1
     return event
 
   def _zscore(self, m: float, filled: int) -> float:

@@ -33,7 +33,8 @@ read from the weights' shapes. For another Flax module, call
 
 Output .npz: `features` [T, D] float32, `segment_seconds`, `stride_seconds`
 (= segment_seconds), `duration_seconds`, `frames_per_segment`, `frame_size`,
-`extractor` and `video` (strings).
+`extractor` and `video` (strings), written whole or not at all. Bad input ends
+in one line, `hl_jax.video_features: error: ...` (hl_jax/cli.py).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import math
 import os
 import pathlib
 from typing import Any, Callable, Iterator, Sequence
+import zipfile
 
 from absl import app
 from absl import flags
@@ -52,6 +54,8 @@ import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from hl_jax import cli
 
 FLAGS = flags.FLAGS
 EmbedFn = Callable[[np.ndarray], np.ndarray]
@@ -71,8 +75,8 @@ class DecodeConfig:
   frame_size: int = 64
 
   def __post_init__(self):
-    if self.segment_seconds <= 0:
-      raise ValueError(f"segment_seconds={self.segment_seconds} must be > 0")
+    if not (math.isfinite(self.segment_seconds) and self.segment_seconds > 0):
+      raise ValueError(f"segment_seconds={self.segment_seconds} must be a finite number > 0")
     if self.frames_per_segment < 1 or self.frame_size < 8:
       raise ValueError(f"need frames_per_segment >= 1 (got {self.frames_per_segment}) "
                        f"and frame_size >= 8 (got {self.frame_size})")
@@ -105,11 +109,18 @@ def sample_times(index: int, duration: float | None,
   return lo + offsets * (hi - lo)
 
 
+def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
+  if not container.streams.video:
+    raise ValueError(f"{path} has no video stream (streams: "
+                     f"{[s.type for s in container.streams] or 'none'})")
+  return container.streams.video[0]
+
+
 def video_duration(path: str | os.PathLike[str]) -> float | None:
   """The container's video duration in seconds, None if it does not say."""
   av = _import_av()
   with av.open(os.fspath(path)) as container:
-    stream = container.streams.video[0]
+    stream = _video_stream(container, path)
     if stream.duration is not None and stream.time_base is not None:
       return float(stream.duration * stream.time_base)
     if container.duration is not None:
@@ -137,7 +148,7 @@ def iter_segments(path: str | os.PathLike[str], config: DecodeConfig,
     duration = video_duration(path)
   total = num_segments(duration, config.segment_seconds) if duration else None
   with av.open(os.fspath(path)) as container:
-    stream = container.streams.video[0]
+    stream = _video_stream(container, path)
     stream.thread_type = "AUTO"
     rate = float(stream.average_rate or 25)
 
@@ -245,13 +256,21 @@ def save_params(path: str | os.PathLike[str], params: Any) -> None:
 def read_params(path: str | os.PathLike[str]) -> dict[str, Any]:
   """Reads a params pytree written by `save_params` (or the same format)."""
   path = pathlib.Path(path)
-  if path.suffix == ".msgpack":
-    tree = flax.serialization.msgpack_restore(path.read_bytes())
-  elif path.suffix == ".npz":
-    with np.load(path) as data:
-      tree = _unflatten({k: data[k] for k in data.files})
-  else:
+  if path.suffix not in (".msgpack", ".npz"):
     raise ValueError(f"{path}: weights must be a .msgpack or .npz file")
+  if not path.is_file():
+    raise FileNotFoundError(f"{path}: no such weights file")
+  try:
+    if path.suffix == ".msgpack":
+      tree = flax.serialization.msgpack_restore(path.read_bytes())
+    else:
+      with np.load(path, allow_pickle=False) as data:
+        tree = _unflatten({k: data[k] for k in data.files})
+  except (ValueError, EOFError, zipfile.BadZipFile) as e:
+    raise ValueError(f"{path}: not a readable {path.suffix} weights file ({e}); "
+                     "write it with save_params") from e
+  if not isinstance(tree, dict):
+    raise ValueError(f"{path}: holds a {type(tree).__name__}, not a params tree")
   if set(tree) == {"params"}:
     tree = tree["params"]
   return tree
@@ -314,7 +333,9 @@ def default_embed_fn(config: DecodeConfig, *, weights: str | None = None,
                        f"--feature_dim={feature_dim}")
     check_params(params, default_params(module, config), weights)
     return make_embed_fn(module, params), f"SegmentEmbedder weights {weights}"
-  module = SegmentEmbedder(feature_dim=feature_dim or 128)
+  if feature_dim is not None and feature_dim < 1:
+    raise ValueError(f"feature_dim={feature_dim} must be >= 1")
+  module = SegmentEmbedder(feature_dim=128 if feature_dim is None else feature_dim)
   return (make_embed_fn(module, default_params(module, config, seed)),
           f"SegmentEmbedder seed {seed} (untrained: not meaningful features)")
 
@@ -344,18 +365,21 @@ def extract(path: str | os.PathLike[str], embed_fn: EmbedFn, config: DecodeConfi
 def write_features(output: str | os.PathLike[str], features: np.ndarray,
                    duration: float, config: DecodeConfig, *, extractor: str,
                    video: str) -> None:
-  """Writes the .npz that `hl_jax.predict --features` reads."""
+  """Writes the .npz that `hl_jax.predict --features` reads (whole or not at all)."""
   output = pathlib.Path(output)
   if output.suffix != ".npz":
     raise ValueError(f"output {output} must end in .npz")
   output.parent.mkdir(parents=True, exist_ok=True)
-  np.savez(output, features=features.astype(np.float32),
-           segment_seconds=np.float64(config.segment_seconds),
-           stride_seconds=np.float64(config.segment_seconds),
-           duration_seconds=np.float64(duration),
-           frames_per_segment=np.int64(config.frames_per_segment),
-           frame_size=np.int64(config.frame_size),
-           extractor=np.str_(extractor), video=np.str_(os.path.abspath(video)))
+  partial = output.with_name(output.name + ".partial")
+  with partial.open("wb") as f:
+    np.savez(f, features=features.astype(np.float32),
+             segment_seconds=np.float64(config.segment_seconds),
+             stride_seconds=np.float64(config.segment_seconds),
+             duration_seconds=np.float64(duration),
+             frames_per_segment=np.int64(config.frames_per_segment),
+             frame_size=np.int64(config.frame_size),
+             extractor=np.str_(extractor), video=np.str_(os.path.abspath(video)))
+  os.replace(partial, output)
 
 
 def _define_flags() -> None:
@@ -370,20 +394,23 @@ def _define_flags() -> None:
   flags.DEFINE_integer("feature_dim", None, "Feature size D (default 128, or the weights').")
   flags.DEFINE_integer("seed", 0, "Seed of the untrained default extractor.")
   flags.mark_flags_as_required(["video", "output"])
+  cli.check("output", "a path ending in .npz", lambda path: path.endswith(".npz"))
+  cli.check("segment_seconds", "a finite number of seconds > 0", cli.positive)
+  cli.check("frames_per_segment", "an integer >= 1", lambda n: n >= 1)
+  cli.check("frame_size", "an integer >= 8 (pixels)", lambda n: n >= 8)
+  cli.check("feature_dim", "an integer >= 1", lambda n: n >= 1)
+  cli.check("seed", "an integer in [0, 2**32)", lambda n: 0 <= n < 2**32)
 
 
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    config = DecodeConfig(FLAGS.segment_seconds, FLAGS.frames_per_segment, FLAGS.frame_size)
-    embed_fn, name = default_embed_fn(config, weights=FLAGS.extractor_weights,
-                                      feature_dim=FLAGS.feature_dim, seed=FLAGS.seed)
-    features, duration = extract(FLAGS.video, embed_fn, config)
-    write_features(FLAGS.output, features, duration, config, extractor=name,
-                   video=FLAGS.video)
-  except (ValueError, FileNotFoundError, ImportError) as e:
-    raise SystemExit(f"hl_jax.video_features: error: {e}") from e
+    raise app.UsageError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
+  config = DecodeConfig(FLAGS.segment_seconds, FLAGS.frames_per_segment, FLAGS.frame_size)
+  embed_fn, name = default_embed_fn(config, weights=FLAGS.extractor_weights,
+                                    feature_dim=FLAGS.feature_dim, seed=FLAGS.seed)
+  features, duration = extract(FLAGS.video, embed_fn, config)
+  write_features(FLAGS.output, features, duration, config, extractor=name,
+                 video=FLAGS.video)
   logging.info("%s: %.2f s, %d segments of %d-d features (%s) -> %s", FLAGS.video,
                duration, len(features), features.shape[1], name, FLAGS.output)
   print(f"{FLAGS.output}: features {features.shape}, {duration:.2f} s")
@@ -391,4 +418,5 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  # PyAV's errors subclass ValueError / OSError; ImportError: PyAV missing.
+  cli.run(main, "hl_jax.video_features", (ImportError,))

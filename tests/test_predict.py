@@ -38,6 +38,61 @@ def test_load_features_file(tmp_path):
     predict.load_features_file(tmp_path / "d.npy")
 
 
+_GOOD = np.ones((6, 3), np.float32)
+
+
+def _write(path, content):
+  if isinstance(content, bytes):
+    path.write_bytes(content)
+  elif path.suffix == ".npy":
+    np.save(path, content)
+  else:
+    np.savez(path, **content)
+
+
+@pytest.mark.parametrize("name, content, words", [
+    # Time scalars of a .npz: finite and > 0, else an error naming file and key.
+    *[("t.npz", {"features": _GOOD, key: value},
+       ("t.npz", f"'{key}' is {float(value)}", "finite number of seconds > 0"))
+      for key in ("segment_seconds", "stride_seconds", "duration_seconds")
+      for value in (0.0, -2.0, np.nan, np.inf)],
+    ("t.npz", {"features": _GOOD, "stride_seconds": np.array([1.0, 2.0])},
+     ("t.npz", "'stride_seconds' is a float64 array of shape (2,)")),
+    ("t.npz", {"features": _GOOD, "segment_seconds": np.str_("2")},
+     ("t.npz", "'segment_seconds' is a <U1 array")),
+    ("t.npz", {"features": _GOOD, "segment_seconds": 2.0, "duration_seconds": 10.0},
+     ("t.npz", "'duration_seconds' is 10.0 but segment 5 of 6 starts at 10.0 s")),
+    ("t.npz", {"features": np.full((6, 3), "x")}, ("t.npz", "dtype <U1, expected numbers")),
+    ("t.npz", {"features": np.zeros((6, 0))}, ("t.npz", "shape (6, 0)")),
+    ("t.npy", np.array([[1.0, np.nan]]), ("t.npy", "non-finite feature in segment 0")),
+    ("t.npy", b"\x93NUMPY\x01\x00torn", ("t.npy", "not a readable .npy file", "truncated")),
+    ("t.npz", b"PK\x03\x04torn", ("t.npz", "not a readable .npz file", "numpy.savez")),
+    ("t.npz", b"", ("t.npz", "not a readable .npz file")),
+    ("t.npz", {"features": np.array([{}, {}], dtype=object)},
+     ("t.npz", "not a readable .npz file", "Object arrays")),
+    ("t.txt", b"1 2 3", ("t.txt", "must be a .npy or .npz file")),
+])
+def test_load_features_file_refuses(tmp_path, name, content, words):
+  path = tmp_path / name
+  _write(path, content)
+  with pytest.raises(ValueError) as info:
+    predict.load_features_file(path)
+  for word in words:
+    assert word in str(info.value)
+
+
+@pytest.mark.parametrize("segment_seconds", [0.0, -1.0, float("nan"), float("inf")])
+def test_load_features_file_refuses_segment_seconds(tmp_path, segment_seconds):
+  np.save(tmp_path / "a.npy", _GOOD)
+  with pytest.raises(ValueError, match=f"segment_seconds={segment_seconds} must be a finite"):
+    predict.load_features_file(tmp_path / "a.npy", segment_seconds)
+
+
+def test_load_features_file_missing(tmp_path):
+  with pytest.raises(FileNotFoundError, match="nope.npy: no such features file"):
+    predict.load_features_file(tmp_path / "nope.npy")
+
+
 def test_yth_clip_times_come_from_the_annotation(tmp_path):
   videos = predict.benchmark_videos("youtube_highlights", "val", manual_dir=str(YTH_DUMMY),
                                     data_dir=str(tmp_path), feature_set="i3d_rgb")
@@ -92,6 +147,11 @@ def test_run_errors(workdir, tmp_path):
     predict.run(workdir, tmp_path / "x.json", features=[str(tmp_path / "wide.npy")])
   with pytest.raises(app.UsageError, match="exactly one of --features and --benchmark"):
     predict.run(workdir, tmp_path / "x.json")
+  np.save(tmp_path / "ok.npy", np.zeros((3, 16), np.float32))
+  with pytest.raises(ValueError, match="max_plots=-1 must be >= 0"):
+    predict.run(workdir, tmp_path / "x.json", features=[str(tmp_path / "ok.npy")],
+                max_plots=-1)
+  assert not (tmp_path / "x.json").exists()
 
 
 def test_cli_one_features_file(workdir, tmp_path):

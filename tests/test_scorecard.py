@@ -82,6 +82,15 @@ def test_read_predictions_errors(tmp_path, yth_val, content, words):
     assert word in str(info.value)
 
 
+def test_read_predictions_not_text(tmp_path, yth_val):
+  path = tmp_path / "preds.jsonl"
+  path.write_bytes(b"\xff\xfe\x00binary")
+  with pytest.raises(ValueError, match="preds.jsonl: not a UTF-8 JSONL file"):
+    scorecard.read_predictions(path, yth_val)
+  with pytest.raises(ValueError, match="is a folder, not a JSONL predictions file"):
+    scorecard.read_predictions(tmp_path, yth_val)
+
+
 def test_read_predictions_roundtrip(tmp_path, yth_val):
   path = tmp_path / "preds.jsonl"
   scorecard.write_predictions(path, _perfect(yth_val))
@@ -148,3 +157,29 @@ def test_run_workdir_calls_predict(tmp_path, data_dir, monkeypatch):
 def test_run_needs_exactly_one_source(tmp_path, sources):
   with pytest.raises(app.UsageError, match="exactly one"):
     scorecard.run("tvsum", "val", tmp_path / "x.json", **sources)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(random_seeds=-1), "random_seeds=-1 must be >= 0"),
+    (dict(random_seeds=2, output_name="x.txt"), "x.txt must end in .json"),
+])
+def test_run_refuses_before_reading_data(tmp_path, kwargs, words):
+  # manual_dir and data_dir do not exist: the error comes first.
+  output = tmp_path / "out" / kwargs.pop("output_name", "x.json")
+  with pytest.raises(ValueError, match=words):
+    scorecard.run("tvsum", "val", output, manual_dir=tmp_path / "none",
+                  data_dir=tmp_path / "none", **kwargs)
+  assert not (tmp_path / "out").exists()
+
+
+def test_workdir_without_a_restorable_checkpoint_is_a_value_error(tmp_path, monkeypatch,
+                                                                  yth_val):
+  from hl_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from hl_jax import predict  # pylint: disable=g-import-not-at-top
+
+  def scores_from_workdir(workdir, videos):
+    raise checkpointing.CheckpointError(f"no checkpoint in {workdir} can be restored")
+
+  monkeypatch.setattr(predict, "scores_from_workdir", scores_from_workdir)
+  with pytest.raises(ValueError, match="no checkpoint in /w can be restored"):
+    scorecard.scores_from_workdir("/w", yth_val)

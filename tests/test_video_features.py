@@ -104,6 +104,60 @@ def test_weights_roundtrip_and_errors(tmp_path):
     video_features.default_embed_fn(config, weights=str(tmp_path / "bad.npz"))
 
 
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(segment_seconds=0.0), "segment_seconds=0.0 must be a finite number > 0"),
+    (dict(segment_seconds=-1.0), "segment_seconds=-1.0 must be"),
+    (dict(segment_seconds=float("nan")), "segment_seconds=nan must be"),
+    (dict(segment_seconds=float("inf")), "segment_seconds=inf must be"),
+    (dict(frames_per_segment=0), "frames_per_segment >= 1"),
+    (dict(frame_size=4), "frame_size >= 8"),
+])
+def test_decode_config_refuses(kwargs, words):
+  with pytest.raises(ValueError, match=words):
+    video_features.DecodeConfig(**kwargs)
+
+
+@pytest.mark.parametrize("feature_dim", [0, -3])
+def test_feature_dim_is_not_replaced_by_the_default(feature_dim):
+  with pytest.raises(ValueError, match=f"feature_dim={feature_dim} must be >= 1"):
+    video_features.default_embed_fn(video_features.DecodeConfig(), feature_dim=feature_dim)
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("w.msgpack", b"\x00garbage", "w.msgpack: not a readable .msgpack weights file"),
+    ("w.npz", b"PK\x03\x04torn", "w.npz: not a readable .npz weights file"),
+    ("w.msgpack", None, "w.msgpack: no such weights file"),
+    ("w.pt", b"", "weights must be a .msgpack or .npz file"),
+])
+def test_read_params_refuses(tmp_path, name, content, words):
+  if content is not None:
+    (tmp_path / name).write_bytes(content)
+  with pytest.raises((ValueError, FileNotFoundError), match=words):
+    video_features.read_params(tmp_path / name)
+
+
+def test_no_video_stream(tmp_path):
+  path = tmp_path / "audio.m4a"
+  with av.open(str(path), "w") as container:
+    stream = container.add_stream("aac", rate=8000)
+    frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                       layout="mono")
+    frame.sample_rate = 8000
+    for packet in list(stream.encode(frame)) + list(stream.encode()):
+      container.mux(packet)
+  with pytest.raises(ValueError, match=r"audio.m4a has no video stream \(streams: \['audio'\]\)"):
+    video_features.video_duration(path)
+
+
+def test_write_features_is_whole_or_absent(tmp_path):
+  config = video_features.DecodeConfig()
+  out = tmp_path / "sub" / "f.npz"
+  video_features.write_features(out, np.ones((3, 4)), 6.0, config, extractor="x", video="v.mp4")
+  assert sorted(p.name for p in out.parent.iterdir()) == ["f.npz"]  # no .partial left
+  with np.load(out) as data:
+    assert data["features"].shape == (3, 4) and float(data["duration_seconds"]) == 6.0
+
+
 def test_default_extractor_is_deterministic():
   config = video_features.DecodeConfig(frames_per_segment=2, frame_size=16)
   module = video_features.SegmentEmbedder(feature_dim=16)

@@ -9,16 +9,19 @@ Both builders read a `manual_dir` laid out like ../shared/data/<name>/:
 Feature kinds are I3D RGB (1024-d), I3D optical flow (1024-d) and PANN audio
 (2048-d), one row per clip; a feature set concatenates kinds clip by clip.
 Every check raises an error that names the file, video or key at fault.
+Files are opened through `etils.epath` (as TFDS does), never by path with
+`open` / `np.load`, so a manual_dir may be local or on GCS (`gs://...`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import pathlib
 from typing import Any
+import zipfile
 
 from absl import logging
+from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -49,17 +52,38 @@ FEATURE_SETS = (
 )
 
 
-def load_json(path: pathlib.Path) -> Any:
+def load_json(path: epath.PathLike) -> Any:
   """Parses a JSON file; a missing or malformed file raises naming the path."""
+  path = epath.Path(path)
   if not path.is_file():
     raise FileNotFoundError(f"{path} not found in the manual_dir")
   try:
-    return json.loads(path.read_text())
-  except json.JSONDecodeError as e:
+    with path.open("rb") as f:
+      return json.loads(f.read().decode("utf-8"))
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
     raise ValueError(f"malformed JSON in {path}: {e}") from e
 
 
-def field(anno: dict[str, Any], video_id: str, key: str, source: pathlib.Path) -> Any:
+def load_array(path: epath.Path, key: str | None = None) -> np.ndarray:
+  """A .npy file's array, or array `key` of a .npz, read through a file object.
+
+  Raises:
+    ValueError: naming the file, if it is not a readable .npy / .npz or the
+      .npz has no `key`.
+  """
+  try:
+    with path.open("rb") as f:
+      if key is None:
+        return np.load(f, allow_pickle=False)
+      with np.load(f, allow_pickle=False) as data:
+        if key not in data.files:
+          raise KeyError(f"{path}: no key {key!r} (keys: {sorted(data.files)})")
+        return data[key]
+  except (ValueError, EOFError, OSError, zipfile.BadZipFile) as e:
+    raise ValueError(f"{path}: not a readable {path.suffix} file ({e})") from e
+
+
+def field(anno: dict[str, Any], video_id: str, key: str, source: epath.Path) -> Any:
   """`anno[key]`, or a KeyError that names the video, the key and the file."""
   try:
     return anno[key]
@@ -67,7 +91,7 @@ def field(anno: dict[str, Any], video_id: str, key: str, source: pathlib.Path) -
     raise KeyError(f"video {video_id}: no key {key!r} in {source}") from None
 
 
-def array_field(anno: dict[str, Any], video_id: str, key: str, source: pathlib.Path,
+def array_field(anno: dict[str, Any], video_id: str, key: str, source: epath.Path,
                 dtype: type) -> np.ndarray:
   """`anno[key]` as an array; a missing key or ragged list raises naming the video."""
   value = field(anno, video_id, key, source)
@@ -78,7 +102,7 @@ def array_field(anno: dict[str, Any], video_id: str, key: str, source: pathlib.P
                      f"{dtype.__name__} array: {e}") from e
 
 
-def read_splits(path: pathlib.Path, annotated: set[str]) -> dict[str, dict[str, list[str]]]:
+def read_splits(path: epath.Path, annotated: set[str]) -> dict[str, dict[str, list[str]]]:
   """Reads {group: {"train": ids, "val": ids}}, dropping ids without annotations.
 
   UMT drops split ids that its annotation file lacks (27 of 419 in YouTube
@@ -92,6 +116,9 @@ def read_splits(path: pathlib.Path, annotated: set[str]) -> dict[str, dict[str, 
     {group: {"train": [ids], "val": [ids]}}, annotated ids only.
   """
   raw = load_json(path)
+  if not isinstance(raw, dict):
+    raise ValueError(f"{path}: expected {{group: {{\"train\": [ids], \"val\": [ids]}}}}, "
+                     f"not a JSON {type(raw).__name__}")
   splits, seen, dropped = {}, {}, []
   for group, by_split in sorted(raw.items()):
     splits[group] = {}
@@ -111,7 +138,7 @@ def read_splits(path: pathlib.Path, annotated: set[str]) -> dict[str, dict[str, 
   return splits
 
 
-def feature_file(root: pathlib.Path, kind: str, video_id: str) -> pathlib.Path | None:
+def feature_file(root: epath.Path, kind: str, video_id: str) -> epath.Path | None:
   """The feature file of one video and kind (.npz preferred over .npy), or None."""
   for suffix in (".npz", ".npy"):
     path = root / FEATURES_DIR / kind / f"{video_id}{suffix}"
@@ -120,12 +147,12 @@ def feature_file(root: pathlib.Path, kind: str, video_id: str) -> pathlib.Path |
   return None
 
 
-def has_any_features(root: pathlib.Path, video_id: str) -> bool:
+def has_any_features(root: epath.Path, video_id: str) -> bool:
   """Whether the release has a feature file of any kind for this video."""
   return any(feature_file(root, kind, video_id) for kind in KIND_DIMS)
 
 
-def load_kind(root: pathlib.Path, kind: str, video_id: str) -> np.ndarray:
+def load_kind(root: epath.Path, kind: str, video_id: str) -> np.ndarray:
   """Loads one feature kind of one video, checked.
 
   Returns:
@@ -136,13 +163,7 @@ def load_kind(root: pathlib.Path, kind: str, video_id: str) -> np.ndarray:
     raise FileNotFoundError(
         f"video {video_id}: no {kind} features "
         f"({root / FEATURES_DIR / kind / video_id}.npz or .npy)")
-  if path.suffix == ".npz":
-    with np.load(path) as data:
-      if "features" not in data:
-        raise KeyError(f"{path}: no key 'features' (keys: {sorted(data.keys())})")
-      array = data["features"]
-  else:
-    array = np.load(path)
+  array = load_array(path, "features" if path.suffix == ".npz" else None)
   if array.ndim != 2 or array.shape[1] != KIND_DIMS[kind]:
     raise ValueError(f"{path}: video {video_id} {kind} features have shape "
                      f"{array.shape}, expected [T, {KIND_DIMS[kind]}]")
@@ -157,7 +178,7 @@ def load_kind(root: pathlib.Path, kind: str, video_id: str) -> np.ndarray:
   return array
 
 
-def load_features(root: pathlib.Path, kinds: tuple[str, ...], video_id: str,
+def load_features(root: epath.Path, kinds: tuple[str, ...], video_id: str,
                   num_clips: int) -> np.ndarray:
   """Loads and concatenates the feature kinds of one video, aligned to its labels.
 
@@ -188,7 +209,7 @@ def load_features(root: pathlib.Path, kinds: tuple[str, ...], video_id: str,
 
 
 def check_groups(splits: dict[str, dict[str, list[str]]], anno: dict[str, Any],
-                 key: str, source: pathlib.Path) -> None:
+                 key: str, source: epath.Path) -> None:
   """Raises if a split lists a video under a group its annotation disagrees with."""
   for group, by_split in splits.items():
     for vid in by_split["train"] + by_split["val"]:

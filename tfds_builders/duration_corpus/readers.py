@@ -16,6 +16,7 @@ import json
 import math
 import os
 from typing import Any
+import zipfile
 
 from etils import epath
 import numpy as np
@@ -70,25 +71,29 @@ def _csv_rows(path: epath.Path, required: tuple[str, ...]):
   """Yields (line number, row dict) of a CSV manifest, checking the shape."""
   with path.open('rb') as raw, io.TextIOWrapper(raw, 'utf-8', newline='') as f:
     reader = csv.DictReader(f)
-    header = reader.fieldnames or []
-    missing = [c for c in required if c not in header]
-    if missing:
-      raise ValueError(f'{path} line 1: header {header} lacks column(s) {missing}')
     try:
+      header = reader.fieldnames or []
+      missing = [c for c in required if c not in header]
+      if missing:
+        raise ValueError(f'{path} line 1: header {header} lacks column(s) {missing}')
       for row in reader:
         if None in row or None in row.values():
           raise ValueError(
               f'{path} line {reader.line_num}: malformed row, expected '
               f'{len(header)} fields ({", ".join(header)})')
         yield reader.line_num, row
-    except csv.Error as e:
+    except (csv.Error, UnicodeDecodeError) as e:
       raise ValueError(f'{path} line {reader.line_num}: malformed CSV ({e})') from e
 
 
 def _jsonl_rows(path: epath.Path):
   """Yields (line number, object) of a JSONL manifest, skipping blank lines."""
-  with path.open('r', encoding='utf-8') as f:
-    for line_num, line in enumerate(f, start=1):
+  with path.open('rb') as f:
+    for line_num, raw in enumerate(f, start=1):
+      try:
+        line = raw.decode('utf-8')
+      except UnicodeDecodeError as e:
+        raise ValueError(f'{path} line {line_num}: not UTF-8 ({e})') from e
       if not line.strip():
         continue
       try:
@@ -184,14 +189,19 @@ def _load_array(path: epath.Path, where: str, npz_key: str = NPZ_KEY,
     raise FileNotFoundError(f'{where}: {what} {path} not found')
   if path.suffix not in ('.npy', '.npz'):
     raise ValueError(f'{where}: {what} {path} must be .npy or .npz')
-  with path.open('rb') as f:  # A file object, so that gs:// paths work too.
-    if path.suffix == '.npy':
-      return np.load(f, allow_pickle=False)
-    with np.load(f, allow_pickle=False) as z:
-      if npz_key not in z.files:
-        raise ValueError(f'{where}: {path} has no key {npz_key!r} '
-                         f'(keys: {", ".join(z.files)})')
-      return z[npz_key]
+  try:
+    with path.open('rb') as f:  # A file object, so that gs:// paths work too.
+      if path.suffix == '.npy':
+        return np.load(f, allow_pickle=False)
+      with np.load(f, allow_pickle=False) as z:
+        files = z.files
+        if npz_key in files:
+          return z[npz_key]
+  except (ValueError, EOFError, OSError, zipfile.BadZipFile) as e:
+    raise ValueError(f'{where}: {what} {path} is not a readable {path.suffix} '
+                     f'file ({e})') from e
+  raise ValueError(f'{where}: {path} has no key {npz_key!r} '
+                   f'(keys: {", ".join(files)})')
 
 
 def load_features(record: VideoRecord, feature_dim: int) -> np.ndarray:
@@ -284,10 +294,18 @@ def list_youtube_highlights(
   manual_dir = epath.Path(manual_dir)
   docs = []
   for rel in (YTH_ANNOTATIONS, YTH_SPLITS):
-    if not (manual_dir / rel).is_file():
-      raise FileNotFoundError(f'{manual_dir / rel} not found: manual_dir must be '
+    path = manual_dir / rel
+    if not path.is_file():
+      raise FileNotFoundError(f'{path} not found: manual_dir must be '
                               'laid out like the YouTube Highlights UMT release')
-    docs.append(json.loads((manual_dir / rel).read_text()))
+    try:
+      doc = json.loads(path.read_bytes().decode('utf-8'))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+      raise ValueError(f'{path}: malformed JSON ({e})') from e
+    if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
+      raise ValueError(f'{path}: expected a JSON object of objects, as in the UMT '
+                       'release')
+    docs.append(doc)
   anno, splits = docs
   val_ids = {v for d in splits.values() for v in d.get('val', [])}
   records, skipped = [], {'in_val_split': [], 'no_annotation': [],

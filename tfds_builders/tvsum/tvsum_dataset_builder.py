@@ -17,9 +17,9 @@ uses $TFDS_DATA_DIR or ~/tensorflow_datasets.
 
 from __future__ import annotations
 
-import pathlib
 from typing import Iterator
 
+from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -64,7 +64,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    root = pathlib.Path(dl_manager.manual_dir)
+    root = epath.Path(dl_manager.manual_dir)
     anno = umt_release.load_json(root / ANNOTATIONS)
     splits = umt_release.read_splits(root / SPLITS, set(anno))
     umt_release.check_groups(splits, anno, "domain", root / ANNOTATIONS)
@@ -73,12 +73,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     ids["other"] = sorted(set(anno) - set(ids["train"]) - set(ids["val"]))
     return {s: self._generate_examples(root, anno, vids) for s, vids in ids.items() if vids}
 
-  def _generate_examples(self, root: pathlib.Path, anno: dict,
+  def _generate_examples(self, root: epath.Path, anno: dict,
                          video_ids: list[str]) -> Iterator[tuple[str, dict]]:
     for vid in video_ids:
       yield vid, self._example(root, vid, anno[vid])
 
-  def _example(self, root: pathlib.Path, vid: str, entry: dict) -> dict:
+  def _example(self, root: epath.Path, vid: str, entry: dict) -> dict:
     source = root / ANNOTATIONS
     fps = float(umt_release.field(entry, vid, "fps", source))
     frames = int(umt_release.field(entry, vid, "frames", source))
