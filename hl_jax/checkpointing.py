@@ -114,8 +114,11 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, CONFIG_NAME)
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  try:
+    with open(path) as f:
+      return ml_collections.ConfigDict(json.load(f))
+  except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise ValueError(f"{path} is not the JSON a training run writes ({e})") from e
 
 
 def restore_workdir(workdir: str) -> tuple[ml_collections.ConfigDict, dict[str, Any]]:

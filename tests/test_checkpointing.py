@@ -250,3 +250,9 @@ def test_restore_workdir_errors(tmp_path):
   truncate_data_files(step_dir(str(tmp_path), 1))
   with pytest.raises(checkpointing.CheckpointError, match="step 1 .restore failed"):
     checkpointing.restore_workdir(str(tmp_path))
+
+
+def test_load_config_names_a_malformed_file(tmp_path):
+  write(os.path.join(tmp_path, "config.json"), '{"variant": ')
+  with pytest.raises(ValueError, match="config.json is not the JSON a training run writes"):
+    checkpointing.load_config(str(tmp_path))
