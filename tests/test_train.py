@@ -115,9 +115,9 @@ def test_em_posterior_is_bayes_rule():
 
 @pytest.mark.parametrize("section,key,value,message", [
     ("train", "num_groups", 6, "train.num_groups=6 is not divisible by the 4"),
-    ("train", "group_size", 0, "train.group_size=0 must be >= 1"),
-    ("", "variant", "ranking_x", "variant='ranking_x' is unknown"),
-    ("train", "pair_loss", "l2", "train.pair_loss='l2' is unknown"),
+    ("train", "group_size", 0, "train.group_size=0 must be an integer >= 1"),
+    ("", "variant", "ranking_x", "variant='ranking_x' must be one of"),
+    ("train", "pair_loss", "l2", "train.pair_loss='l2' must be one of"),
 ])
 def test_bad_config_is_a_one_line_error(data_dir, tmp_path, section, key, value,
                                         message):
