@@ -9,6 +9,7 @@ import pytest
 
 from configs import tiny
 from hl_jax import checkpointing
+from hl_jax import config_checks
 from hl_jax import datasets
 from hl_jax import segment_table
 from hl_jax import train
@@ -128,11 +129,15 @@ def test_bad_config_is_a_one_line_error(data_dir, tmp_path, section, key, value,
     train.train_and_evaluate(config, str(tmp_path))
 
 
-def test_nonfinite_loss_stops_with_the_last_checkpoint_intact(data_dir, tmp_path):
+def test_nonfinite_loss_stops_with_the_last_checkpoint_intact(data_dir, tmp_path,
+                                                             monkeypatch):
   workdir = str(tmp_path)
   train.train_and_evaluate(make_config(data_dir, train__num_steps=10), workdir)
   config = make_config(data_dir)
+  # config_checks refuses a NaN margin up front; bypass it to make every loss NaN.
+  monkeypatch.setattr(config_checks, "validate", lambda config: None)
   config.train.margin = float("nan")
+  config.checkpoint.allow_changed_config = True  # The point: resume into NaN losses.
   with pytest.raises(train.NonFiniteError,
                      match=r"at step 10 \(5 such steps\); its pairs came from videos "):
     train.train_and_evaluate(config, workdir)
