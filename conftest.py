@@ -2,12 +2,32 @@
 
 Forces 4 host CPU devices (before jax is imported) so multi-device code runs
 everywhere, and marks absl flags as parsed so Grain worker processes start.
+An XLA_FLAGS of your own is kept: the device count is appended to it, unless
+it already sets one (then the tests run on that many devices).
 """
 
 import os
 import pathlib
+import re
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
+DEFAULT_DEVICE_COUNT = 4
+
+
+def with_device_count(xla_flags: str, count: int = DEFAULT_DEVICE_COUNT) -> str:
+  """`xla_flags` plus a forced host device count, unless it already has one."""
+  if forced_device_count(xla_flags) is not None:
+    return xla_flags
+  return f"{xla_flags} {DEVICE_COUNT_FLAG}={count}".strip()
+
+
+def forced_device_count(xla_flags: str) -> int | None:
+  """The host device count `xla_flags` forces (the last one wins), or None."""
+  counts = re.findall(rf"(?:^|\s){DEVICE_COUNT_FLAG}=(\d+)(?=\s|$)", xla_flags)
+  return int(counts[-1]) if counts else None
+
+
+os.environ["XLA_FLAGS"] = with_device_count(os.environ.get("XLA_FLAGS", ""))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 from absl import flags  # noqa: E402

@@ -29,8 +29,10 @@ import contextlib
 import errno
 import fcntl
 import json
+import logging as std_logging
 import os
 import socket
+import sys
 import time
 from typing import Any, Iterator
 
@@ -248,13 +250,64 @@ def _try_restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any,
   items = {"state": ocp.args.StandardRestore(abstract_state)}
   if not state_only:
     items["input"] = grain.checkpoint.CheckpointRestore(_InputState())
+  _ignore_late_reads()  # Before: the late reads can land while `restore` raises.
   try:
     return manager.restore(step, args=ocp.args.Composite(**items)), ""
   except Exception as e:  # pylint: disable=broad-except
     # Tensorstore and Orbax raise many types for unreadable data; the message
     # is what tells the user, and an older checkpoint is the remedy either way.
+    step_dir = os.path.join(str(manager.directory), str(step))
+    _REPORTED_FAILURES.step_dirs.update({step_dir, os.path.realpath(step_dir)})
     message = (str(e).strip().splitlines() or [""])[0]
     return None, f"restore failed: {type(e).__name__}: {message[:300]}"
+
+
+class _ReportedFailures(std_logging.Filter):
+  """Drops asyncio's "Task exception was never retrieved" for reported steps.
+
+  When one array of a step fails to read, Orbax's sibling read tasks fail the
+  same way and nobody awaits them; asyncio logs each with a traceback whenever
+  the garbage collector meets it, long after the one-line warning that named
+  the step. Only failures whose message names a step directory that
+  `_try_restore` already reported are dropped; every other asyncio error shows.
+  """
+
+  def __init__(self):
+    super().__init__()
+    self.step_dirs: set[str] = set()
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    if error is None or not self.step_dirs:
+      return True
+    text = str(error)
+    return not any(step_dir in text for step_dir in self.step_dirs)
+
+
+_REPORTED_FAILURES = _ReportedFailures()
+std_logging.getLogger("asyncio").addFilter(_REPORTED_FAILURES)
+
+
+def _ignore_late_reads() -> None:
+  """Drops "Event loop is closed" from the unraisable hook, once a restore failed.
+
+  When Orbax gives up a torn checkpoint, the reads of its other arrays still
+  finish in tensorstore's threads and post to the event loop the failed
+  restore has closed; Python prints each as a traceback. Their results are
+  discarded anyway; the failed restore itself is reported. Installed by the
+  first restore of the process.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, "ignores_late_reads", False):
+    return
+
+  def hook(unraisable: Any) -> None:
+    error = unraisable.exc_value
+    if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+      previous(unraisable)
+
+  hook.ignores_late_reads = True
+  sys.unraisablehook = hook
 
 
 def _set_aside(manager: ocp.CheckpointManager, steps: list[int]) -> None:

@@ -70,21 +70,6 @@ def check(name: str, wants: str, ok: Callable[[Any], bool]) -> None:
                            message=f"must be {wants}")
 
 
-def _ignore_late_reads(previous: Callable[[Any], None]) -> Callable[[Any], None]:
-  """An unraisable-exception hook that drops only "Event loop is closed".
-
-  When Orbax gives up a torn checkpoint (restore_workdir then tries the one
-  before), the reads of its other arrays still finish in tensorstore's
-  threads and post to the event loop the failed restore has closed; Python
-  prints each as a traceback. Their results are discarded anyway.
-  """
-  def hook(unraisable: Any) -> None:
-    error = unraisable.exc_value
-    if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
-      previous(unraisable)
-  return hook
-
-
 def run(main: Callable[[Sequence[str]], Any], program: str,
         user_errors: tuple[type[BaseException], ...] = ()) -> None:
   """`app.run(main)`, turning flag errors and user errors into one line.
@@ -109,5 +94,4 @@ def run(main: Callable[[Sequence[str]], Any], program: str,
         raise
       fail(program, e, 2 if isinstance(e, app.UsageError) else 1)
 
-  sys.unraisablehook = _ignore_late_reads(sys.unraisablehook)
   app.run(guarded, flags_parser=parse)

@@ -1,6 +1,7 @@
 """benchmarks/ablate.py end to end on the tiny config: outputs, reuse, baselines."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -45,6 +46,7 @@ def ablation(base, tmp_path_factory):
   return out, report
 
 
+@pytest.mark.slow
 def test_writes_the_table_json_and_plot(ablation):
   out, report = ablation
   md = (out / "ablation.md").read_text()
@@ -69,6 +71,7 @@ def test_writes_the_table_json_and_plot(ablation):
   assert report["tables"] == saved["tables"]
 
 
+@pytest.mark.slow
 def test_second_invocation_reuses_finished_runs(ablation, base, monkeypatch):
   out, first = ablation
 
@@ -83,6 +86,7 @@ def test_second_invocation_reuses_finished_runs(ablation, base, monkeypatch):
   assert second["tables"] == first["tables"]
 
 
+@pytest.mark.slow
 def test_l2_norm_baseline_matches_a_hand_computation(ablation, base):
   _, report = ablation
   video = datasets.load_corpus(base).eval_videos[0]
@@ -93,6 +97,7 @@ def test_l2_norm_baseline_matches_a_hand_computation(ablation, base):
   assert 0 < expected < 1
 
 
+@pytest.mark.slow
 def test_changed_steps_are_refused_not_mixed(ablation, base):
   out, _ = ablation
   with pytest.raises(ValueError, match="holds a run of 6 steps, not 7"):
@@ -100,6 +105,7 @@ def test_changed_steps_are_refused_not_mixed(ablation, base):
                         models=("A",), steps=7)
 
 
+@pytest.mark.slow
 def test_pair_weights_on_hand_labelled_pools(ablation, base):
   out, _ = ablation
   # Hand labels for the tiny corpus: the first half of each bucket's clips are
@@ -107,15 +113,26 @@ def test_pair_weights_on_hand_labelled_pools(ablation, base):
   features = np.random.default_rng(0).normal(size=(40, 16)).astype(np.float32)
   labels = np.arange(40) < 20
   pools = {name: ((features, labels), (features, labels)) for name in ("all", "dog")}
-  uniform = pair_weights.pair_weight_stats(
-      str(out / "runs" / "ranking_d_A_seed0"), pools, groups=512)
+  pair_weight_stats = pair_weights.pair_weight_stats
+  uniform = pair_weight_stats(str(out / "runs" / "ranking_d_A_seed0"), pools, groups=512)
   assert uniform["max_weight"] == pytest.approx(1 / base.train.group_size)
   assert uniform["right"] == pytest.approx(0.25, abs=0.03)
   assert uniform["wrong"] == pytest.approx(0.25, abs=0.03)
-  joint = pair_weights.pair_weight_stats(
-      str(out / "runs" / "joint_S-dog_seed0"), pools, groups=512)
-  assert 1 / base.train.group_size < joint["max_weight"] <= 1
-  assert 0 <= joint["right"] + joint["wrong"] <= 1
+  joint_run = str(out / "runs" / "joint_S-dog_seed0")
+  joint = pair_weight_stats(joint_run, pools, groups=512)
+  assert joint["max_weight"] > 1 / base.train.group_size  # Not uniform.
+  # Whatever h's weights are, they sum to 1 in each group: with every short
+  # clip a highlight and no long clip one, all of it is on right pairs; with
+  # the labels swapped, all on wrong pairs.
+  yes, no = np.ones(40, bool), np.zeros(40, bool)
+  for short, long, right, wrong in ((yes, no, 1, 0), (no, yes, 0, 1)):
+    pools = {name: ((features, short), (features, long)) for name in ("all", "dog")}
+    for run in (joint_run, str(out / "runs" / "ranking_d_A_seed0")):
+      with warnings.catch_warnings():  # f's accuracy on absent wrong / right pairs: nan.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        stats = pair_weight_stats(run, pools, groups=64)
+      assert (stats["right"], stats["wrong"]) == (
+          pytest.approx(right, abs=1e-5), pytest.approx(wrong, abs=1e-5)), run
 
 
 def test_config_overrides_are_typed_and_checked():

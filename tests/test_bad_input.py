@@ -337,13 +337,3 @@ def test_messages_are_one_line():
   assert cli.message(OSError()) == "OSError"
   assert cli.positive(2.0) and not any(map(cli.positive, (0.0, -1.0, np.nan, np.inf)))
   assert cli.non_negative(0.0) and not any(map(cli.non_negative, (-1e-9, np.nan, np.inf)))
-
-
-def test_late_reads_of_a_given_up_checkpoint_are_not_printed():
-  seen = []
-  hook = cli._ignore_late_reads(seen.append)  # pylint: disable=protected-access
-  late = types.SimpleNamespace(exc_value=RuntimeError("Event loop is closed"))
-  other = types.SimpleNamespace(exc_value=RuntimeError("something else"))
-  hook(late)
-  hook(other)
-  assert seen == [other]

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 
 import jax.numpy as jnp
 import numpy as np
@@ -256,3 +257,37 @@ def test_load_config_names_a_malformed_file(tmp_path):
   write(os.path.join(tmp_path, "config.json"), '{"variant": ')
   with pytest.raises(ValueError, match="config.json is not the JSON a training run writes"):
     checkpointing.load_config(str(tmp_path))
+
+
+def test_unretrieved_sibling_failures_of_a_reported_step_stay_quiet(tmp_path, caplog):
+  workdir = str(tmp_path)
+  save_steps(workdir, [1, 2])
+  write_config(workdir)
+  torn = step_dir(workdir, 2)
+  truncate_data_files(torn)
+  with caplog.at_level(logging.WARNING):
+    _, state = checkpointing.restore_workdir(workdir)
+    gc.collect()
+    asyncio_logger = logging.getLogger("asyncio")
+    # What asyncio logs for a failed read task nobody awaited, for the reported
+    # step (dropped) and for anything else (kept).
+    for path in (torn, "/elsewhere/7"):
+      error = ValueError(f'OUT_OF_RANGE: Error reading "{path}/state/d/0"')
+      asyncio_logger.error("Task exception was never retrieved\nfuture: <Task>",
+                           exc_info=(ValueError, error, None))
+  assert int(state["step"]) == 1 and "step 2 (restore failed" in caplog.text
+  never_retrieved = [r for r in caplog.records if "never retrieved" in r.getMessage()]
+  assert len(never_retrieved) == 1 and "/elsewhere/7" in str(never_retrieved[0].exc_info[1])
+
+
+def test_late_reads_of_a_failed_restore_stay_quiet(tmp_path, monkeypatch):
+  seen = []
+  monkeypatch.setattr(sys, "unraisablehook", seen.append)
+  save_steps(str(tmp_path), [1, 2])
+  write_config(str(tmp_path))
+  truncate_data_files(step_dir(str(tmp_path), 2))
+  _, state = checkpointing.restore_workdir(str(tmp_path))
+  assert int(state["step"]) == 1
+  for error in (RuntimeError("Event loop is closed"), RuntimeError("other")):
+    sys.unraisablehook(types.SimpleNamespace(exc_value=error))
+  assert [str(u.exc_value) for u in seen] == ["other"]

@@ -82,6 +82,7 @@ def _run(block: Block, env: dict[str, str]) -> subprocess.CompletedProcess:
       text=True, check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("doc", DOCS)
 def test_marked_blocks_run(doc, tmp_path):
   path = REPO / doc

@@ -82,6 +82,7 @@ def losses(workdir):
   return [(r["step"], r["train/loss"]) for r in rows if "train/loss" in r]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_and_resume(data_dir, tmp_path):
   one, two = str(tmp_path / "one"), str(tmp_path / "two")
   run_one_process(one, data_dir, 10)

@@ -167,5 +167,6 @@ def test_cli_one_features_file(workdir, tmp_path):
   assert proc.returncode == 0, proc.stderr
   record, = json.loads(out.read_text())["videos"]
   assert record["segments_s"][1] == [2.5, 5.0]
+  assert 1 <= len(record["moments"]) <= 2
   assert all(5 <= m["end_s"] - m["start_s"] <= 7.5 for m in record["moments"])
   assert out.with_suffix(".png").is_file() and record["video_id"] in proc.stdout

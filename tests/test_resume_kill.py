@@ -4,7 +4,9 @@ Each case starts the real `launch.py` twice on the tiny config: one run goes
 straight through; the other is killed (SIGKILL, no chance to clean up) at an
 arbitrary step after its second checkpoint, possibly in the middle of a save,
 and is then started again with the same command. The table is refilled every
-25 steps, so the restart also re-reads a Grain window from its saved start.
+25 steps, so the restart also re-reads a Grain window from its saved start:
+read in the training process, or by Grain worker processes
+(`input.num_workers=2`, whose iterator state the checkpoint holds too).
 """
 
 import json
@@ -42,15 +44,17 @@ def data_dir(tmp_path_factory):
   return path
 
 
-def start(workdir: pathlib.Path, data_dir: str, variant: str) -> subprocess.Popen:
-  """launch.py in its own process group, logging to <workdir>.log."""
+def start(workdir: pathlib.Path, data_dir: str, variant: str,
+          *flags: str) -> subprocess.Popen:
+  """launch.py (plus `flags`) in its own process group, logging to <workdir>.log."""
   command = [
       "timeout", "-k", "5", str(TIME_LIMIT_S), sys.executable, "launch.py",
       "--config=configs/tiny.py", f"--workdir={workdir}",
       f"--config.corpus.data_dir={data_dir}", f"--config.variant={variant}",
       f"--config.train.num_steps={NUM_STEPS}",
       f"--config.checkpoint.every_steps={EVERY}",
-      "--config.input.window_videos=30", "--config.input.refill_every_steps=25"]
+      "--config.input.window_videos=30", "--config.input.refill_every_steps=25",
+      *flags]
   with open(f"{workdir}.log", "ab") as log:
     return subprocess.Popen(command, cwd=_REPO, env=_ENV, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -105,19 +109,23 @@ def final_state(workdir: pathlib.Path):
   return state
 
 
-@pytest.mark.parametrize("variant", ["joint", "ranking_em", "ranking_d"])
+@pytest.mark.slow
+@pytest.mark.parametrize("variant, num_workers", [
+    ("joint", 0), ("ranking_em", 0), ("ranking_d", 0), ("joint", 2)])
 def test_sigkill_then_rerun_matches_an_uninterrupted_run(data_dir, tmp_path,
-                                                          variant):
+                                                          variant, num_workers):
   straight, killed = tmp_path / "straight", tmp_path / "killed"
-  processes = [start(straight, data_dir, variant), start(killed, data_dir, variant)]
+  flags = [f"--config.input.num_workers={num_workers}"]
+  processes = [start(straight, data_dir, variant, *flags),
+               start(killed, data_dir, variant, *flags)]
   try:
-    delay_s = random.Random(variant).uniform(0.0, 0.3)
+    delay_s = random.Random(f"{variant}{num_workers or ''}").uniform(0.0, 0.3)
     kill_after_second_checkpoint(processes[1], killed, delay_s)
     left = sorted(os.listdir(killed / "checkpoints"))
     unfinished = [name for name in left if name.endswith(checkpointing.TMP_SUFFIX)]
-    print(f"{variant}: killed {delay_s:.3f} s after checkpoint {2 * EVERY}; "
-          f"left {left}")
-    processes[1] = start(killed, data_dir, variant)  # The same command again.
+    print(f"{variant}, {num_workers} workers: killed {delay_s:.3f} s after checkpoint "
+          f"{2 * EVERY}; left {left}")
+    processes[1] = start(killed, data_dir, variant, *flags)  # The same command again.
     log = finish(processes[1], killed)
     finish(processes[0], straight)
   finally:

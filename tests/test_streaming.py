@@ -103,8 +103,11 @@ def test_finish_closes_an_open_highlight_and_no_event_before_min_history():
   events = _run(config, _stream(num=50, blocks=((40, 50, 4.0),)))
   assert [e.kind for e in events] == ["start", "end"]
   assert events[1].segment == events[1].emitted_segment == 49
-  # A block in the first 8 segments has no history to stand out against.
+  # A block in the first 8 segments has no history to stand out against; the
+  # same block 10 segments later does.
   assert _run(config, _stream(num=20, blocks=((0, 6, 4.0),))) == []
+  assert streaming.highlights(_run(config, _stream(num=20, blocks=((10, 16, 4.0),)))) == [
+      (9, 17)]
 
 
 def test_chunked_equals_one_at_a_time():
@@ -136,12 +139,14 @@ def test_state_is_bounded():
 
 
 def test_streaming_scorer_with_f_chunked_equals_single():
-  # f: a randomly initialised scorer; a planted direction makes a highlight.
+  # f: a randomly initialised scorer (ReLU, zero biases, so f(c x) = c f(x) for
+  # c > 0). Segments 70..79 near 4x the best-scored noise segment make a highlight.
   scorer = models.Scorer(hidden=(8,))
   params = scorer.init(jax.random.PRNGKey(0), np.zeros((1, 6), np.float32))["params"]
   rng = np.random.default_rng(0)
   features = rng.normal(size=(120, 6)).astype(np.float32)
-  features[70:80] *= 6.0
+  best = features[np.argmax(evaluation.make_score_fn(scorer, params, chunk=64)(features))]
+  features[70:80] = 4.0 * best + 0.3 * rng.normal(size=(10, 6))
   config = streaming.StreamConfig()
   results = {}
   for chunk in (1, 4):
@@ -153,6 +158,9 @@ def test_streaming_scorer_with_f_chunked_equals_single():
     results[chunk] = (np.concatenate([s for s, _ in outs]),
                       [e for _, ev in outs for e in ev] + streamer.finish())
   np.testing.assert_allclose(results[1][0], results[4][0], rtol=1e-5, atol=1e-6)
+  # The planted block is found (one highlight over 70..79), chunked or not.
+  spans = streaming.highlights(results[1][1])
+  assert len(spans) == 1 and spans[0][0] <= 70 and spans[0][1] >= 80, spans
   key = lambda e: dataclasses.replace(e, score=round(e.score, 4))  # noqa: E731
   assert [key(e) for e in results[1][1]] == [key(e) for e in results[4][1]]
   direct = evaluation.make_score_fn(scorer, params, chunk=64)(features)

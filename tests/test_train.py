@@ -1,5 +1,6 @@
 """The real train_and_evaluate, end to end, on the synthetic_tiny corpus."""
 
+import dataclasses
 import json
 import os
 
@@ -9,8 +10,8 @@ import pytest
 
 from configs import tiny
 from hl_jax import checkpointing
-from hl_jax import config_checks
 from hl_jax import datasets
+from hl_jax import models
 from hl_jax import segment_table
 from hl_jax import train
 
@@ -93,17 +94,33 @@ def test_rerun_resumes_and_matches_an_uninterrupted_run(data_dir, tmp_path, vari
                                             ("joint", {"f", "h"})])
 def test_variants_train_their_networks(data_dir, tmp_path, variant, params):
   config = make_config(data_dir, __variant=variant)
-  results = train.train_and_evaluate(config, str(tmp_path))
-  assert set(final_params(str(tmp_path))) == params
-  assert 0 <= results["corpus"]["model"]["mAP"] <= 1
+  train.train_and_evaluate(config, str(tmp_path))
+  final = final_params(str(tmp_path))
+  assert set(final) == params
+  # Every weight matrix of every network moved from its initial values. (Not
+  # every bias: f's output bias cancels in f(short) - f(long), h's in the
+  # group softmax, so they get no gradient.)
+  scorer, weigher = models.build(config)
+  initial = train.init_state(config, scorer, weigher, train.make_optimizer(config),
+                             feature_dim=16).params
+  before, after = (
+      {jax.tree_util.keystr(path): leaf
+       for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+      for tree in (initial, final))
+  assert set(before) == set(after)
+  kernels = [name for name in before if name.endswith("['kernel']")]
+  assert {name.split("'")[1] for name in kernels} == params  # "['f']['Dense_0']..."
+  for name in kernels:
+    assert np.all(np.isfinite(after[name])), name
+    assert not np.allclose(after[name], before[name]), name
 
 
 @pytest.mark.parametrize("pair_loss", ["logistic", "softmax"])
 def test_rax_pair_losses_train(data_dir, tmp_path, pair_loss):
   config = make_config(data_dir, train__pair_loss=pair_loss, train__num_steps=10)
   train.train_and_evaluate(config, str(tmp_path))
-  losses_logged = [v for _, v in logged(str(tmp_path), "train/loss")]
-  assert all(np.isfinite(losses_logged))
+  steps, losses_logged = zip(*logged(str(tmp_path), "train/loss"))
+  assert steps == (5, 10) and np.all(np.isfinite(losses_logged)), losses_logged
 
 
 def test_em_posterior_is_bayes_rule():
@@ -129,18 +146,41 @@ def test_bad_config_is_a_one_line_error(data_dir, tmp_path, section, key, value,
     train.train_and_evaluate(config, str(tmp_path))
 
 
+class NaNLongVideos:
+  """A data source whose long videos have NaN features (no builder writes one)."""
+
+  def __init__(self, source):
+    self._source = source
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, index: int):
+    example = self._source[index]
+    if int(example["bucket"]) == segment_table.LONG:
+      example = dict(example, features=np.full(np.shape(example["features"]), np.nan,
+                                                np.float32))
+    return example
+
+  def __repr__(self) -> str:
+    return f"NaNLongVideos({self._source!r})"
+
+
 def test_nonfinite_loss_stops_with_the_last_checkpoint_intact(data_dir, tmp_path,
-                                                             monkeypatch):
+                                                              monkeypatch):
   workdir = str(tmp_path)
   train.train_and_evaluate(make_config(data_dir, train__num_steps=10), workdir)
-  config = make_config(data_dir)
-  # config_checks refuses a NaN margin up front; bypass it to make every loss NaN.
-  monkeypatch.setattr(config_checks, "validate", lambda config: None)
-  config.train.margin = float("nan")
-  config.checkpoint.allow_changed_config = True  # The point: resume into NaN losses.
+  # The same run resumed on a corpus gone bad: every pair has a NaN long segment.
+  load = datasets.load_corpus
+
+  def load_bad(config):
+    data = load(config)
+    return dataclasses.replace(data, train_source=NaNLongVideos(data.train_source))
+
+  monkeypatch.setattr(datasets, "load_corpus", load_bad)
   with pytest.raises(train.NonFiniteError,
                      match=r"at step 10 \(5 such steps\); its pairs came from videos "):
-    train.train_and_evaluate(config, workdir)
+    train.train_and_evaluate(make_config(data_dir), workdir)
   assert int(final_state(workdir)["step"]) == 10
   for leaf in jax.tree.leaves(final_params(workdir)):
     assert np.all(np.isfinite(leaf))
@@ -150,8 +190,15 @@ def test_ours_s_trains_and_evaluates_one_domain(data_dir, tmp_path):
   config = make_config(data_dir, train__num_steps=10)
   config.corpus.domain = "dog"
   results = train.train_and_evaluate(config, str(tmp_path))
-  assert set(results["corpus"]["model"]["per_group"]) == {"dog"}
-  assert all(vid for vid in results["corpus"]["model"]["per_video"])
+  model = results["corpus"]["model"]
+  assert set(model["per_group"]) == {"dog"}
+  # Exactly the corpus's dog val videos (2 in synthetic_tiny) are evaluated.
+  everything = datasets.load_corpus(make_config(data_dir)).eval_videos
+  dog = {v.video_id for v in everything if v.group == "dog"}
+  assert len(dog) == 2 and len(everything) == 12
+  assert set(model["per_video"]) == dog
+  assert all(0 <= ap <= 1 for ap in model["per_video"].values())
+  assert model["mAP"] == pytest.approx(np.mean(list(model["per_video"].values())))
 
 
 def test_predict_scores_from_workdir(data_dir, tmp_path):

@@ -169,6 +169,7 @@ def test_default_extractor_is_deterministic():
   assert not np.array_equal(other["Dense_0/kernel"], first["Dense_0/kernel"])
 
 
+@pytest.mark.slow
 def test_video_to_features_to_prediction(shared_data, tmp_path):
   video = shared_data / "sample_videos" / "bikes.mp4"  # 10 s, 640x272, 25 fps
   features = tmp_path / "bikes.npz"

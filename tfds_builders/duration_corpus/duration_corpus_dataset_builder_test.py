@@ -321,6 +321,7 @@ def test_youtube_highlights_layout_without_real_data(tmp_path):
       REST, LONG, SHORT]  # per-domain thirds of 3 videos
 
 
+@pytest.mark.slow
 def test_youtube_highlights_real_data(shared_data, tmp_path):
   data = shared_data / 'youtube_highlights'
   builders, seconds = {}, {}
