@@ -38,6 +38,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.corpus.train_split = "train"
   config.corpus.eval_split = "val"  # Labelled split of the corpus; "" for none.
   config.corpus.domain = ""  # "": Ours-A (all domains); "dog": Ours-S for dog.
+  # Share of the train split kept away from training (stable hash of the
+  # video id, stratified by domain and bucket) and scored by the label-free
+  # "heldout" evaluator, which picks results.json's "selected" step. In [0, 0.5).
+  config.corpus.holdout_fraction = 0.0
 
   config.input = ml_collections.ConfigDict()
   config.input.table_segments = 131072  # Rows of the resident segment table.
@@ -49,6 +53,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Input shards (each with its own stream and table); 0: one per host.
   config.input.num_shards = 0
   config.input.shuffle_seed = 0
+  # "domain": each short segment is paired with long segments of its own
+  # domain (same window); "": with any long segment, as in the paper.
+  config.input.pair_within = ""
 
   config.model = ml_collections.ConfigDict()
   config.model.scorer_hidden = (512, 128)
@@ -65,6 +72,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.num_steps = 2000
   config.train.margin = 1.0
   config.train.pair_loss = "hinge"  # hinge | logistic | softmax (rax).
+  # How the joint variant weights the pairs of a group (hl_jax/losses.py):
+  # "softmax" is the paper's softmax(h), which collapses onto one satisfied
+  # pair; detached | tempered | capped_simplex | self_paced cannot collapse
+  # (RESULTS.md, issue 13). The schedule keys apply to the latter.
+  config.train.weighting = "softmax"
+  config.train.weight_schedule_steps = 1000  # From near-uniform weights to the target.
+  config.train.weight_temperature_start = 10.0  # tempered: T from this to 1.
+  config.train.weight_entropy_bonus = 0.0  # tempered: entropy bonus in h's loss.
+  config.train.valid_fraction = 0.5  # capped_simplex, self_paced: p, the kept share.
   config.train.optimizer = "adamw"  # adamw | sgd
   config.train.learning_rate = 1e-3
   config.train.momentum = 0.9  # sgd only.
@@ -120,11 +136,13 @@ def set_corpus(config: ml_collections.ConfigDict, name: str) -> None:
     config.corpus.manual_dir = os.path.join(DATA_ROOT, "youtube_highlights")
     config.corpus.eval_split = ""
     config.eval.benchmarks = ("youtube_highlights", "tvsum")
-    config.eval.feature_set = ("i3d_rgb_flow" if name.endswith("rgb_flow")
+    config.eval.feature_set = ("i3d_rgb_flow_audio" if name.endswith("rgb_flow_audio")
+                               else "i3d_rgb_flow" if name.endswith("rgb_flow")
                                else "i3d_rgb")
     # 234 training videos of 1024-d features: fewer, smaller steps (~5 min on
     # 2 CPU cores) and evaluation every 200 steps.
     config.train.num_groups = 128
     config.train.num_steps = 600
+    config.train.weight_schedule_steps = 300
     config.eval.every_steps = 200
     config.checkpoint.every_steps = 200

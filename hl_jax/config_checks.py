@@ -31,6 +31,18 @@ RESUMABLE_KEYS = (
 )
 
 
+# Keys added after runs were made, with the value that means what those runs
+# did: a workdir's config.json without one of them resumes if the new config
+# has this value.
+ADDED_KEYS = {
+    "train.weighting": "softmax",
+    "train.weight_schedule_steps": None, "train.weight_temperature_start": None,
+    "train.weight_entropy_bonus": None, "train.valid_fraction": None,
+    "input.pair_within": "",
+    "corpus.holdout_fraction": 0.0,
+}
+
+
 class ConfigError(ValueError):
   """A config value is out of range, or does not fit the workdir."""
 
@@ -58,12 +70,14 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "num_devices": (_int(0), "an integer >= 0 (0: all devices)"),
     "distributed.num_processes": (_int(0), "an integer >= 0"),
     "distributed.process_id": (_int(-1), "an integer >= -1"),
+    "corpus.holdout_fraction": (_real(0, 0.5, open_high=True), "a number in [0, 0.5)"),
     "input.table_segments": (_int(1), "an integer >= 1"),
     "input.window_videos": (_int(0), "an integer >= 0 (0: as many as fit)"),
     "input.refill_every_steps": (_int(0), "an integer >= 0"),
     "input.max_segments_per_video": (_int(1), "an integer >= 1"),
     "input.table_dtype": (lambda v: v in _DTYPES, f"one of {_DTYPES}"),
     "input.num_workers": (_int(0), "an integer >= 0"),
+    "input.pair_within": (lambda v: v in ("", "domain"), "'' or 'domain'"),
     "input.num_shards": (_int(0), "an integer >= 0 (0: one per host)"),
     "model.scorer_hidden": (_widths, "a non-empty tuple of integers >= 1"),
     "model.weigher_hidden": (_widths, "a non-empty tuple of integers >= 1"),
@@ -75,6 +89,11 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.num_steps": (_int(1), "an integer >= 1"),
     "train.margin": (_real(0), "a finite number >= 0"),
     "train.pair_loss": (lambda v: v in losses.PAIR_LOSSES, f"one of {losses.PAIR_LOSSES}"),
+    "train.weighting": (lambda v: v in losses.WEIGHTINGS, f"one of {losses.WEIGHTINGS}"),
+    "train.weight_schedule_steps": (_int(0), "an integer >= 0"),
+    "train.weight_temperature_start": (_real(1), "a finite number >= 1"),
+    "train.weight_entropy_bonus": (_real(0), "a finite number >= 0"),
+    "train.valid_fraction": (_real(0, 1, open_low=True), "a number in (0, 1]"),
     "train.optimizer": (lambda v: v in ("adamw", "sgd"), "'adamw' or 'sgd'"),
     "train.learning_rate": (_real(0, open_low=True), "a finite number > 0"),
     "train.momentum": (_real(0, 1, open_high=True), "a number in [0, 1)"),
@@ -149,6 +168,12 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple]:
   """{key: (old, new)} of the keys that differ and must not change on resume."""
   old, new = _flatten(old), _flatten(new)
+  if old.get("train.weighting", "softmax") == "softmax":
+    # The schedule keys do nothing under the paper's softmax weights.
+    old.update({k: new[k] for k, v in ADDED_KEYS.items() if v is None and k in new})
+  for key, value in ADDED_KEYS.items():
+    if key not in old and key in new and value is not None:
+      old[key] = value
   return {key: (old.get(key, "<absent>"), new.get(key, "<absent>"))
           for key in sorted(set(old) | set(new))
           if old.get(key) != new.get(key)

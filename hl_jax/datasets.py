@@ -7,6 +7,10 @@ Every labelled video, whether of a corpus's labelled split or of a benchmark,
 is a `Video`; `hl_jax.evaluation` scores lists of them. How the training
 videos reach the train step is `hl_jax.input_pipeline`'s job.
 
+`corpus.holdout_fraction` > 0 keeps a deterministic, bucket-stratified part of
+the training split away from training (`Corpus.heldout`, `HeldoutVideo`), for
+label-free model selection (`hl_jax.heldout`).
+
 The builders are imported inside the functions, so that hl_jax imports without
 their dependencies (and the builders import nothing from hl_jax).
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import io
 import os
 import pathlib
@@ -163,11 +168,30 @@ class Corpus:
       or a pair group's videos as one item: `GroupedSource`).
     feature_dim: D.
     eval_videos: the labelled split (`corpus.eval_split`); empty if none.
+    heldout: training-split videos kept away from training
+      (`corpus.holdout_fraction`); empty if none.
   """
   name: str
   train_source: Any
   feature_dim: int
   eval_videos: list[Video]
+  heldout: list[HeldoutVideo] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class HeldoutVideo:
+  """One training-split video kept away from training; no labels are read.
+
+  Attributes:
+    video_id: the video's id.
+    domain: its domain.
+    bucket: 0 short, 1 long, 2 rest (the duration_corpus ClassLabel).
+    features: [T, D] float32 segment features.
+  """
+  video_id: str
+  domain: str
+  bucket: int
+  features: np.ndarray
 
 
 def load_corpus(config: ml_collections.ConfigDict) -> Corpus:
@@ -191,8 +215,13 @@ def load_corpus(config: ml_collections.ConfigDict) -> Corpus:
       raise ValueError(f"{name} has no training video of domain {domain!r}")
     eval_videos = [v for v in eval_videos if v.group == domain]
     name += f" (domain {domain})"
+  heldout = []
+  fraction = config.corpus.holdout_fraction
+  if fraction > 0:  # After the domain filter: Ours-S holds out its own domain.
+    train_source = TrainingPart(train_source, fraction)
+    heldout = train_source.heldout_videos(name)
   return Corpus(name=name, train_source=train_source, feature_dim=feature_dim,
-                eval_videos=eval_videos)
+                eval_videos=eval_videos, heldout=heldout)
 
 
 def labelled_videos(data_source: Any) -> list[Video]:
@@ -255,6 +284,83 @@ class DomainSubset:
 def _domain_of(item: Any) -> str:
   """The domain of an example, or of a pair group's first example."""
   return _text((item[0] if isinstance(item, list) else item)["domain"])
+
+
+class TrainingPart:
+  """The items of a source left for training by a hold-out, in source order.
+
+  Items (videos, or whole pair groups of a `GroupedSource`) are held out per
+  stratum, (domain, buckets of the item's videos): in each, the
+  round(fraction * n) items that come first in the order of sha1 of their
+  pair_group (else video_id). Stable across runs, machines and Python hash
+  seeds; and as fraction < 0.5, every stratum keeps a training item.
+  """
+
+  def __init__(self, source: Any, fraction: float):
+    if not 0 < fraction < 0.5:
+      raise ValueError(f"holdout fraction {fraction} must be in (0, 0.5)")
+    self._source = source
+    self._fraction = fraction
+    strata: dict[tuple[str, tuple[int, ...]], list[tuple[str, int]]] = {}
+    self._buckets: list[list[int]] = []
+    for index in range(len(source)):
+      examples = _examples(source[index])
+      first = examples[0]
+      key = _text(first.get("pair_group", "")) or _text(first["video_id"])
+      self._buckets.append([int(e["bucket"]) for e in examples])
+      stratum = (_text(first["domain"]), tuple(sorted(self._buckets[-1])))
+      strata.setdefault(stratum, []).append((hashlib.sha1(key.encode()).hexdigest(), index))
+    held = set()
+    for members in strata.values():
+      members.sort()
+      held.update(index for _, index in members[:int(fraction * len(members) + 0.5)])
+    self._heldout = sorted(held)
+    self._indices = [i for i in range(len(source)) if i not in held]
+
+  def __len__(self) -> int:
+    return len(self._indices)
+
+  def __getitem__(self, index: int) -> Any:
+    return self._source[self._indices[index]]
+
+  def __repr__(self) -> str:  # Deterministic, as Grain checks it on restore.
+    return f"TrainingPart({self._source!r}, holdout_fraction={self._fraction!r})"
+
+  def heldout_videos(self, corpus_name: str) -> list[HeldoutVideo]:
+    """The held-out videos (features read now), after checking both sides.
+
+    Raises:
+      ValueError: the held-out videos, or the training ones, lack a short or
+        a long video.
+    """
+    held = _bucket_counts(self._buckets[i] for i in self._heldout)
+    kept = _bucket_counts(self._buckets[i] for i in self._indices)
+    if min(held[:2] + kept[:2]) == 0:
+      raise ValueError(
+          f"{corpus_name}: corpus.holdout_fraction={self._fraction} holds out {held[0]} "
+          f"short and {held[1]} long videos and leaves {kept[0]} short and {kept[1]} "
+          "long for training; both sides need at least one of each")
+    logging.info("%s: held out %d of %d training items (corpus.holdout_fraction=%g): "
+                 "%d short, %d long, %d rest videos", corpus_name, len(self._heldout),
+                 len(self._buckets), self._fraction, *held)
+    return [HeldoutVideo(video_id=_text(e["video_id"]), domain=_text(e["domain"]),
+                         bucket=int(e["bucket"]),
+                         features=np.asarray(e["features"], np.float32))
+            for i in self._heldout for e in _examples(self._source[i])]
+
+
+def _examples(item: Any) -> list[Any]:
+  """The examples of an item: one example, or a pair group's (`GroupedSource`)."""
+  return item if isinstance(item, list) else [item]
+
+
+def _bucket_counts(buckets: Iterator[list[int]]) -> list[int]:
+  """[short, long, rest] video counts of the items' bucket lists."""
+  counts = [0, 0, 0]
+  for item in buckets:
+    for bucket in item:
+      counts[bucket] += 1
+  return counts
 
 
 class GroupedSource:

@@ -24,7 +24,9 @@ All are fractions in [0, 1].
 
 The trainer evaluates through `Evaluator`s, one per labelled split
 (`make_evaluators`), each scoring its videos with f in one batched pass:
-`results[e.name] = e.run(score_fn)`.
+`results[e.name] = e.run(score_fn)`. With `corpus.holdout_fraction` > 0 the
+last one is `heldout.HeldoutEvaluator` ("heldout": label-free metrics of
+held-out training videos, no random baseline; see hl_jax/heldout.py).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import ml_collections
 import numpy as np
 
 from hl_jax import datasets
+from hl_jax import heldout
 from hl_jax import metrics
 
 Video = datasets.Video
@@ -227,9 +230,11 @@ class Evaluator:
 
 
 def make_evaluators(config: ml_collections.ConfigDict,
-                    corpus: datasets.Corpus) -> list[Evaluator]:
-  """The corpus's labelled split (if any), then each of `config.eval.benchmarks`.
+                    corpus: datasets.Corpus) -> list[Any]:
+  """The evaluators the trainer runs, in this order.
 
+  The corpus's labelled split (if any), each of `config.eval.benchmarks`, then
+  the held-out training videos (if any: `heldout.HeldoutEvaluator`).
   Ours-S (config.corpus.domain set) is evaluated on its own domain only.
 
   Raises:
@@ -265,15 +270,37 @@ def make_evaluators(config: ml_collections.ConfigDict,
     evaluators.append(Evaluator(name, name, split,
                                 f"{name}, split {split} ({DEFINITIONS[name]})",
                                 videos, seeds))
+  if corpus.heldout:
+    evaluators.append(heldout.HeldoutEvaluator(
+        corpus.heldout, config.train.margin,
+        f"{corpus.name}: {len(corpus.heldout)} held-out training videos "
+        f"(corpus.holdout_fraction={config.corpus.holdout_fraction}, no labels)"))
   return evaluators
 
 
 def scalars(results: Mapping[str, Any]) -> dict[str, float]:
-  """eval/<name>_{mAP,hit1,random_mAP} of each evaluator's results."""
+  """The scalars of one evaluation, for the metric writers.
+
+  eval/<name>_{mAP,hit1,random_mAP} of each labelled evaluator's results, and
+  eval/<name>_{pair_accuracy,hinge,between_share} of the held-out one's.
+  """
   out = {}
   for name, result in results.items():
     if isinstance(result, Mapping) and "model" in result:
       out[f"eval/{name}_mAP"] = result["model"]["mAP"]
       out[f"eval/{name}_hit1"] = result["model"]["hit1"]
       out[f"eval/{name}_random_mAP"] = result["random"]["mAP"]
+    elif isinstance(result, Mapping) and "heldout" in result:
+      for key in ("pair_accuracy", "hinge", "between_share"):
+        out[f"eval/{name}_{key}"] = result["heldout"][key]
   return out
+
+
+def summary(result: Mapping[str, Any]) -> str:
+  """One log line's worth of an evaluator's results."""
+  if "heldout" in result:
+    held = result["heldout"]
+    return (f"pair accuracy {100 * held['pair_accuracy']:.2f} (random 50.00) hinge "
+            f"{held['hinge']:.4f} between-video share {held['between_share']:.3f}")
+  return (f"{result['split']} mAP {100 * result['model']['mAP']:.2f} "
+          f"(random {100 * result['random']['mAP']:.2f})")

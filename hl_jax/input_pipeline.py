@@ -59,12 +59,19 @@ def make_video_stream(data_source: Any, config: ml_collections.ConfigDict, *,
     A checkpointable iterator of dicts with video_id, bucket and features.
   """
   max_segments = config.max_segments_per_video
+  within_domain = config.get("pair_within", "") == "domain"
 
   def prepare_one(example: dict[str, Any]) -> dict[str, Any]:
+    group = _text(example.get("pair_group", ""))
+    if within_domain and not group:
+      # Pairs matched on a video-level statistic: a short segment meets long
+      # segments of its own domain only (of the same window), so that f
+      # cannot rank by which domain a video is from.
+      group = "domain:" + _text(example["domain"])
     return {
         "video_id": _text(example["video_id"]),
         "bucket": int(example["bucket"]),
-        "pair_group": _text(example.get("pair_group", "")),
+        "pair_group": group,
         "features": _subsample(np.asarray(example["features"]), max_segments),
     }
 

@@ -2,7 +2,8 @@
 
 Nothing here computes a metric; every function takes what `hl_jax.evaluation`
 or `hl_jax.predict` returned. Figures use a Figure with an Agg canvas directly:
-no pyplot, no global backend switch.
+no pyplot, no global backend switch. `EvalHistory` keeps the trainer's
+evaluations (<workdir>/history.jsonl) across restarts.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import pathlib
 from typing import Any, Mapping
 
 import numpy as np
+
+HISTORY_FILE = "history.jsonl"  # Every evaluation of a run, one JSON line each.
 
 
 def comparison_table(title: str, model: Mapping[str, Any], random: Mapping[str, Any]) -> str:
@@ -93,12 +96,76 @@ def write_report(result: Mapping[str, Any],
   return paths
 
 
+def heldout_table(title: str, held: Mapping[str, Any]) -> str:
+  """A per-domain table of `heldout.evaluate`'s result (no random column).
+
+  Random scores have a pair accuracy of 50% by construction; the table says so.
+  """
+  lines = [f"### {title}", "", f"Label-free: {held['definition']}; random scores: 50.00.",
+           "", "| domain | videos (short/long) | pair accuracy (%) | hinge | between share |",
+           "|---|---:|---:|---:|---:|"]
+  rows = list(held["per_group"].items()) + [("**average**", held), ("pooled", held["pooled"])]
+  for label, m in rows:
+    counts = held["pooled"] if m is held else m  # Video counts of the row.
+    pair = f"{100 * m['pair_accuracy']:.2f}" if "pair_accuracy" in m else "-"
+    hinge = f"{m['hinge']:.4f}" if "hinge" in m else "-"
+    share = f"{m['between_share']:.3f}"
+    if m is held:  # The headline row.
+      pair, hinge, share = (f"**{v}**" for v in (pair, hinge, share))
+    lines.append(f"| {label} | {counts['num_videos']} ({counts['num_short_videos']}/"
+                 f"{counts['num_long_videos']}) | {pair} | {hinge} | {share} |")
+  return "\n".join(lines) + "\n"
+
+
+def history_table(history: list[Mapping[str, Any]], selected_step: int | None) -> str:
+  """The headline of every evaluation, in percent, marking the selected one.
+
+  mAP of each labelled evaluator, pair accuracy of the held-out one.
+  """
+  names = list(dict.fromkeys(n for e in history for n, r in e.items()
+                             if isinstance(r, Mapping)))
+  heldout = {n for e in history for n, r in e.items() if isinstance(r, Mapping)
+             and "heldout" in r}
+  heads = [f"{n} pair acc" if n in heldout else f"{n} mAP" for n in names]
+  lines = ["## Evaluations", "", "| step | " + " | ".join(heads) + " |",
+           "|---:|" + "---:|" * len(names)]
+  for entry in history:
+    values = [entry[n]["heldout"]["pair_accuracy"] if "heldout" in entry.get(n, {})
+              else entry.get(n, {}).get("model", {}).get("mAP", float("nan")) for n in names]
+    mark = " (selected)" if entry["step"] == selected_step else ""
+    lines.append(f"| {entry['step']}{mark} | "
+                 + " | ".join(f"{100 * v:.2f}" for v in values) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def _evaluation_tables(results: Mapping[str, Any]) -> list[str]:
+  """One table per evaluator of one evaluation ({"step", name: results})."""
+  tables = []
+  for name, result in results.items():
+    if name in ("history", "selected") or not isinstance(result, Mapping):
+      continue
+    if "model" in result:
+      tables.append(comparison_table(result["title"], result["model"], result["random"]))
+    elif "heldout" in result:
+      tables.append(heldout_table(result["title"], result["heldout"]))
+  return tables
+
+
 def results_markdown(variant: str, results: Mapping[str, Any]) -> str:
-  """The trainer's results: one model-vs-random table per evaluator."""
+  """The trainer's results as markdown.
+
+  One table per evaluator (model vs random, or the held-out metrics), then,
+  when present, the evaluation history and the selected step's tables.
+  """
   text = [f"# Results: variant {variant}, step {results['step']}", ""]
-  for result in results.values():
-    if isinstance(result, Mapping) and "model" in result:
-      text.append(comparison_table(result["title"], result["model"], result["random"]))
+  text += _evaluation_tables(results)
+  selected = results.get("selected")
+  if results.get("history"):
+    text.append(history_table(results["history"], selected and selected["step"]))
+  if selected:
+    text += [f"## Selected: step {selected['step']} (by {selected['selected_by']}: "
+             "the highest, earliest on ties)", ""]
+    text += _evaluation_tables(selected)
   return "\n".join(text)
 
 
@@ -114,6 +181,51 @@ def write_results(workdir: str, variant: str, results: Mapping[str, Any]) -> str
   with open(os.path.join(workdir, "results.md"), "w") as f:
     f.write(text)
   return text
+
+
+class EvalHistory:
+  """The run's evaluations by step, kept in <workdir>/history.jsonl.
+
+  The chief appends each evaluation as one JSON line. A resumed run reads the
+  file back, keeping the entries up to its restored step (later ones came
+  from steps it redoes) and the last entry of each step.
+  """
+
+  def __init__(self, workdir: str, is_chief: bool, restored_step: int):
+    self._path = os.path.join(workdir, HISTORY_FILE)
+    self._is_chief = is_chief
+    self._by_step: dict[int, dict[str, Any]] = {}
+    stale = False
+    if os.path.exists(self._path):
+      with open(self._path) as f:
+        for line in f:
+          try:
+            entry = json.loads(line)
+          except json.JSONDecodeError:  # A line torn by a kill mid-write.
+            stale = True
+            continue
+          if entry["step"] <= restored_step:
+            self._by_step[entry["step"]] = entry
+          else:
+            stale = True
+    if stale and is_chief:
+      with open(self._path + ".tmp", "w") as f:
+        f.writelines(json.dumps(e) + "\n" for e in self.entries())
+      os.replace(self._path + ".tmp", self._path)
+
+  def add(self, results: dict[str, Any]) -> None:
+    """Keeps (a shallow copy of) one evaluation, {"step", ...}; the chief appends it."""
+    self._by_step[results["step"]] = dict(results)  # The caller adds keys to its own.
+    if self._is_chief:
+      with open(self._path, "a") as f:
+        f.write(json.dumps(results) + "\n")
+
+  def __contains__(self, step: int) -> bool:
+    return step in self._by_step
+
+  def entries(self) -> list[dict[str, Any]]:
+    """Every evaluation, in step order."""
+    return [self._by_step[step] for step in sorted(self._by_step)]
 
 
 def timeline(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:

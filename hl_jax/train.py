@@ -3,8 +3,11 @@
 The train step is a pure function `(state, table) -> (state, metrics)`:
 it samples m groups of n (short, long) pairs from the resident segment table
 with `fold_in(state.rng, state.step)`, scores them with f, weights them with
-the per-group softmax of h (joint), 1/n (Ranking-D) or EM posteriors
-(Ranking-EM), and applies the optax update. It is jitted once over the mesh
+the per-group softmax of h (joint; or one of the weightings that cannot
+collapse, `train.weighting`, hl_jax/losses.py), 1/n (Ranking-D) or EM
+posteriors (Ranking-EM), and applies the optax update. Every step logs the
+weights' diagnostics (entropy, effective pairs per group, largest weight,
+weight on satisfied pairs). It is jitted once over the mesh
 with the state donated.
 
 Ranking-EM, exactly: each pair (i, j) has a latent z_ij, valid with prior p.
@@ -36,6 +39,7 @@ from hl_jax import checkpointing
 from hl_jax import config_checks
 from hl_jax import datasets
 from hl_jax import evaluation
+from hl_jax import heldout
 from hl_jax import input_pipeline
 from hl_jax import losses
 from hl_jax import models
@@ -89,7 +93,7 @@ def init_state(config: ml_collections.ConfigDict, scorer: models.Scorer,
   key_f, key_h, key_run = jax.random.split(rng, 3)
   x = jnp.zeros((1, feature_dim), jnp.float32)
   params = {"f": scorer.init(key_f, x)["params"]}
-  if config.variant == "joint":
+  if config.variant == "joint" and config.train.weighting in losses.H_WEIGHTINGS:
     params["h"] = weigher.init(key_h, x, x)["params"]
   return TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
                     rng=key_run, nonfinite_steps=jnp.int32(0),
@@ -107,7 +111,10 @@ def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
   rows_sharding = parallel.per_shard_groups(mesh)
   pairs_sharding = parallel.batch_sharded(mesh)
 
-  def loss_fn(params, em_prior, x_short, x_long, key):
+  weighting = config.train.weighting
+  schedule_steps = config.train.weight_schedule_steps
+
+  def loss_fn(params, em_prior, step, x_short, x_long, key):
     key_s, key_l, key_h = jax.random.split(key, 3)
     f_short = scorer.apply({"params": params["f"]}, x_short, train=True,
                            rngs={"dropout": key_s})
@@ -116,19 +123,32 @@ def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
     pair_loss = losses.pair_loss(config.train.pair_loss, f_short, f_long, margin)
     aux = {}
     if config.variant == "joint":
-      logits = weigher.apply({"params": params["h"]}, x_short, x_long,
-                             train=True, rngs={"dropout": key_h})
-      weights = losses.group_softmax_weights(logits)
-    elif config.variant == "ranking_em":
-      posterior = em_posterior(jax.lax.stop_gradient(f_short - f_long), em_prior)
-      weights = posterior / jnp.sum(posterior, axis=-1, keepdims=True)
-      aux["em_posterior"] = jnp.mean(posterior)
+      logits = None
+      if weighting in losses.H_WEIGHTINGS:
+        logits = weigher.apply({"params": params["h"]}, x_short, x_long,
+                               train=True, rngs={"dropout": key_h})
+      progress = losses.ramp(step, schedule_steps)
+      weights = losses.pair_weights(
+          weighting, pair_loss, logits, progress,
+          temperature_start=config.train.weight_temperature_start,
+          valid_fraction=config.train.valid_fraction)
+      loss_f, loss_h = losses.weighting_losses(
+          weighting, pair_loss, weights, progress,
+          valid_fraction=config.train.valid_fraction,
+          entropy_bonus=config.train.weight_entropy_bonus)
+      group_loss = loss_f + loss_h
     else:
-      weights = losses.uniform_weights(pair_loss.shape)
-    loss = jnp.mean(losses.weighted_group_loss(pair_loss, weights))
+      if config.variant == "ranking_em":
+        posterior = em_posterior(jax.lax.stop_gradient(f_short - f_long), em_prior)
+        weights = posterior / jnp.sum(posterior, axis=-1, keepdims=True)
+        aux["em_posterior"] = jnp.mean(posterior)
+      else:
+        weights = losses.uniform_weights(pair_loss.shape)
+      group_loss = losses.weighted_group_loss(pair_loss, weights)
+    loss = jnp.mean(group_loss)
     aux.update(loss=loss, pair_loss_unweighted=jnp.mean(pair_loss),
-               pair_accuracy=jnp.mean((f_short > f_long).astype(jnp.float32)),
-               max_weight=jnp.mean(jnp.max(weights, axis=-1)))
+               pair_accuracy=jnp.mean((f_short > f_long).astype(jnp.float32)))
+    aux.update(losses.weight_diagnostics(weights, pair_loss))
     return loss, aux
 
   def train_step(state: TrainState, table: segment_table.SegmentTable):
@@ -141,7 +161,7 @@ def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
         segment_table.gather_features(table, rows).astype(compute_dtype),
         pairs_sharding) for rows in (rows_short, rows_long))
     grads, aux = jax.grad(loss_fn, has_aux=True)(
-        state.params, state.em_prior, x_short, x_long, key_dropout)
+        state.params, state.em_prior, state.step, x_short, x_long, key_dropout)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     finite = jnp.isfinite(aux["loss"]) & jnp.all(jnp.stack(
@@ -212,9 +232,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains on the configured corpus, evaluates, and writes results to workdir.
 
   Rerunning with the same workdir resumes from its newest checkpoint.
+  Every evaluation (every eval.every_steps steps and at the end) is appended to
+  `<workdir>/history.jsonl` and read back on resume, so "history" covers the
+  whole run (evaluations after the restored step are dropped and redone).
 
   Returns:
-    The final results dict (also written to `<workdir>/results.json`).
+    The final results dict (also written to `<workdir>/results.json`):
+    {"step", <evaluator name>: its results, "nonfinite_steps_skipped",
+    "history": every evaluation in step order, and, with a "heldout"
+    evaluator (corpus.holdout_fraction > 0), "selected": the evaluation with
+    the best held-out pair accuracy, earliest on ties (`heldout.select`)}.
 
   Raises:
     config_checks.ConfigError: a bad config value (before anything is
@@ -264,6 +291,11 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
 
   num_steps = config.train.num_steps
   step = int(parallel.first_replica(state.step))
+  history = rendering.EvalHistory(workdir, is_chief, step)
+  if (config.eval.every_steps and 0 < step < num_steps
+      and step % config.eval.every_steps == 0 and step not in history):
+    # Killed after this step's checkpoint but before its evaluation was kept.
+    _evaluate(config, evaluators, scorer, state, writer, step, history)
   if step == 0:
     writer.write_hparams(writers.flatten(config.to_dict()))
   pairs_per_step = config.train.num_groups * config.train.group_size
@@ -290,36 +322,46 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
       eta = (num_steps - step) * elapsed / interval_steps
       means.update(pairs_per_second=rate, steps_per_second=interval_steps / elapsed)
       writer.write_scalars(step, {f"train/{k}": v for k, v in means.items()})
-      logging.info("step %d/%d loss %.4f pair_acc %.3f %.0f pairs/s ETA %.0fs",
-                   step, num_steps, means["loss"], means["pair_accuracy"], rate, eta)
+      logging.info("step %d/%d loss %.4f pair_acc %.3f pairs/group %.2f "
+                   "%.0f pairs/s ETA %.0fs", step, num_steps, means["loss"],
+                   means["pair_accuracy"], means["effective_pairs"], rate, eta)
       interval_start, interval_steps, interval_metrics = time.time(), 0, []
     if step % config.checkpoint.every_steps == 0 or step == num_steps:
       _check_finite(state, config, feeder, window_first_step)
       checkpointing.save(manager, step, state, feeder.input_state())
     if config.eval.every_steps and step % config.eval.every_steps == 0 \
         and step < num_steps:
-      _evaluate(config, evaluators, scorer, state, writer, step)
+      _evaluate(config, evaluators, scorer, state, writer, step, history)
   manager.wait_until_finished()
-  results = _evaluate(config, evaluators, scorer, state, writer, step)
+  results = _evaluate(config, evaluators, scorer, state, writer, step, history)
   results["nonfinite_steps_skipped"] = _check_finite(state, config)
+  results["history"] = history.entries()
+  selected = heldout.select(results["history"])
+  if selected is not None:
+    results["selected"] = selected
+    logging.info("Selected step %d of %d evaluations by %s (%.4f)", selected["step"],
+                 len(results["history"]), selected["selected_by"],
+                 selected["heldout"]["heldout"]["pair_accuracy"])
   if is_chief:
     print(rendering.write_results(workdir, config.variant, results))
   writer.flush()
   return results
 
 
-def _evaluate(config: ml_collections.ConfigDict,
-              evaluators: list[evaluation.Evaluator], scorer: models.Scorer,
-              state: TrainState, writer: Any, step: int) -> dict[str, Any]:
-  """Runs every evaluator on f: {"step", <evaluator name>: its results}."""
+def _evaluate(config: ml_collections.ConfigDict, evaluators: list[Any],
+              scorer: models.Scorer, state: TrainState, writer: Any, step: int,
+              history: rendering.EvalHistory) -> dict[str, Any]:
+  """Runs every evaluator on f: {"step", <evaluator name>: its results}.
+
+  The results are also added to `history`.
+  """
   score_fn = evaluation.make_score_fn(
       scorer, parallel.first_replica(state.params["f"]),
       chunk=config.eval.chunk_segments)
   results: dict[str, Any] = {"step": step}
   for evaluator in evaluators:
     results[evaluator.name] = result = evaluator.run(score_fn)
-    logging.info("step %d %s %s mAP %.2f (random %.2f)", step, evaluator.name,
-                 evaluator.split, 100 * result["model"]["mAP"],
-                 100 * result["random"]["mAP"])
+    logging.info("step %d %s %s", step, evaluator.name, evaluation.summary(result))
   writer.write_scalars(step, evaluation.scalars(results))
+  history.add(results)
   return results

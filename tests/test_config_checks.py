@@ -159,3 +159,24 @@ def test_launch_refuses_a_workdir_of_another_model(tmp_path):
 
 def test_train_variants_are_the_checked_ones():
   assert train.VARIANTS == config_checks.VARIANTS
+
+
+def test_a_config_saved_before_keys_were_added_still_resumes():
+  new = json.loads(joint.get_config().to_json_best_effort())
+  old = json.loads(joint.get_config().to_json_best_effort())
+  for section, key in (("train", "weighting"), ("train", "weight_schedule_steps"),
+                       ("train", "valid_fraction"), ("input", "pair_within"),
+                       ("corpus", "holdout_fraction")):
+    del old[section][key]
+  assert not config_checks.changed_keys(old, new)
+  new["train"]["weighting"] = "capped_simplex"
+  new["corpus"]["holdout_fraction"] = 0.15
+  assert set(config_checks.changed_keys(old, new)) == {"train.weighting",
+                                                       "corpus.holdout_fraction"}
+  # Under softmax weights the schedule keys change nothing.
+  old = json.loads(joint.get_config().to_json_best_effort())
+  new = json.loads(joint.get_config().to_json_best_effort())
+  new["train"]["weight_schedule_steps"] = 7
+  assert not config_checks.changed_keys(old, new)
+  old["train"]["weighting"] = new["train"]["weighting"] = "tempered"
+  assert set(config_checks.changed_keys(old, new)) == {"train.weight_schedule_steps"}

@@ -141,6 +141,26 @@ class InputPipelineTest(absltest.TestCase):
     np.testing.assert_array_equal(x_s[..., 0], x_l[..., 0])  # Same video.
     np.testing.assert_array_equal(x_l[..., 1], LONG)
 
+  def test_pair_within_domain_pairs_each_short_segment_with_its_domain(self):
+    source = fake_source()
+    for v in source:  # Domain from the video number, traceable in features[:, 0].
+      v["domain"] = "ab"[int(v["features"][0, 0]) % 2]
+    window = reader_for(source, 1000, len(source),
+                        input_config(pair_within="domain")).read()
+    table = segment_table.stack_tables([window.table])
+    rows_s, rows_l = segment_table.sample_pairs(table, jax.random.PRNGKey(3), 64, 8)
+    video_s = np.asarray(table.features[0][np.asarray(rows_s[0]), 0]).astype(int)
+    video_l = np.asarray(table.features[0][np.asarray(rows_l[0]), 0]).astype(int)
+    np.testing.assert_array_equal(video_s % 2, video_l % 2)
+    self.assertGreater(len(set(video_l.ravel().tolist())), 2)  # Not within one video.
+    # Without it, pairs cross domains.
+    window = reader_for(source, 1000, len(source)).read()
+    table = segment_table.stack_tables([window.table])
+    rows_s, rows_l = segment_table.sample_pairs(table, jax.random.PRNGKey(3), 64, 8)
+    video_s = np.asarray(table.features[0][np.asarray(rows_s[0]), 0]).astype(int)
+    video_l = np.asarray(table.features[0][np.asarray(rows_l[0]), 0]).astype(int)
+    self.assertTrue(np.any(video_s % 2 != video_l % 2))
+
   def test_long_videos_are_subsampled_evenly(self):
     source = [{"video_id": "long", "bucket": LONG,
                "features": np.arange(400, dtype=np.float32).reshape(100, 4)}]
