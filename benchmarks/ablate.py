@@ -1,20 +1,42 @@
-r"""Ablation: Ranking-D, Ranking-EM and joint, as Ours-A and Ours-S, over seeds.
+r"""Ablation over methods (recipes), Ours-A / Ours-S, feature sets and seeds.
 
-  python -m benchmarks.ablate --output_dir=/tmp/hl_jax_ablation/yth \
-      --corpus=youtube_highlights --seeds=3 --data_dir=/tmp/hl_jax_tfds
+Issue 13's ablation, four resumable commands (same --output_dir; the second
+and third train 'best', the collapse-proof recipe with the best held-out pair
+accuracy of the first command's runs, which it prints last):
+
+  python -m benchmarks.ablate --output_dir=/tmp/hl_jax_ablation/issue13 \
+      --corpus=youtube_highlights --seeds=3 --data_dir=/tmp/hl_jax_ablation/tfds \
+      --models=A --report=variants
+  python -m benchmarks.ablate --output_dir=/tmp/hl_jax_ablation/issue13 \
+      --corpus=youtube_highlights --seeds=3 --data_dir=/tmp/hl_jax_ablation/tfds \
+      --models=S --methods=ranking_d,joint,best --report=ours_s
+  python -m benchmarks.ablate --output_dir=/tmp/hl_jax_ablation/issue13 \
+      --corpus=youtube_highlights --seeds=3 --data_dir=/tmp/hl_jax_ablation/tfds \
+      --models=A --methods=ranking_d,joint,best \
+      --feature_sets=i3d_rgb,i3d_rgb_flow,i3d_rgb_flow_audio --report=features
+  python -m benchmarks.pair_weights --ablation_dir=/tmp/hl_jax_ablation/issue13
+
+The first trains every recipe (ablation_report.RECIPES) x 3 seeds as Ours-A on
+i3d_rgb (30 runs); the second Ours-S (6 domains) for the paper's joint, the
+best and Ranking-D (54 short runs); the third the same three as Ours-A on the
+other feature sets (18 runs; the i3d_rgb ones are reused).
 
 Each run is `train.train_and_evaluate` in <output_dir>/runs/<method>_<A|S-domain>
-_seed<k>/; a run whose results.json is complete is reused, an interrupted one
-resumes from its checkpoints. Ours-A trains on all domains and is evaluated on
-every benchmark of the corpus; Ours-S trains one model per domain on that
-domain's videos and is evaluated on that domain only (TVSum has no such domain).
-Writes ablation.md (mean ± std over seeds), ablation.json and ablation.png, with
-two label-free baselines scored by the same evaluators: uniform random scores
-and each clip's feature L2 norm. Evaluation happens once, after the last step
-(eval.every_steps = 0): nothing is selected on the evaluation split. On the
-YTH corpus the report adds the label noise of its training pairs, measured with
-the YTH train-split labels that training never sees.
---corpus=tiny (configs/tiny.py) is the seconds-long setting the tests use.
+[_<features>]_seed<k>/; a run whose results.json is complete is reused, an
+interrupted one resumes from its checkpoints, and a run dir of another recipe
+or setting (CHECKED_KEYS) is refused. Ours-A trains on all domains and is
+evaluated on every benchmark of the corpus; Ours-S trains one model per domain
+on that domain's videos and is evaluated on that domain only (TVSum has no
+such domain). Every run holds out --holdout_fraction of its training videos
+and is evaluated every --eval_every steps and at the end; the report has the
+last evaluation and the one selected by held-out pair accuracy (label-free:
+nothing is selected on an evaluation split). Writes <report>.md (mean ± std
+over seeds), <report>.json and <report>.png, with two label-free baselines
+scored by the same evaluators: uniform random scores and each clip's feature
+L2 norm (per feature set). On the YTH corpus the report adds the label noise of
+its training pairs, measured with the YTH train-split labels that training
+never sees. --corpus=tiny (configs/tiny.py) is the seconds-long setting the
+tests use.
 """
 
 from __future__ import annotations
@@ -36,12 +58,13 @@ import jax
 import ml_collections
 import numpy as np
 
+from benchmarks import ablation_data
 from benchmarks import ablation_report
 from benchmarks import harness
 from configs import joint
 from configs import tiny
+from hl_jax import checkpointing
 from hl_jax import datasets
-from hl_jax import evaluation
 from hl_jax import train
 
 # corpus -> (base config, Ours-S steps, Ours-S groups per step; 0 keeps the base's).
@@ -52,6 +75,16 @@ CORPORA = {
     "synthetic": (joint.get_config, 500, 64),
     "tiny": (tiny.get_config, 10, 0),
 }
+# --feature_sets (youtube_highlights only) -> (duration_corpus config, run name suffix).
+FEATURE_SETS = {"i3d_rgb": ("youtube_highlights", ""),
+                "i3d_rgb_flow": ("youtube_highlights_rgb_flow", "rgbflow"),
+                "i3d_rgb_flow_audio": ("youtube_highlights_rgb_flow_audio", "rgbflowaudio")}
+# Keys a reused run must have been trained with (absent in older runs: the default).
+CHECKED_KEYS = {"variant": None, "train.weighting": "softmax", "input.pair_within": "",
+                "train.weight_decay": None, "corpus.holdout_fraction": 0.0,
+                "eval.every_steps": None, "corpus.builder_config": None,
+                "corpus.domain": ""}
+BEST = "best"  # --methods alias: the best collapse-proof method by held-out accuracy.
 
 FLAGS = flags.FLAGS
 
@@ -66,9 +99,22 @@ def _define_flags() -> None:
   flags.DEFINE_integer("steps_s", 0, "Ours-S steps (0: the corpus default).")
   flags.DEFINE_integer("groups_s", -1, "Ours-S groups per step (-1: the default).")
   flags.DEFINE_string("data_dir", "", "TFDS data_dir shared by all runs.")
-  flags.DEFINE_list("methods", list(ablation_report.METHODS), "Variants to train.")
+  flags.DEFINE_list("methods", list(ablation_report.METHODS),
+                    "Recipes to train (ablation_report.RECIPES); 'best': the "
+                    "collapse-proof one with the best held-out pair accuracy "
+                    "among the finished Ours-A i3d_rgb runs of --output_dir.")
   flags.DEFINE_list("models", ["A", "S"], "A: Ours-A, S: Ours-S.")
   flags.DEFINE_list("domains", [], "Ours-S domains (default: all).")
+  flags.DEFINE_list("feature_sets", ["i3d_rgb"],
+                    f"youtube_highlights feature sets, of {list(FEATURE_SETS)}.")
+  flags.DEFINE_float("holdout_fraction", 0.15,
+                     "corpus.holdout_fraction of every run: training videos held "
+                     "out for label-free selection (0: none).")
+  flags.DEFINE_integer("eval_every", -1,
+                       "eval.every_steps of every run (-1: Ours-A the config's "
+                       "checkpoint.every_steps, Ours-S steps_s // 4; 0: at the end).")
+  flags.DEFINE_string("report", "ablation",
+                      "Report name: writes <output_dir>/<report>.{md,json,png}.")
   flags.DEFINE_list("config_overrides", [],
                     "section.key=value changes to every run's config, e.g. "
                     "model.dropout_masks=flax (the masks of RESULTS.md's ablation).")
@@ -78,45 +124,138 @@ def _define_flags() -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-  method: str
+  method: str  # A recipe of ablation_report.RECIPES.
   domain: str  # "" for Ours-A.
   seed: int
+  feature_set: str = ablation_report.DEFAULT_FEATURES
 
   @property
   def name(self) -> str:
-    return f"{self.method}_{f'S-{self.domain}' if self.domain else 'A'}_seed{self.seed}"
+    model = f"S-{self.domain}" if self.domain else "A"
+    suffix = FEATURE_SETS.get(self.feature_set, ("", self.feature_set))[1]
+    return f"{self.method}_{model}{f'_{suffix}' if suffix else ''}_seed{self.seed}"
+
+
+def feature_base(base: ml_collections.ConfigDict,
+                 feature_set: str) -> ml_collections.ConfigDict:
+  """`base` on the youtube_highlights corpus of `feature_set` (as set_corpus sets it)."""
+  if feature_set == ablation_report.DEFAULT_FEATURES:
+    return base
+  if feature_set not in FEATURE_SETS or base.corpus.builder_config != "youtube_highlights":
+    raise ValueError(f"feature set {feature_set!r}: one of {list(FEATURE_SETS)}, on the "
+                     f"youtube_highlights corpus (not {base.corpus.builder_config!r})")
+  config = base.copy_and_resolve_references()
+  config.corpus.builder_config = FEATURE_SETS[feature_set][0]
+  config.eval.feature_set = feature_set
+  return config
+
+
+def _set(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
+  *path, name = key.split(".")
+  node = config
+  for part in path:
+    node = node[part]
+  if name not in node:
+    raise KeyError(f"recipe key {key!r} is not in the config")
+  node[name] = (value.factor * node[name] if isinstance(value, ablation_report.Scale)
+                else value)
 
 
 def run_config(base: ml_collections.ConfigDict, run: Run, steps: int, steps_s: int,
-               groups_s: int) -> ml_collections.ConfigDict:
-  """`base` with the run's variant and seed, and Ours-S's domain, steps and groups."""
+               groups_s: int, *, holdout_fraction: float = 0.15,
+               eval_every: int = -1) -> ml_collections.ConfigDict:
+  """`base` with the run's recipe, seed, hold-out and evaluation period, and
+  Ours-S's domain, steps and groups (eval_every < 0: see --eval_every).
+
+  With other steps than the base's, train.weight_schedule_steps keeps its
+  share of the run (YTH: 300 of 600 steps, so 100 of an Ours-S run's 200).
+  """
   config = base.copy_and_resolve_references()
-  config.variant = run.method  # What configs/ranking_d.py and ranking_em.py set.
+  _, config.variant, keys = ablation_report.RECIPES[run.method]
+  for key, value in keys.items():
+    _set(config, key, value)
   config.seed = config.input.shuffle_seed = run.seed
-  config.eval.every_steps = 0
+  config.corpus.holdout_fraction = holdout_fraction
+  config.eval.every_steps = config.checkpoint.every_steps if eval_every < 0 else eval_every
   config.train.num_steps = steps or config.train.num_steps
   if run.domain:
     config.corpus.domain = run.domain
     config.train.num_steps = steps_s
     config.train.num_groups = groups_s or config.train.num_groups
+    config.eval.every_steps = max(steps_s // 4, 1) if eval_every < 0 else eval_every
+  config.train.weight_schedule_steps = round(
+      base.train.weight_schedule_steps * config.train.num_steps / base.train.num_steps)
   return config
+
+
+def check_reusable(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Raises if `workdir` holds a run (finished or not) of another recipe or setting."""
+  if not os.path.exists(os.path.join(workdir, checkpointing.CONFIG_NAME)):
+    return
+  saved = checkpointing.load_config(workdir)
+  for key, default in CHECKED_KEYS.items():
+    old, new = (_get(c, key, default) for c in (saved, config))
+    if old != new and not (isinstance(old, float) and isinstance(new, (int, float))
+                           and np.isclose(old, new, rtol=1e-9, atol=0.0)):
+      raise ValueError(f"{workdir} holds a run with {key}={old!r}, not {new!r} (changed "
+                       "recipe, --holdout_fraction or --eval_every?); use another "
+                       "--output_dir, or the flags it was run with")
+
+
+def _get(config: ml_collections.ConfigDict, key: str, default: Any) -> Any:
+  node = config
+  for part in key.split("."):
+    if part not in node:
+      return default
+    node = node[part]
+  return node
 
 
 def _text(value: Any) -> str:
   return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _summary(results: dict, workdir: str) -> dict:
-  """Per-benchmark mAP and per-group mAP, and the last logged train metrics."""
-  out = {"step": results["step"], "eval": {
+def _evaluation(results: dict) -> dict:
+  """One evaluation's per-benchmark and per-group mAP and held-out metrics."""
+  held = results.get("heldout", {})
+  held = held.get("heldout", held.get("model", {}))  # {} in runs without held-out videos.
+  return {"step": results["step"], "eval": {
       name: {"mAP": results[name]["model"]["mAP"],
              "per_group": results[name]["model"]["per_group"]}
-      for name in ("corpus", "youtube_highlights", "tvsum") if name in results}}
+      for name in ("corpus", "youtube_highlights", "tvsum") if name in results},
+          "heldout": {k: held[k] for k in ("pair_accuracy", "hinge", "between_share")
+                      if k in held}}
+
+
+def run_summary(results: dict, workdir: str) -> dict:
+  """The last and the selected evaluations (see ablation_report), and the last
+  logged train metrics."""
+  selected = results.get("selected")
+  out = {"step": results["step"], "last": _evaluation(results),
+         "selected": _evaluation(selected or results),
+         "selected_by": selected["selected_by"] if selected else "last evaluation"}
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     rows = [json.loads(line) for line in f if '"train/loss"' in line]
   out["train"] = {k: rows[-1].get(f"train/{k}") for k in ablation_report.DIAGNOSTICS
                   } if rows else {}
   return out
+
+
+def finished_results(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
+  """The results.json of a finished run of `config` in workdir, else None.
+
+  Raises:
+    ValueError: workdir holds a run of other steps or CHECKED_KEYS.
+  """
+  results, steps = None, config.train.num_steps
+  with contextlib.suppress(OSError, ValueError):  # Absent or cut short: (re)run.
+    with open(os.path.join(workdir, "results.json")) as f:
+      results = json.load(f)
+  if results is not None and results["step"] != steps:
+    raise ValueError(f"{workdir} holds a run of {results['step']} steps, not {steps}; "
+                     "use another --output_dir")
+  check_reusable(workdir, config)
+  return results
 
 
 def train_runs(runs: Sequence[Run], configs: dict[str, ml_collections.ConfigDict],
@@ -127,15 +266,11 @@ def train_runs(runs: Sequence[Run], configs: dict[str, ml_collections.ConfigDict
   def pairs(run: Run) -> int:  # The ETA's unit of work.
     return configs[run.name].train.num_steps * configs[run.name].train.num_groups
 
+  for run in runs:  # Refuse a changed setting before training anything.
+    finished_results(os.path.join(output_dir, "runs", run.name), configs[run.name])
   for k, run in enumerate(runs):
     config, workdir = configs[run.name], os.path.join(output_dir, "runs", run.name)
-    steps, results = config.train.num_steps, None
-    with contextlib.suppress(OSError, ValueError):  # Absent or cut short: (re)run.
-      with open(os.path.join(workdir, "results.json")) as f:
-        results = json.load(f)
-    if results is not None and results["step"] != steps:
-      raise ValueError(f"{workdir} holds a run of {results['step']} steps, not {steps}; "
-                       "use another --output_dir")
+    steps, results = config.train.num_steps, finished_results(workdir, config)
     reused = results is not None
     print(f"[{k + 1}/{len(runs)}] {run.name}: "
           f"{'reused' if reused else f'training {steps} steps'}", flush=True)
@@ -151,7 +286,7 @@ def train_runs(runs: Sequence[Run], configs: dict[str, ml_collections.ConfigDict
       left = sum(pairs(r) for r in runs[k + 1:])
       print(f"    {time.time() - start:.0f} s; ETA {left * trained_s / trained_pairs / 60:.1f}"
             " min (less for reused runs)", flush=True)
-    summaries[run.name] = dict(_summary(results, workdir), reused=reused,
+    summaries[run.name] = dict(run_summary(results, workdir), reused=reused,
                                **dataclasses.asdict(run))
     with contextlib.suppress(OSError):
       with open(os.path.join(workdir, "wall.json")) as f:
@@ -159,102 +294,114 @@ def train_runs(runs: Sequence[Run], configs: dict[str, ml_collections.ConfigDict
   return summaries
 
 
-def label_free_baselines(base: ml_collections.ConfigDict, seeds: int) -> dict[str, dict]:
-  """Per evaluator of the runs: random scores per seed (`evaluation.random_scores`)
-  and the full result for scores = per-clip feature L2 norms."""
-  out = {}
-  for e in evaluation.make_evaluators(base, datasets.load_corpus(base)):
-    randoms = []
+def best_method(output_dir: str, seeds: int) -> str:
+  """The collapse-proof recipe whose finished Ours-A i3d_rgb runs (seeds
+  0..seeds-1) in output_dir have the best mean held-out pair accuracy of their
+  selected evaluations (`ablation_report.heldout_ranking`): label-free."""
+  summaries = {}
+  for method in filter(ablation_report.collapse_proof, ablation_report.RECIPES):
     for seed in range(seeds):
-      result = evaluation.evaluate(e.protocol, e.videos,
-                                   evaluation.random_scores(e.videos, seed), split=e.split)
-      randoms.append({"mAP": result["mAP"], "per_group": result["per_group"]})
-    norms = {v.video_id: np.linalg.norm(v.features.astype(np.float64), axis=1)
-             for v in e.videos}
-    out[e.name] = {"random": randoms,
-                   "l2_norm": evaluation.evaluate(e.protocol, e.videos, norms, split=e.split)}
-  return out
+      run = Run(method, "", seed)
+      workdir = os.path.join(output_dir, "runs", run.name)
+      with contextlib.suppress(OSError, ValueError):
+        with open(os.path.join(workdir, "results.json")) as f:
+          summaries[run.name] = dict(run_summary(json.load(f), workdir),
+                                     **dataclasses.asdict(run))
+  ranking = ablation_report.heldout_ranking(summaries)
+  if not ranking:
+    raise ValueError(f"--methods={BEST}: {output_dir}/runs has no finished Ours-A "
+                     "i3d_rgb run of a collapse-proof method with held-out results; "
+                     "train them first (the first command of benchmarks/ablate.py)")
+  return ranking[0]["method"]
 
 
-def labelled_pools(base: ml_collections.ConfigDict) -> dict[str, tuple] | None:
-  """The training table's short and long clips with their YTH train-split labels.
-
-  Clips are subsampled as the table subsamples them. Labels are match > 0 from
-  the YTH train split, which training never reads (and which is not the
-  evaluation split). None for corpora without such labels.
-
-  Returns:
-    {pool: ((short features [S, D], short labels [S] bool), (long ..., ...))},
-    pool "all" (what Ours-A pairs) first, then each domain (Ours-S).
-  """
-  if not base.corpus.builder_config.startswith("youtube_highlights"):
-    return None
-  labels = {v.video_id: v.labels > 0 for v in datasets.load_benchmark(
-      "youtube_highlights", "train", data_dir=base.corpus.data_dir or None,
-      manual_dir=os.path.join(base.eval.data_root, "youtube_highlights"),
-      feature_set=base.eval.feature_set)}
-  source, cap, pools = datasets.load_corpus(base).train_source, base.input.max_segments_per_video, {}
-  for i in range(len(source)):
-    example = source[i]
-    bucket, x = int(example["bucket"]), np.asarray(example["features"], np.float32)
-    y = labels[_text(example["video_id"])]
-    if bucket < 2:  # 0 short, 1 long, 2 rest (not paired).
-      rows = (np.linspace(0, len(y) - 1, cap).round().astype(int) if len(y) > cap
-              else slice(None))
-      for pool in ("all", _text(example["domain"])):
-        pools.setdefault(pool, ([[], []], [[], []]))[bucket][0].append(x[rows])
-        pools[pool][bucket][1].append(y[rows])
-  return {pool: tuple((np.concatenate(xs), np.concatenate(ys)) for xs, ys in pools[pool])
-          for pool in sorted(pools, key=lambda p: (p != "all", p))}
+def _check_overrides(overridden: Sequence[str], methods: Sequence[str]) -> None:
+  """Refuses --config_overrides of keys that the flags or a recipe set anyway."""
+  owners = {"corpus.holdout_fraction": "--holdout_fraction", "eval.every_steps": "--eval_every"}
+  for method in methods:
+    for key, value in ablation_report.RECIPES[method][2].items():
+      if not isinstance(value, ablation_report.Scale):  # A Scale scales the override.
+        owners.setdefault(key, f"recipe {method}")
+  clashes = {key: owners[key] for key in overridden if key in owners}
+  if clashes:
+    raise ValueError(f"--config_overrides of {sorted(clashes)} would be replaced by "
+                     f"{sorted(set(clashes.values()))}; drop them")
 
 
 def run_ablation(base: ml_collections.ConfigDict, output_dir: str, *, seeds: int,
                  methods: Sequence[str] = tuple(ablation_report.METHODS),
                  models: Sequence[str] = ("A", "S"), domains: Sequence[str] = (),
                  steps: int = 0, steps_s: int = 200, groups_s: int = 0,
+                 feature_sets: Sequence[str] = (ablation_report.DEFAULT_FEATURES,),
+                 holdout_fraction: float = 0.15, eval_every: int = -1,
+                 overridden: Sequence[str] = (), report_name: str = "ablation",
                  command: str = "") -> dict:
-  """Trains or reuses every run; writes ablation.{md,json,png} into output_dir.
+  """Trains or reuses every run; writes <report_name>.{md,json,png} into output_dir.
+
+  Runs: every feature set x model (Ours-A, then each Ours-S domain) x method x
+  seed. `overridden`: the keys of --config_overrides (already applied to base).
 
   Returns:
-    The report written to ablation.json.
+    The report written to <report_name>.json.
   """
   start = time.time()
-  unknown = (set(methods) - set(ablation_report.METHODS)) | (set(models) - {"A", "S"})
-  if unknown or seeds < 1:
-    raise ValueError(f"unknown methods or models {sorted(unknown)}, or seeds={seeds} < 1")
+  methods = list(dict.fromkeys(best_method(output_dir, seeds) if m == BEST else m
+                               for m in methods))
+  unknown = ((set(methods) - set(ablation_report.RECIPES)) | (set(models) - {"A", "S"})
+             | (set(feature_sets) - set(FEATURE_SETS)))
+  if unknown or seeds < 1 or not feature_sets:
+    raise ValueError(f"unknown methods, models or feature sets {sorted(unknown)} (methods: "
+                     f"{list(ablation_report.RECIPES)}), or seeds={seeds} < 1, or no "
+                     "feature set")
+  _check_overrides(overridden, methods)
+  bases = {fs: feature_base(base, fs) for fs in feature_sets}
   if "S" in models and not domains:
     source = datasets.load_corpus(base).train_source
     domains = sorted({_text(source[i]["domain"]) for i in range(len(source))})
   domains = list(domains) if "S" in models else []
-  runs = [Run(m, d, k) for d in ([""] if "A" in models else []) + domains
+  runs = [Run(m, d, k, fs) for fs in feature_sets
+          for d in ([""] if "A" in models else []) + domains
           for m in methods for k in range(seeds)]
-  configs = {r.name: run_config(base, r, steps, steps_s, groups_s) for r in runs}
+  configs = {r.name: run_config(bases[r.feature_set], r, steps, steps_s, groups_s,
+                                holdout_fraction=holdout_fraction, eval_every=eval_every)
+             for r in runs}
   summaries = train_runs(runs, configs, output_dir)
-  baselines = label_free_baselines(base, seeds)
+  baselines = {fs: ablation_data.label_free_baselines(bases[fs], seeds)
+               for fs in feature_sets}
   reused = sum(s["reused"] for s in summaries.values())
   a_run = next((configs[r.name] for r in runs if not r.domain), None)
   s_run = next((configs[r.name] for r in runs if r.domain), None)
+  tables = {which: ablation_report.make_tables(summaries, baselines, methods, seeds,
+                                               which, feature_sets)
+            for which in ablation_report.SELECTIONS}
   report = {
       "command": command, "machine": _machine(),
       "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-      "settings": {"corpus": base.corpus.builder_config, "seeds": seeds, "methods": list(methods),
-                   "domains": domains, "group_size": base.train.group_size,
+      "settings": {"corpus": base.corpus.builder_config, "seeds": seeds, "methods": methods,
+                   "feature_sets": list(feature_sets), "domains": domains,
+                   "group_size": base.train.group_size, "holdout_fraction": holdout_fraction,
                    "steps_a": a_run.train.num_steps if a_run else 0,
                    "groups_a": a_run.train.num_groups if a_run else 0,
+                   "eval_every_a": a_run.eval.every_steps if a_run else 0,
                    "steps_s": s_run.train.num_steps if s_run else 0,
                    "groups_s": s_run.train.num_groups if s_run else 0,
+                   "eval_every_s": s_run.eval.every_steps if s_run else 0,
                    "num_trained": len(runs) - reused, "num_reused": reused},
       "runs": summaries, "baselines": baselines,
-      "tables": ablation_report.make_tables(summaries, baselines, methods, seeds),
-      "diagnostics": ablation_report.diagnostics(summaries, methods),
-      "pair_noise": ablation_report.pair_noise(labelled_pools(base))}
+      "tables": tables["last"], "tables_selected": tables["selected"],
+      "feature_table": ablation_report.feature_table(tables),
+      "heldout_ranking": ablation_report.heldout_ranking(summaries),
+      "diagnostics": ablation_report.diagnostics(summaries, methods, feature_sets),
+      "pair_noise": ablation_report.pair_noise(
+          ablation_data.labelled_pools(bases[feature_sets[0]]))}
   report["total_wall_s"] = time.time() - start
   os.makedirs(output_dir, exist_ok=True)
-  with open(os.path.join(output_dir, "ablation.json"), "w") as f:
+  path = os.path.join(output_dir, report_name)
+  with open(path + ".json", "w") as f:
     json.dump(report, f, indent=1)
-  with open(os.path.join(output_dir, "ablation.md"), "w") as f:
+  with open(path + ".md", "w") as f:
     f.write(ablation_report.markdown(report))
-  ablation_report.plot(report["tables"], os.path.join(output_dir, "ablation.png"))
+  ablation_report.plot(report["tables"], path + ".png")
   return report
 
 
@@ -284,8 +431,13 @@ def main(argv: Sequence[str]) -> None:
       models=FLAGS.models, domains=FLAGS.domains, steps=FLAGS.steps,
       steps_s=FLAGS.steps_s or steps_s,
       groups_s=groups_s if FLAGS.groups_s < 0 else FLAGS.groups_s,
+      feature_sets=FLAGS.feature_sets, holdout_fraction=FLAGS.holdout_fraction,
+      eval_every=FLAGS.eval_every,
+      overridden=[o.partition("=")[0].strip() for o in FLAGS.config_overrides],
+      report_name=FLAGS.report,
       command=" ".join(["python -m benchmarks.ablate", *sys.argv[1:]]))
   print(ablation_report.markdown(report))
+  print(ablation_report.ranking_line(report["heldout_ranking"]))
 
 
 if __name__ == "__main__":

@@ -1,20 +1,113 @@
 """Tables, markdown and the plot of benchmarks/ablate.py, from its run summaries.
 
-A summary is {"method", "domain" ("" for Ours-A), "seed", "eval": {benchmark:
-{"mAP", "per_group"}}, "train": {diagnostic: last logged value}, "wall_s"}.
+A method is a recipe (RECIPES): a variant and the config keys it sets on the
+base config. A summary is {"method", "domain" ("" for Ours-A), "feature_set",
+"seed", "last" and "selected": {"step", "eval": {benchmark: {"mAP",
+"per_group"}}, "heldout": {"pair_accuracy", "hinge", "between_share"} or {}},
+"selected_by", "train": {diagnostic: last logged value}, "wall_s"}; "selected"
+is the evaluation with the best held-out pair accuracy (results.json's
+"selected"), or the last one for runs without held-out videos.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
 import numpy as np
 
-METHODS = {"ranking_d": "Ranking-D", "ranking_em": "Ranking-EM", "joint": "Joint (f+h)"}
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+  """A recipe value relative to the base config: its value times `factor`."""
+  factor: float
+
+
+# method -> (display name, variant, config keys set on the base config).
+# "joint" is the paper's (softmax(h)); the other joint_* cannot collapse
+# (hl_jax/losses.py); *_domain pair short and long segments of one domain only.
+RECIPES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "ranking_d": ("Ranking-D", "ranking_d", {}),
+    "ranking_em": ("Ranking-EM", "ranking_em", {}),
+    "joint": ("Joint (f+h)", "joint", {"train.weighting": "softmax"}),
+    "joint_detached": ("Joint, detached", "joint", {"train.weighting": "detached"}),
+    "joint_tempered": ("Joint, tempered", "joint", {"train.weighting": "tempered"}),
+    "joint_capped": ("Joint, capped simplex", "joint",
+                     {"train.weighting": "capped_simplex"}),
+    "joint_self_paced": ("Joint, self-paced (no h)", "joint",
+                         {"train.weighting": "self_paced"}),
+    "joint_capped_domain": ("Joint capped, pairs within domain", "joint",
+                            {"train.weighting": "capped_simplex",
+                             "input.pair_within": "domain"}),
+    "joint_capped_wd": ("Joint capped, 10x weight decay", "joint",
+                        {"train.weighting": "capped_simplex",
+                         "train.weight_decay": Scale(10.0)}),
+    "ranking_d_domain": ("Ranking-D, pairs within domain", "ranking_d",
+                         {"input.pair_within": "domain"}),
+}
+METHODS = {name: label for name, (label, _, _) in RECIPES.items()}  # Display names.
+DEFAULT_FEATURES = "i3d_rgb"
 TITLES = {"youtube_highlights": "YouTube Highlights val mAP (%)",
           "tvsum": "TVSum val top-5 mAP (%), Ours-A only",
           "corpus": "corpus val mAP (%)"}
-DIAGNOSTICS = ("pair_accuracy", "max_weight", "loss", "pair_loss_unweighted")
+SELECTIONS = {"last": "last evaluation",
+              "selected": "evaluation selected by held-out pair accuracy"}
+HELDOUT = {"pair_accuracy": "held-out pair acc", "between_share": "between share"}
+DIAGNOSTICS = ("pair_accuracy", "max_weight", "weight_entropy", "effective_pairs",
+               "weight_satisfied", "loss", "pair_loss_unweighted")
+
+
+def collapse_proof(method: str) -> bool:
+  """A joint recipe whose weights cannot collapse (any weighting but softmax)."""
+  _, variant, keys = RECIPES[method]
+  return variant == "joint" and keys.get("train.weighting", "softmax") != "softmax"
+
+
+def label(method: str, feature_set: str = DEFAULT_FEATURES) -> str:
+  """The display name, with the feature set when it is not the default."""
+  return METHODS[method] + ("" if feature_set == DEFAULT_FEATURES else f" [{feature_set}]")
+
+
+def recipe_of(run_name: str) -> str | None:
+  """The method of an ablate.py run directory name (<method>_<A|S-domain>...)."""
+  for method in sorted(RECIPES, key=len, reverse=True):  # joint_capped_wd before joint.
+    if run_name.startswith((f"{method}_A_", f"{method}_S-")):
+      return method
+  return None
+
+
+def heldout_ranking(summaries: dict, feature_set: str = DEFAULT_FEATURES) -> list[dict]:
+  """Collapse-proof methods of Ours-A by held-out pair accuracy, best first.
+
+  Each method's score is the mean over seeds of the held-out pair accuracy
+  of its SELECTED evaluations: label-free, no evaluation split is read.
+
+  Returns:
+    [{"method", "mean", "std" (ddof=1; 0 for one seed), "n"}], best first;
+    methods without held-out results are left out.
+  """
+  rows = []
+  for method in RECIPES:
+    values = [s["selected"]["heldout"]["pair_accuracy"] for s in summaries.values()
+              if s["method"] == method and not s["domain"] and collapse_proof(method)
+              and s.get("feature_set", DEFAULT_FEATURES) == feature_set
+              and "pair_accuracy" in s["selected"]["heldout"]]
+    if values:
+      rows.append({"method": method, "mean": float(np.mean(values)), "n": len(values),
+                   "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0})
+  return sorted(rows, key=lambda r: -r["mean"])
+
+
+def ranking_line(ranking: list[dict]) -> str:
+  """The line ablate.py prints last: `heldout_ranking` and its best method."""
+  if not ranking:
+    return (f"Held-out ranking: no Ours-A {DEFAULT_FEATURES} run of a collapse-proof "
+            "method with held-out results in this invocation.")
+  return ("Collapse-proof methods by held-out pair accuracy of their selected evaluations "
+          f"(Ours-A, {DEFAULT_FEATURES}, no labels): " + ", ".join(
+              f"{r['method']} {100 * r['mean']:.2f}% ({r['n']} seed{'s' * (r['n'] > 1)})"
+              for r in ranking)
+          + f". Best: {ranking[0]['method']}")
 NOISE = ("short_positive", "long_positive", "right", "wrong", "tie", "norm_highlight",
          "norm_other")
 
@@ -23,7 +116,7 @@ def pair_noise(pools: dict[str, tuple] | None) -> dict[str, dict] | None:
   """How often a random (short, long) pair of each pool is right, wrong or a tie,
   and the mean feature L2 norm of its highlight and other clips."""
   out = {}
-  for pool, ((x_short, short), (x_long, long)) in (pools or {}).items():
+  for pool, ((x_short, short, *_), (x_long, long, *_)) in (pools or {}).items():
     ps, pl = float(short.mean()), float(long.mean())
     norm = np.linalg.norm(np.concatenate([x_short, x_long]), axis=1)
     positive = np.concatenate([short, long])
@@ -53,58 +146,108 @@ def _row(per_group: Sequence[dict[str, float]], mean_ap: float | None = None) ->
   return dict(merged, avg=avg)
 
 
-def _of(summaries: dict, method: str, model: str) -> list[dict]:
+def _of(summaries: dict, method: str, model: str,
+        feature_set: str = DEFAULT_FEATURES) -> list[dict]:
   return [s for s in summaries.values()
-          if s["method"] == method and bool(s["domain"]) == (model == "S")]
+          if s["method"] == method and bool(s["domain"]) == (model == "S")
+          and s.get("feature_set", DEFAULT_FEATURES) == feature_set]
 
 
-def make_tables(summaries: dict, baselines: dict, methods: Sequence[str],
-                seeds: int) -> dict[str, dict]:
-  """Per benchmark: {"columns": groups + ["avg"], "rows": [{label, model, values}]}.
+def _seed_row(found: list[dict], bench: str, model: str) -> dict:
+  """One seed's row from its evaluations (one per Ours-S domain model)."""
+  row = _row([f["eval"][bench]["per_group"] for f in found],
+             found[0]["eval"][bench]["mAP"] if model == "A" else None)
+  for key in HELDOUT:  # Ours-S: the mean over its domain models.
+    held = [f["heldout"][key] for f in found if key in f["heldout"]]
+    if held:
+      row[key] = float(np.mean(held))
+  return row
 
-  An Ours-S seed merges its per-domain models: each contributes its domain's
-  mAP, and its avg is their mean (as the paper averages LIM-S over domains).
+
+def make_tables(summaries: dict, baselines: dict, methods: Sequence[str], seeds: int,
+                which: str = "last",
+                feature_sets: Sequence[str] = (DEFAULT_FEATURES,)) -> dict[str, dict]:
+  """Per benchmark: {"columns": groups + ["avg"], "heldout_columns", "rows"}.
+
+  A row is {label, model, method, feature_set, values}; values has the
+  columns and the held-out ones (HELDOUT) of the same evaluations. `which`
+  ("last" or "selected") picks each run's evaluation. An Ours-S seed merges
+  its per-domain models: each contributes its domain's mAP, and its avg is
+  their mean (as the paper averages LIM-S over domains). `baselines` is
+  {feature set: {benchmark: {"random", "l2_norm"}}}; random scores do not
+  depend on features (one row), the L2 norm does (one row per feature set).
   """
-  tables = {}
-  for bench, base in baselines.items():
+  tables, first = {}, baselines[feature_sets[0]]
+  for bench, base in first.items():
     columns = list(base["random"][0]["per_group"]) + ["avg"]
     rows = []
-    for model in ("A", "S"):
-      for method in methods:
-        per_seed = []
-        for seed in range(seeds):
-          found = [s["eval"][bench] for s in _of(summaries, method, model)
-                   if s["seed"] == seed and bench in s["eval"]]
-          if found:
-            per_seed.append(_row([f["per_group"] for f in found],
-                                 found[0]["mAP"] if model == "A" else None))
-        if per_seed:
-          rows.append({"label": METHODS[method], "model": f"Ours-{model}",
-                       "values": _stats(per_seed, columns)})
+    for fs in feature_sets:
+      for model in ("A", "S"):
+        for method in methods:
+          per_seed = []
+          for seed in range(seeds):
+            found = [s[which] for s in _of(summaries, method, model, fs)
+                     if s["seed"] == seed and bench in s[which]["eval"]]
+            if found:
+              per_seed.append(_seed_row(found, bench, model))
+          if per_seed:
+            rows.append({"label": label(method, fs), "model": f"Ours-{model}",
+                         "method": method, "feature_set": fs,
+                         "values": _stats(per_seed, columns + list(HELDOUT))})
     randoms = [_row([r["per_group"]], r["mAP"]) for r in base["random"]]
     seeds_text = f"{len(randoms)} seed{'s' if len(randoms) > 1 else ''}"
     rows.append({"label": f"random scores ({seeds_text})", "model": "-",
-                 "values": _stats(randoms, columns)})
-    norm = base["l2_norm"]
-    rows.append({"label": "feature L2 norm", "model": "-",
-                 "values": _stats([_row([norm["per_group"]], norm["mAP"])], columns)})
-    tables[bench] = {"columns": columns, "rows": rows}
+                 "method": "random", "feature_set": "-", "values": _stats(randoms, columns)})
+    for fs in feature_sets:
+      norm = baselines[fs][bench]["l2_norm"]
+      rows.append({"label": "feature L2 norm" + ("" if fs == DEFAULT_FEATURES else f" [{fs}]"),
+                   "model": "-", "method": "l2_norm", "feature_set": fs,
+                   "values": _stats([_row([norm["per_group"]], norm["mAP"])], columns)})
+    tables[bench] = {"columns": columns, "heldout_columns": list(HELDOUT), "rows": rows}
   return tables
 
 
-def diagnostics(summaries: dict, methods: Sequence[str]) -> list[dict]:
-  """Last logged train metrics and wall time, mean over seeds (and domains)."""
+def feature_table(tables: dict[str, dict[str, dict]]) -> dict:
+  """Ours-A and baseline avg per benchmark and selection, one row per method
+  and feature set: {"columns": ["<bench> <which>", ...], "rows"}.
+
+  Args:
+    tables: {which: make_tables(..., which)}.
+  """
+  columns, rows = [], {}
+  for bench in next(iter(tables.values())):
+    for which, by_bench in tables.items():
+      columns.append(f"{bench} {which}")
+      for r in by_bench[bench]["rows"]:
+        if r["model"] != "Ours-S":
+          rows.setdefault(r["label"], {k: r[k] for k in ("label", "model", "method",
+                                                           "feature_set")})
+          rows[r["label"]].setdefault("values", {})[columns[-1]] = r["values"]["avg"]
+  return {"columns": columns, "rows": list(rows.values())}
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+  """The mean of the values that are not None; None if there are none."""
+  present = [v for v in values if v is not None]
+  return float(np.mean(present)) if present else None
+
+
+def diagnostics(summaries: dict, methods: Sequence[str],
+                feature_sets: Sequence[str] = (DEFAULT_FEATURES,)) -> list[dict]:
+  """Last logged train metrics, the last held-out between-video share and the
+  wall time, mean over seeds (and domains); None where no run logged it."""
   rows = []
-  for model in ("A", "S"):
-    for method in methods:
-      runs = _of(summaries, method, model)
-      if runs:
-        row = {k: float(np.nanmean([np.nan if r["train"].get(k) is None else r["train"][k]
-                                    for r in runs])) for k in DIAGNOSTICS}
-        walls = [r["wall_s"] for r in runs if r.get("wall_s") is not None]
-        row.update(method=method, model=model, runs=len(runs),
-                   wall_s=float(np.mean(walls)) if walls else float("nan"))
-        rows.append(row)
+  for fs in feature_sets:
+    for model in ("A", "S"):
+      for method in methods:
+        runs = _of(summaries, method, model, fs)
+        if runs:
+          row = {k: _mean([r["train"].get(k) for r in runs]) for k in DIAGNOSTICS}
+          row["heldout_between_share"] = _mean(
+              [r["last"]["heldout"].get("between_share") for r in runs])
+          row.update(method=method, model=model, feature_set=fs, runs=len(runs),
+                     wall_s=_mean([r.get("wall_s") for r in runs]))
+          rows.append(row)
   return rows
 
 
@@ -119,35 +262,81 @@ def _wall_sum(summaries: dict) -> float:
   return float(sum(s.get("wall_s") or 0.0 for s in summaries.values()))
 
 
-def markdown(report: dict[str, Any]) -> str:
-  """ablation.md: settings, one table per benchmark, diagnostics, pair noise."""
+def _fmt(value: float | None, digits: int = 3) -> str:
+  return "" if value is None else f"{value:.{digits}f}"
+
+
+def _table(title: str, columns: Sequence[str], rows: list[dict],
+           names: dict[str, str] | None = None) -> list[str]:
+  heads = [(names or {}).get(c, c) for c in columns]
+  lines = [f"## {title}", "", "| method | model | " + " | ".join(heads) + " |",
+           "|---|---|" + "---:|" * len(columns)]
+  lines += [f"| {r['label']} | {r['model']} | " + " | ".join(
+      _cell(r["values"].get(c)) for c in columns) + " |" for r in rows]
+  return lines + [""]
+
+
+def _settings(report: dict[str, Any]) -> list[str]:
   s = report["settings"]
-  lines = [f"# Ablation on the {s['corpus']} corpus", "", f"`{report['command']}`", "",
-           f"{report['date']}; {report['machine']}. This invocation: "
-           f"{report['total_wall_s'] / 60:.1f} min, {s['num_trained']} runs trained and "
-           f"{s['num_reused']} reused; the runs' own training wall times sum to "
-           f"{_wall_sum(report['runs']) / 60:.1f} min.", "",
-           f"Settings: seeds 0..{s['seeds'] - 1}; methods {', '.join(s['methods'])}; "
-           + (f"Ours-A {s['steps_a']} steps of {s['groups_a']} groups x "
-              f"{s['group_size']} pairs; " if s["steps_a"] else "Ours-A not run; ")
-           + (f"Ours-S (one model per domain: {', '.join(s['domains'])}) {s['steps_s']} "
-              f"steps of {s['groups_s']} groups x {s['group_size']} pairs. "
-              if s["domains"] else "Ours-S not run. ")
-           + "Evaluated once, after the last step. Cells: mean ± std (ddof=1) over "
-           "seeds; Ours-S avg = mean of its per-domain models.", ""]
-  for bench, table in report["tables"].items():
-    cols = table["columns"]
-    lines += [f"## {TITLES[bench]}", "", "| method | model | " + " | ".join(cols) + " |",
-              "|---|---|" + "---:|" * len(cols)]
-    lines += [f"| {r['label']} | {r['model']} | " + " | ".join(
-        _cell(r["values"].get(c)) for c in cols) + " |" for r in table["rows"]]
-    lines.append("")
-  lines += ["## Training diagnostics (last log interval; mean over seeds and domains)", "",
-            "| method | model | runs | " + " | ".join(DIAGNOSTICS) + " | wall s / run |",
-            "|---|---|---:|" + "---:|" * (len(DIAGNOSTICS) + 1)]
-  lines += [f"| {METHODS[r['method']]} | Ours-{r['model']} | {r['runs']} | "
-            + " | ".join(f"{r[k]:.3f}" for k in DIAGNOSTICS) + f" | {r['wall_s']:.0f} |"
-            for r in report["diagnostics"]]
+  every = ", ".join(f"Ours-{m} every {s[f'eval_every_{m.lower()}']} steps"
+                    for m in ("A", "S") if s.get(f"steps_{m.lower()}"))
+  return [f"# Ablation on the {s['corpus']} corpus", "", f"`{report['command']}`", "",
+          f"{report['date']}; {report['machine']}. This invocation: "
+          f"{report['total_wall_s'] / 60:.1f} min, {s['num_trained']} runs trained and "
+          f"{s['num_reused']} reused; the runs' own training wall times sum to "
+          f"{_wall_sum(report['runs']) / 60:.1f} min.", "",
+          f"Settings: seeds 0..{s['seeds'] - 1}; methods {', '.join(s['methods'])}; "
+          f"feature sets {', '.join(s.get('feature_sets', [DEFAULT_FEATURES]))}; "
+          + (f"Ours-A {s['steps_a']} steps of {s['groups_a']} groups x "
+             f"{s['group_size']} pairs; " if s["steps_a"] else "Ours-A not run; ")
+          + (f"Ours-S (one model per domain: {', '.join(s['domains'])}) {s['steps_s']} "
+             f"steps of {s['groups_s']} groups x {s['group_size']} pairs. "
+             if s["domains"] else "Ours-S not run. ")
+          + f"Each run holds out corpus.holdout_fraction={s.get('holdout_fraction', 0)} "
+          f"of its training videos and is evaluated {every or 'once'} and at the end: "
+          "'last' tables use the final evaluation, 'selected' ones the evaluation with "
+          "the best held-out pair accuracy (label-free: f(short) > f(long) on held-out "
+          "training videos; random scores 50%); nothing is selected on an evaluation "
+          "split. Runs without held-out videos count their last evaluation as selected. "
+          "Cells: mean ± std (ddof=1) over seeds; Ours-S avg = mean of its per-domain "
+          "models. Between share: the share of f's score variance on held-out videos "
+          "that is a per-video offset.", "",
+          "| method | variant | config keys on the base config |", "|---|---|---|"] + [
+              f"| {m} ({METHODS[m]}) | {RECIPES[m][1]} | " + (", ".join(
+                  f"{k}={'x' + format(v.factor, 'g') if isinstance(v, Scale) else v!r}"
+                  for k, v in RECIPES[m][2].items()) or "-") + " |"
+              for m in s["methods"]] + [""]
+
+
+def markdown(report: dict[str, Any]) -> str:
+  """ablation.md: settings and recipes, per benchmark a table of the last and
+  of the selected evaluations, feature sets, the held-out ranking,
+  diagnostics, pair noise."""
+  lines = _settings(report)
+  for which, key in (("last", "tables"), ("selected", "tables_selected")):
+    for bench, table in report.get(key, {}).items():
+      lines += _table(f"{TITLES[bench]}: {SELECTIONS[which]}",
+                      table["columns"] + table.get("heldout_columns", []), table["rows"],
+                      {k: f"{v} (%)" for k, v in HELDOUT.items()})
+  features = report.get("feature_table")
+  if features and features["rows"]:
+    lines += _table("Ours-A avg mAP (%) per feature set, last and selected evaluations",
+                    features["columns"], features["rows"])
+  ranking = report.get("heldout_ranking")
+  if ranking:
+    lines += ["## Collapse-proof variants by held-out pair accuracy (Ours-A, "
+              f"{DEFAULT_FEATURES}, selected evaluations; no labels)", "",
+              "| rank | method | held-out pair acc (%) | seeds |", "|---:|---|---:|---:|"]
+    lines += [f"| {k + 1} | {r['method']} | {_cell(r)} | {r['n']} |"
+              for k, r in enumerate(ranking)] + [""]
+  heads = list(DIAGNOSTICS) + ["heldout_between_share"]
+  lines += ["## Training diagnostics (last log interval; held-out between share of the last "
+            "evaluation; mean over seeds and domains; blank: not logged by the run)", "",
+            "| method | model | runs | " + " | ".join(heads) + " | wall s / run |",
+            "|---|---|---:|" + "---:|" * (len(heads) + 1)]
+  lines += [f"| {label(r['method'], r.get('feature_set', DEFAULT_FEATURES))} | "
+            f"Ours-{r['model']} | {r['runs']} | " + " | ".join(_fmt(r[k]) for k in heads)
+            + f" | {_fmt(r['wall_s'], 0)} |" for r in report["diagnostics"]]
   if report.get("pair_noise"):
     lines += ["", "## Training-pair noise (YTH train-split labels, which no run sees)", "",
               "Random (short clip, long clip) pairs of the training table (the pool "

@@ -1,6 +1,6 @@
 r"""Which training pairs do the ablation's models trust? Measured with train labels.
 
-  python -m benchmarks.pair_weights --ablation_dir=/tmp/hl_jax_ablation/yth
+  python -m benchmarks.pair_weights --ablation_dir=/tmp/hl_jax_ablation/issue13
 
 For every run of a benchmarks/ablate.py output on the youtube_highlights corpus
 it restores f (and h, or the EM prior) from the final checkpoint, draws random
@@ -9,12 +9,20 @@ domains for Ours-A, its domain for Ours-S) as the train step draws them, and
 labels each pair with the YTH train-split labels, which training never reads:
 right (short clip a highlight, long clip not), wrong (the reverse) or a tie.
 It reports, under each method's pair weights (uniform 1/n, the EM posteriors,
-softmax(h)), the weight that goes to right and to wrong pairs, the weight on
-pairs f already ranks with the margin (zero hinge loss: no gradient), the mean
-largest weight per group, f's ordering accuracy on right and on wrong pairs, and
-the rank correlation of f with the clips' feature L2 norm over the pool.
-Nothing here touches an evaluation split. Writes pair_weights.{json,md} into
---ablation_dir.
+or the joint recipe's train.weighting: `losses.pair_weights` at the run's last
+step, e.g. softmax(h) or capped_simplex), normalised to sum 1 per group: the
+share of groups that carry any weight (weighted_groups; the collapse-proof
+weightings give none to a group of satisfied pairs), and over those groups the
+weight that goes to right and to wrong pairs, the weight on pairs f already
+ranks with the margin (zero hinge loss: no gradient), the mean largest weight
+and effective number of pairs (1 / sum w^2) per group; f's ordering accuracy on
+right and on wrong pairs, the rank correlation of f with the clips' feature L2
+norm over the pool, and the between-video share of f's variance over the
+pool's clips (how much of f is a per-video offset). Runs are labelled by their
+recipe (benchmarks/ablation_report.RECIPES) and feature set; a run's pool
+leaves out its held-out videos, and its pairs stay within a domain when it
+trained so (input.pair_within). Nothing here touches an evaluation split.
+Writes pair_weights.{json,md} into --ablation_dir.
 """
 
 from __future__ import annotations
@@ -31,15 +39,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import ablate
+from benchmarks import ablation_data
 from benchmarks import ablation_report
 from hl_jax import checkpointing
+from hl_jax import heldout
+from hl_jax import losses
 from hl_jax import models
 from hl_jax import train
 
 FLAGS = flags.FLAGS
-COLUMNS = ("right", "wrong", "satisfied", "max_weight", "f_acc_right", "f_acc_wrong",
-           "f_norm_rank_corr")
+COLUMNS = ("weighted_groups", "right", "wrong", "satisfied", "max_weight", "effective_pairs",
+           "f_acc_right", "f_acc_wrong", "f_norm_rank_corr", "between_share")
 
 
 def _define_flags() -> None:
@@ -48,41 +58,101 @@ def _define_flags() -> None:
   flags.DEFINE_integer("groups", 2048, "Random groups of pairs per run.")
 
 
+def _draw_pairs(pools: dict[str, tuple], pool: str, shape: tuple[int, int],
+                within_domain: bool, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+  """[groups, n] short and long clip indices, as the train step pairs them."""
+  (_, ys, *short_videos), (_, yl, *long_videos) = pools[pool]
+  i, j = rng.integers(0, len(ys), shape), rng.integers(0, len(yl), shape)
+  if within_domain and pool == "all":  # Each short clip meets its own domain's long clips.
+    if not short_videos:
+      raise ValueError("pairs within a domain need pools with video indices")
+    domain_of = {v: d for d, (s, l) in pools.items() if d != "all"
+                 for v in np.concatenate([s[2], l[2]])}
+    short_domain = np.array([domain_of[v] for v in short_videos[0]])[i]
+    long_domain = np.array([domain_of[v] for v in long_videos[0]])
+    for domain in np.unique(short_domain):
+      mine, candidates = short_domain == domain, np.flatnonzero(long_domain == domain)
+      j[mine] = candidates[rng.integers(0, len(candidates), mine.sum())]
+  return i, j
+
+
+def _weights(config: Any, state: dict, weigher: Any, x: tuple[np.ndarray, np.ndarray],
+             ij: tuple[np.ndarray, np.ndarray],
+             f_pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+  """[groups, n] the run's pair weights at its last step, normalised to sum 1 per
+  group (0 in a group whose weights are all 0)."""
+  (x_short, x_long), (i, j), (f_short, f_long) = x, ij, f_pair  # Pool clips, [groups, n].
+  if config.variant == "joint":
+    weighting, logits = config.train.get("weighting", "softmax"), None
+    if weighting in losses.H_WEIGHTINGS:
+      h = jax.jit(lambda a, b: weigher.apply({"params": state["params"]["h"]}, a, b))
+      logits = jnp.asarray(np.concatenate([
+          np.asarray(h(x_short[i[k:k + 256]], x_long[j[k:k + 256]]))
+          for k in range(0, len(i), 256)]))
+    pair_loss = losses.pair_loss(config.train.pair_loss, jnp.asarray(f_short),
+                                 jnp.asarray(f_long), config.train.margin)
+    progress = losses.ramp(jnp.asarray(int(state["step"])),
+                           config.train.get("weight_schedule_steps", 0))
+    weights = np.asarray(losses.pair_weights(
+        weighting, pair_loss, logits, progress,
+        temperature_start=config.train.get("weight_temperature_start", 10.0),
+        valid_fraction=config.train.get("valid_fraction", 0.5)), np.float64)
+  elif config.variant == "ranking_em":
+    weights = np.asarray(train.em_posterior(jnp.asarray(f_short - f_long), state["em_prior"]))
+  else:
+    weights = np.ones(f_short.shape)
+  total = weights.sum(-1, keepdims=True)
+  return np.where(total > 0, weights / np.maximum(total, 1e-30), 0.0)
+
+
 def pair_weight_stats(workdir: str, pools: dict[str, tuple], groups: int,
                       seed: int = 0) -> dict[str, float]:
-  """Weights of right / wrong / satisfied pairs under one run's final model."""
+  """Weights of right / wrong / satisfied pairs under one run's final model.
+
+  Args:
+    workdir: the run.
+    pools: `ablation_data.labelled_pools`'s; the between-video share needs
+      `with_videos=True` (nan without).
+    groups: random groups of group_size pairs.
+    seed: of the draw.
+  """
   config, state = checkpointing.restore_workdir(workdir)
-  (xs, ys), (xl, yl) = pools[config.corpus.domain or "all"]
-  n, margin = config.train.group_size, config.train.margin
-  rng = np.random.default_rng(seed)
-  i, j = rng.integers(0, len(ys), (groups, n)), rng.integers(0, len(yl), (groups, n))
+  pool = config.corpus.domain or "all"
+  (xs, ys, *short_videos), (xl, yl, *long_videos) = pools[pool]
+  i, j = _draw_pairs(pools, pool, (groups, config.train.group_size),
+                     config.input.get("pair_within", "") == "domain",
+                     np.random.default_rng(seed))
   scorer, weigher = models.build(config)
   f = jax.jit(lambda x: scorer.apply({"params": state["params"]["f"]}, x))
   f_short, f_long = np.asarray(f(xs)), np.asarray(f(xl))
   gap = f_short[i] - f_long[j]  # [groups, n]
-  if config.variant == "joint":
-    h = jax.jit(lambda a, b: jax.nn.softmax(weigher.apply(
-        {"params": state["params"]["h"]}, a, b), axis=-1))
-    weights = np.concatenate([np.asarray(h(xs[i[k:k + 256]], xl[j[k:k + 256]]))
-                              for k in range(0, groups, 256)])
-  elif config.variant == "ranking_em":
-    post = np.asarray(train.em_posterior(jnp.asarray(gap), state["em_prior"]))
-    weights = post / post.sum(-1, keepdims=True)
-  else:
-    weights = np.full(gap.shape, 1.0 / n)
+  weights = _weights(config, state, weigher, (xs, xl), (i, j), (f_short[i], f_long[j]))
   right, wrong = ys[i] & ~yl[j], ~ys[i] & yl[j]
+  # Weight statistics are means over the groups that carry weight (a group whose
+  # pairs are all satisfied has none under the collapse-proof weightings).
+  carried = weights.sum(-1) > 0
+  weights = weights[carried]
 
   def weighted(mask: np.ndarray) -> float:
-    return float(np.mean(np.sum(weights * mask, -1)))
+    return float(np.mean(np.sum(weights * mask[carried], -1))) if carried.any() else np.nan
 
+  scores = np.concatenate([f_short, f_long])
+  share = float("nan")
+  if short_videos:
+    videos = np.concatenate([short_videos[0], long_videos[0]])
+    share = heldout.between_within([scores[videos == v] for v in np.unique(videos)])[
+        "between_share"]
   return {"right": weighted(right), "wrong": weighted(wrong),
-          "satisfied": weighted(gap >= margin),
-          "max_weight": float(np.mean(weights.max(-1))),
+          "satisfied": weighted(gap >= config.train.margin),
+          "weighted_groups": float(np.mean(carried)),
+          "max_weight": float(np.mean(weights.max(-1))) if carried.any() else np.nan,
+          "effective_pairs": (float(np.mean(1.0 / np.sum(weights ** 2, -1)))
+                              if carried.any() else np.nan),
           "f_acc_right": float(np.mean(gap[right] > 0)),
           "f_acc_wrong": float(np.mean(gap[wrong] > 0)),
           "f_norm_rank_corr": rank_correlation(
-              np.concatenate([f_short, f_long]),
-              np.linalg.norm(np.concatenate([xs, xl]), axis=1))}
+              scores, np.linalg.norm(np.concatenate([xs, xl]), axis=1)),
+          "between_share": share}
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -91,38 +161,49 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def analyse(ablation_dir: str, groups: int) -> dict[str, Any]:
-  """Per run stats, and their means per method and model."""
+  """Per run stats, and their means per feature set, model and method (recipe)."""
   workdirs = sorted(glob.glob(os.path.join(ablation_dir, "runs", "*", "results.json")))
   if not workdirs:
     raise FileNotFoundError(f"no finished run in {ablation_dir}/runs")
-  base = checkpointing.load_config(os.path.dirname(workdirs[0]))
-  base.corpus.domain = ""
-  pools = ablate.labelled_pools(base)
-  if pools is None:
-    raise ValueError(f"corpus {base.corpus.builder_config!r} has no train-split labels")
-  runs = {}
+  pools, runs = {}, {}
   for path in workdirs:
     workdir = os.path.dirname(path)
     config = checkpointing.load_config(workdir)
-    runs[os.path.basename(workdir)] = dict(
-        pair_weight_stats(workdir, pools, groups), method=config.variant,
-        model="S" if config.corpus.domain else "A")
+    # One training pool per corpus and hold-out (the runs' own, all domains).
+    key = (config.corpus.builder_config, config.corpus.get("holdout_fraction", 0.0))
+    if key not in pools:
+      base = config.copy_and_resolve_references()
+      base.corpus.domain = ""
+      pools[key] = ablation_data.labelled_pools(base, with_videos=True)
+      if pools[key] is None:
+        raise ValueError(f"corpus {key[0]!r} has no train-split labels")
+    name = os.path.basename(workdir)
+    runs[name] = dict(pair_weight_stats(workdir, pools[key], groups),
+                      method=ablation_report.recipe_of(name) or config.variant,
+                      model="S" if config.corpus.domain else "A",
+                      feature_set=config.eval.feature_set)
   rows = []
-  for model in ("A", "S"):
-    for method in ablation_report.METHODS:
-      mine = [r for r in runs.values() if r["method"] == method and r["model"] == model]
-      if mine:
-        rows.append(dict({k: float(np.mean([r[k] for r in mine])) for k in COLUMNS},
-                         method=method, model=model, runs=len(mine)))
-  return {"groups": groups, "uniform": ablation_report.pair_noise(pools), "runs": runs,
-          "rows": rows}
+  for fs in sorted({r["feature_set"] for r in runs.values()},
+                   key=lambda f: (f != ablation_report.DEFAULT_FEATURES, f)):
+    for model in ("A", "S"):
+      for method in ablation_report.METHODS:
+        mine = [r for r in runs.values()
+                if (r["method"], r["model"], r["feature_set"]) == (method, model, fs)]
+        if mine:
+          # Means over the runs where a value is defined (nan: no such pair or group).
+          means = {k: [r[k] for r in mine if not np.isnan(r[k])] for k in COLUMNS}
+          rows.append(dict({k: float(np.mean(v)) if v else np.nan for k, v in means.items()},
+                           method=method, model=model, feature_set=fs, runs=len(mine)))
+  return {"groups": groups, "uniform": ablation_report.pair_noise(next(iter(pools.values()))),
+          "runs": runs, "rows": rows}
 
 
 def markdown(result: dict[str, Any]) -> str:
   lines = ["| method | model | runs | " + " | ".join(COLUMNS) + " |",
            "|---|---|---:|" + "---:|" * len(COLUMNS)]
-  lines += [f"| {ablation_report.METHODS[r['method']]} | Ours-{r['model']} | {r['runs']} | "
-            + " | ".join(f"{r[k]:.3f}" for k in COLUMNS) + " |" for r in result["rows"]]
+  lines += [f"| {ablation_report.label(r['method'], r['feature_set'])} | Ours-{r['model']} | "
+            f"{r['runs']} | " + " | ".join(f"{r[k]:.3f}" for k in COLUMNS) + " |"
+            for r in result["rows"]]
   return "\n".join(lines) + "\n"
 
 

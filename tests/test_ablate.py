@@ -1,18 +1,26 @@
-"""benchmarks/ablate.py end to end on the tiny config: outputs, reuse, baselines."""
+"""benchmarks/ablate.py end to end on the tiny config: outputs, reuse, baselines,
+recipes, last vs selected evaluations, the held-out ranking."""
 
 import json
+import os
 import warnings
 
 import numpy as np
 import pytest
 
 from benchmarks import ablate
+from benchmarks import ablation_data
+from benchmarks import ablation_report
 from benchmarks import pair_weights
 from configs import tiny
+from hl_jax import checkpointing
+from hl_jax import config_checks
 from hl_jax import datasets
 from hl_jax import train
 
-METHODS = ("ranking_d", "joint")
+METHODS = ("ranking_d", "joint", "joint_capped")
+# A tiny-corpus domain has 2-6 videos per bucket: 0.2 holds out one of each.
+RUN_FLAGS = dict(holdout_fraction=0.2, eval_every=2)
 
 
 def hand_trapezoid_ap(scores, labels):
@@ -42,7 +50,8 @@ def base(tmp_path_factory):
 def ablation(base, tmp_path_factory):
   out = tmp_path_factory.mktemp("ablation")
   report = ablate.run_ablation(base, str(out), seeds=1, methods=METHODS,
-                               domains=("dog",), steps=6, steps_s=4, command="test")
+                               domains=("dog",), steps=6, steps_s=4, command="test",
+                               **RUN_FLAGS)
   return out, report
 
 
@@ -58,16 +67,16 @@ def test_writes_the_table_json_and_plot(ablation):
   saved = json.loads((out / "ablation.json").read_text())
   assert sorted(saved["runs"]) == sorted(
       f"{m}_{s}_seed0" for m in METHODS for s in ("A", "S-dog"))
-  assert saved["settings"]["num_trained"] == 4
+  assert saved["settings"]["num_trained"] == 6
   for name in saved["runs"]:
     assert (out / "runs" / name / "results.json").exists()
   rows = {(r["label"], r["model"]): r["values"] for r in saved["tables"]["corpus"]["rows"]}
   # Ours-S is evaluated on its own domain only; its avg is that domain's mAP.
   ours_s = rows[("Ranking-D", "Ours-S")]
-  assert set(ours_s) == {"dog", "avg"}
+  assert set(ours_s) == {"dog", "avg", *ablation_report.HELDOUT}
   assert ours_s["avg"]["mean"] == ours_s["dog"]["mean"]
   assert set(rows[("Joint (f+h)", "Ours-A")]) == set(
-      saved["tables"]["corpus"]["columns"])
+      saved["tables"]["corpus"]["columns"] + list(ablation_report.HELDOUT))
   assert report["tables"] == saved["tables"]
 
 
@@ -80,10 +89,12 @@ def test_second_invocation_reuses_finished_runs(ablation, base, monkeypatch):
 
   monkeypatch.setattr(train, "train_and_evaluate", must_not_train)
   second = ablate.run_ablation(base, str(out), seeds=1, methods=METHODS,
-                               domains=("dog",), steps=6, steps_s=4, command="test")
-  assert second["settings"]["num_reused"] == 4
+                               domains=("dog",), steps=6, steps_s=4, command="test",
+                               **RUN_FLAGS)
+  assert second["settings"]["num_reused"] == 6
   assert second["settings"]["num_trained"] == 0
   assert second["tables"] == first["tables"]
+  assert second["tables_selected"] == first["tables_selected"]
 
 
 @pytest.mark.slow
@@ -92,7 +103,7 @@ def test_l2_norm_baseline_matches_a_hand_computation(ablation, base):
   video = datasets.load_corpus(base).eval_videos[0]
   norms = np.sqrt(np.sum(video.features.astype(np.float64) ** 2, axis=1))
   expected = hand_trapezoid_ap(list(norms), [int(y) for y in video.labels])
-  l2 = report["baselines"]["corpus"]["l2_norm"]
+  l2 = report["baselines"]["i3d_rgb"]["corpus"]["l2_norm"]
   assert l2["per_video"][video.video_id] == pytest.approx(expected, abs=1e-12)
   assert 0 < expected < 1
 
@@ -102,7 +113,7 @@ def test_changed_steps_are_refused_not_mixed(ablation, base):
   out, _ = ablation
   with pytest.raises(ValueError, match="holds a run of 6 steps, not 7"):
     ablate.run_ablation(base, str(out), seeds=1, methods=("ranking_d",),
-                        models=("A",), steps=7)
+                        models=("A",), steps=7, **RUN_FLAGS)
 
 
 @pytest.mark.slow
@@ -133,6 +144,26 @@ def test_pair_weights_on_hand_labelled_pools(ablation, base):
         stats = pair_weight_stats(run, pools, groups=64)
       assert (stats["right"], stats["wrong"]) == (
           pytest.approx(right, abs=1e-5), pytest.approx(wrong, abs=1e-5)), run
+  # The capped run's weights (train.weighting) leave satisfied pairs out; a
+  # group whose pairs are all satisfied has no weight at all, and the weight
+  # statistics are over the groups that have some.
+  capped = pair_weight_stats(str(out / "runs" / "joint_capped_A_seed0"), pools, groups=256)
+  assert 0 < capped["weighted_groups"] <= 1
+  assert (capped["satisfied"], capped["right"]) == (0.0, 0.0)
+  assert capped["wrong"] == pytest.approx(1.0)
+  assert 1 <= capped["effective_pairs"] <= base.train.group_size
+  assert uniform["effective_pairs"] == pytest.approx(base.train.group_size)
+  assert uniform["weighted_groups"] == 1.0
+  assert np.isnan(uniform["between_share"])  # No video ids in hand-made pools.
+  # Pools with each clip's video (labelled_pools(with_videos=True)): the
+  # between-video share of f's variance; 1 when every clip is its own video.
+  assert ablation_data.labelled_pools(base, with_videos=True) is None  # No YTH labels.
+  run = str(out / "runs" / "joint_A_seed0")
+  for videos, low, high in ((np.repeat(np.arange(8), 5), 0.0, 1.0), (np.arange(40), 1.0, 1.0)):
+    pools = {name: ((features, labels, videos), (features, labels, videos + 40))
+             for name in ("all", "dog")}
+    share = pair_weight_stats(run, pools, groups=64)["between_share"]
+    assert low - 1e-9 <= share <= high + 1e-9
 
 
 def test_config_overrides_are_typed_and_checked():
@@ -145,3 +176,171 @@ def test_config_overrides_are_typed_and_checked():
   assert tuple(config.model.scorer_hidden) == (8, 4)
   with pytest.raises(ValueError, match="config override 'model.no_such_key=1'"):
     harness.apply_overrides(config, ["model.no_such_key=1"])
+
+
+@pytest.mark.slow
+def test_last_and_selected_evaluations_are_both_reported(ablation):
+  out, report = ablation
+  md = (out / "ablation.md").read_text()
+  for heading in ("## corpus val mAP (%): last evaluation",
+                  "## corpus val mAP (%): evaluation selected by held-out pair accuracy",
+                  "## Ours-A avg mAP (%) per feature set", "held-out pair acc (%)",
+                  "## Collapse-proof variants by held-out pair accuracy"):
+    assert heading in md
+  for name, summary in report["runs"].items():
+    results = json.loads((out / "runs" / name / "results.json").read_text())
+    history = results["history"]
+    assert [e["step"] for e in history] == ([2, 4] if summary["domain"] else [2, 4, 6])
+    accuracies = [e["heldout"]["heldout"]["pair_accuracy"] for e in history]
+    chosen = history[int(np.argmax(accuracies))]  # The earliest best.
+    assert summary["last"]["step"] == history[-1]["step"]
+    assert summary["selected"]["step"] == chosen["step"]
+    assert summary["selected"]["eval"]["corpus"]["mAP"] == chosen["corpus"]["model"]["mAP"]
+    assert summary["selected"]["heldout"]["pair_accuracy"] == max(accuracies)
+    assert summary["last"]["heldout"]["between_share"] == (
+        results["heldout"]["heldout"]["between_share"])
+  for key, which in (("tables", "last"), ("tables_selected", "selected")):
+    rows = {(r["label"], r["model"]): r["values"] for r in report[key]["corpus"]["rows"]}
+    run = report["runs"]["joint_capped_A_seed0"][which]
+    values = rows[("Joint, capped simplex", "Ours-A")]
+    assert values["avg"]["mean"] == run["eval"]["corpus"]["mAP"]
+    assert values["pair_accuracy"]["mean"] == run["heldout"]["pair_accuracy"]
+  assert [r["method"] for r in report["heldout_ranking"]] == ["joint_capped"]
+  assert ablate.best_method(str(out), seeds=1) == "joint_capped"
+  diagnostics = {(r["method"], r["model"]): r for r in report["diagnostics"]}
+  assert 0 <= diagnostics[("joint_capped", "A")]["weight_satisfied"] <= 1
+  assert 0 <= diagnostics[("joint", "S")]["heldout_between_share"] <= 1
+
+
+@pytest.mark.slow
+def test_a_changed_recipe_or_holdout_refuses_the_run_dir(ablation, base, monkeypatch):
+  out, _ = ablation
+  monkeypatch.setattr(train, "train_and_evaluate", None)  # Refused before any training.
+  monkeypatch.setitem(ablation_report.RECIPES, "joint",
+                      ("Joint (f+h)", "joint", {"train.weighting": "detached"}))
+  with pytest.raises(ValueError, match=r"joint_A_seed0 holds a run with train.weighting="
+                     r"'softmax', not 'detached' .*--output_dir"):
+    ablate.run_ablation(base, str(out), seeds=1, methods=("joint",), models=("A",),
+                        steps=6, **RUN_FLAGS)
+  with pytest.raises(ValueError, match="corpus.holdout_fraction=0.2, not 0.25"):
+    ablate.run_ablation(base, str(out), seeds=1, methods=("ranking_d",), models=("A",),
+                        steps=6, holdout_fraction=0.25, eval_every=2)
+
+
+def test_recipes_set_their_config_keys():
+  config = tiny.get_config()
+  expected = {  # method: variant, train.weighting, input.pair_within, weight decay factor.
+      "ranking_d": ("ranking_d", "softmax", "", 1),
+      "ranking_em": ("ranking_em", "softmax", "", 1),
+      "joint": ("joint", "softmax", "", 1),
+      "joint_detached": ("joint", "detached", "", 1),
+      "joint_tempered": ("joint", "tempered", "", 1),
+      "joint_capped": ("joint", "capped_simplex", "", 1),
+      "joint_self_paced": ("joint", "self_paced", "", 1),
+      "joint_capped_domain": ("joint", "capped_simplex", "domain", 1),
+      "joint_capped_wd": ("joint", "capped_simplex", "", 10),
+      "ranking_d_domain": ("ranking_d", "softmax", "domain", 1)}
+  assert list(expected) == list(ablation_report.RECIPES)
+  for method, (variant, weighting, within, decay) in expected.items():
+    got = ablate.run_config(config, ablate.Run(method, "", 2), 0, 8, 0,
+                            holdout_fraction=0.2)
+    config_checks.validate(got)
+    assert (got.variant, got.train.weighting, got.input.pair_within) == (
+        variant, weighting, within)
+    assert got.train.weight_decay == pytest.approx(decay * config.train.weight_decay)
+    assert got.model.dropout == config.model.dropout
+    assert (got.seed, got.input.shuffle_seed, got.corpus.holdout_fraction) == (2, 2, 0.2)
+    assert got.eval.every_steps == config.checkpoint.every_steps  # The default.
+    ours_s = ablate.run_config(config, ablate.Run(method, "dog", 0), 0, 8, 0, eval_every=3)
+    assert (ours_s.corpus.domain, ours_s.train.num_steps, ours_s.eval.every_steps) == (
+        "dog", 8, 3)
+  assert config.train.weighting == "softmax" and config.variant == "joint"  # Unchanged.
+  assert ablate.run_config(config, ablate.Run("joint", "dog", 0), 0, 8, 0
+                           ).eval.every_steps == 2  # Ours-S default: steps_s // 4.
+  assert ablate.Run("joint", "dog", 1).name == "joint_S-dog_seed1"
+  assert ablate.Run("joint_capped", "", 0, "i3d_rgb_flow").name == "joint_capped_A_rgbflow_seed0"
+  with pytest.raises(ValueError, match="on the youtube_highlights corpus"):
+    ablate.feature_base(config, "i3d_rgb_flow")
+  from configs import joint  # pylint: disable=g-import-not-at-top
+  yth = joint.get_config("corpus=youtube_highlights")
+  audio = ablate.feature_base(yth, "i3d_rgb_flow_audio")
+  assert (audio.corpus.builder_config, audio.eval.feature_set) == (
+      "youtube_highlights_rgb_flow_audio", "i3d_rgb_flow_audio")
+  assert joint.get_config("corpus=youtube_highlights_rgb_flow_audio").eval.feature_set == (
+      "i3d_rgb_flow_audio")
+  # The weights' schedule keeps its share of a run: 300 of 600 steps, 100 of 200.
+  for domain, schedule, every in (("", 300, 200), ("dog", 100, 50)):
+    got = ablate.run_config(yth, ablate.Run("joint_capped", domain, 0), 0, 200, 64)
+    assert (got.train.weight_schedule_steps, got.eval.every_steps) == (schedule, every)
+  with pytest.raises(ValueError, match=r"\['train.weighting'\] would be replaced by "
+                     r"\['recipe joint'\]"):
+    ablate.run_ablation(config, "/nonexistent", seeds=1, methods=("ranking_d", "joint"),
+                        overridden=["train.weighting"])
+  with pytest.raises(ValueError, match="--holdout_fraction"):
+    ablate.run_ablation(config, "/nonexistent", seeds=1, methods=("joint_capped_wd",),
+                        overridden=["train.weight_decay", "corpus.holdout_fraction"])
+
+
+def test_a_run_dir_of_another_recipe_or_setting_is_refused(tmp_path):
+  config = tiny.get_config()
+  workdir = str(tmp_path / "joint_A_seed0")
+  old = ablate.run_config(config, ablate.Run("joint", "", 0), 0, 4, 0,
+                          holdout_fraction=0.0, eval_every=0)
+  checkpointing.save_config(workdir, old)
+  # A run from before the weighting, hold-out and pairing keys: absent = default.
+  saved = json.loads(open(os.path.join(workdir, "config.json")).read())
+  del saved["train"]["weighting"], saved["corpus"]["holdout_fraction"]
+  del saved["input"]["pair_within"]
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    json.dump(saved, f)
+  ablate.check_reusable(workdir, old)
+  for method, run_flags, message in (
+      ("joint_capped", {}, "train.weighting='softmax', not 'capped_simplex'"),
+      ("joint_capped_wd", {}, "train.weighting="),
+      ("ranking_d_domain", {}, "variant='joint', not 'ranking_d'"),
+      ("joint", {"holdout_fraction": 0.15}, "corpus.holdout_fraction=0.0, not 0.15"),
+      ("joint", {"eval_every": 2}, "eval.every_steps=0, not 2")):
+    new = ablate.run_config(config, ablate.Run(method, "", 0), 0, 4, 0,
+                            **dict(dict(holdout_fraction=0.0, eval_every=0), **run_flags))
+    with pytest.raises(ValueError, match=f"{workdir} holds a run with {message}.*--output_dir"):
+      ablate.check_reusable(workdir, new)
+
+
+def test_summary_of_a_run_without_heldout_counts_its_last_evaluation(tmp_path):
+  rows = [{"step": 5, "train/loss": 0.5, "train/pair_accuracy": 0.9}]
+  (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  old = {"step": 5, "corpus": {"model": {"mAP": 0.4, "per_group": {"dog": 0.4}}}}
+  summary = ablate.run_summary(old, str(tmp_path))
+  assert summary["last"] == summary["selected"] == {
+      "step": 5, "eval": {"corpus": {"mAP": 0.4, "per_group": {"dog": 0.4}}}, "heldout": {}}
+  assert summary["selected_by"] == "last evaluation"
+  assert summary["train"]["weight_entropy"] is None  # Not logged then: a blank cell.
+  summaries = {"joint_A_seed0": dict(summary, method="joint", domain="", seed=0)}
+  row, = ablation_report.diagnostics(summaries, ["joint"])
+  assert row["weight_entropy"] is None and row["pair_accuracy"] == 0.9
+  assert row["heldout_between_share"] is None
+  assert ablation_report.heldout_ranking(summaries) == []
+
+
+def test_heldout_ranking_orders_collapse_proof_methods_by_heldout_accuracy():
+  def summary(method, seed, accuracy, domain="", feature_set="i3d_rgb"):
+    def evaluation(acc, val):  # Val mAP that disagrees with the held-out accuracy.
+      return {"step": 4, "eval": {"corpus": {"mAP": val, "per_group": {}}},
+              "heldout": {} if acc is None else {"pair_accuracy": acc}}
+    last = evaluation(None if accuracy is None else 0.99, 0.99)
+    return {"method": method, "domain": domain, "feature_set": feature_set, "seed": seed,
+            "last": last, "selected": evaluation(accuracy, 0.5) if accuracy is None
+            else evaluation(accuracy, 1 - accuracy)}
+
+  runs = [summary("joint_capped", 0, 0.70), summary("joint_capped", 1, 0.60),
+          summary("joint_tempered", 0, 0.66), summary("joint_tempered", 1, 0.66),
+          summary("joint_detached", 0, 0.64),
+          summary("joint", 0, 0.95), summary("ranking_d", 0, 0.95),  # Not collapse-proof.
+          summary("joint_self_paced", 0, 0.90, domain="dog"),  # Ours-S.
+          summary("joint_self_paced", 0, 0.90, feature_set="i3d_rgb_flow"),
+          summary("joint_capped_wd", 0, None)]  # No held-out videos.
+  ranking = ablation_report.heldout_ranking({str(k): s for k, s in enumerate(runs)})
+  assert [r["method"] for r in ranking] == ["joint_tempered", "joint_capped", "joint_detached"]
+  assert (ranking[1]["mean"], ranking[1]["n"]) == (pytest.approx(0.65), 2)
+  assert ranking[1]["std"] == pytest.approx(np.std([0.7, 0.6], ddof=1))
+  assert ablation_report.ranking_line(ranking).endswith("Best: joint_tempered")

@@ -19,9 +19,11 @@ Configs:
   manifest_segment_signal: the same, each video split by its per-segment
     signal file (column `segment_signal`, higher is better) into `<vid>#hi`
     ('short') and `<vid>#lo` ('long') pseudo-videos.
-  youtube_highlights / youtube_highlights_rgb_flow: the YouTube Highlights
-    TRAIN videos (labels dropped) with I3D rgb (1024-d) or rgb+flow (2048-d)
-    features, bucketed by per-domain duration quantiles. Split `train`.
+  youtube_highlights / youtube_highlights_rgb_flow /
+    youtube_highlights_rgb_flow_audio: the YouTube Highlights TRAIN videos
+    (labels dropped) with I3D rgb (1024-d), rgb+flow (2048-d) or rgb+flow+PANN
+    audio (4096-d) features, bucketed by per-domain duration quantiles. Split
+    `train`.
 
 Build without TensorFlow (array_record), from the repository root:
 
@@ -233,6 +235,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           feature_dim=2048, bucketing='domain_quantile',
           feature_sets=('i3d_rgb', 'i3d_flow'),
           description='YouTube Highlights train videos, I3D rgb+flow, no labels.'),
+      DurationCorpusConfig(
+          name='youtube_highlights_rgb_flow_audio', source='youtube_highlights',
+          feature_dim=4096, bucketing='domain_quantile',
+          # The order of the youtube_highlights benchmark's i3d_rgb_flow_audio.
+          feature_sets=('i3d_rgb', 'i3d_flow', 'pann_audio'),
+          description='YouTube Highlights train videos, I3D rgb+flow and PANN '
+                      'audio, no labels.'),
   ]
   DEFAULT_CONFIG_NAME = 'synthetic'
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
@@ -243,7 +252,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   segment_signal column (path of a .npy [T] or .npz with key `signal`).
   youtube_highlights*: manual_dir is the YouTube Highlights folder with
   labels/umt_youtube_anno.json, splits/umt_youtube_splits.json and
-  features_umt_f16/{i3d_rgb,i3d_flow}/<video_id>.npz.
+  features_umt_f16/{i3d_rgb,i3d_flow,pann_audio}/<video_id>.npz.
   synthetic*: needs no manual_dir.
   """
 
