@@ -89,11 +89,13 @@ def test_rerun_resumes_and_matches_an_uninterrupted_run(data_dir, tmp_path, vari
   assert os.path.exists(os.path.join(resumed, "results.md"))
 
 
-@pytest.mark.parametrize("variant,params", [("ranking_d", {"f"}),
-                                            ("ranking_em", {"f"}),
-                                            ("joint", {"f", "h"})])
-def test_variants_train_their_networks(data_dir, tmp_path, variant, params):
-  config = make_config(data_dir, __variant=variant)
+@pytest.mark.parametrize("variant,weighting,params", [
+    ("ranking_d", "softmax", {"f"}), ("ranking_em", "softmax", {"f"}),
+    ("joint", "softmax", {"f", "h"}), ("joint", "capped_simplex", {"f", "h"}),
+    ("joint", "self_paced", {"f"})])
+def test_variants_train_their_networks(data_dir, tmp_path, variant, weighting, params):
+  config = make_config(data_dir, __variant=variant, train__weighting=weighting,
+                       train__weight_schedule_steps=10)
   train.train_and_evaluate(config, str(tmp_path))
   final = final_params(str(tmp_path))
   assert set(final) == params
@@ -113,6 +115,12 @@ def test_variants_train_their_networks(data_dir, tmp_path, variant, params):
   for name in kernels:
     assert np.all(np.isfinite(after[name])), name
     assert not np.allclose(after[name], before[name]), name
+  # The weights' diagnostics are logged: one pair per group is the paper's
+  # collapse; the capped simplex keeps at least half the unsatisfied pairs.
+  pairs = [v for _, v in logged(str(tmp_path), "train/effective_pairs")]
+  assert len(pairs) == 4 and all(np.isfinite(pairs)), pairs
+  if weighting == "capped_simplex":
+    assert min(pairs) >= 1.5, pairs
 
 
 @pytest.mark.parametrize("pair_loss", ["logistic", "softmax"])
