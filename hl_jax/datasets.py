@@ -262,7 +262,20 @@ def _corpus_builder(config: ml_collections.ConfigDict) -> Any:
   return tfds.builder_from_directory(newest)
 
 
-class DomainSubset:
+class _IndexSubset:
+  """Items `_indices` of `_source`, in source order (set by the subclass)."""
+
+  _source: Any
+  _indices: list[int]
+
+  def __len__(self) -> int:
+    return len(self._indices)
+
+  def __getitem__(self, index: int) -> Any:
+    return self._source[self._indices[index]]
+
+
+class DomainSubset(_IndexSubset):
   """The examples of one domain of a random-access source, in source order."""
 
   def __init__(self, source: Any, domain: str):
@@ -270,12 +283,6 @@ class DomainSubset:
     self._domain = domain
     self._indices = [i for i in range(len(source))
                      if _domain_of(source[i]) == domain]
-
-  def __len__(self) -> int:
-    return len(self._indices)
-
-  def __getitem__(self, index: int) -> Any:
-    return self._source[self._indices[index]]
 
   def __repr__(self) -> str:  # Deterministic, as Grain checks it on restore.
     return f"DomainSubset({self._source!r}, {self._domain!r})"
@@ -286,7 +293,7 @@ def _domain_of(item: Any) -> str:
   return _text((item[0] if isinstance(item, list) else item)["domain"])
 
 
-class TrainingPart:
+class TrainingPart(_IndexSubset):
   """The items of a source left for training by a hold-out, in source order.
 
   Items (videos, or whole pair groups of a `GroupedSource`) are held out per
@@ -316,12 +323,6 @@ class TrainingPart:
       held.update(index for _, index in members[:int(fraction * len(members) + 0.5)])
     self._heldout = sorted(held)
     self._indices = [i for i in range(len(source)) if i not in held]
-
-  def __len__(self) -> int:
-    return len(self._indices)
-
-  def __getitem__(self, index: int) -> Any:
-    return self._source[self._indices[index]]
 
   def __repr__(self) -> str:  # Deterministic, as Grain checks it on restore.
     return f"TrainingPart({self._source!r}, holdout_fraction={self._fraction!r})"

@@ -108,6 +108,11 @@ def ramp(step: jnp.ndarray, schedule_steps: int) -> jnp.ndarray:
   return jnp.clip(step.astype(jnp.float32) / schedule_steps, 0.0, 1.0)
 
 
+def kept_fraction(progress: jnp.ndarray, valid_fraction: float) -> jnp.ndarray:
+  """q: the share of a group's pairs kept, from 1 at progress 0 to valid_fraction at 1."""
+  return 1.0 - progress * (1.0 - valid_fraction)
+
+
 def masked_softmax(logits: jnp.ndarray, keep: jnp.ndarray) -> jnp.ndarray:
   """Softmax over the kept entries of the last axis; all-zero rows where none is kept."""
   logits = jnp.where(keep, logits.astype(jnp.float32), -jnp.inf)
@@ -211,7 +216,7 @@ def pair_weights(weighting: str, pair_loss: jnp.ndarray, logits: jnp.ndarray | N
     return group_softmax_weights(logits)
   unsatisfied = jax.lax.stop_gradient(pair_loss) > 0.0
   n = pair_loss.shape[-1]
-  kept = 1.0 - progress * (1.0 - valid_fraction)
+  kept = kept_fraction(progress, valid_fraction)
   if weighting == "detached":
     return masked_softmax(logits, unsatisfied)
   if weighting == "tempered":
@@ -240,7 +245,7 @@ def weighting_losses(weighting: str, pair_loss: jnp.ndarray, weights: jnp.ndarra
   scale = 1.0
   if weighting in ("capped_simplex", "self_paced"):
     n = pair_loss.shape[-1]
-    scale = 1.0 / jnp.maximum((1.0 - progress * (1.0 - valid_fraction)) * n, 1.0)
+    scale = 1.0 / jnp.maximum(kept_fraction(progress, valid_fraction) * n, 1.0)
   loss_f = scale * weighted_group_loss(pair_loss, jax.lax.stop_gradient(weights))
   loss_h = scale * weighted_group_loss(jax.lax.stop_gradient(pair_loss), weights)
   if weighting == "tempered" and entropy_bonus:
