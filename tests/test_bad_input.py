@@ -135,7 +135,7 @@ CASES = {
         ["--max_plots=-1", ">= 0"], **{"a.npy": _npy()}),
     "predict_features_and_benchmark": _case(
         PREDICT, ["--features={tmp}/a.npy", "--benchmark=tvsum"],
-        ["exactly one of --features and --benchmark"], **{"a.npy": _npy()}),
+        ["exactly one of --features, --video and --benchmark"], **{"a.npy": _npy()}),
     "predict_npz_stride_zero": _case(
         PREDICT, ["--features={tmp}/s.npz"], ["s.npz", "'stride_seconds' is 0.0", "> 0"],
         **{"s.npz": _npz(stride_seconds=0.0)}),
@@ -183,8 +183,13 @@ CASES = {
         FEATURES, [], ["v.mp4", "Invalid data"], **{"v.mp4": _bytes(b"not a video\n")}),
     "features_audio_only": _case(
         FEATURES, [], ["v.mp4 has no video stream", "audio"], **{"v.mp4": _audio_only}),
+    "features_i3d_corrupt_weights": _case(
+        FEATURES, ["--extractor_weights={tmp}/w.ckpt"], ["w.ckpt"],
+        **{"w.ckpt": _bytes(b"\x80\x04garbage")}),
+    "features_i3d_feature_dim": _case(
+        FEATURES, ["--feature_dim=16"], ["i3d extractor gives 1024-d features", "16"]),
     "features_corrupt_weights": _case(
-        FEATURES, ["--extractor_weights={tmp}/w.msgpack"],
+        FEATURES, ["--extractor=untrained", "--extractor_weights={tmp}/w.msgpack"],
         ["w.msgpack", "not a readable .msgpack weights file"],
         **{"w.msgpack": _bytes(b"\x00garbage")}),
     # tfds_builders.build: names, flags, manual_dir, then the raw data.

@@ -145,7 +145,7 @@ def test_run_errors(workdir, tmp_path):
   np.save(tmp_path / "wide.npy", np.zeros((3, 32), np.float32))
   with pytest.raises(ValueError, match="video wide has 32-d features"):
     predict.run(workdir, tmp_path / "x.json", features=[str(tmp_path / "wide.npy")])
-  with pytest.raises(app.UsageError, match="exactly one of --features and --benchmark"):
+  with pytest.raises(app.UsageError, match="exactly one of --features, --video and --benchmark"):
     predict.run(workdir, tmp_path / "x.json")
   np.save(tmp_path / "ok.npy", np.zeros((3, 16), np.float32))
   with pytest.raises(ValueError, match="max_plots=-1 must be >= 0"):
@@ -170,3 +170,41 @@ def test_cli_one_features_file(workdir, tmp_path):
   assert 1 <= len(record["moments"]) <= 2
   assert all(5 <= m["end_s"] - m["start_s"] <= 7.5 for m in record["moments"])
   assert out.with_suffix(".png").is_file() and record["video_id"] in proc.stdout
+
+
+def test_run_videos_extracts_caches_and_cuts_reels(workdir, tmp_path):
+  av = pytest.importorskip("av")
+  del av
+  import videos  # pylint: disable=g-import-not-at-top  # tests/videos.py
+  clips = [str(videos.make_video(tmp_path / "a.mp4", seconds=10, fps=10, audio=True)),
+           str(videos.make_video(tmp_path / "b.mp4", seconds=6, fps=10))]
+  out = tmp_path / "out" / "pred.json"
+  options = {"feature_dim": 16, "frame_size": 16}
+  rule = moments.MomentRule(top_k=2, max_moment_seconds=4, min_gap_seconds=0)
+
+  def run(**kwargs):
+    return predict.run(workdir, out, videos=clips, extractor="untrained",
+                       extractor_options=options, reel_seconds=3, rule=rule, **kwargs)
+
+  result = run()
+  caches = [out.parent / "a.untrained.npz", out.parent / "b.untrained.npz"]
+  assert [r["video_id"] for r in result["videos"]] == ["a", "b"]
+  assert result["source"]["features"] == [str(c) for c in caches]
+  score_fn, _, _ = predict.load_scorer(workdir)
+  for record, cache in zip(result["videos"], caches):
+    features = np.load(cache)["features"]
+    np.testing.assert_allclose(record["scores"], score_fn(features), rtol=1e-5, atol=1e-6)
+    reel = record["reel"]
+    assert pathlib.Path(reel["reel"]).name == f"pred_{record['video_id']}.reel.mp4"
+    assert 1.9 <= reel["duration_s"] <= 3.01   # the best moments, cut at 3 s
+    best = max(record["moments"], key=lambda m: m["score"])
+    assert any(a <= best["start_s"] + 1e-6 < b for a, b in reel["spans_s"])
+  assert result["videos"][0]["reel"]["audio"] and not result["videos"][1]["reel"]["audio"]
+  assert [len(r["scores"]) for r in result["videos"]] == [5, 3]
+  # A second run reuses the caches; another extractor setting replaces them.
+  stamps = [c.stat().st_mtime_ns for c in caches]
+  assert run() == result and [c.stat().st_mtime_ns for c in caches] == stamps
+  options["seed"] = 1
+  other = run()
+  assert [c.stat().st_mtime_ns for c in caches] != stamps
+  assert other["videos"][0]["scores"] != result["videos"][0]["scores"]

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from configs import tiny
+from hl_jax import decoding
 from hl_jax import moments
 from hl_jax import predict
+from hl_jax import segment_embedder
 from hl_jax import train
 from hl_jax import video_features
 
@@ -69,22 +71,22 @@ def test_sampled_frames_without_timestamps(tmp_path):
 @pytest.mark.parametrize("duration, expected", [(10.0, 5), (9.0, 5), (8.9, 4), (0.3, 1),
                                                 (4.004, 2)])
 def test_num_segments(duration, expected):
-  assert video_features.num_segments(duration, 2.0) == expected
+  assert decoding.num_segments(duration, 2.0) == expected
 
 
 def _leaves(tree):
-  return {k: np.asarray(v) for k, v in video_features._flatten(dict(tree)).items()}  # pylint: disable=protected-access
+  return {k: np.asarray(v) for k, v in segment_embedder._flatten(dict(tree)).items()}  # pylint: disable=protected-access
 
 
 def test_weights_roundtrip_and_errors(tmp_path):
   config = video_features.DecodeConfig(frames_per_segment=2, frame_size=16)
-  module = video_features.SegmentEmbedder(feature_dim=8, widths=(4, 6))
-  params = video_features.default_params(module, config, seed=3)
+  module = segment_embedder.SegmentEmbedder(feature_dim=8, widths=(4, 6))
+  params = segment_embedder.default_params(module, config, seed=3)
   for suffix in (".msgpack", ".npz"):
     path = tmp_path / f"w{suffix}"
-    video_features.save_params(path, params)
-    restored = video_features.read_params(path)
-    assert video_features.embedder_for(restored) == module
+    segment_embedder.save_params(path, params)
+    restored = segment_embedder.read_params(path)
+    assert segment_embedder.embedder_for(restored) == module
     got, want = _leaves(restored), _leaves(params)
     assert sorted(got) == ["Conv_0/bias", "Conv_0/kernel", "Conv_1/bias", "Conv_1/kernel",
                            "Dense_0/bias", "Dense_0/kernel"]
@@ -99,7 +101,7 @@ def test_weights_roundtrip_and_errors(tmp_path):
     video_features.default_embed_fn(config, weights=str(tmp_path / "w.npz"), feature_dim=16)
   bad = dict(params)
   bad["Dense_0"] = {"kernel": np.zeros((5, 8), np.float32), "bias": np.zeros(8, np.float32)}
-  video_features.save_params(tmp_path / "bad.npz", bad)
+  segment_embedder.save_params(tmp_path / "bad.npz", bad)
   with pytest.raises(ValueError, match=r"Dense_0/kernel: shape \(5, 8\), expected \(12, 8\)"):
     video_features.default_embed_fn(config, weights=str(tmp_path / "bad.npz"))
 
@@ -133,7 +135,7 @@ def test_read_params_refuses(tmp_path, name, content, words):
   if content is not None:
     (tmp_path / name).write_bytes(content)
   with pytest.raises((ValueError, FileNotFoundError), match=words):
-    video_features.read_params(tmp_path / name)
+    segment_embedder.read_params(tmp_path / name)
 
 
 def test_no_video_stream(tmp_path):
@@ -160,10 +162,10 @@ def test_write_features_is_whole_or_absent(tmp_path):
 
 def test_default_extractor_is_deterministic():
   config = video_features.DecodeConfig(frames_per_segment=2, frame_size=16)
-  module = video_features.SegmentEmbedder(feature_dim=16)
-  first = _leaves(video_features.default_params(module, config))
-  second = _leaves(video_features.default_params(module, config))
-  other = _leaves(video_features.default_params(module, config, seed=1))
+  module = segment_embedder.SegmentEmbedder(feature_dim=16)
+  first = _leaves(segment_embedder.default_params(module, config))
+  second = _leaves(segment_embedder.default_params(module, config))
+  other = _leaves(segment_embedder.default_params(module, config, seed=1))
   for key, value in first.items():
     np.testing.assert_array_equal(second[key], value)
   assert not np.array_equal(other["Dense_0/kernel"], first["Dense_0/kernel"])
@@ -175,7 +177,8 @@ def test_video_to_features_to_prediction(shared_data, tmp_path):
   features = tmp_path / "bikes.npz"
   proc = subprocess.run(
       [sys.executable, "-m", "hl_jax.video_features", f"--video={video}",
-       f"--output={features}", "--segment_seconds=2", "--feature_dim=16"],
+       f"--output={features}", "--extractor=untrained", "--segment_seconds=2",
+       "--feature_dim=16"],
       cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True,
       timeout=120)
   assert proc.returncode == 0, proc.stderr
