@@ -95,11 +95,13 @@ def batched(apply: Callable[[Any, jax.Array], jax.Array], params: Any, batch: in
             devices: Sequence[jax.Device] | None = None) -> EmbedFn:
   """[N, ...] uint8 -> [N, D] float32 through jitted `apply(params, x)`, `batch` at a time.
 
-  Inputs are padded to a multiple of `batch` (one compiled shape). The batch
-  axis is split over `devices` (default: all local devices; `batch` is rounded
-  up to a multiple of their number) and `params` are replicated on them: data
-  parallel. Every chunk is dispatched before the first result is read, so the
-  host transfers the next chunk while the devices compute.
+  The batch axis is split over `devices` (default: all local devices; `batch`
+  is rounded up to a multiple of their number) and `params` are replicated on
+  them: data parallel. Inputs go in chunks of `batch`; a last, smaller chunk
+  is padded only to the next power-of-two multiple of the device count, so
+  few shapes compile and a short video does not pay for a whole batch. Every
+  chunk is dispatched before the first result is read, so the host transfers
+  the next chunk while the devices compute.
   """
   devices = list(devices or jax.local_devices())
   batch = -(-batch // len(devices)) * len(devices)
@@ -107,13 +109,23 @@ def batched(apply: Callable[[Any, jax.Array], jax.Array], params: Any, batch: in
   split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
   params = jax.device_put(params, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
 
+  def padded_size(num: int) -> int:
+    size = len(devices)
+    while size < num:
+      size *= 2
+    return min(size, batch)
+
   def embed(frames: np.ndarray) -> np.ndarray:
-    num = len(frames)
-    padded = np.zeros((-(-num // batch) * batch,) + frames.shape[1:], frames.dtype)
-    padded[:num] = frames
-    outs = [apply(params, jax.device_put(padded[i:i + batch], split))
-            for i in range(0, len(padded), batch)]
-    return np.concatenate([np.asarray(o, np.float32) for o in outs])[:num]
+    outs = []
+    for start in range(0, len(frames), batch):
+      chunk = frames[start:start + batch]
+      size = padded_size(len(chunk))
+      if size > len(chunk):
+        chunk = np.concatenate([chunk, np.zeros((size - len(chunk),) + chunk.shape[1:],
+                                                chunk.dtype)])
+      outs.append(apply(params, jax.device_put(chunk, split)))
+    rows = np.concatenate([np.asarray(o, np.float32) for o in outs])
+    return rows[:len(frames)]
 
   return embed
 
