@@ -15,7 +15,10 @@ dimension: mean and standard deviation. Between sets: the correlation of the
 per-dimension means (and stds) and the mean over our segments of their
 largest cosine similarity to any staged segment. YouTube Highlights vs TVSum
 (two corpora of the same staged extractor) is the yardstick: a gap to ours
-much larger than that one is a difference of extraction, not of content.
+much larger than that one is a difference of extraction, not of content. As
+our sample is small, a control draws as many staged TVSum segments from as
+many random videos and compares them with YouTube Highlights the same way
+(mean ± std over --control_draws draws).
 
 With --workdir (a model trained on i3d_rgb, e.g. README's /tmp/hl_jax/yth),
 f's scores of our segments are set beside its scores of the staged val
@@ -47,6 +50,7 @@ SAMPLE_VIDEOS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4",
 flags.DEFINE_string("output", "/tmp/hl_jax_bench/feature_gap.json", "JSON (.md next to it).")
 flags.DEFINE_list("videos", [], "Video files (default: the sample videos).")
 flags.DEFINE_string("workdir", None, "A model trained on i3d_rgb features (optional).")
+flags.DEFINE_integer("control_draws", 20, "Draws of the small-sample control.")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir of the benchmarks (default: TFDS's).")
 
 
@@ -98,6 +102,18 @@ def main(argv: Sequence[str]) -> None:
                              "pairs": {}}
   for a, b in ((names[0], names[1]), (names[0], names[2]), (names[2], names[1])):
     results["pairs"][f"{a} vs {b}"] = compare(sample[a], sample[b])
+  # Control for our small sample: as many staged TVSum segments, from as many
+  # random videos, against YouTube Highlights (mean and std over draws).
+  tvsum = staged("tvsum")
+  draws = []
+  for _ in range(FLAGS.control_draws):
+    ids = rng.choice(sorted(tvsum), len(ours), replace=False)
+    rows = np.concatenate([tvsum[i] for i in ids])
+    draws.append(compare(rows[rng.choice(len(rows), len(sets[names[0]]), replace=False)],
+                         sample[names[1]]))
+  control = f"control: {len(sets[names[0]])} tvsum segments of {len(ours)} videos vs {names[1]}"
+  results["pairs"][control] = {k: float(np.mean([d[k] for d in draws])) for k in draws[0]}
+  results["control_std"] = {k: float(np.std([d[k] for d in draws])) for k in draws[0]}
   lines = ["| set | segments | norm (mean ± std) | zeros | < 0.01 | mean value | max |",
            "|---|---|---|---|---|---|---|"]
   for name, d in results["sets"].items():
@@ -107,8 +123,10 @@ def main(argv: Sequence[str]) -> None:
   lines += ["", "| pair | corr. of per-dim means | corr. of per-dim stds | "
             "mean nearest cosine (first to second) | norm ratio |", "|---|---|---|---|---|"]
   for name, d in results["pairs"].items():
-    lines.append(f"| {name} | {d['dim_mean_corr']:.3f} | {d['dim_std_corr']:.3f} | "
-                 f"{d['nearest_cosine']:.3f} | {d['norm_ratio']:.2f} |")
+    spread = results["control_std"] if name.startswith("control") else None
+    cell = lambda k, f: f"{d[k]:{f}}" + (f" ± {spread[k]:{f}}" if spread else "")
+    lines.append(f"| {name} | {cell('dim_mean_corr', '.3f')} | {cell('dim_std_corr', '.3f')} | "
+                 f"{cell('nearest_cosine', '.3f')} | {cell('norm_ratio', '.2f')} |")
   if FLAGS.workdir:
     score_fn, _, step = predict.load_scorer(FLAGS.workdir)
     val = predict.benchmark_videos("youtube_highlights", "val",

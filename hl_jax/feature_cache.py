@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import time
 from typing import Any, Sequence
 
 from absl import logging
@@ -57,8 +58,13 @@ def features_for_videos(videos: Sequence[str], folder: str | os.PathLike[str], *
     made = made or video_features.make_extractor(extractor, **options)
     logging.info("extracting %s features of %d videos (%s)", extractor, len(todo),
                  made.description)
-    for result in video_features.extract_many([videos[i] for i in todo], made):
+    start, segments = time.perf_counter(), 0
+    for done, result in enumerate(video_features.extract_many([videos[i] for i in todo], made)):
       index = todo[result.index]
+      segments += 0 if result.features is None else len(result.features)
+      elapsed = time.perf_counter() - start
+      logging.info("%d/%d videos extracted (%s), %d segments, %.2f segments/s", done + 1,
+                   len(todo), videos[index], segments, segments / max(elapsed, 1e-9))
       if result.error is not None:
         raise ValueError(f"{videos[index]}: {cli.message(result.error)}") from result.error
       video_features.write_features(caches[index], result.features, result.duration,
