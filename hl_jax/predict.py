@@ -15,8 +15,9 @@ the scores with the moments shaded: `out/video.png` for one features file,
 `out/<stem>_timelines/<video_id>.png` otherwise.
 
 Video files (--video): features are extracted on the fly with --extractor
-(default i3d: Kinetics-400 I3D RGB, 1024-d per 2-s segment, the kind of the
-benchmarks' i3d_rgb features, so a model trained on them fits) and cached next
+(default i3d: Kinetics-400 I3D RGB, 1024-d per 2-s segment, the width and kind
+of the benchmarks' i3d_rgb features, though not their checkpoint: BENCHMARKS.md
+section 6 measures the gap) and cached next
 to the output as `<stem>.<extractor>.npz` (`feature_cache`: reused while the
 extractor is the same). Each video also gets a highlight reel (`reel`): its
 best moments, best first until --reel_seconds (default 30), cut from the video
