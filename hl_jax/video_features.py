@@ -64,8 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hl_jax import cli
-# DecodeConfig, iter_segments and video_duration are part of this module's API too
-# (re-exported from hl_jax.decoding, where they live).
+# DecodeConfig, iter_segments, video_duration: this module's API too (from hl_jax.decoding).
 from hl_jax.decoding import DecodeConfig, iter_segments, video_duration  # pylint: disable=g-multiple-import
 from hl_jax.segment_embedder import EmbedFn, default_embed_fn  # pylint: disable=g-multiple-import
 
