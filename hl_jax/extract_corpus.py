@@ -359,20 +359,8 @@ def _define_flags() -> None:
                       "with a `video` column (more: the module docstring).")
   flags.DEFINE_string("output_dir", None, "Where features/<video_id>.npz, the shard "
                       "manifests, failures_shard<I>.jsonl and manifest.csv go.")
-  flags.DEFINE_enum("extractor", video_features.DEFAULT_EXTRACTOR, video_features.EXTRACTORS,
-                    "i3d: Kinetics-400 I3D, 1024-d (meaningful). untrained: a tiny conv "
-                    "net for tests (meaningless features).")
-  flags.DEFINE_float("segment_seconds", 2.0, "Segment length.")
-  flags.DEFINE_float("fps", None, "i3d: frames per second decoded (default 25).")
-  flags.DEFINE_integer("frames_per_segment", None,
-                       "Frames per segment (default: i3d segment_seconds x fps; untrained 4).")
-  flags.DEFINE_integer("frame_size", None, "Frame size (default: i3d 224 crop; untrained 64).")
-  flags.DEFINE_integer("batch", None, "Segments per forward pass (default 4 on CPU, 16/GPU).")
+  video_features.define_extractor_flags()
   flags.DEFINE_integer("decode_threads", 2, "Threads decoding videos while the model runs.")
-  flags.DEFINE_string("extractor_weights", None, "Weights other than the default "
-                      "(video_features: .msgpack / .npz untrained, .ckpt i3d).")
-  flags.DEFINE_integer("feature_dim", None, "untrained: feature size D (default 128).")
-  flags.DEFINE_integer("seed", 0, "Seed of the untrained extractor.")
   flags.DEFINE_integer("num_shards", None, "K: this run does the videos i with i % K == "
                        "--shard_index (give both, or neither for K = 1).")
   flags.DEFINE_integer("shard_index", None, "I in [0, K).")
@@ -385,12 +373,7 @@ def _define_flags() -> None:
   flags.DEFINE_bool("merge_only", False, "Only write manifest.csv from the K shard "
                     "manifests (K: --num_shards, default 1).")
   flags.mark_flags_as_required(["videos", "output_dir"])
-  cli.check("segment_seconds", "a finite number of seconds > 0", cli.positive)
-  cli.check("fps", "a finite number > 0", cli.positive)
-  cli.check("frame_size", "an integer >= 8 (pixels)", lambda n: n >= 8)
-  cli.check("seed", "an integer in [0, 2**32)", lambda n: 0 <= n < 2**32)
-  for name in ("frames_per_segment", "batch", "decode_threads", "feature_dim", "num_shards",
-               "num_processes"):
+  for name in ("decode_threads", "num_shards", "num_processes"):
     cli.check(name, "an integer >= 1", lambda n: n >= 1)
   for name in ("shard_index", "process_id"):
     cli.check(name, "an integer >= 0", lambda n: n >= 0)

@@ -14,20 +14,13 @@ Extractors (`make_extractor`, flag --extractor):
   (bilinear), centre-cropped to 224 x 224 and scaled to [-1, 1]: DeepMind's
   kinetics-i3d test-time preprocessing. The network's Mixed_5c output
   ([T/8, 7, 7, 1024]) is averaged over time and space: one 1024-d vector per
-  segment, the usual "I3D feature". The benchmark features the models are
-  trained on (../shared/data/*/features_umt_f16/i3d_rgb) are Kinetics I3D RGB
-  features of the same kind, one per 2-s clip (TVSum) or per annotated
-  100-frame clip (YouTube Highlights); how close ours come to their
-  distribution is measured in BENCHMARKS.md (`benchmarks/feature_gap.py`).
-  bfloat16 on accelerators, float32 on the CPU; the batch of segments is
-  split over all local devices (data parallel).
+  segment, the usual "I3D feature", of the benchmarks' i3d_rgb width and kind
+  but not their checkpoint (BENCHMARKS.md section 6 measures the gap).
+  bfloat16 on accelerators, float32 on the CPU; data parallel over devices.
 - "untrained": `SegmentEmbedder`, a tiny conv net on F = 4 frames squashed
   to 64 x 64, from a fixed seed or --extractor_weights. Deterministic and
   fast, for tests and plumbing; its features are MEANINGLESS as highlight
   features and it is never chosen unless named.
-
-Decoding (`hl_jax.decoding.iter_segments`): segments [i * s, (i + 1) * s),
-F frames sampled in each (at a fixed rate for i3d), resized and cropped.
 
 Throughput (`extract_many`): videos are decoded on host threads (FFmpeg and
 the resize release the GIL) into a bounded queue; the calling thread batches
@@ -36,8 +29,8 @@ forward pass and short videos share batches. `benchmarks/extract_throughput.py`
 measures decode-only, model-only and end to end. For a whole corpus (sharded,
 resumable, writing a manifest): `hl_jax.extract_corpus`.
 
-The untrained extractor and its weights files: `hl_jax.segment_embedder`;
-decoding: `hl_jax.decoding`.
+Decoding (segments, frame sampling, resize and crop): `hl_jax.decoding`; the
+untrained extractor and its weights files: `hl_jax.segment_embedder`.
 
 Output .npz: `features` [T, D] float32, `segment_seconds`, `stride_seconds`
 (= segment_seconds), `duration_seconds`, `frames_per_segment`, `frame_size`,
@@ -389,13 +382,11 @@ def read_signature(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return None
 
 
-def _define_flags() -> None:
-  # Defined only when run as a program (no clashes when imported).
-  flags.DEFINE_string("video", None, "Video file (anything FFmpeg reads).")
-  flags.DEFINE_string("output", None, "Output .npz.")
+def define_extractor_flags() -> None:
+  """The flags of `extractor_from_flags` (for every program that extracts), checked."""
   flags.DEFINE_enum("extractor", DEFAULT_EXTRACTOR, EXTRACTORS,
-                    "i3d: Kinetics-400 I3D (meaningful; the benchmarks' kind of feature). "
-                    "untrained: a tiny conv net for tests (meaningless features).")
+                    "i3d: Kinetics-400 I3D, 1024-d (meaningful; the benchmarks' kind of "
+                    "feature). untrained: a tiny conv net for tests (meaningless features).")
   flags.DEFINE_float("segment_seconds", 2.0, "Segment length.")
   flags.DEFINE_float("fps", None, "i3d: frames per second decoded (default 25).")
   flags.DEFINE_integer("frames_per_segment", None,
@@ -409,8 +400,6 @@ def _define_flags() -> None:
   flags.DEFINE_integer("feature_dim", None, "untrained: feature size D (default 128, or "
                        "the weights').")
   flags.DEFINE_integer("seed", 0, "Seed of the untrained extractor.")
-  flags.mark_flags_as_required(["video", "output"])
-  cli.check("output", "a path ending in .npz", lambda path: path.endswith(".npz"))
   cli.check("segment_seconds", "a finite number of seconds > 0", cli.positive)
   cli.check("fps", "a finite number > 0", cli.positive)
   cli.check("frames_per_segment", "an integer >= 1", lambda n: n >= 1)
@@ -418,6 +407,15 @@ def _define_flags() -> None:
   cli.check("batch", "an integer >= 1", lambda n: n >= 1)
   cli.check("feature_dim", "an integer >= 1", lambda n: n >= 1)
   cli.check("seed", "an integer in [0, 2**32)", lambda n: 0 <= n < 2**32)
+
+
+def _define_flags() -> None:
+  # Defined only when run as a program (no clashes when imported).
+  flags.DEFINE_string("video", None, "Video file (anything FFmpeg reads).")
+  flags.DEFINE_string("output", None, "Output .npz.")
+  define_extractor_flags()
+  flags.mark_flags_as_required(["video", "output"])
+  cli.check("output", "a path ending in .npz", lambda path: path.endswith(".npz"))
 
 
 def extractor_from_flags() -> Extractor:

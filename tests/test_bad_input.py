@@ -102,14 +102,8 @@ def _tvsum_with_corrupt_features(path, _):
 
 
 def _audio_only(path, _):
-  import av  # pylint: disable=g-import-not-at-top  # only where AV_CASES run
-  with av.open(str(path), "w") as container:
-    stream = container.add_stream("aac", rate=8000)
-    frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                       layout="mono")
-    frame.sample_rate = 8000
-    for packet in list(stream.encode(frame)) + list(stream.encode()):
-      container.mux(packet)
+  import videos  # pylint: disable=g-import-not-at-top  # tests/videos.py needs av: AV_CASES only
+  videos.make_audio_only(path)
 
 
 PREDICT = ("hl_jax.predict", "--workdir={workdir}", "--output={tmp}/out/p.json")

@@ -179,15 +179,7 @@ def test_reel_spans_from_predicted_moments():
 
 @pytest.fixture(scope="module")
 def sound_only(tmp_path_factory):
-  path = tmp_path_factory.mktemp("m4a") / "sound.m4a"
-  with av.open(str(path), "w") as container:
-    stream = container.add_stream("aac", rate=8000)
-    frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                       layout="mono")
-    frame.sample_rate = 8000
-    for packet in list(stream.encode(frame)) + list(stream.encode()):
-      container.mux(packet)
-  return str(path)
+  return videos.make_audio_only(tmp_path_factory.mktemp("m4a") / "sound.m4a")
 
 
 @pytest.mark.parametrize("spans, kwargs, error, words", [

@@ -139,14 +139,8 @@ def test_read_params_refuses(tmp_path, name, content, words):
 
 
 def test_no_video_stream(tmp_path):
-  path = tmp_path / "audio.m4a"
-  with av.open(str(path), "w") as container:
-    stream = container.add_stream("aac", rate=8000)
-    frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                       layout="mono")
-    frame.sample_rate = 8000
-    for packet in list(stream.encode(frame)) + list(stream.encode()):
-      container.mux(packet)
+  import videos  # pylint: disable=g-import-not-at-top  # tests/videos.py (needs av)
+  path = videos.make_audio_only(tmp_path / "audio.m4a")
   with pytest.raises(ValueError, match=r"audio.m4a has no video stream \(streams: \['audio'\]\)"):
     video_features.video_duration(path)
 

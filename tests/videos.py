@@ -154,3 +154,15 @@ def dominant_hz(samples: np.ndarray, rate: int) -> float:
   """The frequency of the strongest sine in `samples` (Hann window, FFT peak)."""
   spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
   return float(np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()])
+
+
+def make_audio_only(path: str | os.PathLike[str]) -> str:
+  """A file with one silent AAC track and no video stream."""
+  with av.open(str(path), "w") as container:
+    stream = container.add_stream("aac", rate=8000)
+    frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                       layout="mono")
+    frame.sample_rate = 8000
+    for packet in list(stream.encode(frame)) + list(stream.encode()):
+      container.mux(packet)
+  return str(path)
