@@ -204,7 +204,7 @@ def load_corpus(config: ml_collections.ConfigDict) -> Corpus:
   split = config.corpus.eval_split
   if split and split in builder.info.splits:
     eval_videos = labelled_videos(builder.as_data_source(split=split))
-  if getattr(builder.builder_config, "segment_signal", ""):
+  if _has_pair_groups(builder, train_source):
     # Sides of one video split by a per-segment signal: keep them together so
     # that their pairs are drawn within the video.
     train_source = GroupedSource(train_source)
@@ -222,6 +222,19 @@ def load_corpus(config: ml_collections.ConfigDict) -> Corpus:
     heldout = train_source.heldout_videos(name)
   return Corpus(name=name, train_source=train_source, feature_dim=feature_dim,
                 eval_videos=eval_videos, heldout=heldout)
+
+
+def _has_pair_groups(builder: Any, source: Any) -> bool:
+  """Whether a corpus's examples come in pair groups (sides of one video).
+
+  Its config says so (`segment_signal`) when it is at hand; a corpus opened
+  from its folder (a `<name>_d<D>` build) has a plain config, so its first
+  example's `pair_group` decides (a corpus has groups on every example or on
+  none: the builder splits every video of a segment-signal corpus).
+  """
+  if getattr(builder.builder_config, "segment_signal", ""):
+    return True
+  return len(source) > 0 and bool(_text(source[0].get("pair_group", "")))
 
 
 def labelled_videos(data_source: Any) -> list[Video]:

@@ -25,9 +25,8 @@ DIR/recurrence_corpus/manifest.csv. `manifest_segment_signal` is a registered
 name and TFDS reuses a dataset already built under it: a data_dir that holds
 one built from another per-segment signal (viewers) would silently give that
 one, hence the separate data_dir. Another width D builds with `--feature_dim=D`
-into `manifest_segment_signal_d<D>`; the trainer opens such a name without its
-config, hence without the within-video pairing (README, "Building and
-reading"), so prefer 1024-d features or register the config.
+into `manifest_segment_signal_d<D>`; train with that name (the trainer reads
+the within-video pairing from the examples' `pair_group`).
 
 Which segments a score sees (transductive over the manifest, no labels): a
 segment of video v is compared with the segments of the OTHER videos of the

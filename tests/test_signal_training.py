@@ -58,3 +58,33 @@ def test_trainer_runs_unchanged_on_a_weak_signal_corpus(tmp_path, corpus):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     losses = [r["train/loss"] for r in map(json.loads, f) if "train/loss" in r]
   assert losses and np.all(np.isfinite(losses))
+
+
+def test_a_segment_signal_corpus_of_another_width_keeps_its_pair_groups(tmp_path):
+  # Built as manifest_segment_signal_d8 and opened from its folder, without the
+  # registered config that says `segment_signal`: the sides of each video must
+  # still stay together (one item per video), so that pairs are drawn within it.
+  from hl_jax import datasets  # pylint: disable=g-import-not-at-top
+  from tfds_builders import build  # pylint: disable=g-import-not-at-top
+  manual = tmp_path / "manual"
+  manual.mkdir()
+  rng = np.random.default_rng(0)
+  rows = []
+  for i in range(4):
+    np.save(manual / f"v{i}.npy", rng.normal(size=(6, 8)).astype(np.float32))
+    np.save(manual / f"v{i}_s.npy", np.arange(6) * (1 if i % 2 else -1))
+    rows.append({"video_id": f"v{i}", "duration_s": 12.0, "domain": "d",
+                 "feature_path": f"v{i}.npy", "segment_signal": f"v{i}_s.npy"})
+  _write_manifest(manual, rows)
+  build.build("duration_corpus/manifest_segment_signal", str(manual), str(tmp_path / "data"),
+              feature_dim=8)
+  config = tiny.get_config()
+  config.corpus.builder_config = "manifest_segment_signal_d8"
+  config.corpus.data_dir = str(tmp_path / "data")
+  config.corpus.manual_dir = str(manual)
+  config.corpus.eval_split = ""
+  corpus = datasets.load_corpus(config)
+  assert corpus.feature_dim == 8 and len(corpus.train_source) == 4
+  items = sorted(sorted(ex["video_id"].decode() for ex in corpus.train_source[index])
+                 for index in range(4))
+  assert items == [[f"v{i}#hi", f"v{i}#lo"] for i in range(4)]
