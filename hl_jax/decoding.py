@@ -71,7 +71,7 @@ class DecodeConfig:
     return cls(segment_seconds, frames, frame_size, resize_shorter, fixed_rate=True)
 
 
-def _import_av():
+def import_av():
   try:
     import av  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -98,7 +98,7 @@ def sample_times(index: int, duration: float | None,
   return lo + offsets * (hi - lo)
 
 
-def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
+def video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
   if not container.streams.video:
     raise ValueError(f"{path} has no video stream (streams: "
                      f"{[s.type for s in container.streams] or 'none'})")
@@ -113,9 +113,9 @@ def video_duration(path: str | os.PathLike[str]) -> float | None:
   Matroska / WebM, whose container duration covers the longest stream, audio
   included); None when its packets carry no timestamps (a raw .h264).
   """
-  av = _import_av()
+  av = import_av()
   with av.open(os.fspath(path)) as container:
-    stream = _video_stream(container, path)
+    stream = video_stream(container, path)
     if stream.duration is not None and stream.time_base is not None:
       return float(stream.duration * stream.time_base)
     start = stream.start_time or 0
@@ -170,12 +170,12 @@ def iter_segments(path: str | os.PathLike[str], config: DecodeConfig,
   Yields:
     [F, S, S, 3] uint8 frames per segment, in order.
   """
-  av = _import_av()
+  av = import_av()
   if duration is None:
     duration = video_duration(path)
   total = num_segments(duration, config.segment_seconds) if duration is not None else None
   with av.open(os.fspath(path)) as container:
-    stream = _video_stream(container, path)
+    stream = video_stream(container, path)
     stream.thread_type = "AUTO"
     rate = frame_rate(stream)
 

@@ -61,7 +61,6 @@ import pathlib
 import sys
 import time
 from typing import Any, Iterator, Sequence
-import zipfile
 
 from absl import app
 from absl import flags
@@ -177,20 +176,17 @@ def read_video_list(path: str | os.PathLike[str]
           for i, (video, row) in enumerate(zip(videos, rows))], carried
 
 
-def _stored(path: pathlib.Path) -> tuple[dict[str, Any] | None, int, float]:
-  """(signature (None: unreadable), feature width, duration) of a features file."""
-  signature = video_features.read_signature(path)
-  try:
-    # The width from the .npy header: resuming does not read every feature array.
-    with zipfile.ZipFile(path) as archive, archive.open("features.npy") as f:
-      version = np.lib.format.read_magic(f)
-      shape = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-               else np.lib.format.read_array_header_2_0)(f)[0]
-    with np.load(path, allow_pickle=False) as data:
-      duration = float(data["duration_seconds"])
-  except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-    return None, 0, 0.0
-  return signature, (shape[1] if len(shape) == 2 else 0), duration
+def _duration(path: pathlib.Path) -> float:
+  with np.load(path, allow_pickle=False) as data:
+    return float(data["duration_seconds"])
+
+
+def _difference(signature: dict[str, Any], want: dict[str, Any]) -> str:
+  """What differs between a stored signature and this run's, e.g. "4-d features, this run 8-d"."""
+  if signature["feature_dim"] != want["feature_dim"]:
+    return f"{signature['feature_dim']}-d features, this run {want['feature_dim']}-d"
+  return "; ".join(f"{k} {signature.get(k)!r}, this run {want[k]!r}"
+                   for k in want if signature.get(k) != want[k])
 
 
 def check_existing(videos: Sequence[ListedVideo], output_dir: pathlib.Path,
@@ -205,18 +201,16 @@ def check_existing(videos: Sequence[ListedVideo], output_dir: pathlib.Path,
   done, todo, conflicts = {}, [], []
   for video in videos:
     path = output_dir / "features" / f"{video.video_id}.npz"
-    signature, width, duration = _stored(path) if path.exists() else (want, 0, 0.0)
-    if signature == want and width == extractor.feature_dim:
-      done[video.index] = duration
+    if not path.exists():
+      todo.append(video)
+      continue
+    signature = video_features.read_signature(path)
+    if signature == want:
+      done[video.index] = _duration(path)
       continue
     todo.append(video)
-    if signature is None:
-      conflicts.append((path, "not a readable features file"))
-    elif signature != want:
-      conflicts.append((path, "; ".join(f"{k} {signature.get(k)!r}, this run {want[k]!r}"
-                                        for k in want if signature.get(k) != want[k])))
-    elif path.exists():
-      conflicts.append((path, f"{width}-d features, this run {extractor.feature_dim}-d"))
+    conflicts.append((path, "not a readable features file" if signature is None
+                      else _difference(signature, want)))
   if conflicts and not overwrite:
     (path, why), more = conflicts[0], len(conflicts) - 1
     raise ValueError(f"{path}{f' (and {more} more)' if more else ''} was written by another "

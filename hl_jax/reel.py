@@ -44,24 +44,17 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from hl_jax.decoding import import_av, video_stream  # pylint: disable=g-multiple-import
+
 SEEK_GAP_SECONDS = 10.0
 H264_ENCODERS = ("libx264", "h264", "libopenh264")
 FALLBACK_ENCODER = "mpeg4"
 Span = tuple[float, float]
 
 
-def _import_av() -> Any:
-  try:
-    import av  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError("cutting reels needs PyAV: pip install av "
-                      "(or the project's [video] extra)") from e
-  return av
-
-
 def video_encoder() -> str:
   """The encoder reels use: the first H.264 one this FFmpeg has, else mpeg4."""
-  av = _import_av()
+  av = import_av()
   for name in H264_ENCODERS:
     try:
       return av.Codec(name, "w").name
@@ -165,13 +158,6 @@ def _check_spans(video: str, spans: Sequence[Span], duration: float,
 # Decoding.
 
 
-def _video_stream(container: Any, path: str) -> Any:
-  if not container.streams.video:
-    raise ValueError(f"{path} has no video stream (streams: "
-                     f"{[s.type for s in container.streams] or 'none'})")
-  return container.streams.video[0]
-
-
 def _frame_rate(stream: Any) -> fractions.Fraction:
   # FFmpeg's best guess: the average rate, but for a raw H.264 stream (whose
   # average rate is the demuxer's default 25) the rate its headers give.
@@ -253,7 +239,7 @@ class _SoundCursor:
 
   def _restart(self) -> None:
     self._frames = self._container.decode(self._stream)
-    self._resampler = _import_av().AudioResampler("fltp", self._layout, self._rate)
+    self._resampler = import_av().AudioResampler("fltp", self._layout, self._rate)
     self._chunks: list[np.ndarray] = []
     self._end: int | None = None    # the sample position just after the chunks
     self._done = False
@@ -317,7 +303,7 @@ class _SoundTrack:
   """The reel's AAC track: each span's source sound, as long as its pictures."""
 
   def __init__(self, source: Any, origin: float, out: Any):
-    av = _import_av()
+    av = import_av()
     stream = source.streams.audio[0]
     rate = stream.codec_context.sample_rate
     self._rate = rate if rate in (av.Codec("aac", "w").audio_rates or ()) else 48000
@@ -333,7 +319,7 @@ class _SoundTrack:
     # Up to the pictures' end, not by span length: no drift across cuts.
     want = round(until * self._rate) - self._samples
     data = self._source.take(round(start * self._rate), want)
-    frame = _import_av().AudioFrame.from_ndarray(data, format="fltp", layout=self._layout)
+    frame = import_av().AudioFrame.from_ndarray(data, format="fltp", layout=self._layout)
     frame.sample_rate, frame.pts = self._rate, self._samples
     frame.time_base = fractions.Fraction(1, self._rate)
     self._samples += want
@@ -353,7 +339,7 @@ class _SoundTrack:
 def _encode(video: str, partial: pathlib.Path, plan: Sequence[tuple[float, float, int]],
             rate: fractions.Fraction, width: int | None, audio: bool) -> dict[str, Any]:
   """Writes the reel of `plan` [(start, end, frames)] to `partial`."""
-  av = _import_av()
+  av = import_av()
   codec, step = video_encoder(), fractions.Fraction(1) / rate
   with contextlib.ExitStack() as stack:
     source = stack.enter_context(av.open(video))
@@ -409,7 +395,7 @@ def write_reel(video: str | os.PathLike[str], spans: Sequence[Span],
     encoder, "frames": frames written, "audio": whether it has sound,
     "fps": frame rate, "size": [width, height]}.
   """
-  av = _import_av()
+  av = import_av()
   video, output = os.fspath(video), pathlib.Path(output)
   if not os.path.isfile(video):
     raise FileNotFoundError(f"{video}: no such video file")
@@ -423,7 +409,7 @@ def write_reel(video: str | os.PathLike[str], spans: Sequence[Span],
   if width is not None and width < 2:
     raise ValueError(f"width={width} must be >= 2 pixels")
   with av.open(video) as source:
-    stream = _video_stream(source, video)
+    stream = video_stream(source, video)
     rate = _frame_rate(stream)
     duration = _duration(source, stream, video)
   spans = _check_spans(video, spans, duration, slack=0.5 / float(rate) + 1e-3)

@@ -1,8 +1,7 @@
 r"""Raw video to segment features: PyAV decoding and Flax extractors (I3D by default).
 
   python -m hl_jax.video_features --video=V.mp4 --output=F.npz [--segment_seconds=2]
-  python -m hl_jax.predict --workdir=W --features=F.npz --output=out/V.json
-  python -m hl_jax.predict --workdir=W --video=V.mp4 --output=out/V.json   # both at once
+  python -m hl_jax.predict --workdir=W --video=V.mp4 --output=out/V.json   # and scores
 
 Extractors (`make_extractor`, flag --extractor):
 
@@ -22,12 +21,8 @@ Extractors (`make_extractor`, flag --extractor):
   fast, for tests and plumbing; its features are MEANINGLESS as highlight
   features and it is never chosen unless named.
 
-Throughput (`extract_many`): videos are decoded on host threads (FFmpeg and
-the resize release the GIL) into a bounded queue; the calling thread batches
-segments of any video and runs the jitted model, so decoding overlaps the
-forward pass and short videos share batches. `benchmarks/extract_throughput.py`
-measures decode-only, model-only and end to end. For a whole corpus (sharded,
-resumable, writing a manifest): `hl_jax.extract_corpus`.
+Throughput: `extract_many` decodes on host threads while the model runs
+(`benchmarks/extract_throughput.py`); a whole corpus: `hl_jax.extract_corpus`.
 
 Decoding (segments, frame sampling, resize and crop): `hl_jax.decoding`; the
 untrained extractor and its weights files: `hl_jax.segment_embedder`.
@@ -143,7 +138,8 @@ class Extractor:
 
   def signature(self) -> dict[str, Any]:
     """What fixes the features it gives (a cache of its features checks it)."""
-    return {"extractor": self.description, **dataclasses.asdict(self.config)}
+    return {"extractor": self.description, **dataclasses.asdict(self.config),
+            "feature_dim": self.feature_dim}
 
 
 # The i3d extractor's decoding: DeepMind kinetics-i3d's test-time preprocessing.
@@ -245,13 +241,11 @@ def extract_many(paths: Sequence[str | os.PathLike[str]], extractor: Extractor, 
                  ) -> Iterator[VideoResult]:
   """Features of many videos: decoding on host threads, overlapped with the model.
 
-  `decode_threads` threads decode videos (one video per thread at a time; FFmpeg
-  and the resize release the GIL) into a bounded queue of segments; this
-  thread takes segments from any video into batches of `extractor.batch` and
-  runs the jitted model, so decoding goes on while the model computes, and a
-  batch mixes segments of several videos (short videos do not leave it half
-  empty). A video that fails to decode is yielded with its error (the others
-  go on). Results come as videos finish (not in input order: use `.index`).
+  `decode_threads` threads decode videos (one each at a time; FFmpeg and the
+  resize release the GIL) into a bounded queue; this thread batches segments
+  of any video (`extractor.batch`) through the jitted model while decoding goes
+  on. A video that fails to decode is yielded with its error (the others go
+  on). Results come as videos finish (not in input order: use `.index`).
   """
   if decode_threads < 1:
     raise ValueError(f"decode_threads={decode_threads} must be >= 1")
@@ -369,15 +363,23 @@ def write_features(output: str | os.PathLike[str], features: np.ndarray,
 
 
 def read_signature(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-  """The `Extractor.signature()` a features file was written with (None if unreadable)."""
+  """The `Extractor.signature()` a features file was written with (None if unreadable).
+
+  The width comes from the `features` array's header: the array is not read.
+  """
   try:
+    with zipfile.ZipFile(path) as archive, archive.open("features.npy") as f:
+      version = np.lib.format.read_magic(f)
+      shape = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+               else np.lib.format.read_array_header_2_0)(f)[0]
     with np.load(path, allow_pickle=False) as data:
       return {"extractor": str(data["extractor"]),
               "segment_seconds": float(data["segment_seconds"]),
               "frames_per_segment": int(data["frames_per_segment"]),
               "frame_size": int(data["frame_size"]),
               "resize_shorter": int(data["resize_shorter"]) or None,
-              "fixed_rate": bool(data["fixed_rate"])}
+              "fixed_rate": bool(data["fixed_rate"]),
+              "feature_dim": shape[1] if len(shape) == 2 else 0}
   except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
     return None
 
