@@ -38,6 +38,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.corpus.train_split = "train"
   config.corpus.eval_split = "val"  # Labelled split of the corpus; "" for none.
   config.corpus.domain = ""  # "": Ours-A (all domains); "dog": Ours-S for dog.
+  # Video-level tags as the weak signal (datasets.TagPairs): "" off; "dog":
+  # every training video whose domain (or '|'-separated tags) holds "dog" is
+  # preferred over every other video, and evaluation is on "dog" only.
+  # tag_pairs="tag_duration" keeps only short tagged vs long untagged videos.
+  config.corpus.tag = ""
+  config.corpus.tag_pairs = "tag"  # tag | tag_duration
   # Share of the train split kept away from training (stable hash of the
   # video id, stratified by domain and bucket) and scored by the label-free
   # "heldout" evaluator, which picks results.json's "selected" step. In [0, 0.5).
@@ -65,6 +71,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # "flax": flax.linen.Dropout, the masks of results made before 2026-11-25.
   config.model.dropout_masks = "bytes"
   config.model.dtype = "float32"  # Computation dtype; params stay float32.
+  # (): f scores all features. ((start, end), ...): one MLP per column range of
+  # the features, scores summed (late fusion of streams; one range: that
+  # stream alone). E.g. ((0, 2048), (2048, 4096)) on i3d_rgb_flow_audio.
+  config.model.streams = ()
 
   config.train = ml_collections.ConfigDict()
   config.train.num_groups = 256  # m groups ...
@@ -146,3 +156,16 @@ def set_corpus(config: ml_collections.ConfigDict, name: str) -> None:
     config.train.weight_schedule_steps = 300
     config.eval.every_steps = 200
     config.checkpoint.every_steps = 200
+  elif name.startswith("tvsum"):
+    # TVSum's 40 train videos (domain: category), for video-level tags
+    # (corpus.tag=<category>); evaluation on TVSum val.
+    config.corpus.manual_dir = os.path.join(DATA_ROOT, "tvsum")
+    config.corpus.eval_split = ""
+    config.eval.benchmarks = ("tvsum",)
+    config.eval.feature_set = ("i3d_rgb_flow_audio" if name.endswith("rgb_flow_audio")
+                               else "i3d_rgb")
+    config.train.num_groups = 64
+    config.train.num_steps = 200
+    config.train.weight_schedule_steps = 100
+    config.eval.every_steps = 50
+    config.checkpoint.every_steps = 50

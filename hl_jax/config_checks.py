@@ -20,6 +20,7 @@ import ml_collections
 from hl_jax import losses
 
 VARIANTS = ("joint", "ranking_d", "ranking_em")
+TAG_PAIRS = ("tag", "tag_duration")  # corpus.tag_pairs; see datasets.TagPairs.
 _DTYPES = ("float32", "bfloat16", "float16")
 # Keys that may change when a run resumes: they change when and how much is
 # logged, evaluated or kept, where data is read from, or how long the run is,
@@ -40,6 +41,7 @@ ADDED_KEYS = {
     "train.weight_entropy_bonus": None, "train.valid_fraction": None,
     "input.pair_within": "",
     "corpus.holdout_fraction": 0.0,
+    "corpus.tag": "", "corpus.tag_pairs": "tag", "model.streams": [],  # As config.json has it.
 }
 
 
@@ -135,6 +137,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
     value = _get(config, key)
     if not check(value):
       problems.append(f"{key}={value!r} must be {allowed}")
+  tag = config.corpus.get("tag", "")
+  if config.corpus.get("tag_pairs", "tag") not in TAG_PAIRS:
+    problems.append(f"corpus.tag_pairs={config.corpus.tag_pairs!r} must be one of "
+                    f"{TAG_PAIRS}")
+  if tag and config.corpus.domain:
+    problems.append(f"corpus.tag={tag!r} and corpus.domain={config.corpus.domain!r}: "
+                    "a tag model trains on every domain's videos; set one of them")
+  if tag and config.input.pair_within:
+    problems.append(f"corpus.tag={tag!r} pairs videos across domains; "
+                    f"input.pair_within={config.input.pair_within!r} would leave no pair")
   if problems:
     raise ConfigError("bad config: " + "; ".join(problems))
 

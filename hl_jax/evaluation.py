@@ -235,7 +235,8 @@ def make_evaluators(config: ml_collections.ConfigDict,
 
   The corpus's labelled split (if any), each of `config.eval.benchmarks`, then
   the held-out training videos (if any: `heldout.HeldoutEvaluator`).
-  Ours-S (config.corpus.domain set) is evaluated on its own domain only.
+  Ours-S (config.corpus.domain set) and a tag model (config.corpus.tag) are
+  evaluated on their own domain only.
 
   Raises:
     ValueError: an unknown benchmark name, or a benchmark's features do not
@@ -256,10 +257,11 @@ def make_evaluators(config: ml_collections.ConfigDict,
     videos = datasets.load_benchmark(
         name, split, manual_dir=os.path.join(config.eval.data_root, name),
         data_dir=config.corpus.data_dir or None, feature_set=config.eval.feature_set)
-    if config.corpus.domain:
-      videos = [v for v in videos if v.group == config.corpus.domain]
+    own = config.corpus.domain or config.corpus.get("tag", "")
+    if own:
+      videos = [v for v in videos if v.group == own]
       if not videos:
-        logging.info("%s has no %r videos; not evaluated", name, config.corpus.domain)
+        logging.info("%s has no %r videos; not evaluated", name, own)
         continue
     dim = videos[0].features.shape[1] if videos else corpus.feature_dim
     if dim != corpus.feature_dim:

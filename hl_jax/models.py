@@ -92,16 +92,32 @@ class MLP(nn.Module):
 
 
 class Scorer(nn.Module):
-  """f: the highlight score of one segment, [..., D] -> [...]."""
+  """f: the highlight score of one segment, [..., D] -> [...].
+
+  Attributes:
+    streams: () scores all D features with one MLP; otherwise half-open
+      column ranges ((start, end), ...) of the features, each scored by an MLP
+      of its own, the scores summed: late fusion of one scorer per stream
+      (e.g. ((0, 2048), (2048, 4096)): I3D rgb+flow and PANN audio), or one
+      range alone to score one stream (((2048, 4096),): audio only).
+  """
   hidden: Sequence[int]
   dropout: float = 0.0
   dtype: jnp.dtype = jnp.float32
   dropout_masks: str = "bytes"
+  streams: tuple[tuple[int, int], ...] = ()
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, *, train: bool = False) -> jnp.ndarray:
-    return MLP(self.hidden, self.dropout, self.dropout_masks, self.dtype,
-               name="mlp")(x, train=train)
+    if not self.streams:
+      return MLP(self.hidden, self.dropout, self.dropout_masks, self.dtype,
+                 name="mlp")(x, train=train)
+    if max(end for _, end in self.streams) > x.shape[-1]:
+      raise ValueError(f"model.streams {self.streams} reach beyond the {x.shape[-1]} "
+                       "features")
+    return sum(MLP(self.hidden, self.dropout, self.dropout_masks, self.dtype,
+                   name=f"mlp_{k}")(x[..., start:end], train=train)
+               for k, (start, end) in enumerate(self.streams))
 
 
 class PairWeigher(nn.Module):
@@ -132,6 +148,10 @@ def build(config: ml_collections.ConfigDict) -> tuple[Scorer, PairWeigher]:
   if not 0.0 <= model.dropout < 1.0:
     raise ValueError(f"model.dropout={model.dropout} must be in [0, 1)")
   dtype = jnp.dtype(model.dtype)
-  scorer = Scorer(tuple(model.scorer_hidden), model.dropout, dtype, masks)
+  streams = tuple(tuple(int(b) for b in pair) for pair in model.get("streams", ()))
+  if any(len(pair) != 2 or not 0 <= pair[0] < pair[1] for pair in streams):
+    raise ValueError(f"model.streams={streams!r} must be (start, end) column ranges "
+                     "with 0 <= start < end")
+  scorer = Scorer(tuple(model.scorer_hidden), model.dropout, dtype, masks, streams)
   weigher = PairWeigher(tuple(model.weigher_hidden), model.dropout, dtype, masks)
   return scorer, weigher

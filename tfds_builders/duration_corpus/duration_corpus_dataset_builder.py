@@ -24,6 +24,8 @@ Configs:
     (labels dropped) with I3D rgb (1024-d), rgb+flow (2048-d) or rgb+flow+PANN
     audio (4096-d) features, bucketed by per-domain duration quantiles. Split
     `train`.
+  tvsum / tvsum_rgb_flow_audio: the 40 TVSum TRAIN videos the same way (domain:
+    the category), for video-level tags (`corpus.tag` in configs/joint.py).
 
 Build without TensorFlow (array_record), from the repository root:
 
@@ -57,7 +59,7 @@ from tfds_builders.duration_corpus import readers
 from tfds_builders.duration_corpus import synthetic
 from tfds_builders.duration_corpus import video_examples
 
-SOURCES = ('synthetic', 'manifest', 'youtube_highlights')
+SOURCES = ('synthetic', 'manifest', 'youtube_highlights', 'tvsum')
 # 'duration' is the historical name of 'threshold' (fixed cuts on the signal).
 THRESHOLD_BUCKETINGS = ('threshold', 'duration')
 BUCKETINGS = THRESHOLD_BUCKETINGS + ('domain_quantile', 'video_quantile')
@@ -74,7 +76,7 @@ class DurationCorpusConfig(tfds.core.BuilderConfig):
   segments (should score higher) with 'long' ones.
 
   Attributes:
-    source: 'synthetic', 'manifest' or 'youtube_highlights'.
+    source: 'synthetic', 'manifest', 'youtube_highlights' or 'tvsum'.
     feature_dim: D, the width of `features`.
     short_max_s: threshold bucketing: the LOW cut, in the signal's units
       (seconds for duration_s). Values < short_max_s are the low side.
@@ -97,8 +99,8 @@ class DurationCorpusConfig(tfds.core.BuilderConfig):
       per-segment signal file (.npy [T], or .npz key 'signal'); needs
       bucketing='video_quantile'. Each video then gives a '<vid>#hi' ('short')
       and a '<vid>#lo' ('long') example with pair_group <vid>.
-    feature_root: youtube_highlights: feature folder inside manual_dir.
-    feature_sets: youtube_highlights: feature sets, concatenated per clip.
+    feature_root: youtube_highlights, tvsum: feature folder inside manual_dir.
+    feature_sets: youtube_highlights, tvsum: feature sets, concatenated per clip.
     synthetic: parameters of the synthetic generator.
   """
   source: str = 'synthetic'
@@ -242,6 +244,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           feature_sets=('i3d_rgb', 'i3d_flow', 'pann_audio'),
           description='YouTube Highlights train videos, I3D rgb+flow and PANN '
                       'audio, no labels.'),
+      DurationCorpusConfig(
+          name='tvsum', source='tvsum', feature_dim=1024,
+          bucketing='domain_quantile',
+          description='TVSum train videos (40; domain: the category), I3D rgb, '
+                      'no labels: for video-level tags.'),
+      DurationCorpusConfig(
+          name='tvsum_rgb_flow_audio', source='tvsum', feature_dim=4096,
+          bucketing='domain_quantile',
+          feature_sets=('i3d_rgb', 'i3d_flow', 'pann_audio'),
+          description='TVSum train videos, I3D rgb+flow and PANN audio, no labels.'),
   ]
   DEFAULT_CONFIG_NAME = 'synthetic'
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
@@ -253,6 +265,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   youtube_highlights*: manual_dir is the YouTube Highlights folder with
   labels/umt_youtube_anno.json, splits/umt_youtube_splits.json and
   features_umt_f16/{i3d_rgb,i3d_flow,pann_audio}/<video_id>.npz.
+  tvsum*: manual_dir is the TVSum folder, laid out the same way
+  (labels/umt_tvsum_anno.json, splits/umt_tvsum_splits.json).
   synthetic*: needs no manual_dir.
   """
 
@@ -303,7 +317,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                                       config.segment_signal)
     else:
       records, skipped = readers.list_youtube_highlights(
-          dl_manager.manual_dir, config.feature_root, config.feature_sets)
+          dl_manager.manual_dir, config.feature_root, config.feature_sets,
+          config.source)
       for reason, ids in skipped.items():
         if ids:
           logging.warning('duration_corpus/%s: skipped %d train videos (%s): %s',

@@ -45,13 +45,15 @@ def test_name_and_configs():
   assert list(dcb.Builder.builder_configs) == [
       'synthetic', 'synthetic_tiny', 'manifest', 'manifest_ctr',
       'manifest_segment_signal', 'youtube_highlights',
-      'youtube_highlights_rgb_flow', 'youtube_highlights_rgb_flow_audio']
+      'youtube_highlights_rgb_flow', 'youtube_highlights_rgb_flow_audio', 'tvsum',
+      'tvsum_rgb_flow_audio']
   assert dcb.Builder(data_dir='/nonexistent').builder_config.name == 'synthetic'
   dims = {n: c.feature_dim for n, c in dcb.Builder.builder_configs.items()}
   assert dims == {'synthetic': 128, 'synthetic_tiny': 16, 'manifest': 1024,
                   'manifest_ctr': 1024, 'manifest_segment_signal': 1024,
                   'youtube_highlights': 1024, 'youtube_highlights_rgb_flow': 2048,
-                  'youtube_highlights_rgb_flow_audio': 4096}
+                  'youtube_highlights_rgb_flow_audio': 4096, 'tvsum': 1024,
+                  'tvsum_rgb_flow_audio': 4096}
 
 
 @pytest.mark.parametrize('kwargs', [

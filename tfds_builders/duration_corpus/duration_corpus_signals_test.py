@@ -233,3 +233,39 @@ def test_build_cli_derives_a_config_of_another_width(tmp_path):
   builder = build.build_corpus('manifest_segment_signal', str(tmp_path),
                                str(DUMMY_DATA), feature_dim=8)
   assert builder.info.splits['train'].num_examples == 6
+
+
+def test_tags_column_joins_the_domain(tmp_path):
+  features = tmp_path / 'f.npy'
+  np.save(features, np.zeros((3, 8), np.float32))
+  (tmp_path / 'manifest.csv').write_text(
+      'video_id,duration_s,domain,tags,feature_path\n'
+      f'a,10,dog,pets|outdoor,{features}\n'
+      f'b,10,,cats,{features}\n'
+      f'c,10,dog,dog,{features}\n'
+      f'd,10,,,{features}\n')
+  from tfds_builders.duration_corpus import readers  # pylint: disable=g-import-not-at-top
+  domains = [r.domain for r in readers.read_manifest(tmp_path)]
+  assert domains == ['dog|pets|outdoor', 'cats', 'dog', readers.DEFAULT_DOMAIN]
+
+
+def test_tvsum_source_reads_the_train_split_with_categories(tmp_path):
+  anno = {v: {'domain': cat, 'fps': 30.0, 'frames': str(f)}
+          for v, cat, f in [('a', 'BK', 300), ('b', 'BK', 900), ('c', 'VT', 600),
+                            ('v', 'VT', 300)]}
+  splits = {'BK': {'train': ['a', 'b'], 'val': []}, 'VT': {'train': ['c'], 'val': ['v']}}
+  (tmp_path / 'tvsum' / 'labels').mkdir(parents=True)
+  (tmp_path / 'tvsum' / 'splits').mkdir()
+  (tmp_path / 'tvsum' / 'labels' / 'umt_tvsum_anno.json').write_text(json.dumps(anno))
+  (tmp_path / 'tvsum' / 'splits' / 'umt_tvsum_splits.json').write_text(json.dumps(splits))
+  folder = tmp_path / 'tvsum' / 'features_umt_f16' / 'i3d_rgb'
+  folder.mkdir(parents=True)
+  for vid, rows in [('a', 5), ('b', 15), ('c', 10), ('v', 5)]:
+    np.savez(folder / f'{vid}.npz', features=np.full((rows, 1024), 0.5, np.float16))
+  builder = dcb.get_builder('tvsum', tmp_path / 'data', manual_dir=tmp_path / 'tvsum')
+  train = _examples(builder)
+  assert sorted(train) == ['a', 'b', 'c']  # The val video never enters.
+  assert {v: ex['domain'].decode() for v, ex in train.items()} == {
+      'a': 'BK', 'b': 'BK', 'c': 'VT'}
+  assert train['b']['duration_s'] == 30.0
+  assert train['b']['features'].shape == (15, 1024)

@@ -30,6 +30,11 @@ DURATION = 'duration_s'
 
 YTH_ANNOTATIONS = 'labels/umt_youtube_anno.json'
 YTH_SPLITS = 'splits/umt_youtube_splits.json'
+TVSUM_ANNOTATIONS = 'labels/umt_tvsum_anno.json'
+TVSUM_SPLITS = 'splits/umt_tvsum_splits.json'
+# UMT-release sources: (annotations, splits) inside manual_dir.
+UMT_LAYOUTS = {'youtube_highlights': (YTH_ANNOTATIONS, YTH_SPLITS),
+               'tvsum': (TVSUM_ANNOTATIONS, TVSUM_SPLITS)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +142,20 @@ def _path(manual_dir: epath.Path, row: dict[str, Any], column: str,
   return manual_dir / value
 
 
+def _domain_and_tags(row: dict[str, Any], where: str) -> str:
+  """The `domain` feature: the domain, then the row's `tags` ('|'-separated).
+
+  Video-level tags (hl_jax's corpus.tag) are read from this field: a row with
+  domain 'dog' and tags 'pets|outdoor' is stored as 'dog|pets|outdoor'.
+  """
+  names = [str(row.get('domain') or '').strip()]
+  names += str(row.get('tags') or '').split('|')
+  names = list(dict.fromkeys(n.strip() for n in names if n.strip()))
+  if any(',' in n for n in names):
+    raise ValueError(f'{where}: tags are separated by "|", not ","')
+  return '|'.join(names) or DEFAULT_DOMAIN
+
+
 def read_manifest(manual_dir: os.PathLike[str] | str, signal: str = DURATION,
                   segment_signal: str = '') -> list[VideoRecord]:
   """Parses and validates the manifest of `manual_dir` (files not opened yet).
@@ -174,7 +193,7 @@ def read_manifest(manual_dir: os.PathLike[str] | str, signal: str = DURATION,
     feature_path = _path(manual_dir, row, 'feature_path', where)
     segment_path = (_path(manual_dir, row, segment_signal, where)
                     if segment_signal else None)
-    domain = str(row.get('domain') or '').strip() or DEFAULT_DOMAIN
+    domain = _domain_and_tags(row, where)
     records.append(VideoRecord(video_id, domain, duration, (feature_path,),
                                where, value, segment_path))
   if not records:
@@ -273,9 +292,13 @@ def load_segment_signal(record: VideoRecord, num_segments: int) -> np.ndarray:
 
 def list_youtube_highlights(
     manual_dir: os.PathLike[str] | str, feature_root: str,
-    feature_sets: tuple[str, ...],
+    feature_sets: tuple[str, ...], source: str = 'youtube_highlights',
 ) -> tuple[list[VideoRecord], dict[str, list[str]]]:
-  """The TRAIN-split videos of YouTube Highlights that have all feature sets.
+  """The TRAIN-split videos of YouTube Highlights (or TVSum) with all feature sets.
+
+  source='tvsum' reads TVSum's UMT release the same way
+  (labels/umt_tvsum_anno.json, splits/umt_tvsum_splits.json: {category:
+  {train, val}}); the domain is then the TVSum category.
 
   Layout (as in the UMT release): labels/umt_youtube_anno.json gives domain,
   fps and frames per video; splits/umt_youtube_splits.json gives
@@ -293,11 +316,12 @@ def list_youtube_highlights(
   """
   manual_dir = epath.Path(manual_dir)
   docs = []
-  for rel in (YTH_ANNOTATIONS, YTH_SPLITS):
+  annotations, splits_file = UMT_LAYOUTS[source]
+  for rel in (annotations, splits_file):
     path = manual_dir / rel
     if not path.is_file():
       raise FileNotFoundError(f'{path} not found: manual_dir must be '
-                              'laid out like the YouTube Highlights UMT release')
+                              f'laid out like the {source} UMT release')
     try:
       doc = json.loads(path.read_bytes().decode('utf-8'))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -321,7 +345,7 @@ def list_youtube_highlights(
       elif not all(p.is_file() for p in paths):
         skipped['no_features'].append(vid)
       else:
-        where = f'{manual_dir / YTH_ANNOTATIONS} (video {vid})'
+        where = f'{manual_dir / annotations} (video {vid})'
         try:
           duration = float(anno[vid]['frames']) / float(anno[vid]['fps'])
         except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
