@@ -83,7 +83,7 @@ FEATURE_SETS = {"i3d_rgb": ("youtube_highlights", ""),
 CHECKED_KEYS = {"variant": None, "train.weighting": "softmax", "input.pair_within": "",
                 "train.weight_decay": None, "corpus.holdout_fraction": 0.0,
                 "eval.every_steps": None, "corpus.builder_config": None,
-                "corpus.domain": ""}
+                "corpus.domain": "", "corpus.tag": "", "train.pair_groups": "random"}
 BEST = "best"  # --methods alias: the best collapse-proof method by held-out accuracy.
 
 FLAGS = flags.FLAGS

@@ -79,6 +79,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict()
   config.train.num_groups = 256  # m groups ...
   config.train.group_size = 8  # ... of n pairs: m * n pairs per step.
+  # "random": a group's pairs are drawn independently (the paper). "video":
+  # its n preferred segments come from one preferred video (a multiple-
+  # instance bag, for video-level tags: the group's weights pick its segments).
+  config.train.pair_groups = "random"
   config.train.num_steps = 2000
   config.train.margin = 1.0
   config.train.pair_loss = "hinge"  # hinge | logistic | softmax (rax).

@@ -41,7 +41,8 @@ ADDED_KEYS = {
     "train.weight_entropy_bonus": None, "train.valid_fraction": None,
     "input.pair_within": "",
     "corpus.holdout_fraction": 0.0,
-    "corpus.tag": "", "corpus.tag_pairs": "tag", "model.streams": [],  # As config.json has it.
+    "corpus.tag": "", "corpus.tag_pairs": "tag", "train.pair_groups": "random",
+    "model.streams": [],  # As config.json has it.
 }
 
 
@@ -138,6 +139,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if not check(value):
       problems.append(f"{key}={value!r} must be {allowed}")
   tag = config.corpus.get("tag", "")
+  if config.train.get("pair_groups", "random") not in ("random", "video"):
+    problems.append(f"train.pair_groups={config.train.pair_groups!r} must be 'random' "
+                    "or 'video'")
   if config.corpus.get("tag_pairs", "tag") not in TAG_PAIRS:
     problems.append(f"corpus.tag_pairs={config.corpus.tag_pairs!r} must be one of "
                     f"{TAG_PAIRS}")

@@ -48,11 +48,14 @@ class Video:
     features: [T, D] float32 clip features.
     labels: corpus: [T] 0/1 highlight; youtube_highlights: [T] int match in
       {-1, 0, 1}; tvsum: [T, 20] float annotator scores 1..5.
+    text: [L, 512] float32 title tokens (TVSum: CLIP tokens of the title);
+      None where the benchmark has no text (YouTube Highlights, corpus videos).
   """
   video_id: str
   group: str
   features: np.ndarray
   labels: np.ndarray
+  text: np.ndarray | None = None
 
   @property
   def num_clips(self) -> int:
@@ -114,7 +117,9 @@ def load_benchmark(benchmark: str, split: str, *,
   videos = [
       Video(video_id=_text(ex["video_id"]), group=_text(ex[group_key]),
             features=np.asarray(ex["features"], np.float32),
-            labels=np.asarray(ex[label_key]))
+            labels=np.asarray(ex[label_key]),
+            text=(np.asarray(ex["title_tokens"], np.float32) if benchmark == "tvsum"
+                  else None))
       for ex in builder.as_data_source(split=split)
   ]
   return sorted(videos, key=lambda v: (v.group, v.video_id))

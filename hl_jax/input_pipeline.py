@@ -256,14 +256,14 @@ class TableFeeder:
     self._read()
     return self._table
 
-  def videos_of_pairs(self, key: jax.Array, num_groups: int,
-                      group_size: int) -> list[str] | None:
+  def videos_of_pairs(self, key: jax.Array, num_groups: int, group_size: int,
+                      bags: bool = False) -> list[str] | None:
     """Ids of the videos in the pairs `sample_pairs(table, key, ...)` draws
     from the current windows; None on multi-host runs (shards are remote)."""
     if jax.process_count() > 1 or self._windows is None:
       return None
     local = segment_table.stack_tables([w.table for w in self._windows])
-    rows = segment_table.sample_pairs(local, key, num_groups, group_size)
+    rows = segment_table.sample_pairs(local, key, num_groups, group_size, bags)
     ids = set()
     for shard_rows in rows:
       for shard, window in enumerate(self._windows):

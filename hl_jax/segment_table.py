@@ -38,6 +38,9 @@ class SegmentTable:
       long rows of the same pair group start in long_index.
     short_partner_count: [C] int32, how many there are (0: no group, or a
       group without long rows in this window; the pair then takes any long row).
+    short_video_start: [C] int32, for each short_index position, where the
+      short rows of the same video start in short_index (bag groups).
+    short_video_count: [C] int32, how many there are.
   """
   features: jnp.ndarray
   video: jnp.ndarray
@@ -47,6 +50,8 @@ class SegmentTable:
   num_long: jnp.ndarray
   short_partner_start: jnp.ndarray
   short_partner_count: jnp.ndarray
+  short_video_start: jnp.ndarray
+  short_video_count: jnp.ndarray
 
 
 def stack_tables(tables: list[SegmentTable]) -> SegmentTable:
@@ -60,7 +65,7 @@ def stack_tables(tables: list[SegmentTable]) -> SegmentTable:
 
 
 def sample_pairs(table: SegmentTable, key: jax.Array, num_groups: int,
-                 group_size: int) -> tuple[jnp.ndarray, jnp.ndarray]:
+                 group_size: int, bags: bool = False) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Samples (short, long) segment rows uniformly, inside the compiled step.
 
   The m groups are split evenly over the S shards: the groups of block s draw
@@ -70,11 +75,17 @@ def sample_pairs(table: SegmentTable, key: jax.Array, num_groups: int,
   the same group, so such pairs stay within one video; others take any long
   segment.
 
+  With `bags` (train.pair_groups="video"), the n short segments of a group
+  are drawn from ONE preferred video (a multiple-instance bag: the group's
+  softmax weights then choose which of its segments to trust, as MINI-Net's
+  max over a bag does); each still gets its own long segment as above.
+
   Args:
     table: the resident stacked table, fields with a leading [S] axis.
     key: PRNG key for this step.
     num_groups: m (divisible by S).
     group_size: n.
+    bags: draw each group's short segments from one video.
 
   Returns:
     Two [S, m / S, n] int32 arrays of per-shard table rows: short-video and
@@ -83,9 +94,18 @@ def sample_pairs(table: SegmentTable, key: jax.Array, num_groups: int,
   num_shards = table.num_short.shape[0]
   shape = (num_shards, num_groups // num_shards, group_size)
   key_short, key_long = jax.random.split(key)
-  i = jax.random.randint(key_short, shape, 0, table.num_short[:, None, None])
-  j = jax.random.randint(key_long, shape, 0, table.num_long[:, None, None])
   take = jax.vmap(lambda index, picks: index[picks])
+  if bags:
+    first = jax.random.randint(key_short, shape[:2] + (1,), 0,
+                               table.num_short[:, None, None])
+    bag_start = take(table.short_video_start, first)
+    bag_count = take(table.short_video_count, first)
+    v = jax.random.uniform(jax.random.fold_in(key_short, 1), shape)
+    i = bag_start + jnp.minimum((v * bag_count).astype(jnp.int32),
+                                jnp.maximum(bag_count - 1, 0))
+  else:
+    i = jax.random.randint(key_short, shape, 0, table.num_short[:, None, None])
+  j = jax.random.randint(key_long, shape, 0, table.num_long[:, None, None])
   start = take(table.short_partner_start, i)
   count = take(table.short_partner_count, i)
   u = jax.random.uniform(jax.random.fold_in(key_long, 1), shape)
@@ -107,7 +127,8 @@ def make_table(features: np.ndarray, owner: np.ndarray, buckets: np.ndarray,
 
   Args:
     features: [C, D] segment features.
-    owner: [C] window-local video number of each row, -1 for empty rows.
+    owner: [C] window-local video number of each row, -1 for empty rows; a
+      video's rows are contiguous and numbered in row order.
     buckets: [C] SHORT, LONG or REST per row (REST rows are never paired).
     groups: [C] pair group number per row, -1 for none.
   """
@@ -121,6 +142,9 @@ def make_table(features: np.ndarray, owner: np.ndarray, buckets: np.ndarray,
   start = np.searchsorted(long_groups, short_groups, side="left")
   count = np.searchsorted(long_groups, short_groups, side="right") - start
   count[short_groups < 0] = 0
+  short_owner = owner[short]  # Non-decreasing: a video fills one span of rows.
+  bag_start = np.searchsorted(short_owner, short_owner, side="left")
+  bag_count = np.searchsorted(short_owner, short_owner, side="right") - bag_start
 
   def pad(rows: np.ndarray) -> np.ndarray:
     return np.pad(rows.astype(np.int32), (0, capacity - len(rows)))
@@ -128,4 +152,5 @@ def make_table(features: np.ndarray, owner: np.ndarray, buckets: np.ndarray,
   return SegmentTable(features=features, video=owner, short_index=pad(short),
                       long_index=pad(long_), num_short=np.int32(len(short)),
                       num_long=np.int32(len(long_)),
-                      short_partner_start=pad(start), short_partner_count=pad(count))
+                      short_partner_start=pad(start), short_partner_count=pad(count),
+                      short_video_start=pad(bag_start), short_video_count=pad(bag_count))

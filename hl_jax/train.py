@@ -106,6 +106,7 @@ def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
                     tx: optax.GradientTransformation, mesh: jax.sharding.Mesh):
   """The jitted `(state, table) -> (state, metrics)` step over `mesh`."""
   m, n = config.train.num_groups, config.train.group_size
+  bags = config.train.get("pair_groups", "random") == "video"
   margin = config.train.margin
   compute_dtype = jnp.dtype(config.model.dtype)
   rows_sharding = parallel.per_shard_groups(mesh)
@@ -154,7 +155,7 @@ def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
   def train_step(state: TrainState, table: segment_table.SegmentTable):
     key = jax.random.fold_in(state.rng, state.step)
     key_pairs, key_dropout = jax.random.split(key)
-    rows_short, rows_long = segment_table.sample_pairs(table, key_pairs, m, n)
+    rows_short, rows_long = segment_table.sample_pairs(table, key_pairs, m, n, bags)
     rows_short = jax.lax.with_sharding_constraint(rows_short, rows_sharding)
     rows_long = jax.lax.with_sharding_constraint(rows_long, rows_sharding)
     x_short, x_long = (jax.lax.with_sharding_constraint(
@@ -218,7 +219,8 @@ def _check_finite(state: TrainState, config: ml_collections.ConfigDict,
     if feeder is not None and first >= window_first_step:
       key = jax.random.fold_in(parallel.first_replica(state.rng), first)
       videos = feeder.videos_of_pairs(jax.random.split(key)[0],
-                                      config.train.num_groups, config.train.group_size)
+                                      config.train.num_groups, config.train.group_size,
+                                      config.train.get("pair_groups", "random") == "video")
     where = (f"; its pairs came from videos {', '.join(videos[:20])}"
              f"{' ...' if len(videos) > 20 else ''}" if videos else "")
     raise NonFiniteError(

@@ -34,6 +34,9 @@ def test_load_benchmark_dummy(yth_val, data_dir):
   assert [v.video_id for v in tvsum] == ["dummyBK_trn", "dummyBK_val", "dummyVT_trn",
                                          "dummyVT_val"]
   assert tvsum[3].features.shape == (6, 4096) and tvsum[3].labels.shape == (6, 20)
+  # dummy_data's video i has 2 + i title tokens; dummyVT_val is i=3.
+  assert tvsum[3].text.shape == (5, 512) and tvsum[3].text.dtype == np.float32
+  assert all(v.text is None for v in yth_val)
   assert datasets.load_benchmark("tvsum", "other", manual_dir=None, data_dir=data_dir,
                                    feature_set="i3d_rgb_flow_audio") == []
 

@@ -161,6 +161,25 @@ class InputPipelineTest(absltest.TestCase):
     video_l = np.asarray(table.features[0][np.asarray(rows_l[0]), 0]).astype(int)
     self.assertTrue(np.any(video_s % 2 != video_l % 2))
 
+  def test_bag_groups_draw_a_groups_short_segments_from_one_video(self):
+    source = fake_source()  # features[:, 0] is the video number.
+    table = segment_table.stack_tables([reader_for(source, 1000, len(source)).read().table])
+    rows_s, rows_l = segment_table.sample_pairs(table, jax.random.PRNGKey(3), 64, 8,
+                                                bags=True)
+    video_s = np.asarray(table.features[0][np.asarray(rows_s[0]), 0]).astype(int)
+    video_l = np.asarray(table.features[0][np.asarray(rows_l[0]), 0]).astype(int)
+    np.testing.assert_array_equal(video_s, video_s[:, :1].repeat(8, axis=1))
+    self.assertGreater(len(set(video_s[:, 0].tolist())), 2)  # Bags of many videos.
+    # Several segments of a bag, and long partners from several videos.
+    self.assertTrue(any(len(set(np.asarray(rows_s[0])[g].tolist())) > 1 for g in range(64)))
+    self.assertGreater(len(set(video_l.ravel().tolist())), 2)
+    buckets = np.asarray(table.features[0][np.asarray(rows_s[0]), 1])
+    np.testing.assert_array_equal(buckets, SHORT)
+    # Without bags, a group's short segments come from several videos.
+    rows_s, _ = segment_table.sample_pairs(table, jax.random.PRNGKey(3), 64, 8)
+    video_s = np.asarray(table.features[0][np.asarray(rows_s[0]), 0]).astype(int)
+    self.assertTrue(np.any(video_s != video_s[:, :1]))
+
   def test_long_videos_are_subsampled_evenly(self):
     source = [{"video_id": "long", "bucket": LONG,
                "features": np.arange(400, dtype=np.float32).reshape(100, 4)}]
@@ -214,7 +233,8 @@ class TableFeederTest(absltest.TestCase):
         fresh.restore(feeder.input_state())
         fresh_table = fresh.current_table()
         for name in ("video", "short_index", "long_index", "num_short", "num_long",
-                     "short_partner_start", "short_partner_count"):
+                     "short_partner_start", "short_partner_count", "short_video_start",
+                     "short_video_count"):
           np.testing.assert_array_equal(np.asarray(getattr(table, name)),
                                         np.asarray(getattr(fresh_table, name)))
         # Filled rows hold their videos' segments (feature 0 is the video number).

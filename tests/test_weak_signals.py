@@ -191,4 +191,9 @@ def test_run_config_of_a_tag_model():
   assert config.corpus.builder_config == "youtube_highlights_rgb_flow_audio"
   assert config.model.streams == ((0, 2048), (2048, 4096))
   assert (config.seed, config.train.weighting, config.train.num_steps) == (2, "detached", 200)
+  assert config.train.pair_groups == "random"
   config_checks.validate(config)
+  bags = weak_signals.run_config(
+      weak_signals.Run("tag", "yth", "rgb", "joint_bags", "dog", 0), "/tmp/u", "/tmp/u")
+  assert (bags.variant, bags.train.weighting, bags.train.pair_groups) == (
+      "joint", "softmax", "video")

@@ -1,5 +1,8 @@
 """TVSum (Song et al., CVPR 2015) with UMT's per-2-second-shot features.
 
+Every config also carries the video's title as UMT's CLIP text features:
+`title_tokens` [L, 512] (one row per token) and `title_embedding` [512].
+
 Build it from the repo root, without TensorFlow (the `tfds build` CLI needs it):
 
   python -c "
@@ -28,14 +31,20 @@ from tfds_builders import umt_release
 ANNOTATIONS = "labels/umt_tvsum_anno.json"
 SPLITS = "splits/umt_tvsum_splits.json"
 NUM_ANNOTATORS = 20
+TITLE_DIR = "clip_title_query"  # under umt_release.FEATURES_DIR
+TEXT_DIM = 512  # CLIP text width
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
   """TVSum: 20 annotators' 1..5 scores per 2-second shot, 10 categories."""
 
   name = "tvsum"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "UMT annotations, standard 4/1 per-category split, float16 features."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.0.0": "UMT annotations, standard 4/1 per-category split, float16 features.",
+      "1.1.0": "title tokens: title_tokens [L, 512] and title_embedding [512], UMT's CLIP "
+               "text features of the title.",
+  }
   BUILDER_CONFIGS = list(umt_release.FEATURE_SETS)
   DEFAULT_CONFIG_NAME = "i3d_rgb"
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
@@ -43,6 +52,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     {ANNOTATIONS}   (UMT's tvsum_anno.json)
     {SPLITS}    ({{category: {{train: [ids], val: [ids]}}}})
     {umt_release.FEATURES_DIR}/{{i3d_rgb,i3d_flow,pann_audio}}/<video_id>.npz  (key 'features')
+    {umt_release.FEATURES_DIR}/{TITLE_DIR}/<video_id>.npz  (keys 'token' [L, {TEXT_DIM}],
+        'text' [1, {TEXT_DIM}]: UMT's query_features, CLIP features of the title)
   See README.md for where these files come from.
   """
 
@@ -59,6 +70,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             "features": tfds.features.Tensor(
                 shape=(None, self.builder_config.dim), dtype=np.float16,
                 encoding=tfds.features.Encoding.BYTES),
+            "title_tokens": tfds.features.Tensor(shape=(None, TEXT_DIM), dtype=np.float32),
+            "title_embedding": tfds.features.Tensor(shape=(TEXT_DIM,), dtype=np.float32),
         }),
         homepage="https://github.com/yalesong/tvsum",
     )
@@ -91,6 +104,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     if not np.isfinite(scores).all():
       raise ValueError(f"video {vid}: 'anno' in {source} holds NaN/Inf")
     kinds = self.builder_config.kinds
+    title_tokens, title_embedding = load_title(root, vid)
     return {
         "video_id": vid,
         "category": str(umt_release.field(entry, vid, "domain", source)),
@@ -100,4 +114,41 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         "duration_s": frames / fps,
         "scores": scores,
         "features": umt_release.load_features(root, kinds, vid, len(scores)),
+        "title_tokens": title_tokens,
+        "title_embedding": title_embedding,
     }
+
+
+def load_title(root: epath.Path, video_id: str) -> tuple[np.ndarray, np.ndarray]:
+  """Loads one video's CLIP title features, checked.
+
+  Args:
+    root: the manual_dir.
+    video_id: the video.
+
+  Returns:
+    (tokens [L, 512], embedding [512]), float32, all finite, L >= 1.
+
+  Raises:
+    FileNotFoundError: the video has no title file (naming video and path).
+    ValueError: the file is unreadable, lacks a key or has a bad shape or
+      NaN/Inf (naming file and video).
+  """
+  path = root / umt_release.FEATURES_DIR / TITLE_DIR / f"{video_id}.npz"
+  if not path.is_file():
+    raise FileNotFoundError(f"video {video_id}: no title tokens ({path})")
+  arrays = {}
+  for key, rows in (("token", "L"), ("text", "1")):
+    try:
+      array = umt_release.load_array(path, key)
+    except KeyError as e:  # load_array's message already names the file
+      raise ValueError(f"video {video_id}: {e.args[0]}") from None
+    if (array.ndim != 2 or array.shape[1] != TEXT_DIM or not len(array)
+        or (key == "text" and len(array) != 1)):
+      raise ValueError(f"{path}: video {video_id} title {key!r} has shape "
+                       f"{array.shape}, expected [{rows}, {TEXT_DIM}]")
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+      raise ValueError(f"{path}: video {video_id} title {key!r} holds NaN/Inf")
+    arrays[key] = array
+  return arrays["token"], arrays["text"][0]

@@ -40,6 +40,8 @@ def test_name_and_configs():
   assert tvb.Builder.name == "tvsum"
   dims = {c.name: c.dim for c in tvb.Builder.BUILDER_CONFIGS}
   assert dims == {"i3d_rgb": 1024, "i3d_rgb_flow": 2048, "i3d_rgb_flow_audio": 4096}
+  assert str(tvb.Builder.VERSION) == "1.1.0"
+  assert "title tokens" in tvb.Builder.RELEASE_NOTES["1.1.0"]
 
 
 def test_dummy_data(tmp_path, caplog):
@@ -65,6 +67,12 @@ def test_dummy_data(tmp_path, caplog):
     for t in range(num_clips):
       expected = np.repeat([dummy.feature_value(i, t, k) for k in range(3)], [1024, 1024, 2048])
       np.testing.assert_array_equal(features[t], expected.astype(np.float16))
+    token, text = dummy.title_arrays(i)
+    assert ex["title_tokens"].shape == (dummy.num_title_tokens(i), 512)
+    assert ex["title_tokens"].dtype == np.float32
+    np.testing.assert_array_equal(ex["title_tokens"], token.astype(np.float32))
+    assert ex["title_embedding"].shape == (512,) and ex["title_embedding"].dtype == np.float32
+    np.testing.assert_array_equal(ex["title_embedding"], text[0].astype(np.float32))
 
 
 def _copy_dummy(tmp_path):
@@ -88,6 +96,27 @@ def _break_inf(manual):
   (manual / "features_umt_f16" / "i3d_rgb" / "dummyBK_trn.npz").unlink()
 
 
+def _title_file(manual, vid):
+  return manual / "features_umt_f16" / tvb.TITLE_DIR / f"{vid}.npz"
+
+
+def _break_missing_title(manual):
+  _title_file(manual, "dummyBK_val").unlink()
+
+
+def _break_title_key(manual):
+  np.savez_compressed(_title_file(manual, "dummyVT_trn"), token=np.zeros((3, 512), np.float16))
+
+
+def _break_title_shape(manual):
+  np.savez_compressed(_title_file(manual, "dummyBK_trn"), token=np.zeros((3, 256), np.float16),
+                      text=np.zeros((1, 512), np.float16))
+
+
+def _break_title_zip(manual):
+  _title_file(manual, "dummyVT_val").write_bytes(b"PK\x03\x04torn")
+
+
 def _break_scores(manual):
   path = manual / tvb.ANNOTATIONS
   anno = json.loads(path.read_text())
@@ -103,6 +132,12 @@ def _break_split_json(manual):
     (_break_rows, ValueError, ("dummyBK_val", "i3d_rgb", "6 rows", "4 clips")),
     (_break_missing_file, FileNotFoundError, ("dummyVT_val", "i3d_rgb")),
     (_break_inf, ValueError, ("dummyBK_trn.npy", "NaN/Inf")),
+    (_break_missing_title, FileNotFoundError,
+     ("video dummyBK_val", "title tokens", "clip_title_query/dummyBK_val.npz")),
+    (_break_title_key, ValueError, ("video dummyVT_trn", "dummyVT_trn.npz", "no key 'text'")),
+    (_break_title_shape, ValueError, ("dummyBK_trn.npz", "video dummyBK_trn", "(3, 256)",
+                                      "[L, 512]")),
+    (_break_title_zip, ValueError, ("clip_title_query/dummyVT_val.npz", "not a readable")),
     (_break_scores, ValueError, ("dummyVT_trn", "'anno'")),
     (_break_split_json, ValueError, ("umt_tvsum_splits.json", "'BK'", "'val'")),
 ])
@@ -136,3 +171,18 @@ def test_real_data(shared_data, tmp_path, caplog, config, dim):
     np.testing.assert_array_equal(ex["scores"], anno[vid]["anno"])
   if config == "i3d_rgb_flow_audio":  # the one audio file with an extra row
     assert "video kLxoNp-UchI: pann_audio features have 65 rows, labels 64" in caplog.text
+
+
+def test_real_title_tokens(shared_data, tmp_path):
+  manual = shared_data / "tvsum"
+  builder = _build(manual, tmp_path)
+  lengths = set()
+  for ex in builder.as_data_source(split="all"):
+    vid = ex["video_id"].decode()
+    with np.load(manual / "features_umt_f16" / "clip_title_query" / f"{vid}.npz") as npz:
+      token, text = npz["token"], npz["text"]
+    assert ex["title_tokens"].dtype == np.float32 and ex["title_embedding"].shape == (512,)
+    np.testing.assert_array_equal(ex["title_tokens"], token.astype(np.float32))
+    np.testing.assert_array_equal(ex["title_embedding"], text[0].astype(np.float32))
+    lengths.add(len(token))
+  assert len(lengths) > 1  # titles have different token counts

@@ -8,6 +8,9 @@ tests can check which video, clip and kind a row came from:
 for the i-th entry of VIDEOS, clip t and kind k (0 rgb, 1 flow, 2 audio).
 One video's audio has one extra row (as one real TVSum video does), which the
 builder drops. Annotator scores are integers 1..5 from a fixed seed.
+Title features (clip_title_query/<vid>.npz) are constant rows too: token l of
+video i is title_value(i, l) and its pooled 'text' row is title_value(i, -1),
+with NUM_TITLE_TOKENS[i] = 2 + i tokens.
 """
 
 import json
@@ -18,6 +21,7 @@ import numpy as np
 HERE = pathlib.Path(__file__).resolve().parent
 KIND_DIMS = {"i3d_rgb": 1024, "i3d_flow": 1024, "pann_audio": 2048}
 NUM_ANNOTATORS = 20
+TEXT_DIM = 512
 
 # (video_id, category, number of 2-second shots, extra audio rows)
 VIDEOS = (
@@ -37,6 +41,22 @@ def feature_value(i: int, t: int, k: int) -> float:
   return 10 * i + t + 0.25 * k
 
 
+def num_title_tokens(i: int) -> int:
+  return 2 + i
+
+
+def title_value(i: int, l: int) -> float:
+  return -(i + 0.125 * l)
+
+
+def title_arrays(i: int) -> tuple[np.ndarray, np.ndarray]:
+  """(token [L, 512], text [1, 512]) float16 of the i-th video's title."""
+  values = np.asarray([title_value(i, l) for l in range(num_title_tokens(i))], np.float16)
+  token = np.repeat(values[:, None], TEXT_DIM, axis=1)
+  text = np.full((1, TEXT_DIM), title_value(i, -1), np.float16)
+  return token, text
+
+
 def main() -> None:
   rng = np.random.default_rng(0)
   anno = {}
@@ -54,6 +74,10 @@ def main() -> None:
       path = HERE / "features_umt_f16" / kind / f"{vid}.npz"
       path.parent.mkdir(parents=True, exist_ok=True)
       np.savez_compressed(path, features=array)
+    token, text = title_arrays(i)
+    path = HERE / "features_umt_f16" / "clip_title_query" / f"{vid}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, token=token, text=text)
   (HERE / "labels").mkdir(exist_ok=True)
   (HERE / "labels" / "umt_tvsum_anno.json").write_text(json.dumps(anno, indent=1))
   (HERE / "splits").mkdir(exist_ok=True)
