@@ -17,6 +17,7 @@ import tensorflow_datasets as tfds
 
 from hl_jax import checkpointing
 from hl_jax import parallel
+from hl_jax import tao_train
 from hl_jax import train
 from hl_jax import writers
 
@@ -36,7 +37,10 @@ def main(argv):
   logging.info("JAX process %d/%d, local devices %s", jax.process_index(),
                jax.process_count(), jax.local_devices())
   try:
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    run = (tao_train.train_and_evaluate  # configs/taohighlight.py
+           if _CONFIG.value.get("model_family") == "taohighlight"
+           else train.train_and_evaluate)
+    run(_CONFIG.value, _WORKDIR.value)
   except _USER_ERRORS as e:
     if logging.get_verbosity() >= 1:
       raise

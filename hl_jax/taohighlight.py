@@ -405,6 +405,19 @@ def target_segment_yth(labels: np.ndarray) -> tuple[int, int]:
   return best
 
 
+def targets(labels: np.ndarray, benchmark: str, length: int
+            ) -> tuple[np.ndarray, tuple[int, int]]:
+  """(saliency [T] float32 in [0, 1], segment) of one video's benchmark labels.
+
+  tvsum: [T, 20] scores 1..5 give (mean - 1) / 4 and `target_segment_tvsum` of
+  the mean; youtube_highlights: [T] match gives match > 0 and `target_segment_yth`.
+  """
+  if benchmark == "tvsum":
+    mean = np.asarray(labels, np.float64).mean(axis=1)
+    return ((mean - 1.0) / 4.0).astype(np.float32), target_segment_tvsum(mean, length)
+  return (np.asarray(labels) > 0).astype(np.float32), target_segment_yth(labels)
+
+
 def segment_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
   """IoU of half-open intervals [a0, a1), [b0, b1) (0 if the union is empty)."""
   inter = max(0, min(a[1], b[1]) - max(a[0], b[0]))
