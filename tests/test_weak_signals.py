@@ -180,7 +180,7 @@ def test_plan_is_three_seeds_of_every_pruned_row(shared_data):
   assert tag_yth == {"dog", "gymnastics", "parkour", "skating", "skiing", "surfing"}
   assert len({r.group for r in runs if r.corpus == "tvsum" and r.group}) == 10
   assert {(r.stream, r.method) for r in runs if r.signal == "tag"} >= {
-      ("rgb", "ranking_d"), ("rgb", "joint"), ("audio", "joint_detached")}
+      ("rgb", "ranking_d"), ("rgb", "joint"), ("audio", "ranking_d")}
 
 
 def test_run_config_of_a_tag_model():
