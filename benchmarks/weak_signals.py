@@ -311,6 +311,10 @@ def rows(summaries: dict[str, dict], runs: Sequence[Run]) -> list[dict[str, Any]
           row[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
                       "seeds": values,
                       "per_group": {g: float(np.mean(v)) for g, v in per_group.items()}}
+    held = [summaries[r.name]["selected"]["heldout"] for r in members]
+    for key in ("pair_accuracy", "between_share"):
+      values = [h[key] for h in held if key in h]
+      row[f"heldout_{key}"] = float(np.mean(values)) if values else None
     out.append(row)
   return out
 
@@ -327,6 +331,10 @@ def finished(runs: Sequence[Run], configs: dict[str, ml_collections.ConfigDict],
   return out
 
 
+def _pct(value: float | None) -> str:
+  return "–" if value is None else f"{100 * value:.0f}%"
+
+
 def _cell(entry: dict | None) -> str:
   if not entry:
     return "–"
@@ -336,31 +344,33 @@ def _cell(entry: dict | None) -> str:
 def markdown(report: dict[str, Any]) -> str:
   """The RESULTS.md tables."""
   lines = ["| supervision | signal (trained on) | stream | weighting | YTH val mAP | "
-           "TVSum val top-5 mAP | runs |", "|---|---|---|---|---|---|---|"]
+           "TVSum val top-5 mAP | held-out pair acc. | between-video share | runs |",
+           "|---|---|---|---|---|---|---|---|---|"]
   for group in (NO_LABELS, TAGS):
     for name, sup, yth, tvsum in ANCHORS:
       if sup == group:
-        lines.append(f"| {group} | *{name}* | | | *{yth:.1f}* | *{tvsum:.1f}* | |")
+        lines.append(f"| {group} | *{name}* | | | *{yth:.1f}* | *{tvsum:.1f}* | | | |")
     for feature_set, bases in report["baselines"].items():
       if group == NO_LABELS:
         for kind in ("l2_norm", "recurrence"):
           lines.append(f"| {group} | {kind.replace('l2_norm', 'feature norm')} score, "
                        f"no training | {feature_set} | | "
                        f"{100 * bases['youtube_highlights'][kind]:.1f} | "
-                       f"{100 * bases['tvsum'][kind]:.1f} | |")
+                       f"{100 * bases['tvsum'][kind]:.1f} | | | |")
     for row in report["rows"]:
       if row["group"] == group:
         lines.append(
             f"| {group} | {row['signal']} ({row['corpus']}) | {row['stream']} | "
             f"{row['method']} | {_cell(row.get('youtube_highlights'))} | "
-            f"{_cell(row.get('tvsum'))} | {row['num_runs']} |")
+            f"{_cell(row.get('tvsum'))} | {_pct(row['heldout_pair_accuracy'])} | "
+            f"{_pct(row['heldout_between_share'])} | {row['num_runs']} |")
     random = report["baselines"].get("i3d_rgb", {})
     if group == NO_LABELS and random:
       lines.append(f"| | random scores | | | "
                    f"{100 * np.mean(random['youtube_highlights']['random']):.1f} | "
-                   f"{100 * np.mean(random['tvsum']['random']):.1f} | |")
+                   f"{100 * np.mean(random['tvsum']['random']):.1f} | | | |")
     lines.append(f"| | **goal** | | | **{GOALS[group][0]:.0f}** | "
-                 f"**{GOALS[group][1]:.0f}** | |")
+                 f"**{GOALS[group][1]:.0f}** | | | |")
   for bench in BENCHMARK.values():
     groups = sorted({g for r in report["rows"] for g in r.get(bench, {}).get("per_group", {})})
     if not groups:
