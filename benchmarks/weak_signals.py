@@ -135,11 +135,12 @@ PLAN = [
     ("recurrence", "yth", ("rgb",), (MAIN_METHOD,)),
     ("recurrence", "tvsum", ("rgb",), (MAIN_METHOD,)),
     ("tag", "yth", ("late", "audio"), ("ranking_d",)),
-    ("tag", "tvsum", ("late", "audio"), ("ranking_d",)),
+    ("tag_duration", "yth", ("rgb",), (MAIN_METHOD,)),
     ("duration", "yth", ("late",), ("ranking_d",)),
     ("recurrence", "yth", ("late",), ("ranking_d",)),
-    ("tag_duration", "yth", ("rgb",), (MAIN_METHOD,)),
+    ("tag", "tvsum", ("late",), ("ranking_d",)),
     ("tag_duration", "yth", ("late",), ("ranking_d",)),
+    ("tag", "tvsum", ("audio",), ("ranking_d",)),
 ]
 
 
