@@ -297,13 +297,17 @@ def seed_scores(summaries: dict[str, dict], runs: Sequence[Run], bench: str,
 def rows(summaries: dict[str, dict], runs: Sequence[Run]) -> list[dict[str, Any]]:
   """One table row per (signal, training corpus, stream, method)."""
   keyed: dict[tuple, list[Run]] = {}
+  planned: dict[tuple, int] = {}
   for run in runs:
+    key = (run.signal, run.corpus, run.stream, run.method)
+    planned[key] = planned.get(key, 0) + 1
     if run.name in summaries:
-      keyed.setdefault((run.signal, run.corpus, run.stream, run.method), []).append(run)
+      keyed.setdefault(key, []).append(run)
   out = []
   for (signal, corpus, stream, method), members in keyed.items():
     row = {"signal": signal, "corpus": corpus, "stream": stream, "method": method,
-           "group": SIGNALS[signal][0], "num_runs": len(members)}
+           "group": SIGNALS[signal][0], "num_runs": len(members),
+           "num_planned": planned[signal, corpus, stream, method]}
     for bench in BENCHMARK.values():
       for selection in ("selected", "last"):
         values, per_group = seed_scores(summaries, members, bench, selection)
@@ -312,7 +316,7 @@ def rows(summaries: dict[str, dict], runs: Sequence[Run]) -> list[dict[str, Any]
           row[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
                       "seeds": values,
                       "per_group": {g: float(np.mean(v)) for g, v in per_group.items()}}
-    held = [summaries[r.name]["selected"]["heldout"] for r in members]
+    held = [summaries[r.name]["selected"].get("heldout", {}) for r in members]
     for key in ("pair_accuracy", "between_share"):
       values = [h[key] for h in held if key in h]
       row[f"heldout_{key}"] = float(np.mean(values)) if values else None
@@ -343,7 +347,7 @@ def _cell(entry: dict | None) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-  """The RESULTS.md tables."""
+  """The RESULTS.md tables (mean ± std over the seeds whose runs all finished)."""
   lines = ["| supervision | signal (trained on) | stream | weighting | YTH val mAP | "
            "TVSum val top-5 mAP | held-out pair acc. | between-video share | runs |",
            "|---|---|---|---|---|---|---|---|---|"]
@@ -364,7 +368,9 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {group} | {row['signal']} ({row['corpus']}) | {row['stream']} | "
             f"{row['method']} | {_cell(row.get('youtube_highlights'))} | "
             f"{_cell(row.get('tvsum'))} | {_pct(row['heldout_pair_accuracy'])} | "
-            f"{_pct(row['heldout_between_share'])} | {row['num_runs']} |")
+            f"{_pct(row['heldout_between_share'])} | {row['num_runs']}"
+            + ("" if row["num_runs"] == row["num_planned"] else f" of {row['num_planned']}")
+            + " |")
     random = report["baselines"].get("i3d_rgb", {})
     if group == NO_LABELS and random:
       lines.append(f"| | random scores | | | "

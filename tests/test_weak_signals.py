@@ -166,9 +166,16 @@ def test_tag_rows_average_each_groups_own_model_then_seeds():
   np.testing.assert_allclose(seeds, [0.7, 0.5])
   np.testing.assert_allclose(per_group["BK"], [0.6, 0.4])
   assert "other" not in per_group
-  (row,) = weak_signals.rows(summaries, runs)
+  (row,) = weak_signals.rows(summaries, runs + [weak_signals.Run("tag", "tvsum", "rgb", "m",
+                                                                 "BK", 2)])
   np.testing.assert_allclose([row["tvsum"]["mean"], row["tvsum"]["std"]], [0.6, 0.1])
   assert row["group"] == weak_signals.TAGS and "youtube_highlights" not in row
+  assert (row["num_runs"], row["num_planned"]) == (4, 5)  # Seed 2 not finished.
+  assert row["heldout_pair_accuracy"] is None
+  summaries[runs[0].name]["selected"] = dict(summaries[runs[0].name]["selected"],
+                                             heldout={"pair_accuracy": 0.9})
+  (row,) = weak_signals.rows(summaries, runs)
+  assert row["heldout_pair_accuracy"] == 0.9
 
 
 def test_plan_is_three_seeds_of_every_pruned_row(shared_data):
