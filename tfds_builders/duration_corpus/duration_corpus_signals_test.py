@@ -262,6 +262,16 @@ def test_tvsum_source_reads_the_train_split_with_categories(tmp_path):
   folder.mkdir(parents=True)
   for vid, rows in [('a', 5), ('b', 15), ('c', 10), ('v', 5)]:
     np.savez(folder / f'{vid}.npz', features=np.full((rows, 1024), 0.5, np.float16))
+  for kind, dim in (('i3d_flow', 1024), ('pann_audio', 2048)):
+    (tmp_path / 'tvsum' / 'features_umt_f16' / kind).mkdir()
+    for vid, rows in [('a', 5), ('b', 15), ('c', 10)]:
+      rows += kind == 'pann_audio' and vid == 'b'  # One audio row too many, as in TVSum.
+      np.savez(tmp_path / 'tvsum' / 'features_umt_f16' / kind / f'{vid}.npz',
+               features=np.full((rows, dim), 0.25, np.float16))
+  fused = _examples(dcb.get_builder('tvsum_rgb_flow_audio', tmp_path / 'data',
+                                    manual_dir=tmp_path / 'tvsum'))
+  assert fused['b']['features'].shape == (15, 4096)  # Its last audio row dropped.
+  np.testing.assert_array_equal(fused['b']['features'][:, 2048:], 0.25)
   builder = dcb.get_builder('tvsum', tmp_path / 'data', manual_dir=tmp_path / 'tvsum')
   train = _examples(builder)
   assert sorted(train) == ['a', 'b', 'c']  # The val video never enters.

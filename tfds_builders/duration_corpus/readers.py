@@ -18,6 +18,7 @@ import os
 from typing import Any
 import zipfile
 
+from absl import logging
 from etils import epath
 import numpy as np
 
@@ -240,6 +241,12 @@ def load_features(record: VideoRecord, feature_dim: int) -> np.ndarray:
       raise ValueError(f'{record.where}: {path} has shape {a.shape}, expected [T, D]')
     if a.shape[0] == 0:
       raise ValueError(f'{record.where}: {path} has zero segments')
+    if parts and a.shape[0] == parts[0].shape[0] + 1:
+      # One TVSum audio file has a row more than the video's I3D rows: drop
+      # it, as the tvsum benchmark builder does (umt_release.load_features).
+      logging.warning('%s: %s has %d rows, %s %d; dropping its last row', record.where,
+                      path, a.shape[0], record.feature_paths[0], parts[0].shape[0])
+      a = a[:-1]
     if parts and a.shape[0] != parts[0].shape[0]:
       raise ValueError(f'{record.where}: {path} has {a.shape[0]} rows but '
                        f'{record.feature_paths[0]} has {parts[0].shape[0]}')
