@@ -38,7 +38,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.corpus.train_split = "train"
   config.corpus.eval_split = "val"  # Labelled split of the corpus; "" for none.
   config.corpus.domain = ""  # "": Ours-A (all domains); "dog": Ours-S for dog.
-  # Video-level tags as the weak signal (datasets.TagPairs): "" off; "dog":
+  # Video-level tags as the weak signal (hl_jax/tags.py): "" off; "dog":
   # every training video whose domain (or '|'-separated tags) holds "dog" is
   # preferred over every other video, and evaluation is on "dog" only.
   # tag_pairs="tag_duration" keeps only short tagged vs long untagged videos.

@@ -20,7 +20,7 @@ import ml_collections
 from hl_jax import losses
 
 VARIANTS = ("joint", "ranking_d", "ranking_em")
-TAG_PAIRS = ("tag", "tag_duration")  # corpus.tag_pairs; see datasets.TagPairs.
+TAG_PAIRS = ("tag", "tag_duration")  # corpus.tag_pairs; see tags.TagPairs.
 _DTYPES = ("float32", "bfloat16", "float16")
 # Keys that may change when a run resumes: they change when and how much is
 # logged, evaluated or kept, where data is read from, or how long the run is,

@@ -30,6 +30,8 @@ from absl import logging
 import ml_collections
 import numpy as np
 
+from hl_jax import tags
+
 BENCHMARKS = ("youtube_highlights", "tvsum")
 FEATURE_SETS = ("i3d_rgb", "i3d_rgb_flow", "i3d_rgb_flow_audio")
 SPLITS = ("train", "val", "other", "all")
@@ -222,8 +224,9 @@ def load_corpus(config: ml_collections.ConfigDict) -> Corpus:
     name += f" (domain {domain})"
   tag = config.corpus.get("tag", "")
   if tag:  # Video-level tags: videos tagged `tag` preferred over the others.
-    train_source = TagPairs(train_source, tag, config.corpus.get("tag_pairs", "tag"), name)
-    eval_videos = [v for v in eval_videos if tag in tags_of(v.group)]
+    train_source = tags.TagPairs(train_source, tag, config.corpus.get("tag_pairs", "tag"),
+                                 name)
+    eval_videos = [v for v in eval_videos if tag in tags.tags_of(v.group)]
     name += f" (tag {tag}, {config.corpus.get('tag_pairs', 'tag')} pairs)"
   heldout = []
   fraction = config.corpus.holdout_fraction
@@ -316,59 +319,6 @@ class DomainSubset(_IndexSubset):
 def _domain_of(item: Any) -> str:
   """The domain of an example, or of a pair group's first example."""
   return _text((item[0] if isinstance(item, list) else item)["domain"])
-
-
-def tags_of(domain: str | bytes) -> list[str]:
-  """A video's tags: its `domain` field, '|'-separated ("dog|pets": two tags)."""
-  return [t.strip() for t in _text(domain).split("|") if t.strip()]
-
-
-class TagPairs(_IndexSubset):
-  """Video-level tags as the weak signal (MINI-Net's bags), from any corpus.
-
-  The corpus's buckets are replaced: with pairs="tag", every video tagged
-  `tag` (`tags_of` its domain) is 'short' (preferred) and every other video
-  'long', so that f learns what sets a segment of a `tag` video apart from
-  segments of other kinds of video (h, or the collapse-proof weights, choose
-  which of these noisy pairs to trust: most segments of a tagged video are
-  not highlights). pairs="tag_duration" keeps only the tagged videos that the
-  corpus buckets 'short' and the untagged ones it buckets 'long' (MINI-Net's
-  short in-domain vs long out-of-domain); the others are dropped.
-  """
-
-  def __init__(self, source: Any, tag: str, pairs: str, corpus_name: str):
-    if pairs not in ("tag", "tag_duration"):
-      raise ValueError(f"corpus.tag_pairs={pairs!r}: 'tag' or 'tag_duration'")
-    self._source, self._tag, self._pairs = source, tag, pairs
-    self._indices, counts = [], [0, 0]
-    for index in range(len(source)):
-      buckets = [e["bucket"] for e in _examples(self._relabelled(source[index]))]
-      if any(b != _REST for b in buckets):
-        self._indices.append(index)
-        counts[buckets[0]] += 1
-    if min(counts) == 0:
-      raise ValueError(f"{corpus_name}: corpus.tag={tag!r} (tag_pairs={pairs!r}) leaves "
-                       f"{counts[0]} tagged and {counts[1]} untagged training videos; "
-                       "both sides need one")
-
-  def __getitem__(self, index: int) -> Any:
-    return self._relabelled(self._source[self._indices[index]])
-
-  def __repr__(self) -> str:  # Deterministic, as Grain checks it on restore.
-    return f"TagPairs({self._source!r}, {self._tag!r}, {self._pairs!r})"
-
-  def _relabelled(self, item: Any) -> Any:
-    if isinstance(item, list):
-      return [self._relabelled(e) for e in item]
-    tagged, bucket = self._tag in tags_of(item["domain"]), int(item["bucket"])
-    if self._pairs == "tag":
-      bucket = _SHORT if tagged else _LONG
-    elif (tagged and bucket != _SHORT) or (not tagged and bucket != _LONG):
-      bucket = _REST
-    return {**item, "bucket": np.int64(bucket)}
-
-
-_SHORT, _LONG, _REST = 0, 1, 2  # duration_corpus's bucket ClassLabel.
 
 
 class TrainingPart(_IndexSubset):

@@ -1,4 +1,4 @@
-"""Issue 14's signals and streams: video-level tags (datasets.TagPairs), late fusion
+"""Issue 14's signals and streams: video-level tags (tags.TagPairs), late fusion
 (model.streams), and the aggregation of benchmarks/weak_signals.py."""
 
 import json
@@ -16,6 +16,7 @@ from configs import tiny
 from hl_jax import config_checks
 from hl_jax import datasets
 from hl_jax import models
+from hl_jax import tags
 from hl_jax import train
 
 SHORT, LONG, REST = 0, 1, 2
@@ -28,18 +29,18 @@ def _source(rows):
 
 
 def test_tags_of_splits_on_bars():
-  assert datasets.tags_of(b"dog|pets") == ["dog", "pets"]
-  assert datasets.tags_of("dog") == ["dog"]
-  assert datasets.tags_of(" a | |b ") == ["a", "b"]
+  assert tags.tags_of(b"dog|pets") == ["dog", "pets"]
+  assert tags.tags_of("dog") == ["dog"]
+  assert tags.tags_of(" a | |b ") == ["a", "b"]
 
 
 def test_tag_pairs_prefer_tagged_videos():
   source = _source([("a", "dog", LONG), ("b", "cat", SHORT), ("c", "dog|pets", REST),
                     ("d", "surf", REST)])
-  tagged = datasets.TagPairs(source, "dog", "tag", "corpus")
+  tagged = tags.TagPairs(source, "dog", "tag", "corpus")
   assert [(e["video_id"], int(e["bucket"])) for e in tagged] == [
       ("a", SHORT), ("b", LONG), ("c", SHORT), ("d", LONG)]
-  pets = datasets.TagPairs(source, "pets", "tag", "corpus")
+  pets = tags.TagPairs(source, "pets", "tag", "corpus")
   assert [int(e["bucket"]) for e in pets] == [LONG, LONG, SHORT, LONG]
   assert int(source[0]["bucket"]) == LONG  # The source is not changed.
 
@@ -47,16 +48,16 @@ def test_tag_pairs_prefer_tagged_videos():
 def test_tag_duration_keeps_short_tagged_and_long_untagged_only():
   source = _source([("a", "dog", SHORT), ("b", "dog", LONG), ("c", "cat", LONG),
                     ("d", "cat", SHORT), ("e", "cat", REST)])
-  kept = datasets.TagPairs(source, "dog", "tag_duration", "corpus")
+  kept = tags.TagPairs(source, "dog", "tag_duration", "corpus")
   assert [(e["video_id"], int(e["bucket"])) for e in kept] == [("a", SHORT), ("c", LONG)]
 
 
 def test_tag_pairs_need_both_sides():
   source = _source([("a", "dog", SHORT), ("b", "dog", LONG)])
   with pytest.raises(ValueError, match="corpus.tag='dog'.*0 untagged"):
-    datasets.TagPairs(source, "dog", "tag", "my corpus")
+    tags.TagPairs(source, "dog", "tag", "my corpus")
   with pytest.raises(ValueError, match="tag_pairs"):
-    datasets.TagPairs(source, "dog", "bags", "my corpus")
+    tags.TagPairs(source, "dog", "bags", "my corpus")
 
 
 def test_config_checks_refuse_tag_with_domain_or_pair_within():
