@@ -2,8 +2,10 @@ r"""Issue 14's ablation: weak signals x feature streams x pair weighting, on rea
 
 One resumable command (RESULTS.md, "Richer weak signals"):
 
-  python -m benchmarks.weak_signals --output_dir=/tmp/hl_jax_ablation/issue14 \
-      --data_dir=/tmp/hl_jax_ablation/tfds
+  for k in 0 1; do python -m benchmarks.weak_signals --worker=$k/2 \
+      --output_dir=/tmp/hl_jax_ablation/issue14 --data_dir=/tmp/hl_jax_ablation/tfds & done
+  wait; python -m benchmarks.weak_signals --report_only \
+      --output_dir=/tmp/hl_jax_ablation/issue14 --data_dir=/tmp/hl_jax_ablation/tfds
 
 Signals (rows, grouped as RESULTS.md groups them):
 - no labels:
@@ -24,15 +26,17 @@ Signals (rows, grouped as RESULTS.md groups them):
   - tag_duration: the same, but only short tagged vs long untagged videos
     (per-domain duration thirds; MINI-Net's pairs), YTH only (TVSum's
     categories have 4 train videos: its thirds would keep 1 video a side).
-Streams: rgb (I3D rgb), concat (I3D rgb+flow and PANN audio, one scorer),
-late (one scorer for rgb+flow, one for audio, scores summed: `model.streams`)
-and audio (PANN audio alone). Weighting: the best collapse-proof recipe of
-issue 13 (joint_detached, chosen there by held-out pair accuracy) for every
-row, and uniform weights (ranking_d) and the paper's softmax (joint) for
-the rgb stream. Every run holds out 15% of its training videos, and the
-reported evaluation is the one with the best held-out pair accuracy (of the
-run's own weak signal: label-free); 3 seeds. Label-free baselines on the
-same evaluators: random, the feature norm, and the recurrence score itself.
+Streams (`STREAMS`): rgb (I3D rgb), concat (I3D rgb+flow and PANN audio,
+one scorer), late (one scorer for rgb+flow, one for audio, scores summed:
+`model.streams`) and audio (PANN audio alone). Weightings: joint_detached
+(issue 13's choice by held-out pair accuracy), ranking_d (uniform), joint
+(the paper's softmax), and `_bags` (multiple-instance groups). Which
+signal x stream x weighting rows run, and what was pruned: `PLAN`. Every run
+holds out 15% of its training videos, and the reported evaluation is the one
+with the best held-out pair accuracy (of the run's own weak signal:
+label-free); 3 seeds. Label-free baselines on the same evaluators: random,
+the feature norm, and the recurrence score itself. Two processes share the
+runs with --worker=0/2 and --worker=1/2; then --report_only writes the report.
 
 Runs go to <output_dir>/runs/<name>; a finished one is reused, an
 interrupted one resumes. Writes <output_dir>/weak_signals.{md,json}.
