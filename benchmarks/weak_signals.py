@@ -23,9 +23,8 @@ Signals (rows, grouped as RESULTS.md groups them):
   - tag: one model per domain (YTH) / category (TVSum): a segment of a
     training video of that kind is preferred over a segment of a training
     video of another kind (`corpus.tag`); evaluated on that kind's val videos;
-  - tag_duration: the same, but only short tagged vs long untagged videos
-    (per-domain duration thirds; MINI-Net's pairs), YTH only (TVSum's
-    categories have 4 train videos: its thirds would keep 1 video a side).
+  - tag_duration: the same, short tagged vs long untagged videos only
+    (MINI-Net's pairs), YTH only (TVSum's thirds keep 1 video a side).
 Streams (`STREAMS`): rgb (I3D rgb), concat (I3D rgb+flow and PANN audio,
 one scorer), late (one scorer for rgb+flow, one for audio, scores summed:
 `model.streams`) and audio (PANN audio alone). Weightings: joint_detached
@@ -35,11 +34,9 @@ signal x stream x weighting rows run, and what was pruned: `PLAN`. Every run
 holds out 15% of its training videos, and the reported evaluation is the one
 with the best held-out pair accuracy (of the run's own weak signal:
 label-free); 3 seeds. Label-free baselines on the same evaluators: random,
-the feature norm, and the recurrence score itself. Two processes share the
-runs with --worker=0/2 and --worker=1/2; then --report_only writes the report.
-
-Runs go to <output_dir>/runs/<name>; a finished one is reused, an
-interrupted one resumes. Writes <output_dir>/weak_signals.{md,json}.
+the feature norm, and the recurrence score itself. Runs go to
+<output_dir>/runs/<name> (a finished one is reused, an interrupted one
+resumes); the report to <output_dir>/weak_signals.{md,json}.
 """
 
 from __future__ import annotations
@@ -127,10 +124,9 @@ def groups_of(corpus: str) -> list[str]:
 # the 8192-d pair (which uniform weights do not have), so the fused and audio
 # streams are compared with uniform weights (ranking_d), against rgb's
 # ranking_d row; the YTH late joint_detached row was run first and kept.
-# Pruned: concat (issue 13 measured it on duration: below rgb); the paper's
-# softmax and bags (BAG_METHODS) with rgb tag models only, and on TVSum only
-# joint_bags; tag_duration and the Ours-A signals with rgb (joint_detached)
-# and late (ranking_d) only; TVSum's recurrence corpus with rgb only.
+# Pruned: concat (issue 13: below rgb on duration); softmax and bags with rgb
+# tags only (TVSum: joint_bags only); tag_duration and the Ours-A signals with
+# rgb (joint_detached) and late (ranking_d) only; TVSum recurrence: rgb only.
 PLAN = [
     ("tag", "yth", ("rgb",), (MAIN_METHOD,) + RGB_METHODS + BAG_METHODS),
     ("tag", "yth", ("late",), (MAIN_METHOD,)),
