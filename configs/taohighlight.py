@@ -67,6 +67,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.loss.thetas = (1.0, -1.0, 1.0)  # (theta_r, theta_d, theta_s) of L_ag.
   config.loss.w_ag = 1.0  # 0: the "w/o L_ag" ablation.
   config.loss.w_sal = 1.0
+  config.loss.w_reg = 1.0
+  # L_reg per video length ("video": start/end as fractions) or in clips.
+  config.loss.reg_scale = "video"
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 8  # Videos per step; a multiple of the device count.
@@ -79,6 +82,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_steps = 100
   config.checkpoint.max_to_keep = 3
+  # Resuming a workdir with a config that changes more than RESUMABLE_KEYS of
+  # hl_jax/tao_train.py is refused unless this is True.
+  config.checkpoint.allow_changed_config = False
 
   # A Less-is-More workdir: its scorer f's per-clip score, z-normalised per
   # video, becomes one extra visual channel ("feed"). "": off.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import ml_collections
 
@@ -181,8 +181,10 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
   return flat
 
 
-def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple]:
-  """{key: (old, new)} of the keys that differ and must not change on resume."""
+def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any],
+                 resumable: Sequence[str] = RESUMABLE_KEYS) -> dict[str, tuple]:
+  """{key: (old, new)} of the keys that differ and are not `resumable` (a key, or a
+  prefix ending in ".")."""
   old, new = _flatten(old), _flatten(new)
   if old.get("train.weighting", "softmax") == "softmax":
     # The schedule keys do nothing under the paper's softmax weights.
@@ -198,13 +200,16 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tu
 
 
 def check_resume(workdir: str, config: ml_collections.ConfigDict, *,
-                 has_checkpoints: bool) -> dict[str, tuple]:
+                 has_checkpoints: bool,
+                 resumable: Sequence[str] = RESUMABLE_KEYS) -> dict[str, tuple]:
   """Refuses to resume `workdir` with a config that breaks its checkpoints.
 
   Args:
     workdir: the run's directory.
     config: the config of this run.
     has_checkpoints: whether the workdir holds any checkpoint step.
+    resumable: the keys that may change (RESUMABLE_KEYS: Less-is-More's;
+      tao_train.RESUMABLE_KEYS: TaoHighlight's).
 
   Returns:
     The changed keys that `checkpoint.allow_changed_config` let through.
@@ -220,7 +225,7 @@ def check_resume(workdir: str, config: ml_collections.ConfigDict, *,
   with open(path) as f:
     old = json.load(f)
   new = json.loads(config.to_json_best_effort())  # Tuples become lists, as saved.
-  changed = changed_keys(old, new)
+  changed = changed_keys(old, new, resumable)
   if changed and not config.checkpoint.allow_changed_config:
     listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
     raise ConfigError(

@@ -34,6 +34,7 @@ from hl_jax import tags
 
 BENCHMARKS = ("youtube_highlights", "tvsum")
 FEATURE_SETS = ("i3d_rgb", "i3d_rgb_flow", "i3d_rgb_flow_audio")
+FEATURE_DIMS = {"i3d_rgb": 1024, "i3d_rgb_flow": 2048, "i3d_rgb_flow_audio": 4096}
 SPLITS = ("train", "val", "other", "all")
 # Per benchmark: (group field, label field) of its TFDS examples.
 _FIELDS = {"youtube_highlights": ("domain", "match"), "tvsum": ("category", "scores")}

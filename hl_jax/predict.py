@@ -43,7 +43,7 @@ import json
 import math
 import os
 import pathlib
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 import zipfile
 
 from absl import app
@@ -65,6 +65,8 @@ from hl_jax import video_features
 FLAGS = flags.FLAGS
 _YTH_ANNOTATION = os.path.join("labels", "umt_youtube_anno.json")
 _TVSUM_SHOT_SECONDS = 2.0
+# Objects with .video_id, .features [T_i, D] (and .text) -> their [T_i] scores.
+VideosFn = Callable[[Sequence[Any]], list[np.ndarray]]
 
 
 def load_scorer(workdir: str, chunk: int | None = None
@@ -83,12 +85,33 @@ def load_scorer(workdir: str, chunk: int | None = None
   if chunk is not None and chunk < 1:
     raise ValueError(f"chunk={chunk} must be >= 1 (None: the config's)")
   config, state = checkpointing.restore_workdir(workdir)
+  if config.get("model_family") == "taohighlight":
+    raise ValueError(f"{workdir} is a TaoHighlight workdir: it scores whole videos, not "
+                     "segments one by one (load_video_scorer); streaming and weak.workdir "
+                     "need a Less-is-More workdir")
   params, step = state["params"], int(state["step"])
   scorer, _ = models.build(config)
   feature_dim = int(params["f"]["mlp"]["Dense_0"]["kernel"].shape[0])
   chunk = config.eval.chunk_segments if chunk is None else chunk
   score_fn = evaluation.make_score_fn(scorer, params["f"], chunk=chunk)
   return score_fn, feature_dim, step
+
+
+def load_video_scorer(workdir: str) -> tuple[VideosFn, int, int]:
+  """Any workdir's scorer of whole videos: (fn, D, checkpoint step).
+
+  fn maps objects with .video_id and .features [T_i, D] (and, optionally, .text:
+  title tokens) to their [T_i] scores. A Less-is-More f scores all segments in one
+  batched pass (`load_scorer`); a TaoHighlight workdir (config.model_family
+  "taohighlight") scores each video as a sequence (`tao_train.load_video_scorer`),
+  with its title tokens where the video has them.
+  """
+  if checkpointing.load_config(workdir).get("model_family") == "taohighlight":
+    from hl_jax import tao_train  # pylint: disable=g-import-not-at-top (imports this module)
+    return tao_train.load_video_scorer(workdir)
+  score_fn, feature_dim, step = load_scorer(workdir)
+  return (lambda videos: evaluation.score_videos(score_fn, [v.features for v in videos]),
+          feature_dim, step)
 
 
 def _check_dims(videos: Sequence[Any], feature_dim: int, workdir: str) -> None:
@@ -104,9 +127,9 @@ def _check_dims(videos: Sequence[Any], feature_dim: int, workdir: str) -> None:
 
 def scores_from_workdir(workdir: str, videos: Sequence[Any]) -> dict[str, np.ndarray]:
   """{video_id: [T] scores} for objects with .video_id and .features [T, D]."""
-  score_fn, feature_dim, _ = load_scorer(workdir)
+  score_videos, feature_dim, _ = load_video_scorer(workdir)
   _check_dims(videos, feature_dim, workdir)
-  scores = evaluation.score_videos(score_fn, [v.features for v in videos])
+  scores = score_videos(videos)
   return {v.video_id: s for v, s in zip(videos, scores)}
 
 
@@ -123,11 +146,13 @@ class TimedVideo:
     features: [T, D] float32.
     starts: [T] segment start times, seconds.
     ends: [T] segment end times, seconds.
+    text: [L, Dt] title tokens (TVSum; used by TaoHighlight only), or None.
   """
   video_id: str
   features: np.ndarray
   starts: np.ndarray
   ends: np.ndarray
+  text: np.ndarray | None = None
 
 
 _FILE_META = ("segment_seconds", "stride_seconds", "duration_seconds")
@@ -242,7 +267,7 @@ def benchmark_videos(benchmark: str, split: str, *, manual_dir: str | None,
     if len(starts) != len(v.features):
       raise ValueError(f"video {v.video_id}: {len(starts)} clip times for "
                        f"{len(v.features)} feature rows")
-    timed.append(TimedVideo(v.video_id, v.features, starts, ends))
+    timed.append(TimedVideo(v.video_id, v.features, starts, ends, v.text))
   return timed
 
 
@@ -260,9 +285,9 @@ def predict(workdir: str, videos: Sequence[TimedVideo],
     "moments": [{"start_s", "end_s", "score", "start_segment",
     "end_segment"}]}]}.
   """
-  score_fn, feature_dim, step = load_scorer(workdir)
+  score_videos, feature_dim, step = load_video_scorer(workdir)
   _check_dims(videos, feature_dim, workdir)
-  all_scores = evaluation.score_videos(score_fn, [v.features for v in videos])
+  all_scores = score_videos(videos)
   records = []
   for video, scores in zip(videos, all_scores):
     chosen = moments.select_moments(scores, video.starts, video.ends, rule)
@@ -327,7 +352,8 @@ def run(workdir: str, output: str | os.PathLike[str], *,
       source["extractor"] = str(video_features.read_signature(features[0])["extractor"])
   else:
     if feature_set is None:
-      feature_set = checkpointing.load_config(workdir).eval.feature_set
+      config = checkpointing.load_config(workdir)  # TaoHighlight: a top-level key.
+      feature_set = config.get("feature_set") or config.eval.feature_set
     inputs = benchmark_videos(benchmark, split, manual_dir=manual_dir,
                               data_dir=data_dir, feature_set=feature_set)
     source = {"benchmark": benchmark, "split": split, "feature_set": feature_set}

@@ -2,12 +2,8 @@ r"""Supervised training of TaoHighlight (hl_jax/taohighlight.py) on a benchmark'
 
   python -m hl_jax.tao_train --config=configs/taohighlight.py:benchmark=tvsum --workdir=W
 
-Videos: the train split (config.group, num_labelled: configs/taohighlight.py),
-evaluated on val or, with cv_folds > 0, on a fold of the train videos. Inputs:
-visual = features[:, :visual_dim] (I3D rgb + flow); the context is the title
-tokens ("text", TVSum) or features[:, visual_dim:] ("audio": PANN, YouTube
-Highlights), padded to one static T_max (the longest video, rounded up to a
-multiple of 8; a prefix mask) and L_max. Targets: `taohighlight.targets`.
+Inputs, targets and batches: hl_jax/tao_data.py (the train split, config.group,
+num_labelled; val or, with cv_folds > 0, a fold of the train videos).
 Weak start ("feed"): config.weak.workdir's Less-is-More scorer f
 (`predict.load_scorer`, on the first D_f feature columns: the feature sets are
 prefixes of one another) scores every clip; z-normalised per video, the scores
@@ -15,18 +11,16 @@ are one extra visual channel, so TaoHighlight starts from what f learned.
 
 The step `(state, batch, rng) -> (state, metrics)` is jitted over a 1-D mesh of
 all devices (batch split on its leading axis, state donated); step t uses
-fold_in(rng, t) and the videos `batch_indices(..., t)`, so resuming is exact. A
-non-finite loss or gradient is not applied and stops the run at the next log or
-checkpoint step (`train.NonFiniteError`): nothing non-finite is saved. mAP comes
-only from `evaluation.evaluate`.
+fold_in(rng, t) and the videos `batch_indices(..., t)`, so resuming is exact;
+a workdir resumes only with its config, but for RESUMABLE_KEYS (or with
+checkpoint.allow_changed_config). A non-finite loss or gradient is not applied
+and stops the run at the next log or checkpoint step (`train.NonFiniteError`):
+nothing non-finite is saved. mAP comes only from `evaluation.evaluate`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import hashlib
-import itertools
 import json
 import os
 import time
@@ -44,15 +38,20 @@ import numpy as np
 import optax
 
 from hl_jax import checkpointing
+from hl_jax import config_checks
 from hl_jax import datasets
 from hl_jax import evaluation
-from hl_jax import predict
 from hl_jax import rendering
+from hl_jax import tao_data
 from hl_jax import taohighlight
 from hl_jax import train
 from hl_jax import writers
 
 DATA_AXIS = "data"
+# Keys that may change when a workdir resumes (logging, evaluation, checkpoint
+# cadence, data location, length); any other change is refused (config_checks).
+RESUMABLE_KEYS = ("train.num_steps", "train.log_every", "train.eval_every", "checkpoint.",
+                  "data_dir", "data_root", "distributed.")
 
 
 @flax.struct.dataclass
@@ -62,140 +61,6 @@ class TrainState:
   params: Any
   opt_state: Any
   first_nonfinite_step: jnp.ndarray
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Example:
-  """One video's model inputs and targets, unpadded."""
-  video_id: str
-  visual: np.ndarray  # [T, Dv]: rgb + flow (+ the weak channel).
-  audio: np.ndarray | None  # [T, Da], context "audio" only.
-  text: np.ndarray | None  # [L, Dt] title tokens.
-  saliency: np.ndarray  # [T] float32 in [0, 1].
-  segment: tuple[int, int]  # [start, end) in clips.
-
-
-def _by_group(videos: Sequence[datasets.Video]) -> dict[str, list[datasets.Video]]:
-  """Videos per group, each group in sha1(video_id) order."""
-  order = sorted(videos, key=lambda v: (v.group, hashlib.sha1(v.video_id.encode()).digest()))
-  return {g: list(vs) for g, vs in itertools.groupby(order, key=lambda v: v.group)}
-
-
-def select_labelled(videos: Sequence[datasets.Video], num_labelled: int) -> list[datasets.Video]:
-  """The first `num_labelled` videos of each group in sha1 order (0: all), in input order."""
-  keep = {v.video_id for vs in _by_group(videos).values() for v in vs[:num_labelled or None]}
-  return [v for v in videos if v.video_id in keep]
-
-
-def cv_split(videos: Sequence[datasets.Video], folds: int, fold: int
-             ) -> tuple[list[datasets.Video], list[datasets.Video]]:
-  """(train, held out): fold `fold` of `folds` holds the group's i-th sha1-ordered
-  videos with i % folds == fold, so every group is split alike."""
-  if folds < 2 or not 0 <= fold < folds:
-    raise ValueError(f"cv_folds={folds}, cv_fold={fold}: need folds >= 2, 0 <= fold < folds")
-  held = {v.video_id for vs in _by_group(videos).values()
-          for i, v in enumerate(vs) if i % folds == fold}
-  return ([v for v in videos if v.video_id not in held],
-          [v for v in videos if v.video_id in held])
-
-
-def load_videos(config: ml_collections.ConfigDict
-                ) -> tuple[list[datasets.Video], list[datasets.Video], str]:
-  """(train videos, evaluation videos, the evaluation split's name)."""
-  load = functools.partial(datasets.load_benchmark, config.benchmark,
-                           manual_dir=os.path.join(config.data_root, config.benchmark),
-                           data_dir=config.data_dir or None, feature_set=config.feature_set)
-
-  def of_group(videos):
-    kept = [v for v in videos if v.group == config.group or not config.group]
-    if config.group and not kept:
-      raise ValueError(f"group={config.group!r} has no {config.benchmark} videos; groups: "
-                       f"{sorted({v.group for v in videos})}")
-    return kept
-
-  train_videos = of_group(load("train"))
-  if config.cv_folds:
-    train_videos, eval_videos = cv_split(train_videos, config.cv_folds, config.cv_fold)
-    split = f"train_cv{config.cv_fold}of{config.cv_folds}"
-  else:
-    eval_videos, split = of_group(load("val")), "val"
-  return select_labelled(train_videos, config.num_labelled), eval_videos, split
-
-
-def weak_channel(workdir: str, videos: Sequence[datasets.Video]) -> dict[str, np.ndarray]:
-  """{video_id: [T] f scores of the Less-is-More workdir, z-normalised per video}."""
-  score_fn, dim, step = predict.load_scorer(workdir)
-  if dim > videos[0].features.shape[1]:
-    raise ValueError(f"weak.workdir={workdir} scores {dim}-d features but the videos "
-                     f"have {videos[0].features.shape[1]}-d ones")
-  logging.info("Feeding f of %s (step %d, %d-d) as a visual channel", workdir, step, dim)
-  scores = evaluation.score_videos(score_fn, [v.features[:, :dim] for v in videos])
-  return {v.video_id: ((s - s.mean()) / max(float(s.std()), 1e-6)).astype(np.float32)
-          for v, s in zip(videos, scores)}
-
-
-def make_examples(videos: Sequence[datasets.Video], config: ml_collections.ConfigDict,
-                  weak: dict[str, np.ndarray] | None = None) -> list[Example]:
-  """The model inputs and targets of `videos` (see the module docstring)."""
-  dv, context = config.model.visual_dim, config.model.context
-  examples = []
-  for v in videos:
-    if v.features.ndim != 2 or v.features.shape[1] < dv or len(v.features) != v.num_clips:
-      raise ValueError(f"video {v.video_id}: features {v.features.shape} for {v.num_clips} "
-                       f"labelled clips; need [T, >= {dv}] (model.visual_dim={dv})")
-    visual = v.features[:, :dv]
-    if weak is not None:
-      visual = np.concatenate([visual, weak[v.video_id][:, None]], axis=1)
-    use = config.model.use_text and context
-    audio = v.features[:, dv:] if use == "audio" else None
-    text = getattr(v, "text", None) if use == "text" else None
-    saliency, segment = taohighlight.targets(v.labels, config.benchmark,
-                                              config.loss.segment_length)
-    examples.append(Example(v.video_id, visual.astype(np.float32), audio,
-                            None if text is None else np.asarray(text, np.float32),
-                            saliency, segment))
-  return examples
-
-
-def collate(examples: Sequence[Example], t_max: int, l_max: int = 0,
-            text_width: int = 0) -> dict[str, np.ndarray]:
-  """A padded batch: visual [B, T_max, Dv], mask (a prefix) and saliency [B, T_max],
-  segment [B, 2], audio [B, T_max, Da] if any, text [B, L_max, Dt] + text_mask if l_max."""
-  b, first = len(examples), examples[0]
-  out = {"visual": np.zeros((b, t_max, first.visual.shape[1]), np.float32),
-         "mask": np.zeros((b, t_max), bool), "saliency": np.zeros((b, t_max), np.float32),
-         "segment": np.array([e.segment for e in examples], np.int32)}
-  if first.audio is not None:
-    out["audio"] = np.zeros((b, t_max, first.audio.shape[1]), np.float32)
-  if l_max:  # A video without text gets no valid token: the model uses no context.
-    out["text"] = np.zeros((b, l_max, text_width), np.float32)
-    out["text_mask"] = np.zeros((b, l_max), bool)
-  for i, e in enumerate(examples):
-    t = len(e.visual)
-    out["visual"][i, :t], out["mask"][i, :t], out["saliency"][i, :t] = e.visual, True, e.saliency
-    if "audio" in out:
-      out["audio"][i, :t] = e.audio
-    if l_max and e.text is not None:
-      out["text"][i, :len(e.text)], out["text_mask"][i, :len(e.text)] = e.text, True
-  return out
-
-
-def padded_lengths(examples: Sequence[Example]) -> tuple[int, int, int]:
-  """(T_max rounded up to a multiple of 8, L_max, Dt); L_max = Dt = 0 without text."""
-  t_max = -(-max(len(e.visual) for e in examples) // 8) * 8
-  texts = [e.text for e in examples if e.text is not None]
-  return t_max, max((len(x) for x in texts), default=0), texts[0].shape[1] if texts else 0
-
-
-def batch_indices(num_videos: int, batch_size: int, seed: int, step: int) -> np.ndarray:
-  """The [batch_size] training videos of `step`: epochs of seeded permutations, in turn."""
-  pos = step * batch_size + np.arange(batch_size)
-  out = np.empty(batch_size, np.int64)
-  for epoch in np.unique(pos // num_videos):
-    here = pos // num_videos == epoch
-    out[here] = np.random.default_rng([seed, int(epoch)]).permutation(num_videos)[
-        pos[here] % num_videos]
-  return out
 
 
 def build_model(config: ml_collections.ConfigDict) -> taohighlight.TaoHighlight:
@@ -238,7 +103,7 @@ def compiled(model: taohighlight.TaoHighlight, loss: ml_collections.FrozenConfig
                       rngs={"dropout": key}, **_context(batch))
     parts = taohighlight.total_loss(out, batch["mask"], batch["segment"], batch["saliency"],
                                     loss.segment_length, tuple(loss.thetas), loss.w_ag,
-                                    loss.w_sal)
+                                    loss.w_sal, loss.w_reg, loss.reg_scale)
     parts = {k: jnp.mean(v) for k, v in parts.items()}
     return parts["total"], parts
 
@@ -284,8 +149,8 @@ def init_state(seed: int, steps: Steps, batch: dict[str, np.ndarray]) -> TrainSt
                     first_nonfinite_step=jnp.int32(-1))
 
 
-def predict_examples(predict_fn, params: Any, examples: Sequence[Example], batch_size: int,
-                     t_max: int, l_max: int, text_width: int, mesh: Mesh
+def predict_examples(predict_fn, params: Any, examples: Sequence[tao_data.Example],
+                     batch_size: int, t_max: int, l_max: int, text_width: int, mesh: Mesh
                      ) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
   """Per-video saliency scores [T_i] and decoded segments, each video exactly once
   (the last batch is filled up with copies of its last video, then dropped)."""
@@ -293,13 +158,32 @@ def predict_examples(predict_fn, params: Any, examples: Sequence[Example], batch
   for i in range(0, len(examples), batch_size):
     chunk = list(examples[i:i + batch_size])
     filled = chunk + [chunk[-1]] * (batch_size - len(chunk))
-    batch = jax.device_put(collate(filled, t_max, l_max, text_width),
+    batch = jax.device_put(tao_data.collate(filled, t_max, l_max, text_width),
                            NamedSharding(mesh, P(DATA_AXIS)))
     sal, seg = jax.device_get(predict_fn(params, batch))
     for j, e in enumerate(chunk):
       scores.append(np.asarray(sal[j, :len(e.visual)], np.float64))
       segments.append((int(seg[j, 0]), int(seg[j, 1])))
   return scores, segments
+
+
+def load_video_scorer(workdir: str) -> tuple[Any, int, int]:
+  """`predict.load_video_scorer` for a TaoHighlight workdir: (fn, D, step); fn maps
+  videos (.video_id, .features [T_i, D] of the run's feature_set, optional .text) to
+  their [T_i] saliency logits, all padded to one shape (one compile), one device."""
+  config, state = checkpointing.restore_workdir(workdir)
+  mesh = Mesh(np.asarray(jax.devices()[:1]), (DATA_AXIS,))
+  predict_fn = steps_of(config, mesh).predict
+
+  def score_videos(videos: Sequence[Any]) -> list[np.ndarray]:
+    weak = (tao_data.weak_channel(config.weak.workdir, videos) if config.weak.workdir
+            else None)
+    examples = tao_data.make_examples(videos, config, weak)
+    scores, _ = predict_examples(predict_fn, state["params"], examples, 1,
+                                 *tao_data.padded_lengths(examples), mesh)
+    return [s.astype(np.float32) for s in scores]
+
+  return score_videos, datasets.FEATURE_DIMS[config.feature_set], int(state["step"])
 
 
 def _evaluate(config: ml_collections.ConfigDict, predict_fn: Any, data: dict[str, Any],
@@ -317,10 +201,10 @@ def _evaluate(config: ml_collections.ConfigDict, predict_fn: Any, data: dict[str
           "per_group": result["per_group"], "iou": iou}, result
 
 
-def _check_finite(state: TrainState, train_ex: Sequence[Example], config) -> None:
+def _check_finite(state: TrainState, train_ex: Sequence[tao_data.Example], config) -> None:
   first = int(state.first_nonfinite_step)
   if first >= 0:
-    idx = batch_indices(len(train_ex), config.train.batch_size, config.seed, first)
+    idx = tao_data.batch_indices(len(train_ex), config.train.batch_size, config.seed, first)
     raise train.NonFiniteError(
         f"non-finite loss or gradient at step {first} (videos "
         f"{', '.join(train_ex[i].video_id for i in idx)}); its update was not applied "
@@ -339,19 +223,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   datasets.check_choice("model.context", config.model.context, taohighlight.CONTEXTS)
   mesh = make_mesh(config.train.batch_size)
   with checkpointing.exclusive_workdir(workdir):
+    changed = config_checks.check_resume(
+        workdir, config, has_checkpoints=checkpointing.has_checkpoints(workdir),
+        resumable=RESUMABLE_KEYS)
+    if changed:
+      logging.warning("Resuming %s with a changed config: %s", workdir, "; ".join(
+          f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()))
     return _run(config, workdir, mesh)
 
 
 def _prepare(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The run's videos and examples: {"train", "eval", "eval_videos", "split", "shapes"}."""
-  train_videos, eval_videos, split = load_videos(config)
+  train_videos, eval_videos, split = tao_data.load_videos(config)
   if not train_videos or not eval_videos:
     raise ValueError(f"{len(train_videos)} train, {len(eval_videos)} {split} videos: too few")
-  weak = (weak_channel(config.weak.workdir, train_videos + eval_videos)
+  weak = (tao_data.weak_channel(config.weak.workdir, train_videos + eval_videos)
           if config.weak.workdir else None)
-  data = {"train": make_examples(train_videos, config, weak), "eval_videos": eval_videos,
-          "eval": make_examples(eval_videos, config, weak), "split": split}
-  data["shapes"] = padded_lengths(data["train"] + data["eval"])
+  data = {"train": tao_data.make_examples(train_videos, config, weak),
+          "eval": tao_data.make_examples(eval_videos, config, weak),
+          "eval_videos": eval_videos, "split": split}
+  data["shapes"] = tao_data.padded_lengths(data["train"] + data["eval"])
   data["text_videos"] = sum(e.text is not None for e in data["train"] + data["eval"])
   logging.info("%s: %d train, %d %s videos; T_max %d, L_max %d (%d videos with text)",
                config.benchmark, len(data["train"]), len(eval_videos), split,
@@ -366,8 +257,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, mesh: Mesh) -> dict[st
   train_ex, shapes = data["train"], data["shapes"]
   steps = steps_of(config, mesh)
   replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P(DATA_AXIS))
-  state = jax.device_put(init_state(config.seed, steps, collate(train_ex[:1], *shapes)),
-                         replicated)
+  first = tao_data.collate(train_ex[:1], *shapes)
+  state = jax.device_put(init_state(config.seed, steps, first), replicated)
   manager = checkpointing.make_manager(workdir, max_to_keep=config.checkpoint.max_to_keep)
   restored = checkpointing.restore_latest(manager, checkpointing.abstract_like(state))
   state = state if restored is None else restored[0]
@@ -383,8 +274,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, mesh: Mesh) -> dict[st
                config.train.batch_size, mesh.size)
   interval_start, interval = time.time(), []
   while step < num_steps:
-    idx = batch_indices(len(train_ex), config.train.batch_size, config.seed, step)
-    batch = jax.device_put(collate([train_ex[i] for i in idx], *shapes), sharded)
+    idx = tao_data.batch_indices(len(train_ex), config.train.batch_size, config.seed, step)
+    batch = jax.device_put(tao_data.collate([train_ex[i] for i in idx], *shapes), sharded)
     state, parts = steps.train_step(state, batch, rng)
     step += 1
     interval.append(parts)

@@ -27,6 +27,9 @@ Choices where the article is silent (all configurable where they are numbers):
     -1). The IoU and distance terms have no gradient (top-k indices are
     discrete); only the cosine term trains the features. Segment features
     are the mean features of their clips.
+  * L_reg is divided by the video's length by default (reg_scale "video"):
+    in clips, on videos of ~100-400 clips, it is two orders of magnitude
+    above the other terms and saliency is barely trained.
   * Saliency loss: sigmoid binary cross-entropy on targets in [0, 1], mean
     over the valid clips (a pointwise loss that mAP's ranking can use).
   * A second per-clip stream (audio, [B, T, Da]) may replace text as the
@@ -47,6 +50,7 @@ from hl_jax import losses
 
 NEG = -1e9  # Logit of a masked clip: -inf-safe in softmax, BCE and top_k.
 CONTEXTS = ("text", "audio")
+REG_SCALES = ("video", "clips")  # total_loss's units of L_reg.
 
 
 def _cosine(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
@@ -319,14 +323,22 @@ def segment_features(features: jnp.ndarray, segments: jnp.ndarray) -> jnp.ndarra
 def total_loss(out: dict[str, jnp.ndarray], mask: jnp.ndarray, gt: jnp.ndarray,
                saliency_target: jnp.ndarray, length: int,
                thetas: Sequence[float] = (1.0, -1.0, 1.0), w_ag: float = 1.0,
-               w_sal: float = 1.0) -> dict[str, jnp.ndarray]:
+               w_sal: float = 1.0, w_reg: float = 1.0, reg_scale: str = "video"
+               ) -> dict[str, jnp.ndarray]:
   """The per-video [B] parts and their weighted "total", from the model's output.
 
-  gt is [B, 2] half-open; thetas are (theta_r, theta_d, theta_s).
+  gt is [B, 2] half-open; thetas are (theta_r, theta_d, theta_s). reg_scale
+  "clips" is L_reg in clips, as written; "video" divides it by the video's
+  length in clips (start and end as fractions of the video, L_reg in [0, 2]),
+  so long videos do not drown the saliency and alignment terms.
   """
+  if reg_scale not in REG_SCALES:
+    raise ValueError(f"reg_scale={reg_scale!r} is unknown; one of {REG_SCALES}")
   start, end = expected_boundaries(out["start_logits"], out["end_logits"], mask)
   gt = gt.astype(jnp.float32)
   reg = l_reg(start, end, gt[:, 0], gt[:, 1])
+  if reg_scale == "video":
+    reg = reg / jnp.maximum(jnp.sum(mask, -1), 1).astype(jnp.float32)
   cands = candidate_segments(out["top_idx"], mask, length)
   feats = out["features"]
   e = segment_alignment(cands.astype(jnp.float32), gt,
@@ -336,7 +348,7 @@ def total_loss(out: dict[str, jnp.ndarray], mask: jnp.ndarray, gt: jnp.ndarray,
   ag = l_ag(e, out["top_valid"])
   sal = saliency_loss(out["saliency"], saliency_target, mask)
   return {"reg": reg, "ag": ag, "saliency": sal,
-          "total": reg + w_ag * ag + w_sal * sal}
+          "total": w_reg * reg + w_ag * ag + w_sal * sal}
 
 
 # ------------------------------------------------- decoding and targets

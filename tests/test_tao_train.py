@@ -10,8 +10,11 @@ import pytest
 
 from configs import taohighlight as tao_config
 from hl_jax import checkpointing
+from hl_jax import config_checks
 from hl_jax import datasets
+from hl_jax import evaluation
 from hl_jax import predict
+from hl_jax import tao_data
 from hl_jax import tao_train
 from hl_jax import taohighlight
 from hl_jax import train
@@ -90,6 +93,22 @@ def test_train_writes_results_and_resumes_exactly(tmp_path, monkeypatch):
   jax.tree.map(np.testing.assert_array_equal, a["params"], b["params"])
   jax.tree.map(np.testing.assert_array_equal, a["opt_state"], b["opt_state"])
 
+  # A changed trajectory key is refused before anything is written; a longer run is not.
+  with pytest.raises(config_checks.ConfigError, match=r"train.learning_rate: 0.001 -> 0.01"):
+    tao_train.train_and_evaluate(tiny_config(learning_rate=1e-2), split)
+  longer = tao_train.train_and_evaluate(tiny_config(num_steps=6), split)
+  assert longer["step"] == 6
+
+  # hl_jax.predict's scorer of a TaoHighlight workdir reproduces the run's evaluation.
+  score_videos, dim, step = predict.load_video_scorer(str(tmp_path / "full"))
+  assert (dim, step) == (4096, 4)  # The config's feature_set, i3d_rgb_flow_audio.
+  val = datasets.load_benchmark("tvsum", "val", manual_dir="")
+  again = evaluation.evaluate("tvsum", val, dict(zip([v.video_id for v in val],
+                                                     score_videos(val))), split="val")
+  assert again["mAP"] == pytest.approx(full["mAP"], abs=1e-6)
+  with pytest.raises(ValueError, match="is a TaoHighlight workdir"):
+    predict.load_scorer(str(tmp_path / "full"))
+
 
 def test_nonfinite_loss_stops_before_any_checkpoint(tmp_path, monkeypatch):
   monkeypatch.setattr(datasets, "load_benchmark", fake_benchmark(nan=True))
@@ -116,13 +135,13 @@ def test_scores_do_not_depend_on_padding_or_batch(benchmark):
   config = tiny_config(f"tiny,benchmark={benchmark}")
   rng = np.random.default_rng(1)
   videos = [make_video(f"v{i}", "A", t, rng, benchmark) for i, t in enumerate([7, 30, 19, 11])]
-  examples = tao_train.make_examples(videos, config)
+  examples = tao_data.make_examples(videos, config)
   mesh = tao_train.make_mesh(config.train.batch_size)
   steps = tao_train.steps_of(config, mesh)
-  alone_shapes = tao_train.padded_lengths(examples[:1])
-  batch_shapes = tao_train.padded_lengths(examples)
+  alone_shapes = tao_data.padded_lengths(examples[:1])
+  batch_shapes = tao_data.padded_lengths(examples)
   assert alone_shapes[0] == 8 and batch_shapes[0] == 32
-  state = tao_train.init_state(0, steps, tao_train.collate(examples[:1], *alone_shapes))
+  state = tao_train.init_state(0, steps, tao_data.collate(examples[:1], *alone_shapes))
   predict_fn = steps.predict
   alone = tao_train.predict_examples(predict_fn, state.params, examples[:1], 4,
                                      *alone_shapes, mesh)
@@ -142,27 +161,27 @@ def test_num_labelled_and_cv_fold_select_by_sha1_within_group(monkeypatch):
   ids = lambda vs: sorted(v.video_id for v in vs)
   config = tiny_config()
   config.num_labelled = 2
-  train_videos, eval_videos, split = tao_train.load_videos(config)
+  train_videos, eval_videos, split = tao_data.load_videos(config)
   assert (ids(train_videos), ids(eval_videos), split) == (
       ["a0", "a3", "b0", "b2"], ["av", "bv"], "val")
   config.num_labelled, config.cv_folds, config.cv_fold = 0, 2, 1
-  train_videos, eval_videos, split = tao_train.load_videos(config)
+  train_videos, eval_videos, split = tao_data.load_videos(config)
   assert (ids(train_videos), ids(eval_videos), split) == (
       ["a2", "a3", "b1", "b2"], ["a0", "a1", "b0"], "train_cv1of2")
   config.num_labelled, config.group = 1, "B"
-  train_videos, eval_videos, _ = tao_train.load_videos(config)
+  train_videos, eval_videos, _ = tao_data.load_videos(config)
   assert (ids(train_videos), ids(eval_videos)) == (["b2"], ["b0"])
   config.group = "C"
   with pytest.raises(ValueError, match="group='C' has no tvsum videos"):
-    tao_train.load_videos(config)
+    tao_data.load_videos(config)
 
 
 def test_batch_indices_cover_each_epoch_and_repeat():
-  drawn = np.concatenate([tao_train.batch_indices(7, 4, 0, s) for s in range(7)])
+  drawn = np.concatenate([tao_data.batch_indices(7, 4, 0, s) for s in range(7)])
   for epoch in range(4):
     assert sorted(drawn[7 * epoch:7 * epoch + 7]) == list(range(7))
-  np.testing.assert_array_equal(tao_train.batch_indices(7, 4, 0, 5), drawn[20:24])
-  assert not np.array_equal(tao_train.batch_indices(7, 4, 1, 0), drawn[:4])
+  np.testing.assert_array_equal(tao_data.batch_indices(7, 4, 0, 5), drawn[20:24])
+  assert not np.array_equal(tao_data.batch_indices(7, 4, 1, 0), drawn[:4])
 
 
 def test_targets_by_hand():
@@ -182,8 +201,8 @@ def test_weak_channel_is_fed_z_normalised(monkeypatch):
   monkeypatch.setattr(predict, "load_scorer", load_scorer)
   rng = np.random.default_rng(2)
   videos = [make_video(f"v{i}", "A", 6 + i, rng) for i in range(2)]
-  weak = tao_train.weak_channel("/weak", videos)
-  examples = tao_train.make_examples(videos, tiny_config(), weak)
+  weak = tao_data.weak_channel("/weak", videos)
+  examples = tao_data.make_examples(videos, tiny_config(), weak)
   for v, e in zip(videos, examples):
     assert e.visual.shape == (v.num_clips, DV + 1)
     np.testing.assert_allclose(e.visual[:, :DV], v.features[:, :DV])
@@ -205,3 +224,14 @@ def test_tvsum_smoke_on_real_data(shared_data, tmp_path):
   results = tao_train.train_and_evaluate(config, str(tmp_path / "tvsum"))
   assert results["num_train_videos"] == 40 and results["num_eval_videos"] == 10
   assert 0.0 <= results["mAP"] <= 1.0 and 0.0 <= results["iou"]["mean_iou"] <= 1.0
+  # hl_jax.predict on the workdir: the val split's scores, with the titles, give the
+  # same mAP as the training run's evaluation.
+  out = predict.run(str(tmp_path / "tvsum"), str(tmp_path / "pred" / "val.json"),
+                    benchmark="tvsum", split="val", manual_dir=str(shared_data / "tvsum"),
+                    data_dir=config.data_dir, max_plots=1)
+  assert out["source"]["feature_set"] == "i3d_rgb_flow_audio" and len(out["videos"]) == 10
+  videos = datasets.load_benchmark("tvsum", "val", manual_dir=str(shared_data / "tvsum"),
+                                   data_dir=config.data_dir, feature_set=config.feature_set)
+  scores = {r["video_id"]: np.asarray(r["scores"]) for r in out["videos"]}
+  again = evaluation.evaluate("tvsum", videos, scores, split="val")
+  assert again["mAP"] == pytest.approx(results["mAP"], abs=1e-6)

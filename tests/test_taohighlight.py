@@ -114,6 +114,28 @@ class LossesTest(parameterized.TestCase):
     got = th.saliency_loss(jnp.asarray(logits), jnp.asarray(target), jnp.asarray(mask))
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
+  def test_total_loss_reg_scale_and_weights(self):
+    rng = np.random.default_rng(4)
+    mask = np.arange(T) < np.array([[T], [6]])
+    start, end, sal = (np.where(mask, rng.normal(size=(B, T)), th.NEG).astype(np.float32)
+                       for _ in range(3))
+    out = {"start_logits": start, "end_logits": end, "saliency": sal,
+           "features": rng.normal(size=(B, T, H)).astype(np.float32),
+           "top_idx": np.array([[0, 4], [1, 2]], np.int32), "top_valid": np.ones((B, 2), bool)}
+    gt, target = np.array([[2, 5], [1, 4]]), rng.random((B, T)).astype(np.float32)
+    args = (out, jnp.asarray(mask), jnp.asarray(gt), jnp.asarray(target), 3)
+    clips = th.total_loss(*args, reg_scale="clips")
+    raw = (np.abs(np_softmax_expectation(start, mask) - gt[:, 0])
+           + np.abs(np_softmax_expectation(end, mask) + 1 - gt[:, 1]))
+    np.testing.assert_allclose(clips["reg"], raw, rtol=1e-5)
+    video = th.total_loss(*args, w_ag=0.5, w_sal=2.0, w_reg=3.0)  # reg_scale "video".
+    np.testing.assert_allclose(video["reg"], raw / [T, 6], rtol=1e-5)
+    np.testing.assert_allclose(
+        video["total"], 3.0 * video["reg"] + 0.5 * video["ag"] + 2.0 * video["saliency"],
+        rtol=1e-5)
+    with self.assertRaisesRegex(ValueError, "reg_scale='frames'"):
+      th.total_loss(*args, reg_scale="frames")
+
 
 # ---------------------------------------------------- graph fine-tuning
 
