@@ -10,7 +10,8 @@ r"""Issue 15's experiments with TaoHighlight (hl_jax/tao_train.py): CV, ablation
    0..N-1: val mAP, IoU, beside the supervised anchors of ../shared/REFERENCE.md.
 3. weak_to_strong: val mAP against num_labelled (NUM_LABELLED), from labels alone and with
    a Less-is-More scorer fed as a channel (skipped without --weak_workdir_<tvsum|yth>).
-One model per benchmark, on all its groups. Runs: <output_dir>/runs/<name>; a finished one
+4. per_group: the full model trained on each category / domain alone (PER_GROUP_STEPS).
+Stages 1-3 train one model on all groups. Runs: <output_dir>/runs/<name>; a finished one
 is reused, an interrupted one resumes, one of other CHECKED_KEYS is refused. --worker=k/n
 trains runs k, k+n, ... of each stage; --report_only trains nothing. Writes
 <output_dir>/taohighlight.{md,json} and weak_to_strong.png.
@@ -39,7 +40,10 @@ from configs import taohighlight as tao_config
 from hl_jax import checkpointing
 from hl_jax import tao_train
 
-STAGES = ("cv", "ablation", "weak_to_strong")
+STAGES = ("cv", "ablation", "weak_to_strong", "per_group")
+# per_group: one model per category / domain. 100 steps of 8 videos pass over each
+# group's train videos at least as often as 300 steps over all of them do.
+PER_GROUP_STEPS = 100
 SHORT = {"tvsum": "tvsum", "youtube_highlights": "yth"}  # --weak_workdir_<short>
 GRID = ((3e-4, 0.1), (3e-4, 1.0), (1e-3, 0.1), (1e-3, 1.0))  # (learning_rate, w_ag)
 MAX_FOLDS = 2  # Compute: 2 CPU cores; every fold is a whole training run.
@@ -74,11 +78,14 @@ class Run:
   folds: int = 0  # cv: config.cv_folds, cv_fold.
   fold: int = 0
   num_labelled: int = 0  # weak_to_strong; 0: all.
+  group: str = ""  # per_group; "": all groups.
 
   @property
   def name(self) -> str:
     stage, variant, what = self.stage, self.variant, ""
-    if stage == "cv":
+    if stage == "per_group":
+      variant = f"{variant}_{self.group}"
+    elif stage == "cv":
       what = f"_fold{self.fold}of{self.folds}"
     elif variant == "labels" and not self.num_labelled:  # The same run as ablation's full.
       stage, variant = "ablation", "full"
@@ -88,11 +95,23 @@ class Run:
             f"_ag{self.w_ag:g}{what}_seed{self.seed}")
 
 
+def _split(benchmark: str, data_root: str) -> dict[str, dict]:
+  with open(os.path.join(data_root, benchmark, "splits", SPLIT_FILES[benchmark])) as f:
+    return json.load(f)
+
+
 def num_folds(benchmark: str, data_root: str) -> int:
   """MAX_FOLDS, or the fewest train videos of a group of the split file (at least 2)."""
-  with open(os.path.join(data_root, benchmark, "splits", SPLIT_FILES[benchmark])) as f:
-    sizes = [len(v["train"]) for v in json.load(f).values()]
+  sizes = [len(v["train"]) for v in _split(benchmark, data_root).values()]
   return max(2, min(MAX_FOLDS, *sizes))
+
+
+def per_group_runs(benchmarks: Sequence[str], seeds: int, choice: dict[str, dict],
+                   data_root: str) -> list[Run]:
+  """The full model trained and evaluated on each group of the split file alone."""
+  return [Run("per_group", b, "full", choice[b]["learning_rate"], choice[b]["w_ag"], k,
+              group=g) for b in benchmarks if b in choice
+          for g in sorted(_split(b, data_root)) for k in range(seeds)]
 
 
 def cv_runs(benchmarks: Sequence[str], folds: dict[str, int]) -> list[Run]:
@@ -123,7 +142,10 @@ def run_config(run: Run, data_dir: str, weak: dict[str, str] | None = None,
   config = tao_config.get_config(",".join([f"benchmark={run.benchmark}", *variant] +
                                           [w for w in words.split(",") if w]))
   config.data_dir, config.seed, config.num_labelled = data_dir, run.seed, run.num_labelled
-  config.cv_folds, config.cv_fold = run.folds, run.fold
+  config.cv_folds, config.cv_fold, config.group = run.folds, run.fold, run.group
+  if run.stage == "per_group":
+    config.train.num_steps = PER_GROUP_STEPS
+    config.train.eval_every = config.checkpoint.every_steps = PER_GROUP_STEPS // 2
   config.train.learning_rate = run.learning_rate
   config.loss.w_ag = 0.0 if run.variant == "no_ag" else run.w_ag
   if run.variant == "weak":
@@ -228,6 +250,22 @@ def rows(runs: Sequence[Run], summaries: dict[str, dict]) -> list[dict[str, Any]
   return out
 
 
+def per_group_rows(runs: Sequence[Run], ablation: Sequence[Run],
+                   summaries: dict[str, dict]) -> list[dict[str, Any]]:
+  """Per (benchmark, group): the group's own model's val mAP over seeds, beside the
+  all-groups full model's mAP on that group (its per_group result, over seeds)."""
+  out = []
+  for (benchmark, group) in dict.fromkeys((r.benchmark, r.group) for r in runs):
+    own = [summaries[r.name]["mAP"] for r in runs
+           if (r.benchmark, r.group) == (benchmark, group) and r.name in summaries]
+    every = [summaries[r.name]["per_group"][group] for r in ablation
+             if (r.benchmark, r.variant) == (benchmark, "full") and r.name in summaries]
+    out.append({"benchmark": benchmark, "group": group, "finished": len(own),
+                "planned": sum((r.benchmark, r.group) == (benchmark, group) for r in runs),
+                "mAP": _stats(own), "all_groups_model": _stats(every)})
+  return out
+
+
 def _cell(row: dict, key: str = "mAP") -> str:
   stats, runs = row[key], f" ({row['finished']}/{row['planned']})"
   return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}{runs}" if stats else "missing"
@@ -269,6 +307,13 @@ def markdown(report: dict[str, Any]) -> str:
   for b, n in dict.fromkeys((b, n) for b, _, n in found):  # Rows: (benchmark, labelled).
     cells = [_cell(found[b, v, n]) if (b, v, n) in found else "skipped" for v in ("labels", "weak")]
     lines.append(f"| {b} | {n or 'all'} | {' | '.join(cells)} |")
+  lines += _table(f"Per group: one model per category / domain ({PER_GROUP_STEPS} steps) "
+                  "against the all-groups model on that group (val mAP)", "benchmark",
+                  "group", "own model", "all-groups model (ablation's full)")
+  for r in report["per_group"]:
+    every = r["all_groups_model"]
+    lines.append(f"| {r['benchmark']} | {r['group']} | {_cell(r)} | " + (
+        f"{100 * every['mean']:.1f} ± {100 * every['std']:.1f} |" if every else "missing |"))
   return "\n".join(lines) + "\n"
 
 
@@ -331,6 +376,7 @@ def run_stages(benchmarks: Sequence[str], stages: Sequence[str], seeds: int, dat
       skipped += [f"{stage} {b}: no CV choice yet (run --stage=cv first)"
                   for b in benchmarks if b not in choice]
       runs = (ablation_runs(benchmarks, seeds, choice) if stage == "ablation" else
+              per_group_runs(benchmarks, seeds, choice, root) if stage == "per_group" else
               weak_to_strong_runs(benchmarks, seeds, choice, list(weak)))
     configs.update({r.name: run_config(r, data_dir, weak) for r in runs})
     planned[stage] = runs
@@ -358,6 +404,8 @@ def make_report(planned: dict[str, list[Run]], configs: dict, skipped: list[str]
              if "cv" in planned else {}),
       "ablation": rows(planned.get("ablation", []), summaries),
       "weak_to_strong": rows(planned.get("weak_to_strong", []), summaries),
+      "per_group": per_group_rows(planned.get("per_group", []),
+                                  planned.get("ablation", []), summaries),
       "skipped": skipped, "anchors": ANCHORS, "runs": summaries,
       "missing": [r.name for r in everything if r.name not in summaries]}
   report["plot"] = plot(report["weak_to_strong"], os.path.join(output_dir, "weak_to_strong.png"))

@@ -17,7 +17,7 @@ CHOICE = {"tvsum": {"learning_rate": 1e-3, "w_ag": 0.5},
 WEAK = {"tvsum": "/lim_tvsum"}
 
 
-def fake_finished(output_dir, run, mAP, iou=0.5, **config_overrides):
+def fake_finished(output_dir, run, mAP, iou=0.5, per_group=None, **config_overrides):
   """Writes the results.json that tao_train would write for `run`."""
   config = tha.run_config(run, "", WEAK)
   for key, value in config_overrides.items():
@@ -25,7 +25,8 @@ def fake_finished(output_dir, run, mAP, iou=0.5, **config_overrides):
     config[section][name] = value
   workdir = os.path.join(output_dir, "runs", run.name)
   os.makedirs(workdir, exist_ok=True)
-  results = {"step": config.train.num_steps, "mAP": mAP, "random_mAP": 0.4, "per_group": {},
+  results = {"step": config.train.num_steps, "mAP": mAP, "random_mAP": 0.4,
+             "per_group": per_group or {},
              "iou": {"mean_iou": iou, "share_iou_0.5": float(iou >= 0.5),
                      "share_iou_0.7": float(iou >= 0.7)},
              "history": [], "evaluation": {}, "config": json.loads(config.to_json_best_effort())}
@@ -112,17 +113,20 @@ def test_cv_choice_by_hand(tmp_path):
 
 def test_later_stages_wait_for_the_cv_choice(tmp_path, monkeypatch, capsys):
   monkeypatch.setattr(tha, "num_folds", lambda benchmark, root: 2)
+  monkeypatch.setattr(tha, "_split", lambda benchmark, root: {"A": {}, "B": {}})
   out = str(tmp_path)
   args = (["tvsum"], list(tha.STAGES), 1, "", out, {})
   planned, _, skipped = tha.run_stages(*args, train_now=False)
   assert len(planned["cv"]) == 8 and planned["ablation"] == planned["weak_to_strong"] == []
   assert skipped == ["weak_to_strong tvsum: no --weak_workdir_tvsum, so no weak-start rows",
                      "ablation tvsum: no CV choice yet (run --stage=cv first)",
-                     "weak_to_strong tvsum: no CV choice yet (run --stage=cv first)"]
+                     "weak_to_strong tvsum: no CV choice yet (run --stage=cv first)",
+                     "per_group tvsum: no CV choice yet (run --stage=cv first)"]
   assert "no --weak_workdir_tvsum" in capsys.readouterr().out
   (tmp_path / "cv_choice.json").write_text(json.dumps({"tvsum": CHOICE["tvsum"]}))
   planned, configs, skipped = tha.run_stages(*args, train_now=False)
   assert len(planned["ablation"]) == 4 and len(planned["weak_to_strong"]) == 3
+  assert [r.group for r in planned["per_group"]] == ["A", "B"]
   assert configs[planned["ablation"][0].name].train.learning_rate == 1e-3
 
 
@@ -165,6 +169,36 @@ def test_weak_to_strong_table_and_plot(tmp_path):
   assert "| tvsum | 1 | 40.0 ± 0.0 (1/1) | 55.0 ± 0.0 (1/1) |" in md
   assert "| tvsum | all | 50.0 ± 0.0 (1/1) | 65.0 ± 0.0 (1/1) |" in md
   assert report["plot"].startswith("wrote") and (tmp_path / "weak_to_strong.png").exists()
+
+
+def test_per_group_runs_configs_and_table(tmp_path):
+  root = tmp_path / "data"
+  for b, groups in (("tvsum", "AB"), ("youtube_highlights", "C")):
+    (root / b / "splits").mkdir(parents=True)
+    (root / b / "splits" / tha.SPLIT_FILES[b]).write_text(json.dumps(
+        {g: {"train": ["x"], "val": ["y"]} for g in groups}))
+  runs = tha.per_group_runs(BENCHMARKS, 2, CHOICE, str(root))
+  assert [r.name for r in runs[:2]] == [
+      "per_group_tvsum_full_A_lr0.001_ag0.5_seed0", "per_group_tvsum_full_A_lr0.001_ag0.5_seed1"]
+  assert [(r.benchmark, r.group) for r in runs[::2]] == [
+      ("tvsum", "A"), ("tvsum", "B"), ("youtube_highlights", "C")]
+  config = tha.run_config(runs[2], "/tfds")
+  assert (config.group, config.train.num_steps) == ("B", tha.PER_GROUP_STEPS)
+  assert tha.run_config(tha.ablation_runs(["tvsum"], 1, CHOICE)[0], "").group == ""
+  out = str(tmp_path / "out")
+  tvsum = runs[:4]
+  for run, value in zip(tvsum, (0.5, 0.7, 0.8, 0.8)):
+    fake_finished(out, run, value)
+  ablation = [r for r in tha.ablation_runs(["tvsum"], 2, CHOICE) if r.variant == "full"]
+  for run, value in zip(ablation, (0.4, 0.6)):
+    fake_finished(out, run, 0.5, per_group={"A": value, "B": 0.9})
+  report = tha.make_report({"ablation": ablation, "per_group": tvsum},
+                           configs_of(ablation + tvsum), [], out,
+                           {"benchmarks": ["tvsum"], "seeds": 2})
+  assert report["per_group"][0]["mAP"]["mean"] == pytest.approx(0.6)
+  md = (tmp_path / "out" / "taohighlight.md").read_text()
+  assert "| tvsum | A | 60.0 ± 10.0 (2/2) | 50.0 ± 10.0 |" in md
+  assert "| tvsum | B | 80.0 ± 0.0 (2/2) | 90.0 ± 0.0 |" in md
 
 
 def test_a_run_of_other_settings_is_refused(tmp_path):
