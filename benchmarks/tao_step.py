@@ -91,9 +91,10 @@ def step_probes(config: ml_collections.ConfigDict) -> list[harness.Probe]:
     jax.block_until_ready(parts)
 
   b = config.train.batch_size
+  params = tao_train.init_state(config.seed, steps, batch).params  # Not donated.
   return [harness.Probe(f"{config.benchmark} train step", train, b),
           harness.repeat_probe(f"{config.benchmark} forward (predict step)", steps.predict,
-                               (state[0].params, batch), b)]
+                               (params, batch), b)]
 
 
 def end_to_end(config: ml_collections.ConfigDict) -> dict:
