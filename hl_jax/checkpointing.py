@@ -107,8 +107,10 @@ def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
   """Writes `<workdir>/config.json` (process 0 only), the record of the run."""
   if jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, CONFIG_NAME), "w") as f:
+    path = os.path.join(workdir, CONFIG_NAME)
+    with open(f"{path}.{os.getpid()}.tmp", "w") as f:
       f.write(config.to_json_best_effort(indent=1))
+    os.replace(f"{path}.{os.getpid()}.tmp", path)  # Other hosts may be reading it.
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:

@@ -132,7 +132,8 @@ def compiled(model: taohighlight.TaoHighlight, loss: ml_collections.FrozenConfig
       tx, jax.jit(functools.partial(model.init, train=False)),
       jax.jit(train_step, in_shardings=(replicated, sharded, replicated),
               out_shardings=(replicated, replicated), donate_argnums=0),
-      jax.jit(predict_step, in_shardings=(replicated, sharded)))
+      # Replicated outputs: every process reads the whole prediction (multi-host).
+      jax.jit(predict_step, in_shardings=(replicated, sharded), out_shardings=replicated))
 
 
 def steps_of(config: ml_collections.ConfigDict, mesh: Mesh) -> Steps:
