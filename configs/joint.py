@@ -141,35 +141,29 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   return config
 
 
+# Real corpora: (manual_dir under DATA_ROOT, evaluated benchmarks, train.num_groups,
+# train.num_steps, evaluation and checkpoint interval). YTH: its 234 train videos,
+# duration-bucketed, unlabelled (~5 min on 2 CPU cores), evaluated on YTH and TVSum val.
+# TVSum: its 40 train videos (domain: category), for video-level tags
+# (corpus.tag=<category>), evaluated on TVSum val.
+_REAL_CORPORA = {"youtube_highlights": ("youtube_highlights", ("youtube_highlights", "tvsum"),
+                                        128, 600, 200),
+                 "tvsum": ("tvsum", ("tvsum",), 64, 200, 50)}
+
+
 def set_corpus(config: ml_collections.ConfigDict, name: str) -> None:
   """Selects a training corpus and the evaluation that goes with it."""
   config.corpus.builder_config = name
-  if name.startswith("youtube_highlights"):
-    # The real corpus: YTH train-split features, duration-bucketed, unlabelled.
-    # Evaluation is on the labelled YTH val split and TVSum val.
-    config.corpus.manual_dir = os.path.join(DATA_ROOT, "youtube_highlights")
-    config.corpus.eval_split = ""
-    config.eval.benchmarks = ("youtube_highlights", "tvsum")
-    config.eval.feature_set = ("i3d_rgb_flow_audio" if name.endswith("rgb_flow_audio")
-                               else "i3d_rgb_flow" if name.endswith("rgb_flow")
-                               else "i3d_rgb")
-    # 234 training videos of 1024-d features: fewer, smaller steps (~5 min on
-    # 2 CPU cores) and evaluation every 200 steps.
-    config.train.num_groups = 128
-    config.train.num_steps = 600
-    config.train.weight_schedule_steps = 300
-    config.eval.every_steps = 200
-    config.checkpoint.every_steps = 200
-  elif name.startswith("tvsum"):
-    # TVSum's 40 train videos (domain: category), for video-level tags
-    # (corpus.tag=<category>); evaluation on TVSum val.
-    config.corpus.manual_dir = os.path.join(DATA_ROOT, "tvsum")
-    config.corpus.eval_split = ""
-    config.eval.benchmarks = ("tvsum",)
-    config.eval.feature_set = ("i3d_rgb_flow_audio" if name.endswith("rgb_flow_audio")
-                               else "i3d_rgb")
-    config.train.num_groups = 64
-    config.train.num_steps = 200
-    config.train.weight_schedule_steps = 100
-    config.eval.every_steps = 50
-    config.checkpoint.every_steps = 50
+  real = next((k for k in _REAL_CORPORA if name.startswith(k)), None)
+  if real is None:
+    return
+  folder, benchmarks, groups, steps, every = _REAL_CORPORA[real]
+  config.corpus.manual_dir = os.path.join(DATA_ROOT, folder)
+  config.corpus.eval_split = ""  # Unlabelled; the benchmarks are the evaluation.
+  config.eval.benchmarks = benchmarks
+  # The benchmarks' features of the corpus's width (its name's suffix).
+  config.eval.feature_set = next(f for f in ("i3d_rgb_flow_audio", "i3d_rgb_flow", "i3d_rgb")
+                                 if name.endswith(f[3:]) or f == "i3d_rgb")
+  config.train.num_groups, config.train.num_steps = groups, steps
+  config.train.weight_schedule_steps = steps // 2
+  config.eval.every_steps = config.checkpoint.every_steps = every
