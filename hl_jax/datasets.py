@@ -71,10 +71,6 @@ def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     raise ValueError(f"unknown {name} {value!r}; expected one of {list(choices)}")
 
 
-def _text(value: Any) -> str:
-  return value.decode() if isinstance(value, bytes) else str(value)
-
-
 @contextlib.contextmanager
 def _quiet_build(what: str) -> Iterator[None]:
   """One log line when TFDS builds `what`; TFDS's own prints at --verbosity=1."""
@@ -118,7 +114,7 @@ def load_benchmark(benchmark: str, split: str, *,
     return []  # e.g. "other" of TVSum, where every video is in the split
   group_key, label_key = _FIELDS[benchmark]
   videos = [
-      Video(video_id=_text(ex["video_id"]), group=_text(ex[group_key]),
+      Video(video_id=tags.as_text(ex["video_id"]), group=tags.as_text(ex[group_key]),
             features=np.asarray(ex["features"], np.float32),
             labels=np.asarray(ex[label_key]),
             text=(np.asarray(ex["title_tokens"], np.float32) if benchmark == "tvsum"
@@ -250,12 +246,12 @@ def _has_pair_groups(builder: Any, source: Any) -> bool:
   """
   if getattr(builder.builder_config, "segment_signal", ""):
     return True
-  return len(source) > 0 and bool(_text(source[0].get("pair_group", "")))
+  return len(source) > 0 and bool(tags.as_text(source[0].get("pair_group", "")))
 
 
 def labelled_videos(data_source: Any) -> list[Video]:
   """All videos of a labelled duration_corpus split, in source order."""
-  return [Video(video_id=_text(ex["video_id"]), group=_text(ex["domain"]),
+  return [Video(video_id=tags.as_text(ex["video_id"]), group=tags.as_text(ex["domain"]),
                 features=np.asarray(ex["features"], np.float32),
                 labels=np.asarray(ex["labels"]))
           for ex in (data_source[i] for i in range(len(data_source)))]
@@ -319,7 +315,7 @@ class DomainSubset(_IndexSubset):
 
 def _domain_of(item: Any) -> str:
   """The domain of an example, or of a pair group's first example."""
-  return _text((item[0] if isinstance(item, list) else item)["domain"])
+  return tags.as_text((item[0] if isinstance(item, list) else item)["domain"])
 
 
 class TrainingPart(_IndexSubset):
@@ -340,11 +336,11 @@ class TrainingPart(_IndexSubset):
     strata: dict[tuple[str, tuple[int, ...]], list[tuple[str, int]]] = {}
     self._buckets: list[list[int]] = []
     for index in range(len(source)):
-      examples = _examples(source[index])
+      examples = tags.examples_of(source[index])
       first = examples[0]
-      key = _text(first.get("pair_group", "")) or _text(first["video_id"])
+      key = tags.as_text(first.get("pair_group", "")) or tags.as_text(first["video_id"])
       self._buckets.append([int(e["bucket"]) for e in examples])
-      stratum = (_text(first["domain"]), tuple(sorted(self._buckets[-1])))
+      stratum = (tags.as_text(first["domain"]), tuple(sorted(self._buckets[-1])))
       strata.setdefault(stratum, []).append((hashlib.sha1(key.encode()).hexdigest(), index))
     held = set()
     for members in strata.values():
@@ -373,15 +369,10 @@ class TrainingPart(_IndexSubset):
     logging.info("%s: held out %d of %d training items (corpus.holdout_fraction=%g): "
                  "%d short, %d long, %d rest videos", corpus_name, len(self._heldout),
                  len(self._buckets), self._fraction, *held)
-    return [HeldoutVideo(video_id=_text(e["video_id"]), domain=_text(e["domain"]),
+    return [HeldoutVideo(video_id=tags.as_text(e["video_id"]), domain=tags.as_text(e["domain"]),
                          bucket=int(e["bucket"]),
                          features=np.asarray(e["features"], np.float32))
-            for i in self._heldout for e in _examples(self._source[i])]
-
-
-def _examples(item: Any) -> list[Any]:
-  """The examples of an item: one example, or a pair group's (`GroupedSource`)."""
-  return item if isinstance(item, list) else [item]
+            for i in self._heldout for e in tags.examples_of(self._source[i])]
 
 
 def _bucket_counts(buckets: Iterator[list[int]]) -> list[int]:
@@ -406,7 +397,7 @@ class GroupedSource:
     groups: dict[str, list[int]] = {}
     self._items: list[list[int]] = []
     for index in range(len(source)):
-      group = _text(source[index].get("pair_group", ""))
+      group = tags.as_text(source[index].get("pair_group", ""))
       if not group:
         self._items.append([index])
       elif group in groups:

@@ -12,18 +12,19 @@ from typing import Any
 import numpy as np
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+  """A string feature of a corpus example (bytes from ArrayRecord) as str."""
   return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _items(item: Any) -> list[Any]:
-  """The examples of an item: one example, or a pair group's list."""
+def examples_of(item: Any) -> list[Any]:
+  """The examples of a corpus item: one example, or a pair group's list."""
   return item if isinstance(item, list) else [item]
 
 
 def tags_of(domain: str | bytes) -> list[str]:
   """A video's tags: its `domain` field, '|'-separated ("dog|pets": two tags)."""
-  return [t.strip() for t in _text(domain).split("|") if t.strip()]
+  return [t.strip() for t in as_text(domain).split("|") if t.strip()]
 
 
 class TagPairs:
@@ -45,7 +46,7 @@ class TagPairs:
     self._source, self._tag, self._pairs = source, tag, pairs
     self._indices, counts = [], [0, 0]
     for index in range(len(source)):
-      buckets = [e["bucket"] for e in _items(self._relabelled(source[index]))]
+      buckets = [e["bucket"] for e in examples_of(self._relabelled(source[index]))]
       if any(b != _REST for b in buckets):
         self._indices.append(index)
         counts[buckets[0]] += 1

@@ -12,6 +12,7 @@ from hl_jax import datasets
 from hl_jax import evaluation
 from hl_jax import heldout
 from hl_jax import rendering
+from hl_jax import tags
 from hl_jax import train
 
 SHORT, LONG, REST = 0, 1, 2
@@ -152,7 +153,7 @@ def _fake_source(num=60, groups=False):
 
 def _ids(source):
   items = [source[i] for i in range(len(source))]
-  return {datasets._text(e["video_id"]) for item in items
+  return {tags.as_text(e["video_id"]) for item in items
           for e in (item if isinstance(item, list) else [item])}
 
 
