@@ -1,12 +1,16 @@
-r"""Trains and evaluates a highlight detector.
+r"""Trains and evaluates a highlight detector of any model family.
 
   python launch.py --config=configs/joint.py --workdir=/tmp/hl_jax/joint
 
+The config's model_family says what trains (configs/joint.py: Less-is-More;
+configs/taohighlight.py: TaoHighlight); hl_jax.core.run_loop runs it.
 Rerunning the same command resumes from the newest checkpoint in --workdir.
-A user error (a bad config value, a workdir of another config, bad data) ends
-in one line, `launch.py: error: ...`, and exit status 1; --verbosity=1 shows
-its traceback too.
+A user error (a bad config argument, key or value, a workdir of another
+config, bad data) ends in one line, `launch.py: error: ...`, and exit status
+1; --verbosity=1 shows its traceback too.
 """
+
+import sys
 
 from absl import app
 from absl import flags
@@ -15,17 +19,29 @@ import jax
 from ml_collections import config_flags
 import tensorflow_datasets as tfds
 
-from hl_jax import checkpointing
-from hl_jax import parallel
-from hl_jax import tao_train
-from hl_jax import train
-from hl_jax import writers
+from hl_jax.core import checkpointing
+from hl_jax.core import config_checks
+from hl_jax.core import parallel
+from hl_jax.core import run_loop
+from hl_jax.core import workdir
+from hl_jax.core import writers
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, "
-                               "logs and results.")
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
 flags.mark_flags_as_required(["config", "workdir"])
+
+# What a user can fix: config values and workdirs (ConfigError is a ValueError),
+# data files (the builders name the file, line and video), a stopped run.
+_USER_ERRORS = (ValueError, FileNotFoundError, workdir.WorkdirLockedError,
+                checkpointing.CheckpointError, run_loop.NonFiniteError)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a bad --config argument, key or value in one line."""
+  try:
+    return flags.FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
+    sys.exit(f"launch.py: error: {config_checks.explain_override(argv, e)}")
 
 
 def main(argv):
@@ -37,21 +53,12 @@ def main(argv):
   logging.info("JAX process %d/%d, local devices %s", jax.process_index(),
                jax.process_count(), jax.local_devices())
   try:
-    run = (tao_train.train_and_evaluate  # configs/taohighlight.py
-           if _CONFIG.value.get("model_family") == "taohighlight"
-           else train.train_and_evaluate)
-    run(_CONFIG.value, _WORKDIR.value)
+    run_loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except _USER_ERRORS as e:
     if logging.get_verbosity() >= 1:
       raise
-    raise SystemExit(f"launch.py: error: {' '.join(str(e).split())}") from None
-
-
-# What a user can fix: config values and workdirs (ConfigError is a ValueError),
-# data files (the builders name the file, line and video), a stopped run.
-_USER_ERRORS = (ValueError, FileNotFoundError, checkpointing.WorkdirLockedError,
-                checkpointing.CheckpointError, train.NonFiniteError)
+    raise SystemExit(f"launch.py: error: {config_checks.one_line(e)}") from None
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

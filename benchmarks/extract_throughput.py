@@ -9,13 +9,13 @@ The videos (default: bikes, bigbuckbunny and carphone_pristine of
 ways, each once per round, the three alternating so that a load change on a
 shared machine hits them alike (medians reported, every sample in the JSON):
 
-- decode: `video_features.iter_segments` on --decode_threads threads (PyAV
+- decode: `decoding.iter_segments` (hl_jax.video) on --decode_threads threads (PyAV
   decoding, the resize and the centre crop; what the model is fed), nothing
   else;
 - model: the jitted extractor (`Extractor.embed_fn`, batches of --batch
   segments, host-to-device transfer included) on the same segments decoded
   beforehand and held in memory;
-- end to end: `video_features.extract_many`, decoding on host threads
+- end to end: `extraction.extract_many`, decoding on host threads
   overlapped with the model, batches mixing videos.
 
 Figures: segments/s and frames/s of each, and end-to-end / model-only (1.0:
@@ -42,7 +42,9 @@ from absl import logging
 import numpy as np
 
 from benchmarks import harness
-from hl_jax import video_features
+from hl_jax.video import decoding
+from hl_jax.video import extraction
+from hl_jax.video import extractors
 
 FLAGS = flags.FLAGS
 SHARED = pathlib.Path(os.environ.get("HL_JAX_SHARED_DATA",
@@ -50,14 +52,14 @@ SHARED = pathlib.Path(os.environ.get("HL_JAX_SHARED_DATA",
 DEFAULT_VIDEOS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")
 
 flags.DEFINE_string("output", "/tmp/hl_jax_bench/extract.json", "JSON path (.md next to it).")
-flags.DEFINE_enum("extractor", "i3d", video_features.EXTRACTORS, "Extractor.")
+flags.DEFINE_enum("extractor", "i3d", extractors.NAMES, "Extractor.")
 flags.DEFINE_list("videos", [], "Video files (default: three sample videos).")
 flags.DEFINE_integer("batch", None, "Segments per forward pass (default: the extractor's).")
 flags.DEFINE_integer("decode_threads", 2, "Decoding threads.")
 flags.DEFINE_integer("rounds", 3, "Samples of each measurement.")
 
 
-def decode_all(paths: Sequence[str], config: video_features.DecodeConfig,
+def decode_all(paths: Sequence[str], config: decoding.DecodeConfig,
                threads: int) -> list[np.ndarray]:
   """Every segment of `paths`, decoded on `threads` threads (as extract_many does)."""
   out: list[list[np.ndarray]] = [[] for _ in paths]
@@ -70,7 +72,7 @@ def decode_all(paths: Sequence[str], config: video_features.DecodeConfig,
         index = next(todo, None)
       if index is None:
         return
-      out[index] = list(video_features.iter_segments(paths[index], config))
+      out[index] = list(decoding.iter_segments(paths[index], config))
 
   workers = [threading.Thread(target=worker) for _ in range(threads)]
   for w in workers:
@@ -86,7 +88,7 @@ def main(argv: Sequence[str]) -> None:
   for path in paths:
     if not os.path.isfile(path):
       raise FileNotFoundError(f"{path}: no such video (set HL_JAX_SHARED_DATA or --videos)")
-  extractor = video_features.make_extractor(FLAGS.extractor, batch=FLAGS.batch)
+  extractor = extractors.make_extractor(FLAGS.extractor, batch=FLAGS.batch)
   config = extractor.config
   results: dict[str, Any] = {"machine": harness.machine(), "videos": paths,
                              "extractor": extractor.description,
@@ -105,7 +107,7 @@ def main(argv: Sequence[str]) -> None:
     extractor.embed_fn(frames)
 
   def run_e2e():
-    results_ = list(video_features.extract_many(paths, extractor,
+    results_ = list(extraction.extract_many(paths, extractor,
                                                 decode_threads=FLAGS.decode_threads))
     assert all(r.error is None for r in results_), [r.error for r in results_]
 

@@ -30,10 +30,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from hl_jax import models
-from hl_jax import parallel
-from hl_jax import segment_table
-from hl_jax import train
+from hl_jax.core import files
+from hl_jax.core import parallel
+from hl_jax.less_is_more import models
+from hl_jax.less_is_more import segment_table
+from hl_jax.less_is_more import trainer
+from hl_jax.less_is_more import weightings
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -108,11 +110,16 @@ def matmul_probe(name: str, m: int, k: int, n: int,
   return repeat_probe(name, fn, (a, b), 2.0 * m * k * n)
 
 
-def variant_config(base: ml_collections.ConfigDict, variant: str,
-                   num_groups: int, **model) -> ml_collections.ConfigDict:
-  """A copy of `base` with another variant, m and `config.model` keys."""
+def weighting_config(base: ml_collections.ConfigDict, weighting: str,
+                     num_groups: int, **model) -> ml_collections.ConfigDict:
+  """A copy of `base` with another `train.weighting`, m and `config.model` keys.
+
+  Raises:
+    ValueError: `weighting` is not one of hl_jax.less_is_more.weightings.NAMES.
+  """
+  weightings.get(weighting)  # A one-line error naming the known ones.
   config = ml_collections.ConfigDict(base.to_dict())
-  config.variant = variant
+  config.train.weighting = weighting
   config.train.num_groups = num_groups
   for key, value in model.items():
     config.model[key] = value
@@ -127,10 +134,10 @@ def step_probe(name: str, config: ml_collections.ConfigDict,
   """
   mesh = parallel.make_mesh(jax.devices()[:config.num_devices or None])
   scorer, weigher = models.build(config)
-  tx = train.make_optimizer(config)
-  holder = [jax.device_put(train.init_state(config, scorer, weigher, tx, dim),
+  tx = trainer.make_optimizer(config)
+  holder = [jax.device_put(trainer.init_state(config, scorer, weigher, tx, dim),
                            parallel.replicated(mesh))]
-  step = train.make_train_step(config, scorer, weigher, tx, mesh)
+  step = trainer.make_train_step(config, scorer, weigher, tx, mesh)
   sync_every = config.train.sync_every
 
   def run(k: int) -> None:
@@ -226,10 +233,10 @@ def finish(results: dict, path: str) -> None:
 
 
 def write_json(path: str, results: dict) -> None:
+  """Writes `results` to `path` whole (nothing if `path` is empty)."""
   if path:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-      json.dump(results, f, indent=1)
+    files.write_json(path, results)
 
 
 def random_table(num_rows: int, dim: int, seed: int = 0) -> segment_table.SegmentTable:

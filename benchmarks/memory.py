@@ -60,7 +60,7 @@ def train_and_measure(corpus: dict, workdir: str) -> dict:
       f"--workdir={workdir}",
       "--config.corpus.builder_config=manifest",
       f"--config.corpus.manual_dir={corpus['manual_dir']}",
-      f"--config.corpus.data_dir={corpus['data_dir']}",
+      f"--config.data_dir={corpus['data_dir']}",
       "--config.corpus.eval_split=",
       f"--config.input.table_segments={_TABLE_SEGMENTS.value}",
       f"--config.input.refill_every_steps={_REFILL_EVERY.value}",

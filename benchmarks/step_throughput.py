@@ -4,8 +4,9 @@ r"""Pairs/s of the compiled train step against the machine's matmul FLOP/s.
 
 Questions answered in one run (so ratios hold on a shared machine):
 
-1. Step only: pairs/s of `train.make_train_step` (compiled, state donated) on
-   a random resident table of `--dim`-d features, for each variant and each
+1. Step only: pairs/s of `trainer.make_train_step` (hl_jax.less_is_more;
+   compiled, state donated) on a random resident table of `--dim`-d features,
+   for each pair weighting (`--weightings`, `train.weighting` names) and each
    batch m x n (`--num_groups` x group_size), timed after compilation. All
    step functions and the matmul probes are sampled round-robin, `--rounds`
    times, and the median is reported.
@@ -15,13 +16,14 @@ Questions answered in one run (so ratios hold on a shared machine):
    per step at the first and the largest m.
 3. The step's achieved FLOP/s from an analytic count per pair (below), as a
    fraction of that peak.
-4. A breakdown of the joint step at the first batch size: the same step
+4. A breakdown of the joint step (weighting softmax: f and h) at the first
+   batch size: the same step
    without dropout, with flax.linen.Dropout's masks (one threefry word per
    element, `model.dropout_masks="flax"`, instead of the default
    `models.ByteDropout`: one word per 4 elements) and with
    jax_threefry_partitionable=False; pair sampling plus the feature gather,
    f and h forward + backward, the AdamW update and the dropout masks alone.
-5. End to end (`--e2e`): `train.train_and_evaluate` on a 1024-d manifest corpus
+5. End to end (`--e2e`): `run_loop.train_and_evaluate` on a 1024-d manifest corpus
    (TFDS array_record, Grain, resident table): the whole corpus resident;
    windows of `--e2e_window_videos` videos refilled every `--e2e_refill_every`
    steps; and the same windows in a table of `--e2e_window_table_segments`
@@ -33,7 +35,7 @@ FLOPs per pair. A dense layer in -> out costs 2 in out per row forward and
 twice that backward (input and weight gradients): "nominal" counts 3 x forward
 for every layer. The first layer's input gradient is never needed (the
 features are not trained), so "needed" counts 2 x forward there. f runs on both
-segments of a pair, h once on the concatenated [2D] pair (joint only).
+segments of a pair, h once on the concatenated [2D] pair (weightings with h).
 """
 
 from __future__ import annotations
@@ -56,14 +58,20 @@ import numpy as np
 import optax
 
 from benchmarks import harness
-from hl_jax import losses
-from hl_jax import models
-from hl_jax import segment_table
-from hl_jax import train
+from hl_jax.core import run_loop
+from hl_jax.less_is_more import losses
+from hl_jax.less_is_more import models
+from hl_jax.less_is_more import segment_table
+from hl_jax.less_is_more import trainer
+from hl_jax.less_is_more import weightings
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/joint.py", "Base config.")
 _DIM = flags.DEFINE_integer("dim", 1024, "Feature dim D of the random table.")
-_VARIANTS = flags.DEFINE_list("variants", list(train.VARIANTS), "Variants timed.")
+# The paper's three methods: the joint model (softmax(h)), Ranking-D, Ranking-EM.
+JOINT = "softmax"
+_WEIGHTINGS = flags.DEFINE_list(
+    "weightings", [JOINT, "ranking_d", "ranking_em"],
+    f"Pair weightings timed (train.weighting), of {list(weightings.NAMES)}.")
 _NUM_GROUPS = flags.DEFINE_list(
     "num_groups", ["256", "512", "1024", "2048", "4096"],
     "Batch sweep: m values (n = config group_size); the first is the default.")
@@ -97,23 +105,23 @@ def flops_per_pair(config: ml_collections.ConfigDict, dim: int) -> dict[str, int
   """Analytic fwd + bwd FLOPs of one pair (see the module docstring)."""
   f_nominal, f_needed = dense_flops([dim, *config.model.scorer_hidden, 1])
   nominal, needed = 2 * f_nominal, 2 * f_needed
-  if config.variant == "joint":
+  if weightings.get(config.train.weighting).uses_h:
     h_nominal, h_needed = dense_flops([2 * dim, *config.model.weigher_hidden, 1])
     nominal, needed = nominal + h_nominal, needed + h_needed
   return {"nominal": nominal, "needed": needed}
 
 
 def breakdown_probes(base, table, dim: int, num_groups: int) -> list[harness.Probe]:
-  """Parts of the joint step at m = num_groups (units: pairs)."""
+  """Parts of the joint step (weighting softmax) at m = num_groups (units: pairs)."""
   n = base.train.group_size
   pairs = num_groups * n
-  no_dropout = harness.variant_config(base, "joint", num_groups, dropout=0.0)
-  joint = harness.variant_config(base, "joint", num_groups)
+  no_dropout = harness.weighting_config(base, JOINT, num_groups, dropout=0.0)
+  joint = harness.weighting_config(base, JOINT, num_groups)
   probes = [harness.step_probe("step without dropout", no_dropout, table, dim),
             harness.step_probe(
                 "step, flax.linen.Dropout masks (a threefry word per element)",
-                harness.variant_config(base, "joint", num_groups,
-                                       dropout_masks="flax"), table, dim),
+                harness.weighting_config(base, JOINT, num_groups,
+                                         dropout_masks="flax"), table, dim),
             _patched(harness.step_probe(
                 "step, jax_threefry_partitionable=False", joint, table, dim),
                      lambda: jax.threefry_partitionable(False))]
@@ -129,8 +137,8 @@ def breakdown_probes(base, table, dim: int, num_groups: int) -> list[harness.Pro
 
   # f and h forward + backward on fixed features: the step's dense work.
   scorer, weigher = models.build(no_dropout)
-  tx = train.make_optimizer(no_dropout)
-  state = train.init_state(no_dropout, scorer, weigher, tx, dim)
+  tx = trainer.make_optimizer(no_dropout)
+  state = trainer.init_state(no_dropout, scorer, weigher, tx, dim)
 
   def loss(params, x_short, x_long):
     f_short = scorer.apply({"params": params["f"]}, x_short)
@@ -190,7 +198,7 @@ def end_to_end(base, corpus: dict, window_videos: int, refill_every: int,
   config = ml_collections.ConfigDict(base.to_dict())
   config.corpus.builder_config = "manifest"
   config.corpus.manual_dir = corpus["manual_dir"]
-  config.corpus.data_dir = corpus["data_dir"]
+  config.data_dir = corpus["data_dir"]
   config.corpus.eval_split = ""
   steps = _E2E_STEPS.value
   config.train.num_steps = steps
@@ -204,7 +212,7 @@ def end_to_end(base, corpus: dict, window_videos: int, refill_every: int,
   with tempfile.TemporaryDirectory() as workdir:
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # Its results table.
-      train.train_and_evaluate(config, workdir)
+      run_loop.train_and_evaluate(config, workdir)
     total = time.perf_counter() - start
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
       rows = [json.loads(line) for line in f]
@@ -227,10 +235,10 @@ def main(argv):
   table = harness.device_table(base, dim)
 
   steps, flops = {}, {}
-  for variant in _VARIANTS.value:
+  for weighting in _WEIGHTINGS.value:
     for m in sweep:
-      config = harness.variant_config(base, variant, m)
-      name = f"{variant} m={m}"
+      config = harness.weighting_config(base, weighting, m)
+      name = f"{weighting} m={m}"
       steps[name] = harness.step_probe(name, config, table, dim)
       flops[name] = flops_per_pair(config, dim)
   b, big = sweep[0] * n, max(sweep) * n
@@ -242,25 +250,32 @@ def main(argv):
   matmuls = {name: harness.matmul_probe(name, *shape)
              for name, shape in shapes.items()}
   parts = breakdown_probes(base, table, dim, sweep[0]) if _BREAKDOWN.value else []
-  harness.round_robin(list(matmuls.values()) + list(steps.values()) + parts,
+  # The full joint step the parts are set against: the sweep's, or timed beside it.
+  full = steps.get(f"{JOINT} m={sweep[0]}")
+  extra = []
+  if parts and full is None:
+    full = harness.step_probe(f"{JOINT} m={sweep[0]}",
+                              harness.weighting_config(base, JOINT, sweep[0]), table, dim)
+    extra.append(full)
+  harness.round_robin(list(matmuls.values()) + list(steps.values()) + parts + extra,
                       _ROUNDS.value, _MIN_SECONDS.value, _PAUSE.value)
 
   peak = matmuls["square 2048^3 (peak)"].median()
   results["matmul_flops_per_second"] = {k: p.median() for k, p in matmuls.items()}
   results["matmul_samples"] = {k: p.samples for k, p in matmuls.items()}
   results["step_only"] = {}
-  lines = ["| variant | m x n | pairs/s | GFLOP/s (nominal) | of peak (nominal) "
+  lines = ["| weighting | m x n | pairs/s | GFLOP/s (nominal) | of peak (nominal) "
            "| of peak (needed) |", "|---|---|---:|---:|---:|---:|"]
   for name, probe in steps.items():
     rate = probe.median()
     nominal, needed = rate * flops[name]["nominal"], rate * flops[name]["needed"]
-    variant, m = name.split(" m=")
+    weighting, m = name.split(" m=")
     results["step_only"][name] = {
-        "variant": variant, "num_groups": int(m), "pairs_per_second": rate,
+        "weighting": weighting, "num_groups": int(m), "pairs_per_second": rate,
         "samples": probe.samples, "flops_per_pair": flops[name],
         "fraction_of_peak_nominal": nominal / peak,
         "fraction_of_peak_needed": needed / peak}
-    lines.append(f"| {variant} | {m} x {n} | {rate:,.0f} | {nominal / 1e9:.1f} | "
+    lines.append(f"| {weighting} | {m} x {n} | {rate:,.0f} | {nominal / 1e9:.1f} | "
                  f"{nominal / peak:.0%} | {needed / peak:.0%} |")
   print(f"\nDense f32 matmul on {results['machine']['cpu']} "
         f"({results['machine']['nproc']} cores):\n")
@@ -272,13 +287,13 @@ def main(argv):
   print("\n".join(lines))
 
   if parts:
-    joint = steps[f"joint m={sweep[0]}"].median()
+    joint = full.median()
     results["breakdown"] = {p.name: {"pairs_per_second": p.median(),
                                      "seconds_per_step": sweep[0] * n / p.median(),
                                      "samples": p.samples} for p in parts}
     results["breakdown"]["full step"] = {"pairs_per_second": joint,
                                          "seconds_per_step": sweep[0] * n / joint}
-    print(f"\nParts of the joint step, m x n = {sweep[0]} x {n}:\n")
+    print(f"\nParts of the joint step ({JOINT}), m x n = {sweep[0]} x {n}:\n")
     print("| part | ms per step | of the full step |\n|---|---:|---:|")
     for name, part in results["breakdown"].items():
       ms = 1e3 * part["seconds_per_step"]
@@ -289,9 +304,12 @@ def main(argv):
         os.path.join(_WORK_DIR.value, f"manifest_{_E2E_VIDEOS.value}"),
         _E2E_VIDEOS.value, dim)
     results["e2e_corpus"] = corpus
-    config = harness.variant_config(base, base.variant, sweep[0])
-    name = f"{base.variant} m={sweep[0]}"
-    probe = steps.get(name) or harness.step_probe(name, config, table, dim)
+    config = harness.weighting_config(base, base.train.weighting, sweep[0])
+    name = f"{base.train.weighting} m={sweep[0]}"
+    probe = steps.get(name) or next((p for p in extra if p.name == name), None)
+    if probe is None:  # Not timed yet: compiled and calibrated here, not in a sample.
+      probe = harness.step_probe(name, config, table, dim)
+      probe.calibrate(_MIN_SECONDS.value)
     runs = {}
     cases = [("resident", 0, 0, 0),
              ("windows", _E2E_WINDOW_VIDEOS.value, _E2E_REFILL_EVERY.value, 0)]

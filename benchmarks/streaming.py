@@ -27,7 +27,6 @@ Writes the JSON, a markdown table next to it (.md) and prints the table.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import pathlib
 import time
@@ -39,12 +38,15 @@ import numpy as np
 
 from benchmarks import harness
 from configs import joint
-from hl_jax import checkpointing
-from hl_jax import datasets
-from hl_jax import evaluation
-from hl_jax import moments
-from hl_jax import predict
-from hl_jax import streaming
+from hl_jax.core import families
+from hl_jax.core import files
+from hl_jax.core import run_loop
+from hl_jax.core import workdir as workdir_lib
+from hl_jax.data import benchmarks
+from hl_jax.eval import evaluators
+from hl_jax.highlights import moments
+from hl_jax.highlights import predict
+from hl_jax.highlights import streaming
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Trained workdir (default: train one).")
 _NUM_STEPS = flags.DEFINE_integer("num_steps", 200, "Steps when training a model here.")
@@ -143,18 +145,19 @@ def replay(video: predict.TimedVideo, offline_scores: np.ndarray, stream_fn, chu
 def run_benchmark(name: str, workdir: str) -> dict[str, Any]:
   """Replays one benchmark split; returns its summary."""
   manual_dir = os.path.join(_DATA_ROOT.value, name)
-  feature_set = checkpointing.load_config(workdir).eval.feature_set
+  config, _ = workdir_lib.load_config(workdir)
+  feature_set = config.eval.feature_set
   videos = predict.benchmark_videos(name, _SPLIT.value, manual_dir=manual_dir,
                                     data_dir=_DATA_DIR.value, feature_set=feature_set)
-  labels = {v.video_id: v.labels for v in datasets.load_benchmark(
+  labels = {v.video_id: v.labels for v in benchmarks.load_benchmark(
       name, _SPLIT.value, manual_dir=manual_dir, data_dir=_DATA_DIR.value,
       feature_set=feature_set)}
-  offline_fn, _, _ = predict.load_scorer(workdir)
-  stream_fn, _, _ = predict.load_scorer(workdir, chunk=1)
-  chunk_fn, _, _ = predict.load_scorer(workdir, chunk=_CHUNK.value)
+  offline_fn = families.load_segment_scorer(workdir).score_segments
+  stream_fn = families.load_segment_scorer(workdir, chunk=1).score_segments
+  chunk_fn = families.load_segment_scorer(workdir, chunk=_CHUNK.value).score_segments
   for fn in (stream_fn, chunk_fn):  # compile outside the timed pushes
     fn(videos[0].features[:1])
-  all_scores = evaluation.score_videos(offline_fn, [v.features for v in videos])
+  all_scores = evaluators.score_videos(offline_fn, [v.features for v in videos])
   rule = moments.MomentRule(top_k=_TOP_K.value, max_moment_seconds=_MAX_MOMENT.value)
   rows, timings, latencies = [], {"detector": [], "single": [], "chunked": []}, []
   for video, scores in zip(videos, all_scores):
@@ -256,16 +259,15 @@ def markdown(results: Sequence[dict[str, Any]], workdir: str) -> str:
 
 
 def train_model(workdir: str) -> None:
-  from hl_jax import train  # pylint: disable=g-import-not-at-top
   config = joint.get_config("corpus=youtube_highlights")
   config.corpus.manual_dir = os.path.join(_DATA_ROOT.value, "youtube_highlights")
-  config.corpus.data_dir = _DATA_DIR.value or ""
-  config.eval.data_root = _DATA_ROOT.value
+  config.data_dir = _DATA_DIR.value or ""
+  config.data_root = _DATA_ROOT.value
   config.train.num_steps = _NUM_STEPS.value
   harness.apply_overrides(config, _CONFIG_OVERRIDES.value)
   config.eval.every_steps = 0
   config.checkpoint.every_steps = _NUM_STEPS.value
-  train.train_and_evaluate(config, workdir)
+  run_loop.train_and_evaluate(config, workdir)
 
 
 def main(argv: Sequence[str]) -> None:
@@ -277,10 +279,9 @@ def main(argv: Sequence[str]) -> None:
     workdir = str(output.parent / "streaming_model")
     train_model(workdir)
   results = [run_benchmark(name, workdir) for name in _BENCHMARKS.value]
-  output.write_text(json.dumps({"workdir": os.path.abspath(workdir),
-                                "results": results}, indent=1) + "\n")
+  files.write_json(output, {"workdir": os.path.abspath(workdir), "results": results})
   table = markdown(results, os.path.abspath(workdir))
-  output.with_suffix(".md").write_text(table)
+  files.write_text(output.with_suffix(".md"), table)
   print(table)
 
 

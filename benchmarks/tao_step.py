@@ -1,15 +1,16 @@
-r"""TaoHighlight's train step (issue 15): videos/s step-only and end to end, in one run.
+r"""TaoHighlight's train step: videos/s step-only and end to end, in one run.
 
   python -m benchmarks.tao_step --data_dir=/tmp/hl_jax_ablation/tfds \
       --output=/tmp/hl_jax_bench/tao_step.json
 
-1. Step only: the jitted train step of `tao_train.compiled` (state donated) on one fixed
-   batch of random inputs of each benchmark's padded shapes (`SHAPES`: what tao_train pads
-   the real splits to, T_max clips of 2048-d I3D rgb + flow, with TVSum's title tokens or
-   YouTube Highlights' 2048-d PANN audio as the context), at the config's batch size and
-   model; its forward pass alone (the predict step); and a square 2048^3 f32 matmul, all
-   sampled round-robin (`harness.round_robin`, medians), so ratios hold on a shared machine.
-2. End to end (--e2e): `tao_train.train_and_evaluate` on the real benchmark (its TFDS
+1. Step only: the jitted train step of `trainer.compiled` (hl_jax.taohighlight; state
+   donated) on one fixed batch of random inputs of each benchmark's padded shapes
+   (`SHAPES`: what the trainer pads the real splits to, T_max clips of 2048-d I3D
+   rgb + flow, with TVSum's title tokens or YouTube Highlights' 2048-d PANN audio as
+   the context), at the config's batch size and model; its forward pass alone (the
+   predict step); and a square 2048^3 f32 matmul, all sampled round-robin
+   (`harness.round_robin`, medians), so ratios hold on a shared machine.
+2. End to end (--e2e): `run_loop.train_and_evaluate` on the real benchmark (its TFDS
    build in --data_dir, raw data under the config's data_root), --e2e_steps steps, no
    evaluation but the final one; steps/s from its metrics log after the first interval
    (which holds the compilation), against step-only samples of the same shapes taken
@@ -35,10 +36,12 @@ import numpy as np
 
 from benchmarks import harness
 from configs import taohighlight as tao_config
-from hl_jax import tao_data
-from hl_jax import tao_train
+from hl_jax.core import parallel
+from hl_jax.core import run_loop
+from hl_jax.taohighlight import inputs
+from hl_jax.taohighlight import trainer
 
-# (T_max, title tokens L_max, their width) as tao_train pads the real splits.
+# (T_max, title tokens L_max, their width) as the trainer pads the real splits.
 SHAPES = {"tvsum": (328, 26, 512), "youtube_highlights": (480, 0, 0)}
 AUDIO_DIM = 2048
 
@@ -67,22 +70,25 @@ def random_batch(config: ml_collections.ConfigDict, seed: int = 0) -> dict[str, 
   for i in range(config.train.batch_size):
     t = int(rng.integers(t_max // 2, t_max + 1))
     start = int(rng.integers(0, t - config.loss.segment_length))
-    examples.append(tao_data.Example(
+    examples.append(inputs.Example(
         f"v{i}", rng.standard_normal((t, config.model.visual_dim), np.float32),
         rng.standard_normal((t, AUDIO_DIM), np.float32) if config.model.context == "audio"
         else None,
         rng.standard_normal((int(rng.integers(5, l_max + 1)), width), np.float32)
         if l_max else None,
         rng.random(t, np.float32), (start, start + config.loss.segment_length)))
-  return tao_data.collate(examples, t_max, l_max, width)
+  return inputs.collate(examples, t_max, l_max, width)
 
 
 def step_probes(config: ml_collections.ConfigDict) -> list[harness.Probe]:
   """The train step and the forward pass of `config` on a random batch, videos/s."""
-  mesh = tao_train.make_mesh(config.train.batch_size)
-  steps = tao_train.steps_of(config, mesh)
-  batch = jax.device_put(random_batch(config))
-  state = [tao_train.init_state(config.seed, steps, batch)]
+  mesh = parallel.make_mesh(jax.devices()[:config.num_devices or None])
+  if config.train.batch_size % mesh.size:
+    raise ValueError(f"train.batch_size={config.train.batch_size} is not a multiple of the "
+                     f"{mesh.size} devices")
+  steps = trainer.steps_of(config, mesh)
+  batch = jax.device_put(random_batch(config), parallel.batch_sharded(mesh))
+  state = [trainer.init_state(config.seed, steps, batch)]
   rng = jax.random.PRNGKey(1)
 
   def train(k: int) -> None:
@@ -91,7 +97,7 @@ def step_probes(config: ml_collections.ConfigDict) -> list[harness.Probe]:
     jax.block_until_ready(parts)
 
   b = config.train.batch_size
-  params = tao_train.init_state(config.seed, steps, batch).params  # Not donated.
+  params = trainer.init_state(config.seed, steps, batch).params  # Not donated.
   return [harness.Probe(f"{config.benchmark} train step", train, b),
           harness.repeat_probe(f"{config.benchmark} forward (predict step)", steps.predict,
                                (params, batch), b)]
@@ -101,12 +107,12 @@ def end_to_end(config: ml_collections.ConfigDict) -> dict:
   """Videos/s of real training, from its metrics log (after the first interval)."""
   config = ml_collections.ConfigDict(config.to_dict())
   steps = _E2E_STEPS.value
-  config.train.num_steps, config.train.eval_every = steps, 0
+  config.train.num_steps, config.eval.every_steps = steps, 0
   config.train.log_every = max(1, steps // 6)
   config.checkpoint.every_steps = 10 * steps
   with tempfile.TemporaryDirectory() as workdir:
     start = time.perf_counter()
-    tao_train.train_and_evaluate(config, workdir)
+    run_loop.train_and_evaluate(config, workdir)
     total = time.perf_counter() - start
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
       rows = [json.loads(line) for line in f]

@@ -3,8 +3,9 @@ r"""hl_jax's train step against the same step written plainly in PyTorch.
   pip install torch==2.13.0   # the `bench` extra; CPU wheel on CPU hosts
   python -m benchmarks.torch_reference --output=/tmp/hl_jax_bench/torch_reference.json
 
-The PyTorch step is the same computation as `train.make_train_step` for the
-joint (and ranking_d) variant: m x n (short, long) pairs sampled uniformly
+The PyTorch step is the same computation as `trainer.make_train_step`
+(hl_jax.less_is_more) for the joint model (`train.weighting` softmax) and for
+Ranking-D (ranking_d): m x n (short, long) pairs sampled uniformly
 inside the step from a resident [C, D] table (`torch.randint` + indexing, as
 `sample_pairs` / `gather_features` do), f = Linear(D, 512) ReLU Dropout
 Linear(512, 128) ReLU Dropout Linear(128, 1) on both segments, h the same on
@@ -40,7 +41,10 @@ from benchmarks import harness
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/joint.py", "Base config.")
 _DIM = flags.DEFINE_integer("dim", 1024, "Feature dim D of the random table.")
-_VARIANTS = flags.DEFINE_list("variants", ["joint"], "joint and/or ranking_d.")
+# train.weighting -> whether the step has h (softmax(h) per group; ranking_d: 1/n).
+WEIGHTINGS = {"softmax": True, "ranking_d": False}
+_WEIGHTINGS = flags.DEFINE_list("weightings", ["softmax"],
+                                f"Pair weightings timed, of {list(WEIGHTINGS)}.")
 _NUM_GROUPS = flags.DEFINE_list(
     "num_groups", ["256", "512", "1024", "2048", "4096"], "Batch sweep: m values.")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Round-robin rounds (median taken).")
@@ -75,9 +79,10 @@ class TorchStep:
     torch.manual_seed(config.seed)
     self.m, self.n = config.train.num_groups, config.train.group_size
     self.margin = config.train.margin
-    self.joint = config.variant == "joint"
-    if config.variant not in ("joint", "ranking_d"):
-      raise ValueError(f"variant {config.variant!r}: only joint and ranking_d")
+    if config.train.weighting not in WEIGHTINGS:
+      raise ValueError(f"train.weighting {config.train.weighting!r}: the PyTorch step has "
+                       f"only {list(WEIGHTINGS)}")
+    self.joint = WEIGHTINGS[config.train.weighting]
     model = config.model
     self.f = MLP(dim, tuple(model.scorer_hidden), model.dropout)
     modules = [self.f]
@@ -157,39 +162,39 @@ def main(argv):
   results["machine"]["torch"] = torch.__version__
   host_table = harness.random_table(base.input.table_segments, dim)
   table = harness.device_table(base, dim, host_table)
-  cases = []  # (variant, m, {impl: probe})
-  for variant in _VARIANTS.value:
+  cases = []  # (weighting, m, {impl: probe})
+  for weighting in _WEIGHTINGS.value:
     for m in sweep:
-      config = harness.variant_config(base, variant, m)
+      config = harness.weighting_config(base, weighting, m)
       pairs = m * n
-      probes = {"hl_jax": harness.step_probe(f"hl_jax {variant} m={m}", config,
+      probes = {"hl_jax": harness.step_probe(f"hl_jax {weighting} m={m}", config,
                                              table, dim)}
       eager = TorchStep(config, host_table, dim, compiled=False)
-      probes["torch eager"] = harness.Probe(f"torch eager {variant} m={m}",
+      probes["torch eager"] = harness.Probe(f"torch eager {weighting} m={m}",
                                             eager.run, pairs)
       if _COMPILE.value:
         try:
           compiled = TorchStep(config, host_table, dim, compiled=True)
           compiled.run(2)  # Compiles here, so a failure is caught here.
           probes["torch.compile"] = harness.Probe(
-              f"torch.compile {variant} m={m}", compiled.run, pairs)
+              f"torch.compile {weighting} m={m}", compiled.run, pairs)
         except Exception as e:  # pylint: disable=broad-except
           message = "".join(traceback.format_exception_only(type(e), e)).strip()
-          results["compile_errors"][f"{variant} m={m}"] = message
-          logging.warning("torch.compile failed for %s m=%d: %s", variant, m, message)
-      cases.append((variant, m, probes))
+          results["compile_errors"][f"{weighting} m={m}"] = message
+          logging.warning("torch.compile failed for %s m=%d: %s", weighting, m, message)
+      cases.append((weighting, m, probes))
   harness.round_robin([p for _, _, probes in cases for p in probes.values()],
                       _ROUNDS.value, _MIN_SECONDS.value, _PAUSE.value)
 
   impls = ["hl_jax", "torch eager"] + (["torch.compile"] if _COMPILE.value else [])
   header = " | ".join(f"{i} pairs/s" for i in impls)
   ratios = " | ".join(f"hl_jax / {i}" for i in impls[1:])
-  lines = [f"| variant | m x n | {header} | {ratios} |",
+  lines = [f"| weighting | m x n | {header} | {ratios} |",
            "|---|---|" + "---:|" * (2 * len(impls) - 1)]
   results["cases"] = []
-  for variant, m, probes in cases:
+  for weighting, m, probes in cases:
     rates = {name: p.median() for name, p in probes.items()}
-    row = {"variant": variant, "num_groups": m, "pairs_per_second": rates,
+    row = {"weighting": weighting, "num_groups": m, "pairs_per_second": rates,
            "samples": {name: p.samples for name, p in probes.items()},
            "hl_jax_over": {name: rates["hl_jax"] / r for name, r in rates.items()
                            if name != "hl_jax"},
@@ -201,7 +206,7 @@ def main(argv):
     cells = [f"{rates[i]:,.0f}" if i in rates else "failed" for i in impls]
     ratio_cells = [f"{row['hl_jax_over'][i]:.2f}" if i in rates else "-"
                    for i in impls[1:]]
-    lines.append(f"| {variant} | {m} x {n} | {' | '.join(cells)} | "
+    lines.append(f"| {weighting} | {m} x {n} | {' | '.join(cells)} | "
                  f"{' | '.join(ratio_cells)} |")
   threads = results["threads"]
   print(f"\nhl_jax (jax {results['machine']['jax']}) against PyTorch "
@@ -216,7 +221,7 @@ def main(argv):
   for row in results["cases"]:
     spans = ", ".join(f"{name} {min(r):.2f}..{max(r):.2f}"
                       for name, r in row["hl_jax_over_per_round"].items())
-    print(f"- {row['variant']} m={row['num_groups']}: {spans}")
+    print(f"- {row['weighting']} m={row['num_groups']}: {spans}")
   for case, error in results["compile_errors"].items():
     print(f"\ntorch.compile failed for {case}: {error}")
   harness.finish(results, _OUTPUT.value)

@@ -2,43 +2,36 @@ r"""Joint training of f and h (the paper's "Ours") on the embedded synthetic cor
 
   python launch.py --config=configs/joint.py --workdir=/tmp/hl_jax/joint
 
-The config argument takes comma-separated overrides of a few top-level
-choices, e.g. `configs/joint.py:corpus=synthetic_tiny`; anything else is
-overridden with flags such as `--config.train.num_steps=500`.
+The base Less-is-More config; every other Less-is-More config derives from it.
+The config argument takes comma-separated words (configs/common.py's parser):
+corpus=<duration_corpus config> (e.g. corpus=youtube_highlights, the real
+corpus), weighting=<train.weighting> (ranking_d, ranking_em, detached, ...),
+domain=<domain> (Ours-S); anything else is overridden with flags such as
+`--config.train.num_steps=500`.
 """
 
 import os
 
 import ml_collections
 
-# Where the real data lives (../shared/data in the project's workspace).
-DATA_ROOT = os.environ.get("HL_JAX_SHARED_DATA", os.path.join("..", "shared", "data"))
+from configs import common
+
+DATA_ROOT = common.DATA_ROOT
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """The base config; every other config derives from it."""
-  config = ml_collections.ConfigDict()
-  config.seed = 0
-  config.variant = "joint"  # joint | ranking_d | ranking_em
-  config.num_devices = 0  # 0: all devices; N: the first N (tests, debugging).
-
-  # Multi-host: see hl_jax/parallel.initialize_distributed and WORKSPACE.md.
-  config.distributed = ml_collections.ConfigDict()
-  config.distributed.initialize = False
-  config.distributed.coordinator_address = ""  # "host:port"; "" auto-detects.
-  config.distributed.num_processes = 0
-  config.distributed.process_id = -1
+  """The base Less-is-More config; see the module docstring for `arg`."""
+  config = common.base("less_is_more")
 
   config.corpus = ml_collections.ConfigDict()
   # Name of the duration_corpus BuilderConfig to train on (or of a custom
   # DurationCorpusConfig built into data_dir).
   config.corpus.builder_config = "synthetic"
-  config.corpus.data_dir = ""  # TFDS data_dir; "" is TFDS's default.
   config.corpus.manual_dir = ""  # For the manifest / youtube_highlights configs.
   config.corpus.train_split = "train"
   config.corpus.eval_split = "val"  # Labelled split of the corpus; "" for none.
   config.corpus.domain = ""  # "": Ours-A (all domains); "dog": Ours-S for dog.
-  # Video-level tags as the weak signal (hl_jax/tags.py): "" off; "dog":
+  # Video-level tags as the weak signal (hl_jax/data/tags.py): "" off; "dog":
   # every training video whose domain (or '|'-separated tags) holds "dog" is
   # preferred over every other video, and evaluation is on "dog" only.
   # tag_pairs="tag_duration" keeps only short tagged vs long untagged videos.
@@ -76,7 +69,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # stream alone). E.g. ((0, 2048), (2048, 4096)) on i3d_rgb_flow_audio.
   config.model.streams = ()
 
-  config.train = ml_collections.ConfigDict()
   config.train.num_groups = 256  # m groups ...
   config.train.group_size = 8  # ... of n pairs: m * n pairs per step.
   # "random": a group's pairs are drawn independently (the paper). "video":
@@ -86,10 +78,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.num_steps = 2000
   config.train.margin = 1.0
   config.train.pair_loss = "hinge"  # hinge | logistic | softmax (rax).
-  # How the joint variant weights the pairs of a group (hl_jax/losses.py):
-  # "softmax" is the paper's softmax(h), which collapses onto one satisfied
-  # pair; detached | tempered | capped_simplex | self_paced cannot collapse
-  # (RESULTS.md, issue 13). The schedule keys apply to the latter.
+  # How the pairs of a group are weighted (hl_jax/less_is_more/weightings.py):
+  # "softmax" is the paper's joint model, softmax(h), which collapses onto one
+  # satisfied pair; "ranking_d" (1/n) and "ranking_em" (EM posteriors) need no
+  # h; detached | tempered | capped_simplex | self_paced cannot collapse
+  # (RESULTS.md). The schedule keys apply to the latter.
   config.train.weighting = "softmax"
   config.train.weight_schedule_steps = 1000  # From near-uniform weights to the target.
   config.train.weight_temperature_start = 10.0  # tempered: T from this to 1.
@@ -107,15 +100,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.em.prior_init = 0.5  # Initial valid-pair proportion p.
   config.em.prior_rate = 0.01  # Online M-step rate of p.
 
-  config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_steps = 500
   config.checkpoint.max_to_keep = 3
-  # Resume a workdir whose checkpoints came from a config that differs in more
-  # than when/where/how long (hl_jax/config_checks.py); off: such a resume is
-  # refused, naming the differing keys.
-  config.checkpoint.allow_changed_config = False
 
-  config.eval = ml_collections.ConfigDict()
   config.eval.every_steps = 1000  # 0: only at the end.
   config.eval.random_seeds = 5
   config.eval.chunk_segments = 4096
@@ -125,20 +112,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.eval.benchmarks = ()
   config.eval.benchmark_split = "val"
   config.eval.feature_set = "i3d_rgb"  # Must give the corpus's feature dim.
-  config.eval.data_root = DATA_ROOT
 
-  if arg:
-    for item in arg.split(","):
-      key, _, value = item.partition("=")
-      if key == "corpus":
-        set_corpus(config, value)
-      elif key == "variant":
-        config.variant = value
-      elif key == "domain":
-        config.corpus.domain = value
-      else:
-        raise ValueError(f"unknown config argument {key!r} in {arg!r}")
+  common.parse_arg(arg, {
+      "corpus": lambda value: set_corpus(config, value),
+      "weighting": lambda value: setattr(config.train, "weighting", value),
+      "domain": lambda value: setattr(config.corpus, "domain", value),
+      "variant": _variant_was_replaced,
+  }, "configs/joint.py")
   return config
+
+
+def _variant_was_replaced(value: str) -> None:
+  raise ValueError(f"config argument variant={value} was replaced by weighting=: "
+                   "Ranking-D and Ranking-EM are pair weightings now "
+                   "(configs/joint.py:weighting=ranking_d, or configs/ranking_d.py)")
 
 
 # Real corpora: (manual_dir under DATA_ROOT, evaluated benchmarks, train.num_groups,
@@ -158,7 +145,7 @@ def set_corpus(config: ml_collections.ConfigDict, name: str) -> None:
   if real is None:
     return
   folder, benchmarks, groups, steps, every = _REAL_CORPORA[real]
-  config.corpus.manual_dir = os.path.join(DATA_ROOT, folder)
+  config.corpus.manual_dir = os.path.join(config.data_root, folder)
   config.corpus.eval_split = ""  # Unlabelled; the benchmarks are the evaluation.
   config.eval.benchmarks = benchmarks
   # The benchmarks' features of the corpus's width (its name's suffix).

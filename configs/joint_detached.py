@@ -4,8 +4,8 @@ r"""Joint training with detached pair weights and label-free checkpoint selectio
       --workdir=/tmp/hl_jax/joint_detached
 
 Derived from configs/joint.py (the paper's objective, unchanged). Of the four
-pair weightings that cannot collapse (hl_jax/losses.py), "detached" is the one
-the label-free criterion prefers: in RESULTS.md's ablation (issue 13) its
+pair weightings that cannot collapse (hl_jax/less_is_more/weightings.py), "detached" is the one
+the label-free criterion prefers: in RESULTS.md's weighting ablation its
 held-out pair accuracy, f(short) > f(long) on training videos kept out of
 training, is the highest (76.1 ± 1.3% over 3 seeds; capped simplex 76.0,
 self-paced 75.6, tempered 73.9; the paper's softmax weights 55.4). f trains on

@@ -8,5 +8,5 @@ from configs import joint
 
 def get_config(arg=None):
   config = joint.get_config(arg)
-  config.variant = "ranking_d"
+  config.train.weighting = "ranking_d"
   return config

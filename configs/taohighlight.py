@@ -1,15 +1,16 @@
-r"""TaoHighlight trained with labels on TVSum or YouTube Highlights (hl_jax/tao_train.py).
+r"""TaoHighlight trained with labels on TVSum or YouTube Highlights.
 
-  python -m hl_jax.tao_train --config=configs/taohighlight.py --workdir=/tmp/hl_jax/tao
-  python -m hl_jax.tao_train --config=configs/taohighlight.py:benchmark=youtube_highlights \
+  python launch.py --config=configs/taohighlight.py --workdir=/tmp/hl_jax/tao
+  python launch.py --config=configs/taohighlight.py:benchmark=youtube_highlights \
     --workdir=/tmp/hl_jax/tao_yth
   python launch.py --config=configs/taohighlight.py:benchmark=tvsum,no_graph --workdir=...
 
-The config argument takes comma-separated words: benchmark=tvsum|youtube_highlights,
-group=<category or domain> (train and evaluate on that group only), tiny (tests),
-and the ablations no_text (model.use_text False), no_graph (model.use_graph False)
-and no_ag (loss.w_ag 0: "w/o L_ag"). Anything else: flags such as
---config.train.num_steps=500 or --config.data_dir=/tmp/hl_jax_ws/tfds.
+The config argument takes comma-separated words (configs/common.py's parser):
+benchmark=tvsum|youtube_highlights, group=<category or domain> (train and
+evaluate on that group only), tiny (tests), and the ablations no_text
+(model.use_text False), no_graph (model.use_graph False) and no_ag (loss.w_ag
+0: "w/o L_ag"). Anything else: flags such as --config.train.num_steps=500 or
+--config.data_dir=/tmp/hl_jax_ws/tfds.
 
 The co-attention's context: TVSum videos have a title, whose CLIP tokens [L, 512]
 the video attends to (model.context "text"). YouTube Highlights has no text, so
@@ -23,20 +24,16 @@ is evaluated instead of the benchmark's val split), never on val.
 
 import ml_collections
 
-from configs import joint
+from configs import common
 
 BENCHMARKS = ("tvsum", "youtube_highlights")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The TaoHighlight config; see the module docstring for `arg`."""
-  config = ml_collections.ConfigDict()
-  config.model_family = "taohighlight"  # launch.py dispatches on it.
-  config.seed = 0
+  config = common.base("taohighlight")
   config.benchmark = "tvsum"
   config.feature_set = "i3d_rgb_flow_audio"
-  config.data_root = joint.DATA_ROOT  # Raw data: <data_root>/<benchmark>.
-  config.data_dir = ""  # TFDS data_dir; "" is TFDS's default.
   config.group = ""  # "": all groups at once; else one category / domain.
   # 0: every train video of each group; N: the first N per group in
   # sha1(video_id) order (the weak-to-strong curve).
@@ -45,11 +42,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # evaluated instead of the val split. 0: off.
   config.cv_folds = 0
   config.cv_fold = 0
-  config.distributed = ml_collections.ConfigDict()  # As configs/joint.py.
-  config.distributed.initialize = False
-  config.distributed.coordinator_address = ""
-  config.distributed.num_processes = 0
-  config.distributed.process_id = -1
 
   config.model = ml_collections.ConfigDict()
   config.model.hidden = 128
@@ -71,46 +63,35 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # L_reg per video length ("video": start/end as fractions) or in clips.
   config.loss.reg_scale = "video"
 
-  config.train = ml_collections.ConfigDict()
   config.train.batch_size = 8  # Videos per step; a multiple of the device count.
   config.train.num_steps = 300
   config.train.learning_rate = 1e-3
   config.train.weight_decay = 1e-4
   config.train.log_every = 25
-  config.train.eval_every = 100  # 0: only at the end.
-
-  config.checkpoint = ml_collections.ConfigDict()
+  config.eval.every_steps = 100  # 0: only at the end.
   config.checkpoint.every_steps = 100
-  config.checkpoint.max_to_keep = 3
-  # Resuming a workdir with a config that changes more than RESUMABLE_KEYS of
-  # hl_jax/tao_train.py is refused unless this is True.
-  config.checkpoint.allow_changed_config = False
 
-  # A Less-is-More workdir: its scorer f's per-clip score, z-normalised per
-  # video, becomes one extra visual channel ("feed"). "": off.
+  # A workdir with a per-segment scorer (Less-is-More): its per-clip score,
+  # z-normalised per video, becomes one extra visual channel ("feed"). "": off.
   config.weak = ml_collections.ConfigDict()
   config.weak.workdir = ""
 
-  for item in (arg.split(",") if arg else []):
-    key, _, value = item.partition("=")
-    if key == "benchmark":
-      set_benchmark(config, value)
-    elif key == "group":
-      config.group = value
-    elif key == "tiny":
-      config.model.hidden, config.model.heads, config.model.k = 16, 2, 4
-      config.train.batch_size, config.train.num_steps = 4, 4
-      config.train.log_every, config.train.eval_every = 2, 0
-      config.checkpoint.every_steps = 2
-    elif key == "no_text":
-      config.model.use_text = False
-    elif key == "no_graph":
-      config.model.use_graph = False
-    elif key == "no_ag":
-      config.loss.w_ag = 0.0
-    else:
-      raise ValueError(f"unknown config argument {key!r} in {arg!r}")
+  common.parse_arg(arg, {
+      "benchmark": lambda value: set_benchmark(config, value),
+      "group": lambda value: setattr(config, "group", value),
+      "tiny": lambda _: _tiny(config),
+      "no_text": lambda _: setattr(config.model, "use_text", False),
+      "no_graph": lambda _: setattr(config.model, "use_graph", False),
+      "no_ag": lambda _: setattr(config.loss, "w_ag", 0.0),
+  }, "configs/taohighlight.py")
   return config
+
+
+def _tiny(config: ml_collections.ConfigDict) -> None:
+  config.model.hidden, config.model.heads, config.model.k = 16, 2, 4
+  config.train.batch_size, config.train.num_steps = 4, 4
+  config.train.log_every, config.eval.every_steps = 2, 0
+  config.checkpoint.every_steps = 2
 
 
 def set_benchmark(config: ml_collections.ConfigDict, name: str) -> None:

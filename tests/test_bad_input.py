@@ -1,4 +1,4 @@
-"""Every command refuses bad input in one clear line (issue 12).
+"""Every command refuses bad input in one clear line.
 
 Each case runs a program as a user would (`python -m <program> ...`) on files
 it creates, and checks that it exits non-zero, that the last line of stderr is
@@ -20,16 +20,15 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import types
 from typing import Callable
 
 import numpy as np
 import pytest
 
 from configs import tiny
-from hl_jax import cli
-from hl_jax import streaming
-from hl_jax import train
+from hl_jax.core import run_loop
+from hl_jax.core import cli
+from hl_jax.highlights import streaming
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TVSUM_DUMMY = REPO / "tfds_builders" / "tvsum" / "dummy_data"
@@ -226,12 +225,12 @@ def _run(case: Case, tmp: pathlib.Path, workdir: str) -> subprocess.CompletedPro
 def workdir(tmp_path_factory):
   """A tiny model (D = 16) trained for 10 steps, checkpoints at steps 5 and 10."""
   config = tiny.get_config()
-  config.corpus.data_dir = str(tmp_path_factory.mktemp("tfds"))
+  config.data_dir = str(tmp_path_factory.mktemp("tfds"))
   config.train.num_steps = 10
   config.checkpoint.every_steps = 5
   config.eval.random_seeds = 1
   path = tmp_path_factory.mktemp("workdir")
-  train.train_and_evaluate(config, str(path))
+  run_loop.train_and_evaluate(config, str(path))
   assert sorted(os.listdir(path / "checkpoints")) == ["10", "5"]
   return str(path)
 

@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hl_jax import checkpointing
+from hl_jax.core import workdir as workdir_lib
+from hl_jax.core import checkpointing
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -167,7 +168,7 @@ def test_a_changed_state_shape_is_an_error_not_corruption(tmp_path):
 _SAVER = textwrap.dedent("""
     import sys
     import jax.numpy as jnp
-    from hl_jax import checkpointing
+    from hl_jax.core import checkpointing
     manager = checkpointing.make_manager(sys.argv[1], max_to_keep=100)
     for step in range(1, 1000):  # Large saves, one after another, until killed.
       state = {"params": {"w": jnp.full((%d,), step, jnp.float32)},
@@ -217,7 +218,7 @@ def test_sigkill_during_a_save_leaves_the_previous_checkpoint_intact(tmp_path,
 
 
 def write_config(workdir: str) -> None:
-  write(os.path.join(workdir, "config.json"), '{"variant": "joint", "seed": 3}')
+  write(os.path.join(workdir, "config.json"), '{"variant": "ranking_d", "seed": 3}')
 
 
 @pytest.mark.parametrize("kind", ["truncated data file", "missing state metadata",
@@ -229,7 +230,9 @@ def test_restore_workdir_skips_a_torn_newest_step_read_only(tmp_path, caplog, ki
   CORRUPTIONS[kind][0](step_dir(workdir, 3))
   with caplog.at_level(logging.WARNING):
     config, state = checkpointing.restore_workdir(workdir)
-  assert config.variant == "joint" and config.seed == 3
+  # An older config.json, read in today's names.
+  assert config.train.weighting == "ranking_d" and config.seed == 3
+  assert config.model_family == "less_is_more"
   # Only `state` is read: a step without its input item restores as it is.
   expected = 3 if kind == "missing input item" else 2
   assert int(state["step"]) == expected
@@ -256,7 +259,7 @@ def test_restore_workdir_errors(tmp_path):
 def test_load_config_names_a_malformed_file(tmp_path):
   write(os.path.join(tmp_path, "config.json"), '{"variant": ')
   with pytest.raises(ValueError, match="config.json is not the JSON a training run writes"):
-    checkpointing.load_config(str(tmp_path))
+    workdir_lib.load_config(str(tmp_path))
 
 
 def test_unretrieved_sibling_failures_of_a_reported_step_stay_quiet(tmp_path, caplog):

@@ -15,8 +15,8 @@ import math
 import numpy as np
 import pytest
 
-from hl_jax import decoding
-from hl_jax import video_features
+from hl_jax.video import decoding
+from hl_jax.video import extraction
 import videos
 
 av = pytest.importorskip("av")
@@ -26,14 +26,14 @@ NTSC = Fraction(30000, 1001)
 
 
 def _config(segment_seconds, frames_per_segment, frame_size=16):
-  return video_features.DecodeConfig(segment_seconds=segment_seconds,
+  return decoding.DecodeConfig(segment_seconds=segment_seconds,
                                      frames_per_segment=frames_per_segment,
                                      frame_size=frame_size)
 
 
 def _decoded(path, config, duration=None):
   """[[frame index per sample] per segment] as iter_segments yields them."""
-  segments = list(video_features.iter_segments(path, config, duration))
+  segments = list(decoding.iter_segments(path, config, duration))
   for frames in segments:
     assert frames.shape == (config.frames_per_segment, config.frame_size,
                             config.frame_size, 3) and frames.dtype == np.uint8
@@ -69,7 +69,7 @@ def test_a_one_second_video_is_one_two_second_segment(tmp_path):
 def test_odd_frame_rates(tmp_path, fps, seconds, audio, num):
   path = videos.make_video(tmp_path / "v.mp4", seconds=seconds, fps=fps, audio=audio)
   num_frames = round(seconds * Fraction(fps).limit_denominator(1001))
-  duration = video_features.video_duration(path)
+  duration = decoding.video_duration(path)
   assert duration == pytest.approx(float(num_frames / Fraction(fps).limit_denominator(1001)))
   assert decoding.num_segments(duration, 2.0) == num
   assert _decoded(path, _config(2.0, 4)) == _expected(num_frames, fps, 2.0, 4, num)
@@ -85,7 +85,7 @@ def test_a_sound_track_changes_nothing(tmp_path):
 def test_a_longer_sound_track_does_not_lengthen_the_video(tmp_path):
   # mp4 gives each stream its duration: the video's 3 s count, not the sound's 5 s.
   path = videos.make_video(tmp_path / "v.mp4", seconds=3, fps=10, audio=True, audio_seconds=5)
-  assert video_features.video_duration(path) == pytest.approx(3.0)
+  assert decoding.video_duration(path) == pytest.approx(3.0)
   assert _decoded(path, _config(1.0, 2)) == [[2, 7], [12, 17], [22, 27]]
 
 
@@ -102,7 +102,7 @@ def test_a_short_stream_without_duration_repeats_its_last_frame(tmp_path):
   # (j + 1/2) / 8 s; the 3 frames (0, 0.04, 0.08 s) run out after the second.
   path = videos.make_video(tmp_path / "short.h264", seconds=0.12, fps=25,
                            container_format="h264")
-  assert video_features.video_duration(path) is None
+  assert decoding.video_duration(path) is None
   assert _decoded(path, _config(2.0, 16)) == [[1] + [2] * 15]
 
 
@@ -123,10 +123,10 @@ def test_a_given_duration_overrides_the_container(tmp_path):
 ])
 def test_segment_count_of_decoded_videos(tmp_path, seconds, fps, segment_seconds, expected):
   path = videos.make_video(tmp_path / "v.mp4", seconds=seconds, fps=fps)
-  duration = video_features.video_duration(path)
+  duration = decoding.video_duration(path)
   assert decoding.num_segments(duration, segment_seconds) == expected
   config = _config(segment_seconds, 1, frame_size=8)
-  assert len(list(video_features.iter_segments(path, config))) == expected
+  assert len(list(decoding.iter_segments(path, config))) == expected
 
 
 def test_extract_keeps_segment_order_across_batches(tmp_path):
@@ -138,7 +138,7 @@ def test_extract_keeps_segment_order_across_batches(tmp_path):
     return np.asarray([[videos.frame_index(f) for f in segment] for segment in frames],
                       np.float32)
 
-  features, duration = video_features.extract(path, embed, _config(0.5, 2), batch=3)
+  features, duration = extraction.extract(path, embed, _config(0.5, 2), batch=3)
   assert batches == [3, 3, 1] and duration == pytest.approx(3.5)
   # Segment i samples 0.5 i + 0.125 and + 0.375 s: frames 5 i + 1 and 5 i + 3.
   np.testing.assert_array_equal(features, [[5 * i + 1, 5 * i + 3] for i in range(7)])
@@ -156,7 +156,7 @@ def test_a_raw_stream_at_10_fps(tmp_path):
 
 def test_a_longer_sound_track_in_matroska(tmp_path):
   path = videos.make_video(tmp_path / "v.mkv", seconds=3, fps=10, audio=True, audio_seconds=5)
-  assert video_features.video_duration(path) == pytest.approx(3.0)
+  assert decoding.video_duration(path) == pytest.approx(3.0)
   assert _decoded(path, _config(1.0, 2)) == [[2, 7], [12, 17], [22, 27]]
 
 
@@ -165,5 +165,5 @@ def test_extract_reports_the_decoded_duration_of_a_raw_stream(tmp_path):
   # starts (2.5 s for 25 frames at 10 fps), not at segments x s (3.0).
   path = videos.make_video(tmp_path / "v.h264", seconds=2.5, fps=10, container_format="h264")
   embed = lambda frames: np.zeros((len(frames), 1), np.float32)
-  features, duration = video_features.extract(path, embed, _config(1.0, 2))
+  features, duration = extraction.extract(path, embed, _config(1.0, 2))
   assert len(features) == 3 and duration == pytest.approx(2.5)

@@ -7,6 +7,7 @@ the command line (exit status, one-line error, two jax.distributed processes on
 127.0.0.1) in subprocesses under `timeout -k`.
 """
 
+import dataclasses
 import csv
 import json
 import os
@@ -19,8 +20,10 @@ import av
 import numpy as np
 import pytest
 
-from hl_jax import extract_corpus
-from hl_jax import video_features
+from hl_jax.data import features_file
+from hl_jax.video import corpus_extraction
+from hl_jax.video import decoding
+from hl_jax.video import extractors
 from tfds_builders import build
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -33,7 +36,7 @@ FRAMES = {"a": 10, "b": 20, "c": 30, "d": 15}
 
 @pytest.fixture(scope="module")
 def extractor():
-  return video_features.make_extractor("untrained", segment_seconds=1.0, frames_per_segment=2,
+  return extractors.make_extractor("untrained", segment_seconds=1.0, frames_per_segment=2,
                                        frame_size=16, feature_dim=8)
 
 
@@ -89,15 +92,15 @@ def test_two_shards_merge_in_list_order_with_carried_columns(tmp_path, video_dir
       ["a.mp4", "clip_a", "", "0.1", ""],
       [str(video_dir / "d.mp4"), "", "cat", "0.4", "z"],
       ["b.mp4", "", "dog", "0.2", "w"]])
-  videos, carried = extract_corpus.read_video_list(listing)
+  videos, carried = corpus_extraction.read_video_list(listing)
   assert carried == ["ctr", "tags"]
   out = tmp_path / "corpus"
-  first = extract_corpus.run_shard(videos, carried, out, extractor, shard_index=1, num_shards=2)
+  first = corpus_extraction.run_shard(videos, carried, out, extractor, shard_index=1, num_shards=2)
   # Shard 1 has list positions 1 and 3; shard 0 is still missing: no merge yet.
   assert (first.total, first.extracted, first.manifest) == (2, 2, None)
   assert not (out / "manifest.csv").exists()
   assert [r["video_id"] for r in _read_csv(out / "manifest_shard1of2.csv")] == ["clip_a", "b"]
-  second = extract_corpus.run_shard(videos, carried, out, extractor, shard_index=0, num_shards=2)
+  second = corpus_extraction.run_shard(videos, carried, out, extractor, shard_index=0, num_shards=2)
   assert second.manifest == out / "manifest.csv"
   rows = _read_csv(out / "manifest.csv")
   assert list(rows[0]) == ["video_id", "duration_s", "domain", "feature_path", "ctr", "tags"]
@@ -111,18 +114,18 @@ def test_two_shards_merge_in_list_order_with_carried_columns(tmp_path, video_dir
       assert data["features"].shape == (segments, 8)
   # --merge_only rebuilds it from the shard manifests; a missing shard is named.
   (out / "manifest.csv").unlink()
-  extract_corpus.merge_manifests(videos, carried, out, 2, required=True)
+  corpus_extraction.merge_manifests(videos, carried, out, 2, required=True)
   assert _read_csv(out / "manifest.csv") == rows
   with pytest.raises(FileNotFoundError, match="manifest_shard2of3.csv"):
-    extract_corpus.merge_manifests(videos, carried, out, 3, required=True)
+    corpus_extraction.merge_manifests(videos, carried, out, 3, required=True)
 
 
 def test_rerun_extracts_only_the_missing_video(tmp_path, video_dir, extractor):
   listing = video_dir / "resume.txt"
   listing.write_text("a.mp4\n\n# a comment\nb.mp4\nc.mp4\n")
-  videos, carried = extract_corpus.read_video_list(listing)
+  videos, carried = corpus_extraction.read_video_list(listing)
   out = tmp_path / "corpus"
-  report = extract_corpus.run_shard(videos, carried, out, extractor)
+  report = corpus_extraction.run_shard(videos, carried, out, extractor)
   assert (report.skipped, report.extracted) == (0, 3)
   files = {name: out / "features" / f"{name}.npz" for name in "abc"}
   stamps = {name: path.stat().st_mtime_ns for name, path in files.items()}
@@ -130,7 +133,7 @@ def test_rerun_extracts_only_the_missing_video(tmp_path, video_dir, extractor):
   files["b"].unlink()
   # What a run killed mid-write leaves: a partial file, never the .npz itself.
   files["b"].with_name("b.npz.partial").write_bytes(b"half a file")
-  report = extract_corpus.run_shard(videos, carried, out, extractor)
+  report = corpus_extraction.run_shard(videos, carried, out, extractor)
   assert (report.skipped, report.extracted, report.failures) == (2, 1, [])
   assert {n: files[n].stat().st_mtime_ns for n in "ac"} == {n: stamps[n] for n in "ac"}
   assert files["a"].read_bytes() == before
@@ -166,30 +169,30 @@ def test_features_of_another_extractor_are_refused(tmp_path, video_dir, extracto
                                                    message):
   listing = video_dir / "other.txt"
   listing.write_text("a.mp4\nb.mp4\n")
-  videos, carried = extract_corpus.read_video_list(listing)
+  videos, carried = corpus_extraction.read_video_list(listing)
   out = tmp_path / "corpus"
   path = out / "features" / "b.npz"
   config, description, width = extractor.config, extractor.description, 8
   if kind == "description":
     description = "SegmentEmbedder seed 7 (untrained: not meaningful features)"
   elif kind == "segment_seconds":
-    config = video_features.DecodeConfig(2.0, 2, 16)
+    config = decoding.DecodeConfig(2.0, 2, 16)
   elif kind == "width":
     width = 4
   if kind == "not_features":
     path.parent.mkdir(parents=True)
     np.savez(path, features=np.zeros((2, 8), np.float32))
   else:
-    video_features.write_features(path, np.zeros((2, width), np.float32), 2.0, config,
-                                  extractor=description, video="elsewhere.mp4")
+    features_file.write(path, np.zeros((2, width), np.float32), 2.0, dataclasses.asdict(config),
+                        extractor=description, video="elsewhere.mp4")
   stamp = path.stat().st_mtime_ns
   with pytest.raises(ValueError, match=message) as error:
-    extract_corpus.run_shard(videos, carried, out, extractor)
+    corpus_extraction.run_shard(videos, carried, out, extractor)
   assert str(path) in str(error.value) and "--overwrite" in str(error.value)
   assert path.stat().st_mtime_ns == stamp and not (out / "features" / "a.npz").exists()
-  report = extract_corpus.run_shard(videos, carried, out, extractor, overwrite=True)
+  report = corpus_extraction.run_shard(videos, carried, out, extractor, overwrite=True)
   assert (report.skipped, report.extracted) == (0, 2)
-  assert video_features.read_signature(path) == extractor.signature()
+  assert features_file.read_signature(path) == extractor.signature()
 
 
 @pytest.mark.parametrize("text, suffix, message", [
@@ -203,7 +206,7 @@ def test_list_errors_name_the_lines(tmp_path, text, suffix, message):
   listing = tmp_path / f"list{suffix}"
   listing.write_text(text)
   with pytest.raises(ValueError, match=message):
-    extract_corpus.read_video_list(listing)
+    corpus_extraction.read_video_list(listing)
 
 
 def test_manifest_builds_into_a_duration_corpus(tmp_path, video_dir, extractor):
@@ -212,9 +215,9 @@ def test_manifest_builds_into_a_duration_corpus(tmp_path, video_dir, extractor):
       {"video": "a.mp4", "domain": "dog", "ctr": 0.5},
       {"video": "c.mp4", "ctr": 0.1},
       {"video": "d.mp4", "domain": "cat", "ctr": 0.9}]) + "\n")
-  videos, carried = extract_corpus.read_video_list(listing)
+  videos, carried = corpus_extraction.read_video_list(listing)
   out = tmp_path / "corpus"
-  extract_corpus.run_shard(videos, carried, out, extractor)
+  corpus_extraction.run_shard(videos, carried, out, extractor)
   # D = 8 is not the registered configs' 1024: the build CLI's --feature_dim
   # derives manifest_d8 (and manifest_ctr_d8 reads the carried ctr column).
   for config in ("manifest", "manifest_ctr"):

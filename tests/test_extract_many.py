@@ -4,7 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from hl_jax import video_features
+from hl_jax.video import extraction
+from hl_jax.video import extractors
 
 av = pytest.importorskip("av")
 import videos  # pylint: disable=g-import-not-at-top,wrong-import-position  # tests/videos.py
@@ -22,14 +23,14 @@ def clips(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def extractor():
-  return video_features.make_extractor("untrained", segment_seconds=1.0, frames_per_segment=2,
+  return extractors.make_extractor("untrained", segment_seconds=1.0, frames_per_segment=2,
                                        frame_size=16, feature_dim=8, batch=4)
 
 
 @pytest.mark.parametrize("threads", [1, 3])
 def test_same_features_as_one_video_at_a_time(clips, extractor, threads):
   paths, bad = clips
-  results = list(video_features.extract_many(paths[:2] + [bad] + paths[2:], extractor,
+  results = list(extraction.extract_many(paths[:2] + [bad] + paths[2:], extractor,
                                              decode_threads=threads, max_queued=2))
   by_index = {r.index: r for r in results}
   assert sorted(by_index) == [0, 1, 2, 3] and len(results) == 4
@@ -38,7 +39,7 @@ def test_same_features_as_one_video_at_a_time(clips, extractor, threads):
     result = by_index[index]
     assert result.error is None and result.path == path
     # Batches of 4 segments mixing videos give each video's own features.
-    alone, duration = video_features.extract(path, extractor.embed_fn, extractor.config,
+    alone, duration = extraction.extract(path, extractor.embed_fn, extractor.config,
                                              batch=1)
     np.testing.assert_allclose(result.features, alone, rtol=1e-5, atol=1e-6)
     assert result.duration == pytest.approx(duration)
@@ -47,7 +48,7 @@ def test_same_features_as_one_video_at_a_time(clips, extractor, threads):
 
 def test_closing_early_stops_the_decoders(clips, extractor):
   paths, _ = clips
-  stream = video_features.extract_many(paths * 4, extractor, decode_threads=2, max_queued=1)
+  stream = extraction.extract_many(paths * 4, extractor, decode_threads=2, max_queued=1)
   next(stream)
   stream.close()
   import threading  # pylint: disable=g-import-not-at-top
@@ -64,7 +65,7 @@ def test_batched_is_data_parallel_and_pads_little(num):
     assert len(x.sharding.device_set) == len(devices)   # split over every device
     return x.astype(np.float32).sum(axis=(1, 2)) * params
 
-  embed = video_features.batched(apply, np.float32(2.0), batch=2 * len(devices))
+  embed = extractors.batched(apply, np.float32(2.0), batch=2 * len(devices))
   frames = np.random.default_rng(num).integers(0, 255, (num, 3, 5), np.uint8)
   np.testing.assert_allclose(embed(frames), frames.astype(np.float32).sum(axis=(1, 2)) * 2)
   batch = 2 * len(devices)
@@ -78,10 +79,10 @@ def test_batched_is_data_parallel_and_pads_little(num):
 
 def test_make_extractor_refuses():
   with pytest.raises(ValueError, match="unknown extractor 'c3d'"):
-    video_features.make_extractor("c3d")
+    extractors.make_extractor("c3d")
   with pytest.raises(ValueError, match="1024-d features, not feature_dim=16"):
-    video_features.make_extractor("i3d", feature_dim=16)
+    extractors.make_extractor("i3d", feature_dim=16)
   with pytest.raises(ValueError, match="whole number of frames"):
-    video_features.make_extractor("i3d", segment_seconds=1.01)
+    extractors.make_extractor("i3d", segment_seconds=1.01)
   with pytest.raises(ValueError, match="batch=0"):
-    video_features.make_extractor("untrained", batch=0)
+    extractors.make_extractor("untrained", batch=0)

@@ -1,10 +1,13 @@
-"""The benchmarks' machine description names the CPU a %-of-peak ratio holds for."""
+"""The benchmarks' harness: the machine description names the CPU a %-of-peak ratio
+holds for; a benchmark's config names its pair weighting."""
 
 import os
 
 import pytest
 
 from benchmarks import harness
+from configs import tiny
+from hl_jax.core import families
 
 _CPUINFO = """\
 processor\t: 0
@@ -41,3 +44,14 @@ def test_machine_description_names_cpu_cores_and_isa():
   assert line.startswith(f"{info['cpu']}, {info['nproc']} cores, ")
   for flag in ("avx2", "avx512f", "avx512_bf16", "amx_tile"):
     assert f"{flag} yes" in line or f"{flag} no" in line
+
+
+def test_weighting_config_sets_weighting_batch_and_model_keys():
+  base = tiny.get_config()
+  config = harness.weighting_config(base, "ranking_em", 8, dropout=0.0)
+  assert (config.train.weighting, config.train.num_groups, config.model.dropout) == (
+      "ranking_em", 8, 0.0)
+  assert (base.train.weighting, base.model.dropout) == ("softmax", tiny.get_config().model.dropout)
+  families.validate(config)
+  with pytest.raises(ValueError, match="unknown train.weighting 'joint'"):
+    harness.weighting_config(base, "joint", 8)  # The old variant name.

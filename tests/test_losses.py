@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hl_jax import losses
+from hl_jax.less_is_more import losses
 
 
 def numpy_loss(f_short, f_long, logits, margin):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hl_jax import metrics
+from hl_jax.eval import metrics
 
 
 def reference_ap(ranked_labels):

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from hl_jax import models
+from hl_jax.less_is_more import models
 
 
 def _config(dtype="float32"):

@@ -1,9 +1,9 @@
-"""hl_jax.moments: moment selection on hand-made scores."""
+"""hl_jax.highlights.moments: moment selection on hand-made scores."""
 
 import numpy as np
 import pytest
 
-from hl_jax import moments
+from hl_jax.highlights import moments
 
 
 def _grid(num):

@@ -36,7 +36,7 @@ def free_port() -> int:
 
 def launch_args(workdir, data_dir, steps):
   return [sys.executable, "launch.py", "--config=configs/tiny.py",
-          f"--workdir={workdir}", f"--config.corpus.data_dir={data_dir}",
+          f"--workdir={workdir}", f"--config.data_dir={data_dir}",
           f"--config.train.num_steps={steps}"]
 
 

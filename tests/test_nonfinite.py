@@ -15,10 +15,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from configs import tiny
-from hl_jax import checkpointing
-from hl_jax import datasets
-from hl_jax import segment_table
-from hl_jax import train
+from hl_jax.core import run_loop
+from hl_jax.core import checkpointing
+from hl_jax.data import corpora
+from hl_jax.less_is_more import segment_table
 
 NUM_STEPS = 30
 POISONED_VIDEOS = 5
@@ -67,23 +67,23 @@ def same(a, b) -> bool:
 
 
 def test_skip_mode_skips_and_counts_nonfinite_steps(tmp_path, monkeypatch):
-  load = datasets.load_corpus
+  load = corpora.load_corpus
 
   def poisoned_load(config):
     data = load(config)
     return dataclasses.replace(
         data, train_source=PoisonedSource(data.train_source, POISONED_VIDEOS))
 
-  monkeypatch.setattr(datasets, "load_corpus", poisoned_load)
+  monkeypatch.setattr(corpora, "load_corpus", poisoned_load)
   config = tiny.get_config()
-  config.corpus.data_dir = str(tmp_path / "tfds")
+  config.data_dir = str(tmp_path / "tfds")
   config.train.on_nonfinite = "skip"
   config.train.num_steps = NUM_STEPS
   config.train.log_every = 1  # The loss of every single step is logged.
   config.checkpoint.every_steps = 1  # And its state is kept.
   config.checkpoint.max_to_keep = NUM_STEPS
   workdir = str(tmp_path / "workdir")
-  results = train.train_and_evaluate(config, workdir)
+  results = run_loop.train_and_evaluate(config, workdir)
 
   losses = logged_losses(workdir)
   assert sorted(losses) == list(range(1, NUM_STEPS + 1))

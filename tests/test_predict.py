@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from hl_jax import moments
-from hl_jax import predict
-from hl_jax import train
+from hl_jax.core import families
+from hl_jax.core import run_loop
+from hl_jax.highlights import moments
+from hl_jax.highlights import predict
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 YTH_DUMMY = REPO / "tfds_builders" / "youtube_highlights" / "dummy_data"
@@ -107,10 +108,10 @@ def test_yth_clip_times_come_from_the_annotation(tmp_path):
 def workdir(tmp_path_factory):
   """A tiny model (D = 16) trained on synthetic_tiny for 10 steps."""
   config = tiny.get_config()
-  config.corpus.data_dir = str(tmp_path_factory.mktemp("tfds"))
+  config.data_dir = str(tmp_path_factory.mktemp("tfds"))
   config.train.num_steps = 10
   path = str(tmp_path_factory.mktemp("workdir"))
-  train.train_and_evaluate(config, path)
+  run_loop.train_and_evaluate(config, path)
   return path
 
 
@@ -128,7 +129,7 @@ def test_run_features_files(workdir, tmp_path):
   assert one["video_id"] == "one" and len(one["scores"]) == 30
   assert one["segments_s"][-1] == [58.0, 59.0] and two["segments_s"][-1] == [12.0, 14.0]
   # The scores are f's, in one batched pass: the same as scoring each video alone.
-  score_fn, _, _ = predict.load_scorer(workdir)
+  score_fn = families.load_segment_scorer(workdir).score_segments
   np.testing.assert_allclose(one["scores"], score_fn(np.load(tmp_path / "one.npz")["features"]),
                              rtol=1e-5, atol=1e-6)
   for record in (one, two):
@@ -190,7 +191,7 @@ def test_run_videos_extracts_caches_and_cuts_reels(workdir, tmp_path):
   caches = [out.parent / "a.untrained.npz", out.parent / "b.untrained.npz"]
   assert [r["video_id"] for r in result["videos"]] == ["a", "b"]
   assert result["source"]["features"] == [str(c) for c in caches]
-  score_fn, _, _ = predict.load_scorer(workdir)
+  score_fn = families.load_segment_scorer(workdir).score_segments
   for record, cache in zip(result["videos"], caches):
     features = np.load(cache)["features"]
     np.testing.assert_allclose(record["scores"], score_fn(features), rtol=1e-5, atol=1e-6)

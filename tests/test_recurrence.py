@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hl_jax import recurrence
+from hl_jax.signals import recurrence
 
 R = np.sqrt(0.5)  # cos 45 degrees
 # Three videos of 2-d segments (one group unless a test says otherwise).

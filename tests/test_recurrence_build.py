@@ -17,8 +17,8 @@ from absl import app
 import numpy as np
 import pytest
 
-from hl_jax import recurrence
-from hl_jax import recurrence_build
+from hl_jax.signals import recurrence
+from hl_jax.signals import recurrence_corpus
 from tfds_builders import build
 from tfds_builders.duration_corpus import readers
 
@@ -65,7 +65,7 @@ def _scores(manual):
 def test_writes_a_score_file_per_video_and_a_manifest_naming_it(tmp_path):
   manual = tmp_path / "corpus"
   features = _corpus(manual)
-  built = recurrence_build.build(manual)
+  built = recurrence_corpus.build(manual)
   assert built.manifest == manual / "recurrence_corpus" / "manifest.csv"
   assert (built.num_videos, built.feature_dim) == (5, 8)
   scores = _scores(manual)
@@ -85,14 +85,14 @@ def test_writes_a_score_file_per_video_and_a_manifest_naming_it(tmp_path):
   # The builder's reader resolves every path from the new folder.
   records = readers.read_manifest(out_dir, segment_signal="segment_signal")
   for record in records:
-    np.testing.assert_array_equal(recurrence_build.load_features(record),
+    np.testing.assert_array_equal(recurrence_corpus.load_features(record),
                                   features[record.video_id])
 
 
 @pytest.mark.parametrize("k", [3, 20])
 def test_scores_equal_recurrence_scores_within_each_domain(tmp_path, k):
   features = _corpus(tmp_path)
-  recurrence_build.build(tmp_path, k=k)
+  recurrence_corpus.build(tmp_path, k=k)
   got = _scores(tmp_path)
   for domain in ("dog", "surf"):
     ids = [v for v, (d, _) in VIDEOS.items() if d == domain]
@@ -108,7 +108,7 @@ def test_scores_equal_recurrence_scores_within_each_domain(tmp_path, k):
 
 def test_group_by_all_compares_with_every_other_video(tmp_path):
   features = _corpus(tmp_path)
-  recurrence_build.build(tmp_path, group_by="all", k=3)
+  recurrence_corpus.build(tmp_path, group_by="all", k=3)
   want = recurrence.recurrence_scores(list(features.values()), ["x"] * 5, k=3)
   got = _scores(tmp_path)
   for vid, scores in zip(features, want):
@@ -119,7 +119,7 @@ def test_a_video_alone_in_its_domain_is_compared_with_all_others(tmp_path, caplo
   videos = {**VIDEOS, "k0": ("ski", 5)}
   features = _corpus(tmp_path, videos)
   with caplog.at_level(logging.INFO):
-    recurrence_build.build(tmp_path, k=3)
+    recurrence_corpus.build(tmp_path, k=3)
   assert "domain 'ski' has one video: compared with all 5 other videos" in caplog.text
   got = _scores(tmp_path)
   everyone = recurrence.recurrence_scores(list(features.values()), ["x"] * 6, k=3)
@@ -132,7 +132,7 @@ def test_a_video_alone_in_its_domain_is_compared_with_all_others(tmp_path, caplo
 def test_new_manifest_builds_manifest_segment_signal(tmp_path):
   manual = tmp_path / "corpus"
   features = _corpus(manual)
-  built = recurrence_build.build(manual, k=3)
+  built = recurrence_corpus.build(manual, k=3)
   builder = build.build("duration_corpus/manifest_segment_signal", str(built.manifest.parent),
                         str(tmp_path / "tfds"), feature_dim=8)
   assert builder.builder_config.name == "manifest_segment_signal_d8"
@@ -149,13 +149,13 @@ def test_new_manifest_builds_manifest_segment_signal(tmp_path):
 
 def test_a_rerun_writes_byte_identical_files(tmp_path):
   _corpus(tmp_path)
-  recurrence_build.build(tmp_path)
+  recurrence_corpus.build(tmp_path)
   written = sorted((tmp_path / "recurrence").glob("*.npy")) + [
       tmp_path / "recurrence_corpus" / "manifest.csv"]
   first = {p: p.read_bytes() for p in written}
   for p in written:
     p.write_bytes(b"stale")
-  recurrence_build.build(tmp_path)
+  recurrence_corpus.build(tmp_path)
   assert {p: p.read_bytes() for p in written} == first
   assert not list(tmp_path.rglob("*.partial"))
 
@@ -163,7 +163,7 @@ def test_a_rerun_writes_byte_identical_files(tmp_path):
 def test_jsonl_manifest_in_and_out(tmp_path):
   _corpus(tmp_path, fmt="jsonl", extra={"ctr": 0.5})
   out = tmp_path / "out" / "manifest.jsonl"
-  recurrence_build.build(tmp_path, out)
+  recurrence_corpus.build(tmp_path, out)
   rows = [json.loads(line) for line in out.read_text().splitlines()]
   assert rows[1] == {"video_id": "d1", "duration_s": 11.0, "domain": "dog",
                      "feature_path": "../features/v1.npz", "ctr": 0.5,
@@ -174,7 +174,7 @@ def test_jsonl_manifest_in_and_out(tmp_path):
 def test_ids_that_are_not_file_names_get_distinct_files(tmp_path):
   videos = {"cam/1": ("dog", 3), "cam?1": ("dog", 4)}
   _corpus(tmp_path, videos)
-  built = recurrence_build.build(tmp_path)
+  built = recurrence_corpus.build(tmp_path)
   paths = [r["segment_signal"] for r in _read_csv(built.manifest)]
   assert len(set(paths)) == 2 and all(p.startswith("../recurrence/cam_1-") for p in paths)
   assert [len(np.load(built.manifest.parent / p)) for p in paths] == [3, 4]
@@ -184,12 +184,12 @@ def test_ids_equal_but_for_case_are_refused(tmp_path):
   _corpus(tmp_path, {"Clip": ("dog", 3), "clip": ("dog", 3)})
   with pytest.raises(ValueError, match=r"videos 'Clip' and 'clip' would share the score "
                      r"file recurrence/clip.npy"):
-    recurrence_build.build(tmp_path)
+    recurrence_corpus.build(tmp_path)
 
 
 def test_missing_manifest(tmp_path):
   with pytest.raises(FileNotFoundError, match=f"no manifest in {tmp_path}"):
-    recurrence_build.build(tmp_path)
+    recurrence_corpus.build(tmp_path)
 
 
 def test_missing_features_file_names_the_video_and_the_file(tmp_path):
@@ -197,8 +197,8 @@ def test_missing_features_file_names_the_video_and_the_file(tmp_path):
   missing = tmp_path / "features" / "v2.npy"
   missing.unlink()
   with pytest.raises(FileNotFoundError, match=rf"line 4 \(video d2\): feature file "
-                     rf"{missing} not found"):
-    recurrence_build.build(tmp_path)
+                     rf"{missing}: no such features file"):
+    recurrence_corpus.build(tmp_path)
   assert not (tmp_path / "recurrence_corpus").exists()
 
 
@@ -206,8 +206,8 @@ def test_existing_segment_signal_column_needs_overwrite(tmp_path):
   _corpus(tmp_path, extra={"segment_signal": "viewers.npy"})
   with pytest.raises(ValueError, match=r"manifest.csv already has a 'segment_signal' "
                      r"column; pass --overwrite"):
-    recurrence_build.build(tmp_path)
-  built = recurrence_build.build(tmp_path, overwrite=True)
+    recurrence_corpus.build(tmp_path)
+  built = recurrence_corpus.build(tmp_path, overwrite=True)
   rows = _read_csv(built.manifest)
   assert list(rows[0]).count("segment_signal") == 1
   assert rows[0]["segment_signal"] == "../recurrence/d0.npy"
@@ -220,13 +220,13 @@ def test_existing_segment_signal_column_needs_overwrite(tmp_path):
 def test_bad_output_manifest(tmp_path, output, message):
   _corpus(tmp_path)
   with pytest.raises(app.UsageError, match=message):
-    recurrence_build.build(tmp_path, tmp_path / output)
+    recurrence_corpus.build(tmp_path, tmp_path / output)
 
 
 def test_one_video_is_too_few(tmp_path):
   _corpus(tmp_path, {"d0": ("dog", 3)})
   with pytest.raises(ValueError, match="needs at least 2"):
-    recurrence_build.build(tmp_path)
+    recurrence_corpus.build(tmp_path)
 
 
 def _run_cli(args):

@@ -5,17 +5,16 @@ import os
 import pathlib
 import subprocess
 import sys
-import types
 
 from absl import app
 import numpy as np
 import pytest
 
-import hl_jax
-from hl_jax import datasets
-from hl_jax import evaluation
-from hl_jax import rendering
-from hl_jax import scorecard
+from hl_jax.data import benchmarks
+from hl_jax.eval import protocols
+from hl_jax.eval import reports
+from hl_jax.highlights import scorecard
+from hl_jax.highlights import scorers
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 YTH_DUMMY = REPO / "tfds_builders" / "youtube_highlights" / "dummy_data"
@@ -29,7 +28,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def yth_val(data_dir):
-  return datasets.load_benchmark("youtube_highlights", "val", manual_dir=YTH_DUMMY,
+  return benchmarks.load_benchmark("youtube_highlights", "val", manual_dir=YTH_DUMMY,
                                    data_dir=data_dir)
 
 
@@ -38,8 +37,8 @@ def _perfect(videos):
 
 
 def test_write_report(tmp_path, yth_val):
-  result = evaluation.evaluate("youtube_highlights", yth_val, _perfect(yth_val), split="val")
-  paths = rendering.write_report(result, tmp_path / "sub" / "report.json")
+  result = protocols.evaluate("youtube_highlights", yth_val, _perfect(yth_val), split="val")
+  paths = reports.write_report(result, tmp_path / "sub" / "report.json")
   assert json.loads(paths["json"].read_text())["per_group"] == {"dog": 1.0, "surfing": 0.5}
   table = paths["md"].read_text()
   assert "| dog | 1 | 100.00 | 100.00 |" in table
@@ -47,7 +46,7 @@ def test_write_report(tmp_path, yth_val):
   assert "| **average** | 3 | **75.00** | **75.00** |" in table
   assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   with pytest.raises(ValueError, match="must end in .json"):
-    rendering.write_report(result, tmp_path / "report.md")
+    reports.write_report(result, tmp_path / "report.md")
 
 
 def _lines(*records):
@@ -143,10 +142,7 @@ def test_run_workdir_calls_predict(tmp_path, data_dir, monkeypatch):
     calls.append((workdir, [v.video_id for v in videos]))
     return _perfect(videos)
 
-  fake = types.ModuleType("hl_jax.predict")
-  fake.scores_from_workdir = scores_from_workdir
-  monkeypatch.setitem(sys.modules, "hl_jax.predict", fake)
-  monkeypatch.setattr(hl_jax, "predict", fake, raising=False)
+  monkeypatch.setattr(scorers, "scores_from_workdir", scores_from_workdir)
   result = scorecard.run("youtube_highlights", "val", tmp_path / "w.json",
                         manual_dir=YTH_DUMMY, data_dir=data_dir, workdir="/some/workdir")
   assert calls == [("/some/workdir", ["dummyDog_03", "dummySurf02", "dummySurf03"])]
@@ -174,12 +170,11 @@ def test_run_refuses_before_reading_data(tmp_path, kwargs, words):
 
 def test_workdir_without_a_restorable_checkpoint_is_a_value_error(tmp_path, monkeypatch,
                                                                   yth_val):
-  from hl_jax import checkpointing  # pylint: disable=g-import-not-at-top
-  from hl_jax import predict  # pylint: disable=g-import-not-at-top
+  from hl_jax.core import checkpointing  # pylint: disable=g-import-not-at-top
 
   def scores_from_workdir(workdir, videos):
     raise checkpointing.CheckpointError(f"no checkpoint in {workdir} can be restored")
 
-  monkeypatch.setattr(predict, "scores_from_workdir", scores_from_workdir)
+  monkeypatch.setattr(scorers, "scores_from_workdir", scores_from_workdir)
   with pytest.raises(ValueError, match="no checkpoint in /w can be restored"):
     scorecard.scores_from_workdir("/w", yth_val)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from hl_jax import train
+from hl_jax.core import run_loop
 
 
 def _write_manifest(manual: pathlib.Path, rows: list[dict]) -> None:
@@ -46,14 +46,14 @@ def test_trainer_runs_unchanged_on_a_weak_signal_corpus(tmp_path, corpus):
   _weak_signal_corpus(tmp_path / "manual")
   config = tiny.get_config()
   config.corpus.builder_config = corpus
-  config.corpus.data_dir = str(tmp_path / "data")
+  config.data_dir = str(tmp_path / "data")
   config.corpus.manual_dir = str(tmp_path / "manual")
   config.corpus.eval_split = ""
   config.num_devices = 1  # Multi-device training is tests/test_train.py's job.
   config.train.num_steps = config.checkpoint.every_steps = 4
   config.train.log_every = config.train.sync_every = 2
   workdir = str(tmp_path / "workdir")
-  results = train.train_and_evaluate(config, workdir)
+  results = run_loop.train_and_evaluate(config, workdir)
   assert results["step"] == 4
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     losses = [r["train/loss"] for r in map(json.loads, f) if "train/loss" in r]
@@ -64,7 +64,7 @@ def test_a_segment_signal_corpus_of_another_width_keeps_its_pair_groups(tmp_path
   # Built as manifest_segment_signal_d8 and opened from its folder, without the
   # registered config that says `segment_signal`: the sides of each video must
   # still stay together (one item per video), so that pairs are drawn within it.
-  from hl_jax import datasets  # pylint: disable=g-import-not-at-top
+  from hl_jax.data import corpora  # pylint: disable=g-import-not-at-top
   from tfds_builders import build  # pylint: disable=g-import-not-at-top
   manual = tmp_path / "manual"
   manual.mkdir()
@@ -80,10 +80,10 @@ def test_a_segment_signal_corpus_of_another_width_keeps_its_pair_groups(tmp_path
               feature_dim=8)
   config = tiny.get_config()
   config.corpus.builder_config = "manifest_segment_signal_d8"
-  config.corpus.data_dir = str(tmp_path / "data")
+  config.data_dir = str(tmp_path / "data")
   config.corpus.manual_dir = str(manual)
   config.corpus.eval_split = ""
-  corpus = datasets.load_corpus(config)
+  corpus = corpora.load_corpus(config)
   assert corpus.feature_dim == 8 and len(corpus.train_source) == 4
   items = sorted(sorted(ex["video_id"].decode() for ex in corpus.train_source[index])
                  for index in range(4))

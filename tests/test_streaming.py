@@ -1,4 +1,4 @@
-"""hl_jax.streaming: planted highlights, latency budget, bounded state, chunking."""
+"""hl_jax.highlights.streaming: planted highlights, latency budget, bounded state, chunking."""
 
 import dataclasses
 
@@ -6,9 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from hl_jax import evaluation
-from hl_jax import models
-from hl_jax import streaming
+from hl_jax.less_is_more import scoring
+from hl_jax.less_is_more import models
+from hl_jax.highlights import streaming
 
 
 def _stream(num=200, blocks=((60, 75, 4.0),), noise=None, seed=0):
@@ -145,13 +145,13 @@ def test_streaming_scorer_with_f_chunked_equals_single():
   params = scorer.init(jax.random.PRNGKey(0), np.zeros((1, 6), np.float32))["params"]
   rng = np.random.default_rng(0)
   features = rng.normal(size=(120, 6)).astype(np.float32)
-  best = features[np.argmax(evaluation.make_score_fn(scorer, params, chunk=64)(features))]
+  best = features[np.argmax(scoring.make_score_fn(scorer, params, chunk=64)(features))]
   features[70:80] = 4.0 * best + 0.3 * rng.normal(size=(10, 6))
   config = streaming.StreamConfig()
   results = {}
   for chunk in (1, 4):
     streamer = streaming.StreamingScorer(
-        evaluation.make_score_fn(scorer, params, chunk=chunk), config)
+        scoring.make_score_fn(scorer, params, chunk=chunk), config)
     pieces = [features[i:i + chunk] if chunk > 1 else features[i]
               for i in range(0, 120, chunk)]
     outs = [streamer.push(p) for p in pieces]
@@ -163,5 +163,5 @@ def test_streaming_scorer_with_f_chunked_equals_single():
   assert len(spans) == 1 and spans[0][0] <= 70 and spans[0][1] >= 80, spans
   key = lambda e: dataclasses.replace(e, score=round(e.score, 4))  # noqa: E731
   assert [key(e) for e in results[1][1]] == [key(e) for e in results[4][1]]
-  direct = evaluation.make_score_fn(scorer, params, chunk=64)(features)
+  direct = scoring.make_score_fn(scorer, params, chunk=64)(features)
   np.testing.assert_allclose(results[1][0], direct, rtol=1e-5, atol=1e-6)

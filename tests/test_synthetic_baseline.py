@@ -1,6 +1,6 @@
-"""benchmarks/synthetic_baseline.py on a small synthetic corpus: the expected ordering."""
+"""experiments/synthetic_baseline.py on a small synthetic corpus: the expected ordering."""
 
-from benchmarks import synthetic_baseline
+from experiments import synthetic_baseline
 from tfds_builders.duration_corpus import synthetic
 
 

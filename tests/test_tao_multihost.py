@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import test_multihost  # tests/test_multihost.py: ports, device counts.
-from hl_jax import datasets
+from hl_jax.data import benchmarks
 
 TIMEOUT_S = 300
 
@@ -22,7 +22,7 @@ TIMEOUT_S = 300
 @pytest.fixture
 def tvsum_data_dir(shared_data, tmp_path):
   data_dir = os.environ.get("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-  datasets.load_benchmark("tvsum", "val", manual_dir=str(shared_data / "tvsum"),
+  benchmarks.load_benchmark("tvsum", "val", manual_dir=str(shared_data / "tvsum"),
                           data_dir=data_dir, feature_set="i3d_rgb_flow_audio")  # Built once.
   return data_dir
 

@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from hl_jax import checkpointing
-from hl_jax import datasets
-from hl_jax import models
-from hl_jax import segment_table
-from hl_jax import train
+from hl_jax.less_is_more import weightings
+from hl_jax.core import checkpointing
+from hl_jax.core import run_loop
+from hl_jax.data import benchmarks
+from hl_jax.data import corpora
+from hl_jax.less_is_more import models
+from hl_jax.less_is_more import segment_table
+from hl_jax.less_is_more import trainer
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +26,7 @@ def data_dir(tmp_path_factory):
 
 def make_config(data_dir, **train_overrides):
   config = tiny.get_config()
-  config.corpus.data_dir = data_dir
+  config.data_dir = data_dir
   for key, value in train_overrides.items():
     section, name = key.split("__")
     (config[section] if section else config)[name] = value
@@ -50,7 +53,7 @@ def test_two_and_four_devices_give_the_same_loss_as_one(data_dir, tmp_path):
     config = make_config(data_dir)
     config.num_devices = devices
     workdir = str(tmp_path / f"devices{devices}")
-    results[devices] = train.train_and_evaluate(config, workdir)
+    results[devices] = run_loop.train_and_evaluate(config, workdir)
     results[devices]["loss"] = logged(workdir, "train/loss")
   steps1, loss1 = zip(*results[1]["loss"])
   assert steps1 == (5, 10, 15, 20)
@@ -66,44 +69,43 @@ def test_two_and_four_devices_give_the_same_loss_as_one(data_dir, tmp_path):
       results[1]["corpus"]["random"]["per_group"])
 
 
-@pytest.mark.parametrize("variant", ["joint", "ranking_em", "ranking_d"])
-def test_rerun_resumes_and_matches_an_uninterrupted_run(data_dir, tmp_path, variant):
+@pytest.mark.parametrize("weighting", ["softmax", "ranking_em", "ranking_d"])
+def test_rerun_resumes_and_matches_an_uninterrupted_run(data_dir, tmp_path, weighting):
   straight = str(tmp_path / "straight")
-  train.train_and_evaluate(make_config(data_dir, __variant=variant), straight)
+  run_loop.train_and_evaluate(make_config(data_dir, train__weighting=weighting), straight)
   resumed = str(tmp_path / "resumed")
-  train.train_and_evaluate(
-      make_config(data_dir, __variant=variant, train__num_steps=10), resumed)
+  run_loop.train_and_evaluate(
+      make_config(data_dir, train__weighting=weighting, train__num_steps=10), resumed)
   assert [s for s, _ in logged(resumed, "train/loss")] == [5, 10]
-  train.train_and_evaluate(make_config(data_dir, __variant=variant), resumed)
+  run_loop.train_and_evaluate(make_config(data_dir, train__weighting=weighting), resumed)
   # The second run started at step 10, not from scratch.
   assert [s for s, _ in logged(resumed, "train/loss")] == [5, 10, 15, 20]
   expected, got = final_state(straight), final_state(resumed)
   for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):
     np.testing.assert_array_equal(a, b)
-  if variant == "ranking_em":  # The EM prior moved and was restored exactly.
+  if weighting == "ranking_em":  # The EM prior moved and was restored exactly.
     assert got["em_prior"] != 0.5
   # A third run of the finished job trains nothing and re-reports the results.
-  results = train.train_and_evaluate(make_config(data_dir, __variant=variant), resumed)
+  results = run_loop.train_and_evaluate(make_config(data_dir, train__weighting=weighting), resumed)
   assert results["step"] == 20
   assert len(logged(resumed, "train/loss")) == 4
   assert os.path.exists(os.path.join(resumed, "results.md"))
 
 
-@pytest.mark.parametrize("variant,weighting,params", [
-    ("ranking_d", "softmax", {"f"}), ("ranking_em", "softmax", {"f"}),
-    ("joint", "softmax", {"f", "h"}), ("joint", "capped_simplex", {"f", "h"}),
-    ("joint", "self_paced", {"f"})])
-def test_variants_train_their_networks(data_dir, tmp_path, variant, weighting, params):
-  config = make_config(data_dir, __variant=variant, train__weighting=weighting,
+@pytest.mark.parametrize("weighting,params", [
+    ("ranking_d", {"f"}), ("ranking_em", {"f"}), ("softmax", {"f", "h"}),
+    ("capped_simplex", {"f", "h"}), ("self_paced", {"f"})])
+def test_weightings_train_their_networks(data_dir, tmp_path, weighting, params):
+  config = make_config(data_dir, train__weighting=weighting,
                        train__weight_schedule_steps=10)
-  train.train_and_evaluate(config, str(tmp_path))
+  run_loop.train_and_evaluate(config, str(tmp_path))
   final = final_params(str(tmp_path))
   assert set(final) == params
   # Every weight matrix of every network moved from its initial values. (Not
   # every bias: f's output bias cancels in f(short) - f(long), h's in the
   # group softmax, so they get no gradient.)
   scorer, weigher = models.build(config)
-  initial = train.init_state(config, scorer, weigher, train.make_optimizer(config),
+  initial = trainer.init_state(config, scorer, weigher, trainer.make_optimizer(config),
                              feature_dim=16).params
   before, after = (
       {jax.tree_util.keystr(path): leaf
@@ -126,23 +128,23 @@ def test_variants_train_their_networks(data_dir, tmp_path, variant, weighting, p
 @pytest.mark.parametrize("pair_loss", ["logistic", "softmax"])
 def test_rax_pair_losses_train(data_dir, tmp_path, pair_loss):
   config = make_config(data_dir, train__pair_loss=pair_loss, train__num_steps=10)
-  train.train_and_evaluate(config, str(tmp_path))
+  run_loop.train_and_evaluate(config, str(tmp_path))
   steps, losses_logged = zip(*logged(str(tmp_path), "train/loss"))
   assert steps == (5, 10) and np.all(np.isfinite(losses_logged)), losses_logged
 
 
 def test_em_posterior_is_bayes_rule():
   # p = 0.8, gap 0 -> s = 1/2: gamma = 0.4 / (0.4 + 0.1) = 0.8 (the prior).
-  np.testing.assert_allclose(train.em_posterior(np.float32(0.0), 0.8), 0.8, rtol=1e-6)
+  np.testing.assert_allclose(weightings.em_posterior(np.float32(0.0), 0.8), 0.8, rtol=1e-6)
   # p = 0.5, gap ln 3 -> s = 3/4: gamma = 0.375 / (0.375 + 0.25) = 0.6.
-  np.testing.assert_allclose(train.em_posterior(np.log(np.float32(3.0)), 0.5), 0.6,
+  np.testing.assert_allclose(weightings.em_posterior(np.log(np.float32(3.0)), 0.5), 0.6,
                              rtol=1e-6)
 
 
 @pytest.mark.parametrize("section,key,value,message", [
-    ("train", "num_groups", 6, "train.num_groups=6 is not divisible by the 4"),
+    ("train", "num_groups", 6, "train.num_groups=6 is not divisible by num_devices=4"),
     ("train", "group_size", 0, "train.group_size=0 must be an integer >= 1"),
-    ("", "variant", "ranking_x", "variant='ranking_x' must be one of"),
+    ("train", "weighting", "ranking_x", "train.weighting='ranking_x' must be one of"),
     ("train", "pair_loss", "l2", "train.pair_loss='l2' must be one of"),
 ])
 def test_bad_config_is_a_one_line_error(data_dir, tmp_path, section, key, value,
@@ -151,7 +153,7 @@ def test_bad_config_is_a_one_line_error(data_dir, tmp_path, section, key, value,
   config.num_devices = 4
   (config[section] if section else config)[key] = value
   with pytest.raises(ValueError, match=message):
-    train.train_and_evaluate(config, str(tmp_path))
+    run_loop.train_and_evaluate(config, str(tmp_path))
 
 
 class NaNLongVideos:
@@ -177,18 +179,18 @@ class NaNLongVideos:
 def test_nonfinite_loss_stops_with_the_last_checkpoint_intact(data_dir, tmp_path,
                                                               monkeypatch):
   workdir = str(tmp_path)
-  train.train_and_evaluate(make_config(data_dir, train__num_steps=10), workdir)
+  run_loop.train_and_evaluate(make_config(data_dir, train__num_steps=10), workdir)
   # The same run resumed on a corpus gone bad: every pair has a NaN long segment.
-  load = datasets.load_corpus
+  load = corpora.load_corpus
 
   def load_bad(config):
     data = load(config)
     return dataclasses.replace(data, train_source=NaNLongVideos(data.train_source))
 
-  monkeypatch.setattr(datasets, "load_corpus", load_bad)
-  with pytest.raises(train.NonFiniteError,
+  monkeypatch.setattr(corpora, "load_corpus", load_bad)
+  with pytest.raises(run_loop.NonFiniteError,
                      match=r"at step 10 \(5 such steps\); its pairs came from videos "):
-    train.train_and_evaluate(make_config(data_dir), workdir)
+    run_loop.train_and_evaluate(make_config(data_dir), workdir)
   assert int(final_state(workdir)["step"]) == 10
   for leaf in jax.tree.leaves(final_params(workdir)):
     assert np.all(np.isfinite(leaf))
@@ -197,11 +199,11 @@ def test_nonfinite_loss_stops_with_the_last_checkpoint_intact(data_dir, tmp_path
 def test_ours_s_trains_and_evaluates_one_domain(data_dir, tmp_path):
   config = make_config(data_dir, train__num_steps=10)
   config.corpus.domain = "dog"
-  results = train.train_and_evaluate(config, str(tmp_path))
+  results = run_loop.train_and_evaluate(config, str(tmp_path))
   model = results["corpus"]["model"]
   assert set(model["per_group"]) == {"dog"}
   # Exactly the corpus's dog val videos (2 in synthetic_tiny) are evaluated.
-  everything = datasets.load_corpus(make_config(data_dir)).eval_videos
+  everything = corpora.load_corpus(make_config(data_dir)).eval_videos
   dog = {v.video_id for v in everything if v.group == "dog"}
   assert len(dog) == 2 and len(everything) == 12
   assert set(model["per_video"]) == dog
@@ -210,26 +212,28 @@ def test_ours_s_trains_and_evaluates_one_domain(data_dir, tmp_path):
 
 
 def test_predict_scores_from_workdir(data_dir, tmp_path):
-  from hl_jax import evaluation, predict  # pylint: disable=g-import-not-at-top
+  from hl_jax.eval import protocols  # pylint: disable=g-import-not-at-top
+  from hl_jax.highlights import scorers  # pylint: disable=g-import-not-at-top
   workdir = str(tmp_path)
-  results = train.train_and_evaluate(make_config(data_dir, train__num_steps=10), workdir)
+  results = run_loop.train_and_evaluate(make_config(data_dir, train__num_steps=10), workdir)
   config = make_config(data_dir)
-  videos = datasets.load_corpus(config).eval_videos
-  scores = predict.scores_from_workdir(workdir, videos)
+  videos = corpora.load_corpus(config).eval_videos
+  scores = scorers.scores_from_workdir(workdir, videos)
   # The same numbers as the trainer's own evaluation.
-  again = evaluation.evaluate("corpus", videos, scores, split="val")
+  again = protocols.evaluate("corpus", videos, scores, split="val")
   for key in ("mAP", "hit1", "video_mAP", "video_hit1"):
     assert again[key] == pytest.approx(results["corpus"]["model"][key], abs=1e-6), key
-  wide = datasets.Video("wide", "dog", np.zeros((3, 32), np.float32), np.zeros(3, np.int32))
+  wide = benchmarks.Video("wide", "dog", np.zeros((3, 32), np.float32), np.zeros(3, np.int32))
   with pytest.raises(ValueError, match="video wide has 32-d features"):
-    predict.scores_from_workdir(workdir, [wide])
+    scorers.scores_from_workdir(workdir, [wide])
 
 
 def test_empty_long_bucket_is_an_error_before_compiling():
-  from hl_jax import input_pipeline, parallel  # pylint: disable=g-import-not-at-top
+  from hl_jax.core import parallel  # pylint: disable=g-import-not-at-top
+  from hl_jax.less_is_more import input_pipeline  # pylint: disable=g-import-not-at-top
   only_short = [{"video_id": f"s{i}", "bucket": segment_table.SHORT,
                  "features": np.ones((3, 4), np.float32)} for i in range(5)]
-  data = datasets.Corpus("only_short", only_short, 4, [])
+  data = corpora.Corpus("only_short", only_short, 4, [])
   config = tiny.get_config()
   feeder = input_pipeline.TableFeeder(config, data, parallel.make_mesh(jax.devices()[:1]))
   with pytest.raises(ValueError, match="only_short: window 0 of input shard 0 has "
@@ -248,23 +252,23 @@ def test_custom_corpus_config_is_opened_by_name(tmp_path):
   dcb.get_builder(custom, data_dir=data_dir)
   config = make_config(data_dir)
   config.corpus.builder_config = "synthetic_d8"
-  data = datasets.load_corpus(config)
+  data = corpora.load_corpus(config)
   assert data.feature_dim == 8
   assert len(data.train_source) == 24
   assert len(data.eval_videos) == 6  # One per domain.
   config.corpus.builder_config = "not_built"
   with pytest.raises(ValueError, match=r"corpus.builder_config='not_built' is neither a "
                      r"registered duration_corpus config .* nor built in .*not_built"):
-    datasets.load_corpus(config)
+    corpora.load_corpus(config)
 
 
-@pytest.mark.parametrize("variant", train.VARIANTS)
-def test_train_step_compiles_once_over_a_run(data_dir, tmp_path, monkeypatch, variant):
+@pytest.mark.parametrize("weighting", ["softmax", "ranking_d", "ranking_em"])
+def test_train_step_compiles_once_over_a_run(data_dir, tmp_path, monkeypatch, weighting):
   # Refills (new windows every 5 steps), evaluations and checkpoints mid-run
   # must reuse the one compiled step: chex fails the run on a second trace.
   import chex  # pylint: disable=g-import-not-at-top
   chex.clear_trace_counter()  # Counts are per function across parametrized cases.
-  steps, real_make, real_jit = [], train.make_train_step, jax.jit
+  steps, real_make, real_jit = [], trainer.make_train_step, jax.jit
 
   def make_counted_step(*args, **kwargs):
     monkeypatch.setattr(jax, "jit", lambda fn, **kw: real_jit(
@@ -275,9 +279,9 @@ def test_train_step_compiles_once_over_a_run(data_dir, tmp_path, monkeypatch, va
       monkeypatch.setattr(jax, "jit", real_jit)
     return steps[-1]
 
-  monkeypatch.setattr(train, "make_train_step", make_counted_step)
+  monkeypatch.setattr(trainer, "make_train_step", make_counted_step)
   config = make_config(data_dir, train__num_steps=20, eval__every_steps=10,
                        input__window_videos=20, input__refill_every_steps=5)
-  config.variant = variant
-  train.train_and_evaluate(config, str(tmp_path))
+  config.train.weighting = weighting
+  run_loop.train_and_evaluate(config, str(tmp_path))
   assert len(steps) == 1 and steps[0]._cache_size() == 1  # pylint: disable=protected-access

@@ -1,5 +1,6 @@
 """hl_jax.video_features: frame sampling, the extractor's weights, video -> prediction."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -10,12 +11,12 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from hl_jax import decoding
-from hl_jax import moments
-from hl_jax import predict
-from hl_jax import segment_embedder
-from hl_jax import train
-from hl_jax import video_features
+from hl_jax.data import features_file
+from hl_jax.core import run_loop
+from hl_jax.video import decoding
+from hl_jax.highlights import moments
+from hl_jax.highlights import predict
+from hl_jax.video import segment_embedder
 
 av = pytest.importorskip("av")
 
@@ -49,9 +50,9 @@ def _gray_video(path, num_frames, fps=10, size=32, step=8, container_format=None
 def test_sampled_frames(tmp_path, num_frames, expected_frames):
   path = tmp_path / "gray.mp4"
   _gray_video(path, num_frames)
-  assert video_features.video_duration(path) == pytest.approx(num_frames / 10)
-  config = video_features.DecodeConfig(segment_seconds=1.0, frames_per_segment=2, frame_size=16)
-  segments = list(video_features.iter_segments(path, config))
+  assert decoding.video_duration(path) == pytest.approx(num_frames / 10)
+  config = decoding.DecodeConfig(segment_seconds=1.0, frames_per_segment=2, frame_size=16)
+  segments = list(decoding.iter_segments(path, config))
   assert [s.shape for s in segments] == [(2, 16, 16, 3)] * len(expected_frames)
   levels = np.asarray([s[:, 8, 8, 0] for s in segments], float)
   np.testing.assert_allclose(levels, 8 * np.asarray(expected_frames) + 5, atol=3)
@@ -62,9 +63,9 @@ def test_sampled_frames_without_timestamps(tmp_path):
   # stream's rate (25 fps) and the video ends one frame after the last: 50 frames, 2 s.
   path = tmp_path / "gray.h264"
   _gray_video(path, 50, fps=25, step=5, container_format="h264")
-  assert video_features.video_duration(path) is None
-  config = video_features.DecodeConfig(segment_seconds=1.0, frames_per_segment=2, frame_size=16)
-  levels = np.asarray([s[:, 8, 8, 0] for s in video_features.iter_segments(path, config)], float)
+  assert decoding.video_duration(path) is None
+  config = decoding.DecodeConfig(segment_seconds=1.0, frames_per_segment=2, frame_size=16)
+  levels = np.asarray([s[:, 8, 8, 0] for s in decoding.iter_segments(path, config)], float)
   np.testing.assert_allclose(levels, 5 * np.asarray([[6, 18], [31, 43]]) + 5, atol=3)
 
 
@@ -79,7 +80,7 @@ def _leaves(tree):
 
 
 def test_weights_roundtrip_and_errors(tmp_path):
-  config = video_features.DecodeConfig(frames_per_segment=2, frame_size=16)
+  config = decoding.DecodeConfig(frames_per_segment=2, frame_size=16)
   module = segment_embedder.SegmentEmbedder(feature_dim=8, widths=(4, 6))
   params = segment_embedder.default_params(module, config, seed=3)
   for suffix in (".msgpack", ".npz"):
@@ -93,17 +94,17 @@ def test_weights_roundtrip_and_errors(tmp_path):
     for key, value in want.items():
       np.testing.assert_array_equal(got[key], value)
   frames = np.random.default_rng(0).integers(0, 256, (5, 2, 16, 16, 3), dtype=np.uint8)
-  embed, name = video_features.default_embed_fn(config, weights=str(tmp_path / "w.msgpack"))
+  embed, name = segment_embedder.default_embed_fn(config, weights=str(tmp_path / "w.msgpack"))
   np.testing.assert_allclose(embed(frames), module.apply({"params": params}, frames),
                              rtol=1e-5, atol=1e-5)
   assert embed(frames).shape == (5, 8) and "w.msgpack" in name
   with pytest.raises(ValueError, match="gives 8-d features, not --feature_dim=16"):
-    video_features.default_embed_fn(config, weights=str(tmp_path / "w.npz"), feature_dim=16)
+    segment_embedder.default_embed_fn(config, weights=str(tmp_path / "w.npz"), feature_dim=16)
   bad = dict(params)
   bad["Dense_0"] = {"kernel": np.zeros((5, 8), np.float32), "bias": np.zeros(8, np.float32)}
   segment_embedder.save_params(tmp_path / "bad.npz", bad)
   with pytest.raises(ValueError, match=r"Dense_0/kernel: shape \(5, 8\), expected \(12, 8\)"):
-    video_features.default_embed_fn(config, weights=str(tmp_path / "bad.npz"))
+    segment_embedder.default_embed_fn(config, weights=str(tmp_path / "bad.npz"))
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -116,13 +117,13 @@ def test_weights_roundtrip_and_errors(tmp_path):
 ])
 def test_decode_config_refuses(kwargs, words):
   with pytest.raises(ValueError, match=words):
-    video_features.DecodeConfig(**kwargs)
+    decoding.DecodeConfig(**kwargs)
 
 
 @pytest.mark.parametrize("feature_dim", [0, -3])
 def test_feature_dim_is_not_replaced_by_the_default(feature_dim):
   with pytest.raises(ValueError, match=f"feature_dim={feature_dim} must be >= 1"):
-    video_features.default_embed_fn(video_features.DecodeConfig(), feature_dim=feature_dim)
+    segment_embedder.default_embed_fn(decoding.DecodeConfig(), feature_dim=feature_dim)
 
 
 @pytest.mark.parametrize("name, content, words", [
@@ -142,20 +143,21 @@ def test_no_video_stream(tmp_path):
   import videos  # pylint: disable=g-import-not-at-top  # tests/videos.py (needs av)
   path = videos.make_audio_only(tmp_path / "audio.m4a")
   with pytest.raises(ValueError, match=r"audio.m4a has no video stream \(streams: \['audio'\]\)"):
-    video_features.video_duration(path)
+    decoding.video_duration(path)
 
 
 def test_write_features_is_whole_or_absent(tmp_path):
-  config = video_features.DecodeConfig()
+  config = decoding.DecodeConfig()
   out = tmp_path / "sub" / "f.npz"
-  video_features.write_features(out, np.ones((3, 4)), 6.0, config, extractor="x", video="v.mp4")
+  features_file.write(out, np.ones((3, 4)), 6.0, dataclasses.asdict(config), extractor="x",
+                      video="v.mp4")
   assert sorted(p.name for p in out.parent.iterdir()) == ["f.npz"]  # no .partial left
   with np.load(out) as data:
     assert data["features"].shape == (3, 4) and float(data["duration_seconds"]) == 6.0
 
 
 def test_default_extractor_is_deterministic():
-  config = video_features.DecodeConfig(frames_per_segment=2, frame_size=16)
+  config = decoding.DecodeConfig(frames_per_segment=2, frame_size=16)
   module = segment_embedder.SegmentEmbedder(feature_dim=16)
   first = _leaves(segment_embedder.default_params(module, config))
   second = _leaves(segment_embedder.default_params(module, config))
@@ -182,11 +184,11 @@ def test_video_to_features_to_prediction(shared_data, tmp_path):
     assert float(data["duration_seconds"]) == pytest.approx(10.0)
   # A model of the same feature dimension (the synthetic_tiny corpus, D = 16).
   config = tiny.get_config()
-  config.corpus.data_dir = str(tmp_path / "tfds")
+  config.data_dir = str(tmp_path / "tfds")
   config.train.num_steps = 4
   config.eval.random_seeds = 1
   workdir = str(tmp_path / "workdir")
-  train.train_and_evaluate(config, workdir)
+  run_loop.train_and_evaluate(config, workdir)
   out = tmp_path / "bikes.json"
   predict.run(workdir, out, features=[str(features)],
               rule=moments.MomentRule(top_k=2, min_gap_seconds=0))

@@ -1,5 +1,5 @@
-"""Issue 14's signals and streams: video-level tags (tags.TagPairs), late fusion
-(model.streams), and the aggregation of benchmarks/weak_signals.py."""
+"""Weak signals and streams: video-level tags (corpora.TagPairs), late fusion
+(model.streams), and the runs and aggregation of experiments/weak_signals.py."""
 
 import json
 import os
@@ -11,13 +11,13 @@ import ml_collections
 import numpy as np
 import pytest
 
-from benchmarks import weak_signals
 from configs import tiny
-from hl_jax import config_checks
-from hl_jax import datasets
-from hl_jax import models
-from hl_jax import tags
-from hl_jax import train
+from experiments import weak_signals
+from hl_jax.core import config_checks
+from hl_jax.core import families
+from hl_jax.core import run_loop
+from hl_jax.data import corpora
+from hl_jax.less_is_more import models
 
 SHORT, LONG, REST = 0, 1, 2
 
@@ -29,18 +29,18 @@ def _source(rows):
 
 
 def test_tags_of_splits_on_bars():
-  assert tags.tags_of(b"dog|pets") == ["dog", "pets"]
-  assert tags.tags_of("dog") == ["dog"]
-  assert tags.tags_of(" a | |b ") == ["a", "b"]
+  assert corpora.tags_of(b"dog|pets") == ["dog", "pets"]
+  assert corpora.tags_of("dog") == ["dog"]
+  assert corpora.tags_of(" a | |b ") == ["a", "b"]
 
 
 def test_tag_pairs_prefer_tagged_videos():
   source = _source([("a", "dog", LONG), ("b", "cat", SHORT), ("c", "dog|pets", REST),
                     ("d", "surf", REST)])
-  tagged = tags.TagPairs(source, "dog", "tag", "corpus")
+  tagged = corpora.TagPairs(source, "dog", "tag", "corpus")
   assert [(e["video_id"], int(e["bucket"])) for e in tagged] == [
       ("a", SHORT), ("b", LONG), ("c", SHORT), ("d", LONG)]
-  pets = tags.TagPairs(source, "pets", "tag", "corpus")
+  pets = corpora.TagPairs(source, "pets", "tag", "corpus")
   assert [int(e["bucket"]) for e in pets] == [LONG, LONG, SHORT, LONG]
   assert int(source[0]["bucket"]) == LONG  # The source is not changed.
 
@@ -48,26 +48,30 @@ def test_tag_pairs_prefer_tagged_videos():
 def test_tag_duration_keeps_short_tagged_and_long_untagged_only():
   source = _source([("a", "dog", SHORT), ("b", "dog", LONG), ("c", "cat", LONG),
                     ("d", "cat", SHORT), ("e", "cat", REST)])
-  kept = tags.TagPairs(source, "dog", "tag_duration", "corpus")
+  kept = corpora.TagPairs(source, "dog", "tag_duration", "corpus")
   assert [(e["video_id"], int(e["bucket"])) for e in kept] == [("a", SHORT), ("c", LONG)]
 
 
 def test_tag_pairs_need_both_sides():
   source = _source([("a", "dog", SHORT), ("b", "dog", LONG)])
   with pytest.raises(ValueError, match="corpus.tag='dog'.*0 untagged"):
-    tags.TagPairs(source, "dog", "tag", "my corpus")
+    corpora.TagPairs(source, "dog", "tag", "my corpus")
   with pytest.raises(ValueError, match="tag_pairs"):
-    tags.TagPairs(source, "dog", "bags", "my corpus")
+    corpora.TagPairs(source, "dog", "bags", "my corpus")
 
 
 def test_config_checks_refuse_tag_with_domain_or_pair_within():
   config = tiny.get_config()
+  config.corpus.tag_pairs = "bags"
+  with pytest.raises(config_checks.ConfigError, match="corpus.tag_pairs='bags'"):
+    families.validate(config)
+  # Keys that are each valid but do not go together (checked once every key is).
+  config.corpus.tag_pairs = "tag"
   config.corpus.tag, config.corpus.domain = "dog", "dog"
   config.input.pair_within = "domain"
-  config.corpus.tag_pairs = "bags"
   with pytest.raises(config_checks.ConfigError) as error:
-    config_checks.validate(config)
-  for text in ("corpus.tag_pairs='bags'", "corpus.domain='dog'", "input.pair_within"):
+    families.validate(config)
+  for text in ("corpus.domain='dog'", "input.pair_within"):
     assert text in str(error.value)
 
 
@@ -126,7 +130,7 @@ def test_trainer_with_tags_and_late_fusion(tmp_path, tag_pairs):
                   data_dir=tmp_path / "data", manual_dir=tmp_path / "manual")
   config = tiny.get_config()
   config.corpus.builder_config = "tags_d16"
-  config.corpus.data_dir = str(tmp_path / "data")
+  config.data_dir = str(tmp_path / "data")
   config.corpus.eval_split = ""
   config.corpus.tag, config.corpus.tag_pairs = "dog", tag_pairs
   config.corpus.holdout_fraction = 0.25
@@ -135,14 +139,14 @@ def test_trainer_with_tags_and_late_fusion(tmp_path, tag_pairs):
   config.train.num_steps = config.checkpoint.every_steps = 4
   config.eval.every_steps = 2
   config.train.log_every = config.train.sync_every = 2
-  corpus = datasets.load_corpus(config)
+  corpus = corpora.load_corpus(config)
   assert "(tag dog" in corpus.name
   buckets = {e["video_id"].decode(): int(e["bucket"]) for e in
              (corpus.train_source[i] for i in range(len(corpus.train_source)))}
   for vid, bucket in buckets.items():
     assert bucket == (SHORT if int(vid[1:]) % 2 == 0 else LONG)
   assert {v.domain for v in corpus.heldout} == {"tag:dog"}  # One pooled group.
-  results = train.train_and_evaluate(config, str(tmp_path / "workdir"))
+  results = run_loop.train_and_evaluate(config, str(tmp_path / "workdir"))
   assert results["step"] == 4
   assert 0.0 <= results["heldout"]["heldout"]["pair_accuracy"] <= 1.0
   with open(os.path.join(tmp_path, "workdir", "config.json")) as f:
@@ -200,8 +204,12 @@ def test_run_config_of_a_tag_model():
   assert config.model.streams == ((0, 2048), (2048, 4096))
   assert (config.seed, config.train.weighting, config.train.num_steps) == (2, "detached", 200)
   assert config.train.pair_groups == "random"
-  config_checks.validate(config)
+  families.validate(config)
   bags = weak_signals.run_config(
       weak_signals.Run("tag", "yth", "rgb", "joint_bags", "dog", 0), "/tmp/u", "/tmp/u")
-  assert (bags.variant, bags.train.weighting, bags.train.pair_groups) == (
-      "joint", "softmax", "video")
+  assert (bags.train.weighting, bags.train.pair_groups) == ("softmax", "video")
+  assert "variant" not in bags
+  uniform = weak_signals.run_config(
+      weak_signals.Run("tag", "tvsum", "audio", "ranking_d", "BK", 1), "/tmp/u", "/tmp/u")
+  assert (uniform.train.weighting, uniform.model.streams) == ("ranking_d", ((2048, 4096),))
+  families.validate(uniform)

@@ -1,11 +1,28 @@
-"""The collapse-proof pair weightings against float64 NumPy transcriptions."""
+"""The pair weightings (the registry's entries) against float64 NumPy transcriptions."""
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
-from hl_jax import losses
+from configs import joint
+from hl_jax.less_is_more import losses
+from hl_jax.less_is_more import weightings
+
+SCHEDULE = 100  # train.weight_schedule_steps of `weigh`: progress p is step 100 p.
+
+
+def weigh(name, pair_loss, logits, progress, *, score_gap=None, em_prior=0.5, **train):
+  """(weights, loss terms, aux) of weighting `name` at schedule position `progress`."""
+  config = joint.get_config()
+  config.train.weight_schedule_steps = SCHEDULE
+  config.train.update(train)
+  pairs = weightings.Pairs(
+      pair_loss=jnp.asarray(pair_loss), logits=None if logits is None else jnp.asarray(logits),
+      score_gap=jnp.zeros(np.shape(pair_loss)) if score_gap is None else jnp.asarray(score_gap),
+      step=jnp.int32(round(progress * SCHEDULE)), em_prior=jnp.float32(em_prior))
+  return weightings.get(name).weigh(pairs, ml_collections.FrozenConfigDict(config))
 
 
 def numpy_capped_simplex(z, k, keep):
@@ -70,8 +87,7 @@ def test_capped_simplex_gradient_is_the_projections():
 def test_self_paced_keeps_the_smallest_unsatisfied_losses():
   _, pair_loss = random_case(2)
   for progress, q in ((0.0, 1.0), (1.0, 0.25), (0.5, 0.625)):
-    w = np.asarray(losses.pair_weights("self_paced", jnp.asarray(pair_loss), None,
-                                       jnp.float32(progress), valid_fraction=0.25))
+    w = np.asarray(weigh("self_paced", pair_loss, None, progress, valid_fraction=0.25)[0])
     for g in range(len(pair_loss)):
       idx = np.flatnonzero(pair_loss[g] > 0)
       chosen = idx[np.argsort(pair_loss[g, idx], kind="stable")][:int(np.round(q * 8))]
@@ -83,10 +99,9 @@ def test_self_paced_keeps_the_smallest_unsatisfied_losses():
 def test_tempered_starts_near_uniform_and_ends_at_the_masked_softmax():
   logits, pair_loss = random_case(3)
   keep = pair_loss > 0
-  start = np.asarray(losses.pair_weights("tempered", jnp.asarray(pair_loss), jnp.asarray(logits),
-                                         jnp.float32(0.0), temperature_start=1e4))
-  end = np.asarray(losses.pair_weights("tempered", jnp.asarray(pair_loss), jnp.asarray(logits),
-                                       jnp.float32(1.0), temperature_start=1e4))
+  start = np.asarray(weigh("tempered", pair_loss, logits, 0.0,
+                           weight_temperature_start=1e4)[0])
+  end = np.asarray(weigh("tempered", pair_loss, logits, 1.0, weight_temperature_start=1e4)[0])
   for g in range(len(logits)):
     idx = np.flatnonzero(keep[g])
     if not len(idx):
@@ -100,12 +115,10 @@ def test_tempered_starts_near_uniform_and_ends_at_the_masked_softmax():
 
 def test_detached_weights_put_nothing_on_satisfied_pairs():
   logits, pair_loss = random_case(4)
-  w = np.asarray(losses.pair_weights("detached", jnp.asarray(pair_loss), jnp.asarray(logits),
-                                     jnp.float32(0.0)))
+  w = np.asarray(weigh("detached", pair_loss, logits, 0.0)[0])
   assert not w[pair_loss <= 0].any()
   np.testing.assert_allclose(w.sum(-1), (pair_loss > 0).any(-1).astype(float), atol=1e-6)
-  paper = np.asarray(losses.pair_weights("softmax", jnp.asarray(pair_loss), jnp.asarray(logits),
-                                         jnp.float32(0.0)))
+  paper = np.asarray(weigh("softmax", pair_loss, logits, 0.0)[0])
   np.testing.assert_allclose(paper.sum(-1), 1, atol=1e-6)
   assert paper[pair_loss <= 0].sum() > 0  # The paper's weights do go to satisfied pairs.
 
@@ -116,9 +129,7 @@ def test_f_sees_detached_weights_and_h_detached_losses(weighting):
   pair_loss = pair_loss + 0.1  # All unsatisfied, so every weight is free to move.
 
   def parts(pl, z):
-    w = losses.pair_weights(weighting, pl, z, jnp.float32(0.5), valid_fraction=0.5)
-    return losses.weighting_losses(weighting, pl, w, jnp.float32(0.5), valid_fraction=0.5,
-                                   entropy_bonus=0.1)
+    return weigh(weighting, pl, z, 0.5, valid_fraction=0.5, weight_entropy_bonus=0.1)[1]
 
   pl, z = jnp.asarray(pair_loss), jnp.asarray(logits)
   d_f = jax.grad(lambda a, b: jnp.sum(parts(a, b)[0]), argnums=(0, 1))(pl, z)
@@ -126,7 +137,7 @@ def test_f_sees_detached_weights_and_h_detached_losses(weighting):
   assert not np.asarray(d_f[1]).any() and not np.asarray(d_h[0]).any()
   assert np.asarray(d_f[0]).any() and np.asarray(d_h[1]).any()
   # f's gradient on each pair's loss is its weight, over the budget.
-  w = np.asarray(losses.pair_weights(weighting, pl, z, jnp.float32(0.5), valid_fraction=0.5))
+  w = np.asarray(weigh(weighting, pl, z, 0.5, valid_fraction=0.5)[0])
   scale = 1 / (0.75 * 8) if weighting == "capped_simplex" else 1.0
   np.testing.assert_allclose(np.asarray(d_f[0]), scale * w, rtol=1e-5)
 
@@ -151,3 +162,27 @@ def test_ramp():
   assert float(losses.ramp(jnp.int32(50), 100)) == 0.5
   assert float(losses.ramp(jnp.int32(500), 100)) == 1
   assert float(losses.ramp(jnp.int32(0), 0)) == 1
+
+
+def test_ranking_d_and_em_are_weightings_without_h():
+  logits, pair_loss = random_case(7)
+  gap = np.random.default_rng(7).normal(size=pair_loss.shape).astype(np.float32)
+  uniform, (loss,), aux = weigh("ranking_d", pair_loss, None, 0.0)
+  np.testing.assert_allclose(uniform, 1 / 8)
+  np.testing.assert_allclose(loss, pair_loss.mean(-1), rtol=1e-6)
+  assert aux == {}
+  em, (loss,), aux = weigh("ranking_em", pair_loss, None, 0.0, score_gap=gap, em_prior=0.7)
+  s = 1 / (1 + np.exp(-gap.astype(np.float64)))
+  gamma = 0.7 * s / (0.7 * s + 0.15)
+  np.testing.assert_allclose(em, gamma / gamma.sum(-1, keepdims=True), rtol=1e-5)
+  np.testing.assert_allclose(aux["em_posterior"], gamma.mean(), rtol=1e-5)
+  np.testing.assert_allclose(loss, (em * pair_loss).sum(-1), rtol=1e-5)
+  assert not weightings.get("ranking_d").uses_h and not weightings.get("ranking_em").uses_h
+  assert weightings.get("ranking_em").updates_prior
+  assert [n for n, w in weightings.WEIGHTINGS.items() if w.uses_h] == [
+      "softmax", "detached", "tempered", "capped_simplex"]
+
+
+def test_unknown_weighting_is_one_line():
+  with pytest.raises(ValueError, match="unknown train.weighting 'jointt'; one of"):
+    weightings.get("jointt")

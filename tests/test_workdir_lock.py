@@ -11,15 +11,15 @@ import time
 
 import pytest
 
-from hl_jax import checkpointing
+from hl_jax.core import workdir as workdir_lib
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _ENV = dict(os.environ, JAX_PLATFORMS="cpu",
             XLA_FLAGS="--xla_force_host_platform_device_count=4")
 _HOLD = textwrap.dedent("""
     import os, sys, time
-    from hl_jax import checkpointing
-    with checkpointing.exclusive_workdir(sys.argv[1]):
+    from hl_jax.core import workdir as workdir_lib
+    with workdir_lib.exclusive(sys.argv[1]):
       print(os.getpid(), flush=True)
       time.sleep(float(sys.argv[2]))
 """)
@@ -43,9 +43,9 @@ def wait_for_release(workdir: str, timeout_s: float = 10.0) -> None:
   deadline = time.time() + timeout_s
   while True:
     try:
-      with checkpointing.exclusive_workdir(workdir):
+      with workdir_lib.exclusive(workdir):
         return
-    except checkpointing.WorkdirLockedError:
+    except workdir_lib.WorkdirLockedError:
       if time.time() > deadline:
         raise
       time.sleep(0.02)
@@ -62,18 +62,18 @@ def test_second_process_is_refused_until_the_holder_dies(tmp_path):
     assert refused.returncode != 0 and not out
     message = err.strip().splitlines()[-1]
     assert message == (
-        f"hl_jax.checkpointing.WorkdirLockedError: workdir {workdir} is in use "
+        f"hl_jax.core.workdir.WorkdirLockedError: workdir {workdir} is in use "
         f"by another run: process {pid} on {socket.gethostname()} holds "
         f"{workdir}/.lock. Wait for it to end, stop it, or use another --workdir.")
     # In this process too (flock is per open file, not per process).
-    with pytest.raises(checkpointing.WorkdirLockedError, match=f"process {pid} "):
-      with checkpointing.exclusive_workdir(workdir):
+    with pytest.raises(workdir_lib.WorkdirLockedError, match=f"process {pid} "):
+      with workdir_lib.exclusive(workdir):
         pass
     assert holder.poll() is None
   finally:
     kill(holder)  # SIGKILL: no clean-up runs, yet the kernel drops the lock.
   wait_for_release(workdir)
-  with checkpointing.exclusive_workdir(workdir):
+  with workdir_lib.exclusive(workdir):
     content = (tmp_path / "workdir" / ".lock").read_text()
     assert content == f"{os.getpid()} {socket.gethostname()}\n"
   assert (tmp_path / "workdir" / ".lock").read_text() == ""
@@ -81,9 +81,9 @@ def test_second_process_is_refused_until_the_holder_dies(tmp_path):
 
 def test_lock_is_released_when_the_block_raises(tmp_path):
   with pytest.raises(ZeroDivisionError):
-    with checkpointing.exclusive_workdir(str(tmp_path)):
+    with workdir_lib.exclusive(str(tmp_path)):
       _ = 1 / 0
-  with checkpointing.exclusive_workdir(str(tmp_path)):
+  with workdir_lib.exclusive(str(tmp_path)):
     pass
 
 
@@ -91,7 +91,7 @@ def test_second_launch_on_a_running_workdir_is_refused(tmp_path):
   workdir = tmp_path / "workdir"
   data_dir = tmp_path / "tfds"
   command = ["launch.py", "--config=configs/tiny.py", f"--workdir={workdir}",
-             f"--config.corpus.data_dir={data_dir}",
+             f"--config.data_dir={data_dir}",
              "--config.train.num_steps=1000000"]
   first = python(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   try:

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from hl_jax import writers
+from hl_jax.core import writers
 
 
 def test_chief_writes_jsonl_and_tensorboard_and_logs_nothing(tmp_path, caplog):
@@ -45,7 +45,7 @@ def _record(level, pathname, message, name="absl"):
              name="jax._src.xla_bridge"), False),
     (_record(logging.INFO, "/x/jax/_src/xla_bridge.py",
              "Unable to initialize backend 'cuda': no devices", name="jax._src.xla_bridge"), True),
-    (_record(logging.INFO, "/repo/hl_jax/train.py", "step 5/20 loss 1.0"), True),
+    (_record(logging.INFO, "/repo/hl_jax/less_is_more/trainer.py", "step 5/20 loss 1.0"), True),
 ])
 def test_quiet_filter(record, shown):
   assert writers._QuietLibraries().filter(record) == shown  # pylint: disable=protected-access

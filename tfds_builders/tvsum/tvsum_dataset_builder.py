@@ -1,4 +1,4 @@
-"""TVSum (Song et al., CVPR 2015) with UMT's per-2-second-shot features.
+"""TVSum (Song et al., CVPR 2015) with UMT's or lighthouse's per-2-second-shot features.
 
 Every config also carries the video's title as UMT's CLIP text features:
 `title_tokens` [L, 512] (one row per token) and `title_embedding` [512].
@@ -11,6 +11,12 @@ Build it from the repo root, without TensorFlow (the `tfds build` CLI needs it):
   b.Builder(config='i3d_rgb', file_format='array_record').download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir='../shared/data/tvsum'))"
 
+manual_dir may hold our staged copy, UMT's release or lighthouse's
+(`tfds_builders.layouts`); the builder detects which, or
+`Builder(..., layout="umt")` insists on one. lighthouse ships UMT's I3D files
+plus CLIP and SlowFast but no audio, and its rows carry no fps or frames:
+built from it, `fps` and `duration_s` are NaN and `frames` is -1.
+
 With TensorFlow installed, `PYTHONPATH=. tfds build tfds_builders/tvsum
 --manual_dir=... --config=i3d_rgb --file_format=array_record` should do the
 same (untested: this project runs without TensorFlow). Without data_dir, TFDS
@@ -20,19 +26,43 @@ uses $TFDS_DATA_DIR or ~/tensorflow_datasets.
 
 from __future__ import annotations
 
-from typing import Iterator
+import math
+from typing import Any, Iterator
 
 from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from tfds_builders import layouts
 from tfds_builders import umt_release
+from tfds_builders import umt_splits
 
-ANNOTATIONS = "labels/umt_tvsum_anno.json"
+ANNOTATIONS = "labels/umt_tvsum_anno.json"  # of the staged layout
 SPLITS = "splits/umt_tvsum_splits.json"
 NUM_ANNOTATORS = 20
-TITLE_DIR = "clip_title_query"  # under umt_release.FEATURES_DIR
+TITLE_DIR = "clip_title_query"  # under features_umt_f16/ in the staged layout
 TEXT_DIM = 512  # CLIP text width
+# Fields a layout may lack (lighthouse: fps, frames) and what stands for them.
+UNKNOWN_FPS, UNKNOWN_FRAMES = math.nan, -1
+
+
+def lighthouse_entry(row: dict[str, Any], vid: str, source: epath.Path) -> dict[str, Any]:
+  """A row of lighthouse's jsonl as UMT's annotation (no fps, no frames).
+
+  `query` is the title and `label` UMT's `anno`; `duration` counts 2-second
+  shots, not seconds (lighthouse's quirk), and is not read.
+  """
+  return {"domain": umt_release.field(row, vid, "domain", source),
+          "title": umt_release.field(row, vid, "query", source),
+          "anno": umt_release.field(row, vid, "label", source)}
+
+
+LAYOUTS = {
+    "staged": layouts.staged("tvsum", ("i3d_rgb", "i3d_flow", "pann_audio"), TITLE_DIR),
+    "umt": layouts.umt("tvsum", umt_splits.TVSUM_SPLITS, title=True),
+    "lighthouse": layouts.lighthouse("tvsum", lighthouse_entry, i3d=True, title=True,
+                                     missing=("fps", "frames")),
+}
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -48,14 +78,28 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = list(umt_release.FEATURE_SETS)
   DEFAULT_CONFIG_NAME = "i3d_rgb"
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
-  Point manual_dir at a folder laid out like ../shared/data/tvsum:
-    {ANNOTATIONS}   (UMT's tvsum_anno.json)
-    {SPLITS}    ({{category: {{train: [ids], val: [ids]}}}})
-    {umt_release.FEATURES_DIR}/{{i3d_rgb,i3d_flow,pann_audio}}/<video_id>.npz  (key 'features')
-    {umt_release.FEATURES_DIR}/{TITLE_DIR}/<video_id>.npz  (keys 'token' [L, {TEXT_DIM}],
-        'text' [1, {TEXT_DIM}]: UMT's query_features, CLIP features of the title)
-  See README.md for where these files come from.
+  Point manual_dir at one of these layouts (see README.md, "Get the data"):
+    staged:     {LAYOUTS["staged"].expects}
+    umt:        {LAYOUTS["umt"].expects}
+    lighthouse: {LAYOUTS["lighthouse"].expects}
+  Title files hold keys 'token' [L, {TEXT_DIM}] and 'text' [1, {TEXT_DIM}]: UMT's
+  query_features, CLIP features of the title.
   """
+
+  def __init__(self, *, layout: str = "auto", **kwargs: Any):
+    """A builder that reads the release in manual_dir.
+
+    Args:
+      layout: "auto" (detect it from manual_dir's files) or one of
+        `layouts.LAYOUTS`; a data_dir that holds this config built from
+        another layout is refused.
+      **kwargs: DatasetBuilder's (config, data_dir, file_format, version).
+    """
+    layouts.check_choice(layout)
+    super().__init__(**kwargs)
+    self._original_state["layout"] = layout  # survives pickling
+    self.layout = layout
+    layouts.check_prepared(self, layout)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
@@ -74,29 +118,32 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             "title_embedding": tfds.features.Tensor(shape=(TEXT_DIM,), dtype=np.float32),
         }),
         homepage="https://github.com/yalesong/tvsum",
+        metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    root = epath.Path(dl_manager.manual_dir)
-    anno = umt_release.load_json(root / ANNOTATIONS)
-    splits = umt_release.read_splits(root / SPLITS, set(anno))
-    umt_release.check_groups(splits, anno, "domain", root / ANNOTATIONS)
-    ids = {s: [v for group in splits.values() for v in group[s]] for s in ("train", "val")}
+    release = layouts.open_release(LAYOUTS, dl_manager.manual_dir, self.layout,
+                                   self.builder_config, self.name, self.BUILDER_CONFIGS)
+    self.info.metadata[layouts.METADATA_KEY] = release.layout.name
+    labels = release.labels
+    umt_release.check_groups(labels.splits, labels.entries, "domain", labels.sources)
+    ids = {s: [v for group in labels.splits.values() for v in group[s]] for s in ("train", "val")}
     # Annotated videos outside the split (none in TVSum); split="all" adds them.
-    ids["other"] = sorted(set(anno) - set(ids["train"]) - set(ids["val"]))
-    return {s: self._generate_examples(root, anno, vids) for s, vids in ids.items() if vids}
+    ids["other"] = sorted(set(labels.entries) - set(ids["train"]) - set(ids["val"]))
+    return {s: self._generate_examples(release, vids) for s, vids in ids.items() if vids}
 
-  def _generate_examples(self, root: epath.Path, anno: dict,
+  def _generate_examples(self, release: layouts.Release,
                          video_ids: list[str]) -> Iterator[tuple[str, dict]]:
     for vid in video_ids:
-      yield vid, self._example(root, vid, anno[vid])
+      yield vid, self._example(release, vid)
 
-  def _example(self, root: epath.Path, vid: str, entry: dict) -> dict:
-    source = root / ANNOTATIONS
-    fps = float(umt_release.field(entry, vid, "fps", source))
-    frames = int(umt_release.field(entry, vid, "frames", source))
-    if not fps > 0 or frames <= 0:
-      raise ValueError(f"video {vid}: fps {fps} and frames {frames} in {source} must be > 0")
+  def _example(self, release: layouts.Release, vid: str) -> dict:
+    entry, source = release.labels.entries[vid], release.labels.sources[vid]
+    if "fps" in release.layout.missing:
+      fps, frames, duration_s = UNKNOWN_FPS, UNKNOWN_FRAMES, math.nan
+    else:
+      fps, frames = umt_release.fps_and_frames(entry, vid, source)
+      duration_s = frames / fps
     scores = umt_release.array_field(entry, vid, "anno", source, np.float32)
     if scores.ndim != 2 or scores.shape[1] != NUM_ANNOTATORS or not len(scores):
       raise ValueError(f"video {vid}: 'anno' in {source} has shape {scores.shape}, "
@@ -104,26 +151,26 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     if not np.isfinite(scores).all():
       raise ValueError(f"video {vid}: 'anno' in {source} holds NaN/Inf")
     kinds = self.builder_config.kinds
-    title_tokens, title_embedding = load_title(root, vid)
+    title_tokens, title_embedding = load_title(release.title_file(vid), vid)
     return {
         "video_id": vid,
         "category": str(umt_release.field(entry, vid, "domain", source)),
         "title": str(umt_release.field(entry, vid, "title", source)),
         "fps": fps,
         "frames": frames,
-        "duration_s": frames / fps,
+        "duration_s": duration_s,
         "scores": scores,
-        "features": umt_release.load_features(root, kinds, vid, len(scores)),
+        "features": umt_release.load_features(release, kinds, vid, len(scores)),
         "title_tokens": title_tokens,
         "title_embedding": title_embedding,
     }
 
 
-def load_title(root: epath.Path, video_id: str) -> tuple[np.ndarray, np.ndarray]:
+def load_title(path: epath.Path, video_id: str) -> tuple[np.ndarray, np.ndarray]:
   """Loads one video's CLIP title features, checked.
 
   Args:
-    root: the manual_dir.
+    path: the video's title .npz (keys "token" and "text").
     video_id: the video.
 
   Returns:
@@ -134,7 +181,6 @@ def load_title(root: epath.Path, video_id: str) -> tuple[np.ndarray, np.ndarray]
     ValueError: the file is unreadable, lacks a key or has a bad shape or
       NaN/Inf (naming file and video).
   """
-  path = root / umt_release.FEATURES_DIR / TITLE_DIR / f"{video_id}.npz"
   if not path.is_file():
     raise FileNotFoundError(f"video {video_id}: no title tokens ({path})")
   arrays = {}

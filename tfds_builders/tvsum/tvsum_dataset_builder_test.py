@@ -39,7 +39,8 @@ def _by_id(builder, split):
 def test_name_and_configs():
   assert tvb.Builder.name == "tvsum"
   dims = {c.name: c.dim for c in tvb.Builder.BUILDER_CONFIGS}
-  assert dims == {"i3d_rgb": 1024, "i3d_rgb_flow": 2048, "i3d_rgb_flow_audio": 4096}
+  assert dims == {"i3d_rgb": 1024, "i3d_rgb_flow": 2048, "i3d_rgb_flow_audio": 4096,
+                  "clip": 512, "clip_slowfast": 2816}
   assert str(tvb.Builder.VERSION) == "1.1.0"
   assert "title tokens" in tvb.Builder.RELEASE_NOTES["1.1.0"]
 
@@ -50,6 +51,7 @@ def test_dummy_data(tmp_path, caplog):
   assert sorted(_by_id(builder, "train")) == ["dummyBK_trn", "dummyVT_trn"]
   assert sorted(_by_id(builder, "val")) == ["dummyBK_val", "dummyVT_val"]
   assert "video dummyVT_val: pann_audio features have 7 rows, labels 6" in caplog.text
+  assert builder.info.metadata["layout"] == "staged"
 
   anno = json.loads((DUMMY / tvb.ANNOTATIONS).read_text())
   examples = _by_id(builder, "all")

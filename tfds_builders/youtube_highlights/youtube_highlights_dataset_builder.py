@@ -1,4 +1,4 @@
-"""YouTube Highlights (Sun, Farhadi, Seitz, ECCV 2014) with UMT's clip features.
+"""YouTube Highlights (Sun, Farhadi, Seitz, ECCV 2014) with UMT's or lighthouse's clip features.
 
 Build it from the repo root, without TensorFlow (the `tfds build` CLI needs it):
 
@@ -7,6 +7,12 @@ Build it from the repo root, without TensorFlow (the `tfds build` CLI needs it):
   from tfds_builders.youtube_highlights import youtube_highlights_dataset_builder as b
   b.Builder(config='i3d_rgb', file_format='array_record').download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir='../shared/data/youtube_highlights'))"
+
+manual_dir may hold our staged copy, UMT's release or lighthouse's
+(`tfds_builders.layouts`); the builder detects which, or
+`Builder(..., layout="umt")` insists on one. lighthouse ships CLIP and
+SlowFast features only, so it builds the `clip` and `clip_slowfast` configs;
+the staged copy and UMT's release build the I3D / audio ones.
 
 With TensorFlow installed, `PYTHONPATH=. tfds build tfds_builders/youtube_highlights
 --manual_dir=... --config=i3d_rgb --file_format=array_record` should do the
@@ -17,17 +23,41 @@ uses $TFDS_DATA_DIR or ~/tensorflow_datasets.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 from absl import logging
 from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from tfds_builders import layouts
 from tfds_builders import umt_release
+from tfds_builders import umt_splits
 
-ANNOTATIONS = "labels/umt_youtube_anno.json"
+ANNOTATIONS = "labels/umt_youtube_anno.json"  # of the staged layout
 SPLITS = "splits/umt_youtube_splits.json"
+
+
+def lighthouse_entry(row: dict[str, Any], vid: str, source: epath.Path) -> dict[str, Any]:
+  """A row of lighthouse's jsonl as UMT's annotation; its `label` must be match > 0.
+
+  lighthouse's rows carry UMT's fields (domain, fps, frames, clip, match) next
+  to its own `label` [[match > 0]] per clip and `duration` (frames / fps).
+  """
+  entry = {k: umt_release.field(row, vid, k, source)
+           for k in ("domain", "fps", "frames", "clip", "match")}
+  match = umt_release.array_field(row, vid, "match", source, np.float64)
+  label = umt_release.array_field(row, vid, "label", source, np.float64)
+  if label.shape != (len(match), 1) or (label[:, 0] != (match > 0)).any():
+    raise ValueError(f"video {vid}: 'label' in {source} is not [[match > 0]] per clip")
+  return entry
+
+
+LAYOUTS = {
+    "staged": layouts.staged("youtube", ("i3d_rgb", "i3d_flow", "pann_audio")),
+    "umt": layouts.umt("youtube", umt_splits.YOUTUBE_SPLITS),
+    "lighthouse": layouts.lighthouse("youtube_highlight", lighthouse_entry),
+}
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -39,12 +69,26 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = list(umt_release.FEATURE_SETS)
   DEFAULT_CONFIG_NAME = "i3d_rgb"
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
-  Point manual_dir at a folder laid out like ../shared/data/youtube_highlights:
-    {ANNOTATIONS}   (UMT's youtube_anno.json)
-    {SPLITS}    ({{domain: {{train: [ids], val: [ids]}}}})
-    {umt_release.FEATURES_DIR}/{{i3d_rgb,i3d_flow,pann_audio}}/<video_id>.npz  (key 'features')
-  See README.md for where these files come from.
+  Point manual_dir at one of these layouts (see README.md, "Get the data"):
+    staged:     {LAYOUTS["staged"].expects}
+    umt:        {LAYOUTS["umt"].expects}
+    lighthouse: {LAYOUTS["lighthouse"].expects}
   """
+
+  def __init__(self, *, layout: str = "auto", **kwargs: Any):
+    """A builder that reads the release in manual_dir.
+
+    Args:
+      layout: "auto" (detect it from manual_dir's files) or one of
+        `layouts.LAYOUTS`; a data_dir that holds this config built from
+        another layout is refused.
+      **kwargs: DatasetBuilder's (config, data_dir, file_format, version).
+    """
+    layouts.check_choice(layout)
+    super().__init__(**kwargs)
+    self._original_state["layout"] = layout  # survives pickling
+    self.layout = layout
+    layouts.check_prepared(self, layout)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
@@ -61,34 +105,34 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 encoding=tfds.features.Encoding.BYTES),
         }),
         homepage="https://github.com/aliensunmin/DomainSpecificHighlight",
+        metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    root = epath.Path(dl_manager.manual_dir)
-    anno = umt_release.load_json(root / ANNOTATIONS)
-    splits = umt_release.read_splits(root / SPLITS, set(anno))
-    umt_release.check_groups(splits, anno, "domain", root / ANNOTATIONS)
-    ids = {s: [v for group in splits.values() for v in group[s]] for s in ("train", "val")}
+    release = layouts.open_release(LAYOUTS, dl_manager.manual_dir, self.layout,
+                                   self.builder_config, self.name, self.BUILDER_CONFIGS)
+    self.info.metadata[layouts.METADATA_KEY] = release.layout.name
+    labels = release.labels
+    umt_release.check_groups(labels.splits, labels.entries, "domain", labels.sources)
+    ids = {s: [v for group in labels.splits.values() for v in group[s]] for s in ("train", "val")}
     # Annotated videos outside UMT's split; TFDS's split="all" is train+val+other.
-    ids["other"] = sorted(set(anno) - set(ids["train"]) - set(ids["val"]))
-    without = sorted(v for v in anno if not umt_release.has_any_features(root, v))
+    ids["other"] = sorted(set(labels.entries) - set(ids["train"]) - set(ids["val"]))
+    without = sorted(v for v in labels.entries if not release.has_any_features(v))
     if without:
       logging.warning("youtube_highlights: %d of %d annotated videos have no feature "
-                      "files of any kind and are skipped: %s", len(without), len(anno), without)
+                      "files of any kind and are skipped: %s", len(without),
+                      len(labels.entries), without)
     ids = {s: [v for v in vids if v not in without] for s, vids in ids.items()}
-    return {s: self._generate_examples(root, anno, vids) for s, vids in ids.items() if vids}
+    return {s: self._generate_examples(release, vids) for s, vids in ids.items() if vids}
 
-  def _generate_examples(self, root: epath.Path, anno: dict,
+  def _generate_examples(self, release: layouts.Release,
                          video_ids: list[str]) -> Iterator[tuple[str, dict]]:
     for vid in video_ids:
-      yield vid, self._example(root, vid, anno[vid])
+      yield vid, self._example(release, vid)
 
-  def _example(self, root: epath.Path, vid: str, entry: dict) -> dict:
-    source = root / ANNOTATIONS
-    fps = float(umt_release.field(entry, vid, "fps", source))
-    frames = int(umt_release.field(entry, vid, "frames", source))
-    if not fps > 0 or frames <= 0:
-      raise ValueError(f"video {vid}: fps {fps} and frames {frames} in {source} must be > 0")
+  def _example(self, release: layouts.Release, vid: str) -> dict:
+    entry, source = release.labels.entries[vid], release.labels.sources[vid]
+    fps, frames = umt_release.fps_and_frames(entry, vid, source)
     clips = umt_release.array_field(entry, vid, "clip", source, np.float64)
     match = umt_release.array_field(entry, vid, "match", source, np.float64)
     if clips.ndim != 2 or clips.shape[1] != 2 or len(clips) != len(match) or not len(match):
@@ -107,5 +151,5 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         "duration_s": frames / fps,
         "clips": clips.astype(np.int32),
         "match": match.astype(np.int8),
-        "features": umt_release.load_features(root, kinds, vid, len(match)),
+        "features": umt_release.load_features(release, kinds, vid, len(match)),
     }

@@ -38,7 +38,8 @@ def _by_id(builder, split):
 def test_name_and_configs():
   assert ytb.Builder.name == "youtube_highlights"
   dims = {c.name: c.dim for c in ytb.Builder.BUILDER_CONFIGS}
-  assert dims == {"i3d_rgb": 1024, "i3d_rgb_flow": 2048, "i3d_rgb_flow_audio": 4096}
+  assert dims == {"i3d_rgb": 1024, "i3d_rgb_flow": 2048, "i3d_rgb_flow_audio": 4096,
+                  "clip": 512, "clip_slowfast": 2816}
 
 
 def test_dummy_data(tmp_path, caplog):
@@ -52,6 +53,7 @@ def test_dummy_data(tmp_path, caplog):
   assert "1 of 8 annotated videos have no feature files" in caplog.text
   assert "dummyNoFeat" in caplog.text
   assert "1 split video ids have no annotation" in caplog.text
+  assert builder.info.metadata["layout"] == "staged"
 
   examples = _by_id(builder, "all")
   for i, (vid, domain, match, files) in enumerate(dummy.VIDEOS):
@@ -103,6 +105,11 @@ def _break_rows(manual):
   _rewrite(manual, "i3d_rgb", "dummyDog_02", np.zeros((5, 1024)))
 
 
+def _break_frames(manual):
+  path = manual / "labels" / "umt_youtube_anno.json"
+  path.write_text(path.read_text().replace('"frames": "250"', '"frames": "249.5"', 1))
+
+
 def _break_json(manual):
   (manual / "labels" / "umt_youtube_anno.json").write_text('{"dummyDog_01": {')
 
@@ -113,7 +120,9 @@ def _break_key(manual):
 
 
 @pytest.mark.parametrize("breaker, error, words", [
-    (_break_missing_file, FileNotFoundError, ("dummyDog_02", "i3d_rgb")),
+    (_break_missing_file, FileNotFoundError, ("dummyDog_02", "i3d_rgb",
+                                              "features_umt_f16/i3d_rgb/dummyDog_02.npz")),
+    (_break_frames, ValueError, ("dummyDog_01", "249.5", "umt_youtube_anno.json")),
     (_break_nan, ValueError, ("dummyDog_02.npz", "NaN", "row 1")),
     (_break_dim, ValueError, ("dummyDog_02.npz", "(3, 512)", "1024")),
     (_break_rows, ValueError, ("dummyDog_02", "i3d_rgb", "5 rows", "3 clips")),
