@@ -32,8 +32,13 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 # What a user can fix: config values and workdirs (ConfigError is a ValueError),
 # data files (the builders name the file, line and video), a stopped run.
-_USER_ERRORS = (ValueError, FileNotFoundError, workdir.WorkdirLockedError,
-                checkpointing.CheckpointError, run_loop.NonFiniteError)
+_USER_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    workdir.WorkdirLockedError,
+    checkpointing.CheckpointError,
+    run_loop.NonFiniteError,
+)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -50,8 +55,12 @@ def main(argv):
   writers.quiet_libraries(logging.get_verbosity())
   tfds.disable_progress_bar()
   parallel.initialize_distributed(_CONFIG.value)
-  logging.info("JAX process %d/%d, local devices %s", jax.process_index(),
-               jax.process_count(), jax.local_devices())
+  logging.info(
+      "JAX process %d/%d, local devices %s",
+      jax.process_index(),
+      jax.process_count(),
+      jax.local_devices(),
+  )
   try:
     run_loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except _USER_ERRORS as e:

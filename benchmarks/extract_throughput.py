@@ -47,8 +47,9 @@ from hl_jax.video import extraction
 from hl_jax.video import extractors
 
 FLAGS = flags.FLAGS
-SHARED = pathlib.Path(os.environ.get("HL_JAX_SHARED_DATA",
-                                     pathlib.Path(harness.REPO).parent / "shared" / "data"))
+SHARED = pathlib.Path(
+    os.environ.get("HL_JAX_SHARED_DATA", pathlib.Path(harness.REPO).parent / "shared" / "data")
+)
 DEFAULT_VIDEOS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")
 
 flags.DEFINE_string("output", "/tmp/hl_jax_bench/extract.json", "JSON path (.md next to it).")
@@ -59,8 +60,9 @@ flags.DEFINE_integer("decode_threads", 2, "Decoding threads.")
 flags.DEFINE_integer("rounds", 3, "Samples of each measurement.")
 
 
-def decode_all(paths: Sequence[str], config: decoding.DecodeConfig,
-               threads: int) -> list[np.ndarray]:
+def decode_all(
+    paths: Sequence[str], config: decoding.DecodeConfig, threads: int
+) -> list[np.ndarray]:
   """Every segment of `paths`, decoded on `threads` threads (as extract_many does)."""
   out: list[list[np.ndarray]] = [[] for _ in paths]
   todo = iter(range(len(paths)))
@@ -90,15 +92,19 @@ def main(argv: Sequence[str]) -> None:
       raise FileNotFoundError(f"{path}: no such video (set HL_JAX_SHARED_DATA or --videos)")
   extractor = extractors.make_extractor(FLAGS.extractor, batch=FLAGS.batch)
   config = extractor.config
-  results: dict[str, Any] = {"machine": harness.machine(), "videos": paths,
-                             "extractor": extractor.description,
-                             "batch": extractor.batch, "decode_threads": FLAGS.decode_threads,
-                             "decode": dataclasses.asdict(config)}
+  results: dict[str, Any] = {
+      "machine": harness.machine(),
+      "videos": paths,
+      "extractor": extractor.description,
+      "batch": extractor.batch,
+      "decode_threads": FLAGS.decode_threads,
+      "decode": dataclasses.asdict(config),
+  }
   segments = decode_all(paths, config, FLAGS.decode_threads)
   frames = np.stack(segments)
   num, per = len(segments), config.frames_per_segment
   logging.info("%d segments of %d frames; compiling", num, per)
-  extractor.embed_fn(frames[:extractor.batch])   # compile
+  extractor.embed_fn(frames[: extractor.batch])  # compile
 
   def run_decode():
     decode_all(paths, config, FLAGS.decode_threads)
@@ -107,8 +113,7 @@ def main(argv: Sequence[str]) -> None:
     extractor.embed_fn(frames)
 
   def run_e2e():
-    results_ = list(extraction.extract_many(paths, extractor,
-                                                decode_threads=FLAGS.decode_threads))
+    results_ = list(extraction.extract_many(paths, extractor, decode_threads=FLAGS.decode_threads))
     assert all(r.error is None for r in results_), [r.error for r in results_]
 
   measures = {"decode": run_decode, "model": run_model, "end_to_end": run_e2e}
@@ -119,23 +124,37 @@ def main(argv: Sequence[str]) -> None:
       start = time.perf_counter()
       fn()
       samples[name].append(time.perf_counter() - start)
-    logging.info("round %d/%d: %s, load %s", r + 1, FLAGS.rounds,
-                 {k: round(v[-1], 2) for k, v in samples.items()}, os.getloadavg())
+    logging.info(
+        "round %d/%d: %s, load %s",
+        r + 1,
+        FLAGS.rounds,
+        {k: round(v[-1], 2) for k, v in samples.items()},
+        os.getloadavg(),
+    )
   rows = {}
   for name, seconds in samples.items():
     median = float(np.median(seconds))
-    rows[name] = {"seconds": seconds, "median_s": median, "segments_per_s": num / median,
-                  "frames_per_s": num * per / median}
+    rows[name] = {
+        "seconds": seconds,
+        "median_s": median,
+        "segments_per_s": num / median,
+        "frames_per_s": num * per / median,
+    }
   ratio = rows["end_to_end"]["segments_per_s"] / rows["model"]["segments_per_s"]
-  results.update(rows=rows, num_segments=num, frames_per_segment=per,
-                 end_to_end_over_model=ratio)
-  lines = [f"{num} segments x {per} frames ({extractor.description}), batch "
-           f"{extractor.batch}, {FLAGS.decode_threads} decode threads, "
-           f"{FLAGS.rounds} rounds (median)", "",
-           "| | segments/s | frames/s | s per pass |", "|---|---|---|---|"]
+  results.update(rows=rows, num_segments=num, frames_per_segment=per, end_to_end_over_model=ratio)
+  lines = [
+      f"{num} segments x {per} frames ({extractor.description}), batch "
+      f"{extractor.batch}, {FLAGS.decode_threads} decode threads, "
+      f"{FLAGS.rounds} rounds (median)",
+      "",
+      "| | segments/s | frames/s | s per pass |",
+      "|---|---|---|---|",
+  ]
   for name, row in rows.items():
-    lines.append(f"| {name} | {row['segments_per_s']:.2f} | {row['frames_per_s']:.1f} | "
-                 f"{row['median_s']:.2f} |")
+    lines.append(
+        f"| {name} | {row['segments_per_s']:.2f} | {row['frames_per_s']:.1f} | "
+        f"{row['median_s']:.2f} |"
+    )
   lines += ["", f"end to end / model only: **{ratio:.3f}**"]
   table = "\n".join(lines)
   print(table)

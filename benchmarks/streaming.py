@@ -51,8 +51,11 @@ from hl_jax.highlights import streaming
 _WORKDIR = flags.DEFINE_string("workdir", None, "Trained workdir (default: train one).")
 _NUM_STEPS = flags.DEFINE_integer("num_steps", 200, "Steps when training a model here.")
 _CONFIG_OVERRIDES = flags.DEFINE_list(
-    "config_overrides", [], "section.key=value changes to the training config, e.g. "
-    "model.dropout_masks=flax (the masks of the figures in README.md).")
+    "config_overrides",
+    [],
+    "section.key=value changes to the training config, e.g. "
+    "model.dropout_masks=flax (the masks of the figures in README.md).",
+)
 _DATA_ROOT = flags.DEFINE_string("data_root", joint.DATA_ROOT, "Real data (../shared/data).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's).")
 _BENCHMARKS = flags.DEFINE_list("benchmarks", ["youtube_highlights", "tvsum"], "Benchmarks.")
@@ -64,12 +67,12 @@ _CHUNK = flags.DEFINE_integer("chunk", 8, "Segments per push in the chunked repl
 _OUTPUT = flags.DEFINE_string("output", "/tmp/hl_jax_bench/streaming.json", "JSON path.")
 
 
-def stream_config(overrides: str, starts: np.ndarray, ends: np.ndarray
-                  ) -> streaming.StreamConfig:
+def stream_config(overrides: str, starts: np.ndarray, ends: np.ndarray) -> streaming.StreamConfig:
   """StreamConfig with a video's segment length and stride and `k=v,...` overrides."""
   kwargs: dict[str, Any] = {
       "segment_seconds": float(ends[0] - starts[0]),
-      "stride_seconds": float(starts[1] - starts[0]) if len(starts) > 1 else None}
+      "stride_seconds": float(starts[1] - starts[0]) if len(starts) > 1 else None,
+  }
   types = {f.name: f.type for f in dataclasses.fields(streaming.StreamConfig)}
   for item in filter(None, overrides.split(",")):
     key, _, value = item.partition("=")
@@ -91,9 +94,15 @@ def agreement(stream: np.ndarray, offline: np.ndarray) -> dict[str, float]:
   recall = both / offline.sum() if offline.any() else 0.0
   f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
   union = float(np.sum(stream | offline))
-  return {"precision": precision, "recall": recall, "f1": f1,
-          "iou": both / union if union else 0.0, "both": both,
-          "stream": float(stream.sum()), "offline": float(offline.sum())}
+  return {
+      "precision": precision,
+      "recall": recall,
+      "f1": f1,
+      "iou": both / union if union else 0.0,
+      "both": both,
+      "stream": float(stream.sum()),
+      "offline": float(offline.sum()),
+  }
 
 
 def _mask(spans: Sequence[tuple[int, int]], num: int) -> np.ndarray:
@@ -116,8 +125,9 @@ def _key(event: streaming.Event) -> tuple[str, int, int, int]:
   return event.kind, event.segment, event.emitted_segment, event.start_segment
 
 
-def replay(video: predict.TimedVideo, offline_scores: np.ndarray, stream_fn, chunk_fn,
-           overrides: str) -> dict[str, Any]:
+def replay(
+    video: predict.TimedVideo, offline_scores: np.ndarray, stream_fn, chunk_fn, overrides: str
+) -> dict[str, Any]:
   """Streams one video three ways; returns its masks, events and timings."""
   config = stream_config(overrides, video.starts, video.ends)
   detector = streaming.OnlineDetector(config)
@@ -127,8 +137,9 @@ def replay(video: predict.TimedVideo, offline_scores: np.ndarray, stream_fn, chu
   events = [e for _, evs in outs for e in evs] + single.finish()
   scores = np.concatenate([s for s, _ in outs])
   chunked = streaming.StreamingScorer(chunk_fn, config)
-  pieces = [video.features[i:i + _CHUNK.value]
-            for i in range(0, len(video.features), _CHUNK.value)]
+  pieces = [
+      video.features[i : i + _CHUNK.value] for i in range(0, len(video.features), _CHUNK.value)
+  ]
   outs, chunk_us = _timed_pushes(chunked.push, pieces)
   chunk_events = [e for _, evs in outs for e in evs] + chunked.finish()
   # f's float rounding may differ with the batch shape; the decisions may not.
@@ -136,10 +147,14 @@ def replay(video: predict.TimedVideo, offline_scores: np.ndarray, stream_fn, chu
     raise AssertionError(f"{video.video_id}: chunked events differ from one-at-a-time")
   np.testing.assert_allclose(scores, offline_scores, rtol=1e-4, atol=1e-4)
   sizes = np.asarray([len(p) for p in pieces], np.float64)
-  return {"events": events, "config": config,
-          "stream_mask": _mask(streaming.highlights(events), len(scores)),
-          "detector_us": detector_us, "single_us": single_us,
-          "chunk_us_per_segment": np.repeat(chunk_us / sizes, sizes.astype(int))}
+  return {
+      "events": events,
+      "config": config,
+      "stream_mask": _mask(streaming.highlights(events), len(scores)),
+      "detector_us": detector_us,
+      "single_us": single_us,
+      "chunk_us_per_segment": np.repeat(chunk_us / sizes, sizes.astype(int)),
+  }
 
 
 def run_benchmark(name: str, workdir: str) -> dict[str, Any]:
@@ -147,11 +162,19 @@ def run_benchmark(name: str, workdir: str) -> dict[str, Any]:
   manual_dir = os.path.join(_DATA_ROOT.value, name)
   config, _ = workdir_lib.load_config(workdir)
   feature_set = config.eval.feature_set
-  videos = predict.benchmark_videos(name, _SPLIT.value, manual_dir=manual_dir,
-                                    data_dir=_DATA_DIR.value, feature_set=feature_set)
-  labels = {v.video_id: v.labels for v in benchmarks.load_benchmark(
-      name, _SPLIT.value, manual_dir=manual_dir, data_dir=_DATA_DIR.value,
-      feature_set=feature_set)}
+  videos = predict.benchmark_videos(
+      name, _SPLIT.value, manual_dir=manual_dir, data_dir=_DATA_DIR.value, feature_set=feature_set
+  )
+  labels = {
+      v.video_id: v.labels
+      for v in benchmarks.load_benchmark(
+          name,
+          _SPLIT.value,
+          manual_dir=manual_dir,
+          data_dir=_DATA_DIR.value,
+          feature_set=feature_set,
+      )
+  }
   offline_fn = families.load_segment_scorer(workdir).score_segments
   stream_fn = families.load_segment_scorer(workdir, chunk=1).score_segments
   chunk_fn = families.load_segment_scorer(workdir, chunk=_CHUNK.value).score_segments
@@ -165,21 +188,27 @@ def run_benchmark(name: str, workdir: str) -> dict[str, Any]:
     chosen = moments.select_moments(scores, video.starts, video.ends, rule)
     offline = _mask([(m.start, m.end) for m in chosen], len(scores))
     row = agreement(out["stream_mask"], offline)
-    row.update(video_id=video.video_id, num_segments=len(scores),
-               stream_coverage=float(out["stream_mask"].mean()),
-               offline_coverage=float(offline.mean()),
-               highlights=len(streaming.highlights(out["events"])))
+    row.update(
+        video_id=video.video_id,
+        num_segments=len(scores),
+        stream_coverage=float(out["stream_mask"].mean()),
+        offline_coverage=float(offline.mean()),
+        highlights=len(streaming.highlights(out["events"])),
+    )
     if name == "youtube_highlights":
       positive = labels[video.video_id] > 0
-      row.update(gt_base_rate=float(positive.mean()),
-                 gt_precision_stream=_precision(positive, out["stream_mask"]),
-                 gt_precision_offline=_precision(positive, offline))
+      row.update(
+          gt_base_rate=float(positive.mean()),
+          gt_precision_stream=_precision(positive, out["stream_mask"]),
+          gt_precision_offline=_precision(positive, offline),
+      )
     rows.append(row)
     timings["detector"].append(out["detector_us"])
     timings["single"].append(out["single_us"])
     timings["chunked"].append(out["chunk_us_per_segment"])
-    latencies += [(e.latency_segments, e.latency_segments * out["config"].stride)
-                  for e in out["events"]]
+    latencies += [
+        (e.latency_segments, e.latency_segments * out["config"].stride) for e in out["events"]
+    ]
   return _summary(name, rows, timings, np.asarray(latencies), out["config"])
 
 
@@ -191,41 +220,70 @@ def _summary(name, rows, timings, latencies, config) -> dict[str, Any]:
   def mean(key):
     values = [r[key] for r in rows if r.get(key) is not None]
     return float(np.mean(values)) if values else None
+
   us = {k: np.concatenate(v) for k, v in timings.items()}
   result = {
-      "benchmark": name, "split": _SPLIT.value, "num_videos": len(rows),
+      "benchmark": name,
+      "split": _SPLIT.value,
+      "num_videos": len(rows),
       "num_segments": int(sum(r["num_segments"] for r in rows)),
-      "us_per_segment": {k: {"p50": float(np.percentile(v, 50)),
-                             "p99": float(np.percentile(v, 99))} for k, v in us.items()},
+      "us_per_segment": {
+          k: {"p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99))}
+          for k, v in us.items()
+      },
       "chunk": _CHUNK.value,
-      "event_latency_segments": {"mean": float(latencies[:, 0].mean()),
-                                 "max": int(latencies[:, 0].max())},
-      "event_latency_seconds": {"mean": float(latencies[:, 1].mean()),
-                                "max": float(latencies[:, 1].max())},
+      "event_latency_segments": {
+          "mean": float(latencies[:, 0].mean()),
+          "max": int(latencies[:, 0].max()),
+      },
+      "event_latency_seconds": {
+          "mean": float(latencies[:, 1].mean()),
+          "max": float(latencies[:, 1].max()),
+      },
       "latency_budget_segments": config.latency_budget_segments,
-      "stream_config": {k: v for k, v in dataclasses.asdict(config).items()
-                        if k not in ("segment_seconds", "stride_seconds")},
+      "stream_config": {
+          k: v
+          for k, v in dataclasses.asdict(config).items()
+          if k not in ("segment_seconds", "stride_seconds")
+      },
   }
-  for key in ("precision", "recall", "f1", "iou", "stream_coverage", "offline_coverage",
-              "highlights", "gt_base_rate", "gt_precision_stream", "gt_precision_offline"):
+  for key in (
+      "precision",
+      "recall",
+      "f1",
+      "iou",
+      "stream_coverage",
+      "offline_coverage",
+      "highlights",
+      "gt_base_rate",
+      "gt_precision_stream",
+      "gt_precision_offline",
+  ):
     result[key] = mean(key)
   # Pooled over all segments of the split (precision is undefined, so None in
   # the per-video mean, for a video without streamed highlights).
   pooled = {k: float(sum(r[k] for r in rows)) for k in ("both", "stream", "offline")}
-  result["pooled"] = {"precision": pooled["both"] / max(pooled["stream"], 1.0),
-                      "recall": pooled["both"] / max(pooled["offline"], 1.0),
-                      "chance_precision": pooled["offline"] / result["num_segments"]}
+  result["pooled"] = {
+      "precision": pooled["both"] / max(pooled["stream"], 1.0),
+      "recall": pooled["both"] / max(pooled["offline"], 1.0),
+      "chance_precision": pooled["offline"] / result["num_segments"],
+  }
   result["per_video"] = rows
   return result
 
 
 def markdown(results: Sequence[dict[str, Any]], workdir: str) -> str:
   """Two tables: speed and latency, then agreement with the offline top-k."""
-  lines = [f"Model: {workdir}", "", "Wall time per segment (µs) and event latency:", "",
-           "| benchmark | segments | detector p50 / p99 (µs) | f + detector, 1 at a time "
-           "p50 / p99 (µs) | f + detector, chunks of C, per segment p50 / p99 (µs) | "
-           "event latency mean / max (segments) | mean / max (s) |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+  lines = [
+      f"Model: {workdir}",
+      "",
+      "Wall time per segment (µs) and event latency:",
+      "",
+      "| benchmark | segments | detector p50 / p99 (µs) | f + detector, 1 at a time "
+      "p50 / p99 (µs) | f + detector, chunks of C, per segment p50 / p99 (µs) | "
+      "event latency mean / max (segments) | mean / max (s) |",
+      "|---|---:|---:|---:|---:|---:|---:|",
+  ]
   for r in results:
     u = r["us_per_segment"]
     lines.append(
@@ -234,19 +292,27 @@ def markdown(results: Sequence[dict[str, Any]], workdir: str) -> str:
         f"{u['single']['p50']:.1f} / {u['single']['p99']:.1f} | "
         f"{u['chunked']['p50']:.1f} / {u['chunked']['p99']:.1f} (C={r['chunk']}) | "
         f"{r['event_latency_segments']['mean']:.2f} / {r['event_latency_segments']['max']} | "
-        f"{r['event_latency_seconds']['mean']:.2f} / {r['event_latency_seconds']['max']:.2f} |")
-  lines += ["", "Streamed highlight segments vs the offline top-k moments' segments, in %: "
-            "precision, recall, F1, IoU per video, then averaged (precision over the videos "
-            "with a streamed highlight); pooled: over all segments of the split; chance: "
-            "the precision of a random segment set (= offline coverage).", "",
-            "| benchmark | videos | highlights / video | P | R | F1 | IoU | chance P | "
-            "pooled P / R | pooled chance P | coverage stream / offline | "
-            "GT-positive share: stream / offline / all |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        f"{r['event_latency_seconds']['mean']:.2f} / {r['event_latency_seconds']['max']:.2f} |"
+    )
+  lines += [
+      "",
+      "Streamed highlight segments vs the offline top-k moments' segments, in %: "
+      "precision, recall, F1, IoU per video, then averaged (precision over the videos "
+      "with a streamed highlight); pooled: over all segments of the split; chance: "
+      "the precision of a random segment set (= offline coverage).",
+      "",
+      "| benchmark | videos | highlights / video | P | R | F1 | IoU | chance P | "
+      "pooled P / R | pooled chance P | coverage stream / offline | "
+      "GT-positive share: stream / offline / all |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ]
   for r in results:
-    gt = ("-" if r["gt_base_rate"] is None else
-          f"{100 * r['gt_precision_stream']:.1f} / {100 * r['gt_precision_offline']:.1f} / "
-          f"{100 * r['gt_base_rate']:.1f}")
+    gt = (
+        "-"
+        if r["gt_base_rate"] is None
+        else f"{100 * r['gt_precision_stream']:.1f} / {100 * r['gt_precision_offline']:.1f} / "
+        f"{100 * r['gt_base_rate']:.1f}"
+    )
     pooled = r["pooled"]
     lines.append(
         f"| {r['benchmark']} {r['split']} | {r['num_videos']} | {r['highlights']:.2f} | "
@@ -254,7 +320,8 @@ def markdown(results: Sequence[dict[str, Any]], workdir: str) -> str:
         f"{100 * r['iou']:.1f} | {100 * r['offline_coverage']:.1f} | "
         f"{100 * pooled['precision']:.1f} / {100 * pooled['recall']:.1f} | "
         f"{100 * pooled['chance_precision']:.1f} | "
-        f"{100 * r['stream_coverage']:.1f} / {100 * r['offline_coverage']:.1f} | {gt} |")
+        f"{100 * r['stream_coverage']:.1f} / {100 * r['offline_coverage']:.1f} | {gt} |"
+    )
   return "\n".join(lines) + "\n"
 
 

@@ -70,22 +70,31 @@ def random_batch(config: ml_collections.ConfigDict, seed: int = 0) -> dict[str, 
   for i in range(config.train.batch_size):
     t = int(rng.integers(t_max // 2, t_max + 1))
     start = int(rng.integers(0, t - config.loss.segment_length))
-    examples.append(inputs.Example(
-        f"v{i}", rng.standard_normal((t, config.model.visual_dim), np.float32),
-        rng.standard_normal((t, AUDIO_DIM), np.float32) if config.model.context == "audio"
-        else None,
-        rng.standard_normal((int(rng.integers(5, l_max + 1)), width), np.float32)
-        if l_max else None,
-        rng.random(t, np.float32), (start, start + config.loss.segment_length)))
+    examples.append(
+        inputs.Example(
+            f"v{i}",
+            rng.standard_normal((t, config.model.visual_dim), np.float32),
+            rng.standard_normal((t, AUDIO_DIM), np.float32)
+            if config.model.context == "audio"
+            else None,
+            rng.standard_normal((int(rng.integers(5, l_max + 1)), width), np.float32)
+            if l_max
+            else None,
+            rng.random(t, np.float32),
+            (start, start + config.loss.segment_length),
+        )
+    )
   return inputs.collate(examples, t_max, l_max, width)
 
 
 def step_probes(config: ml_collections.ConfigDict) -> list[harness.Probe]:
   """The train step and the forward pass of `config` on a random batch, videos/s."""
-  mesh = parallel.make_mesh(jax.devices()[:config.num_devices or None])
+  mesh = parallel.make_mesh(jax.devices()[: config.num_devices or None])
   if config.train.batch_size % mesh.size:
-    raise ValueError(f"train.batch_size={config.train.batch_size} is not a multiple of the "
-                     f"{mesh.size} devices")
+    raise ValueError(
+        f"train.batch_size={config.train.batch_size} is not a multiple of the "
+        f"{mesh.size} devices"
+    )
   steps = trainer.steps_of(config, mesh)
   batch = jax.device_put(random_batch(config), parallel.batch_sharded(mesh))
   state = [trainer.init_state(config.seed, steps, batch)]
@@ -98,9 +107,12 @@ def step_probes(config: ml_collections.ConfigDict) -> list[harness.Probe]:
 
   b = config.train.batch_size
   params = trainer.init_state(config.seed, steps, batch).params  # Not donated.
-  return [harness.Probe(f"{config.benchmark} train step", train, b),
-          harness.repeat_probe(f"{config.benchmark} forward (predict step)", steps.predict,
-                               (params, batch), b)]
+  return [
+      harness.Probe(f"{config.benchmark} train step", train, b),
+      harness.repeat_probe(
+          f"{config.benchmark} forward (predict step)", steps.predict, (params, batch), b
+      ),
+  ]
 
 
 def end_to_end(config: ml_collections.ConfigDict) -> dict:
@@ -118,8 +130,12 @@ def end_to_end(config: ml_collections.ConfigDict) -> dict:
       rows = [json.loads(line) for line in f]
   rates = [r["train/steps_per_second"] for r in rows if "train/steps_per_second" in r]
   videos = [config.train.batch_size * r for r in rates]
-  return {"videos_per_second": float(np.median(videos[1:])), "interval_videos_per_second":
-          videos, "steps": steps, "wall_seconds_including_compile_and_eval": total}
+  return {
+      "videos_per_second": float(np.median(videos[1:])),
+      "interval_videos_per_second": videos,
+      "steps": steps,
+      "wall_seconds_including_compile_and_eval": total,
+  }
 
 
 def main(argv):
@@ -131,23 +147,32 @@ def main(argv):
     probes += step_probes(config)
   harness.round_robin(probes, _ROUNDS.value, _MIN_SECONDS.value)
   print(f"\nStep only ({_ROUNDS.value} rounds, medians; videos of the padded length):\n")
-  print("| benchmark | batch | T_max | probe | videos/s | ms per call |\n"
-        "|---|---:|---:|---|---:|---:|")
+  print(
+      "| benchmark | batch | T_max | probe | videos/s | ms per call |\n"
+      "|---|---:|---:|---|---:|---:|"
+  )
   for name, config in configs.items():
     b = config.train.batch_size
     for probe in probes:
       if probe.name.startswith(name):
         rate = probe.median()
         results["benchmarks"].setdefault(name, {})[probe.name] = {
-            "videos_per_second": rate, "samples": probe.samples, "batch": b}
-        print(f"| {name} | {b} | {SHAPES[name][0]} | {probe.name[len(name) + 1:]} | "
-              f"{rate:,.1f} | {1e3 * b / rate:,.1f} |")
+            "videos_per_second": rate,
+            "samples": probe.samples,
+            "batch": b,
+        }
+        print(
+            f"| {name} | {b} | {SHAPES[name][0]} | {probe.name[len(name) + 1:]} | "
+            f"{rate:,.1f} | {1e3 * b / rate:,.1f} |"
+        )
   peak = probes[0].median()
   results["matmul_gflops"] = peak / 1e9
   print(f"\nsquare 2048^3 f32 matmul: {peak / 1e9:,.1f} GFLOP/s")
   if _E2E.value:
-    print("\n| benchmark | e2e videos/s | step-only videos/s (before, after) | ratio |\n"
-          "|---|---:|---:|---:|")
+    print(
+        "\n| benchmark | e2e videos/s | step-only videos/s (before, after) | ratio |\n"
+        "|---|---:|---:|---:|"
+    )
     for name, config in configs.items():
       train_probe = next(p for p in probes if p.name == f"{name} train step")
       before = train_probe.sample()
@@ -156,8 +181,10 @@ def main(argv):
       e2e["step_only_before_after"] = [before, after]
       e2e["ratio"] = e2e["videos_per_second"] / statistics.mean([before, after])
       results["benchmarks"][name]["end_to_end"] = e2e
-      print(f"| {name} | {e2e['videos_per_second']:,.1f} | {before:,.1f}, {after:,.1f} | "
-            f"{e2e['ratio']:.2f} |")
+      print(
+          f"| {name} | {e2e['videos_per_second']:,.1f} | {before:,.1f}, {after:,.1f} | "
+          f"{e2e['ratio']:.2f} |"
+      )
   harness.finish(results, _OUTPUT.value)
 
 

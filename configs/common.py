@@ -56,8 +56,9 @@ def base(family: str) -> ml_collections.ConfigDict:
   return config
 
 
-def parse_arg(arg: str | None, handlers: Mapping[str, Callable[[str], None]],
-              config_file: str) -> None:
+def parse_arg(
+    arg: str | None, handlers: Mapping[str, Callable[[str], None]], config_file: str
+) -> None:
   """Applies a config argument, comma-separated words `key=value` or `key`.
 
   Args:
@@ -71,6 +72,8 @@ def parse_arg(arg: str | None, handlers: Mapping[str, Callable[[str], None]],
   for item in arg.split(",") if arg else []:
     key, _, value = item.partition("=")
     if key not in handlers:
-      raise ValueError(f"unknown config argument {key!r} in {config_file}:{arg}; known: "
-                       f"{', '.join(sorted(handlers))}")
+      raise ValueError(
+          f"unknown config argument {key!r} in {config_file}:{arg}; known: "
+          f"{', '.join(sorted(handlers))}"
+      )
     handlers[key](value)

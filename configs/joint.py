@@ -113,19 +113,25 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.eval.benchmark_split = "val"
   config.eval.feature_set = "i3d_rgb"  # Must give the corpus's feature dim.
 
-  common.parse_arg(arg, {
-      "corpus": lambda value: set_corpus(config, value),
-      "weighting": lambda value: setattr(config.train, "weighting", value),
-      "domain": lambda value: setattr(config.corpus, "domain", value),
-      "variant": _variant_was_replaced,
-  }, "configs/joint.py")
+  common.parse_arg(
+      arg,
+      {
+          "corpus": lambda value: set_corpus(config, value),
+          "weighting": lambda value: setattr(config.train, "weighting", value),
+          "domain": lambda value: setattr(config.corpus, "domain", value),
+          "variant": _variant_was_replaced,
+      },
+      "configs/joint.py",
+  )
   return config
 
 
 def _variant_was_replaced(value: str) -> None:
-  raise ValueError(f"config argument variant={value} was replaced by weighting=: "
-                   "Ranking-D and Ranking-EM are pair weightings now "
-                   "(configs/joint.py:weighting=ranking_d, or configs/ranking_d.py)")
+  raise ValueError(
+      f"config argument variant={value} was replaced by weighting=: "
+      "Ranking-D and Ranking-EM are pair weightings now "
+      "(configs/joint.py:weighting=ranking_d, or configs/ranking_d.py)"
+  )
 
 
 # Real corpora: (manual_dir under DATA_ROOT, evaluated benchmarks, train.num_groups,
@@ -133,9 +139,10 @@ def _variant_was_replaced(value: str) -> None:
 # duration-bucketed, unlabelled (~5 min on 2 CPU cores), evaluated on YTH and TVSum val.
 # TVSum: its 40 train videos (domain: category), for video-level tags
 # (corpus.tag=<category>), evaluated on TVSum val.
-_REAL_CORPORA = {"youtube_highlights": ("youtube_highlights", ("youtube_highlights", "tvsum"),
-                                        128, 600, 200),
-                 "tvsum": ("tvsum", ("tvsum",), 64, 200, 50)}
+_REAL_CORPORA = {
+    "youtube_highlights": ("youtube_highlights", ("youtube_highlights", "tvsum"), 128, 600, 200),
+    "tvsum": ("tvsum", ("tvsum",), 64, 200, 50),
+}
 
 
 def set_corpus(config: ml_collections.ConfigDict, name: str) -> None:
@@ -149,8 +156,11 @@ def set_corpus(config: ml_collections.ConfigDict, name: str) -> None:
   config.corpus.eval_split = ""  # Unlabelled; the benchmarks are the evaluation.
   config.eval.benchmarks = benchmarks
   # The benchmarks' features of the corpus's width (its name's suffix).
-  config.eval.feature_set = next(f for f in ("i3d_rgb_flow_audio", "i3d_rgb_flow", "i3d_rgb")
-                                 if name.endswith(f[3:]) or f == "i3d_rgb")
+  config.eval.feature_set = next(
+      f
+      for f in ("i3d_rgb_flow_audio", "i3d_rgb_flow", "i3d_rgb")
+      if name.endswith(f[3:]) or f == "i3d_rgb"
+  )
   config.train.num_groups, config.train.num_steps = groups, steps
   config.train.weight_schedule_steps = steps // 2
   config.eval.every_steps = config.checkpoint.every_steps = every

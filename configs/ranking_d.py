@@ -1,6 +1,6 @@
 r"""Ranking-D: duration ranking with every pair of a group weighted 1/n (no h).
 
-  python launch.py --config=configs/ranking_d.py --workdir=/tmp/hl_jax/ranking_d
+python launch.py --config=configs/ranking_d.py --workdir=/tmp/hl_jax/ranking_d
 """
 
 from configs import joint

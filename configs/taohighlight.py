@@ -76,14 +76,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.weak = ml_collections.ConfigDict()
   config.weak.workdir = ""
 
-  common.parse_arg(arg, {
-      "benchmark": lambda value: set_benchmark(config, value),
-      "group": lambda value: setattr(config, "group", value),
-      "tiny": lambda _: _tiny(config),
-      "no_text": lambda _: setattr(config.model, "use_text", False),
-      "no_graph": lambda _: setattr(config.model, "use_graph", False),
-      "no_ag": lambda _: setattr(config.loss, "w_ag", 0.0),
-  }, "configs/taohighlight.py")
+  common.parse_arg(
+      arg,
+      {
+          "benchmark": lambda value: set_benchmark(config, value),
+          "group": lambda value: setattr(config, "group", value),
+          "tiny": lambda _: _tiny(config),
+          "no_text": lambda _: setattr(config.model, "use_text", False),
+          "no_graph": lambda _: setattr(config.model, "use_graph", False),
+          "no_ag": lambda _: setattr(config.loss, "w_ag", 0.0),
+      },
+      "configs/taohighlight.py",
+  )
   return config
 
 

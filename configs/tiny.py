@@ -1,6 +1,6 @@
 r"""A seconds-long run for tests and CI: tiny corpus, tiny model, few steps.
 
-  python launch.py --config=configs/tiny.py --workdir=/tmp/hl_jax/tiny
+python launch.py --config=configs/tiny.py --workdir=/tmp/hl_jax/tiny
 """
 
 from configs import joint

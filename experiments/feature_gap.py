@@ -44,10 +44,15 @@ from hl_jax.highlights import predict
 from hl_jax.video import cache
 
 FLAGS = flags.FLAGS
-SHARED = pathlib.Path(os.environ.get("HL_JAX_SHARED_DATA",
-                                     pathlib.Path(harness.REPO).parent / "shared" / "data"))
-SAMPLE_VIDEOS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4",
-                 "univtg_example/charades.mp4")
+SHARED = pathlib.Path(
+    os.environ.get("HL_JAX_SHARED_DATA", pathlib.Path(harness.REPO).parent / "shared" / "data")
+)
+SAMPLE_VIDEOS = (
+    "bikes.mp4",
+    "bigbuckbunny.mp4",
+    "carphone_pristine.mp4",
+    "univtg_example/charades.mp4",
+)
 
 flags.DEFINE_string("output", "/tmp/hl_jax_bench/feature_gap.json", "JSON (.md next to it).")
 flags.DEFINE_list("videos", [], "Video files (default: the sample videos).")
@@ -69,21 +74,29 @@ def staged(benchmark: str) -> dict[str, np.ndarray]:
 
 def describe(rows: np.ndarray) -> dict[str, Any]:
   norms = np.linalg.norm(rows, axis=1)
-  return {"segments": int(len(rows)),
-          "norm_mean": float(norms.mean()), "norm_std": float(norms.std()),
-          "zeros": float((rows == 0).mean()), "below_0.01": float((rows < 0.01).mean()),
-          "value_mean": float(rows.mean()), "value_max": float(rows.max()),
-          "negative": float((rows < 0).mean())}
+  return {
+      "segments": int(len(rows)),
+      "norm_mean": float(norms.mean()),
+      "norm_std": float(norms.std()),
+      "zeros": float((rows == 0).mean()),
+      "below_0.01": float((rows < 0.01).mean()),
+      "value_mean": float(rows.mean()),
+      "value_max": float(rows.max()),
+      "negative": float((rows < 0).mean()),
+  }
 
 
 def compare(ours: np.ndarray, theirs: np.ndarray) -> dict[str, float]:
   unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
   nearest = (unit(ours) @ unit(theirs).T).max(axis=1)
-  return {"dim_mean_corr": float(np.corrcoef(ours.mean(0), theirs.mean(0))[0, 1]),
-          "dim_std_corr": float(np.corrcoef(ours.std(0), theirs.std(0))[0, 1]),
-          "nearest_cosine": float(nearest.mean()),
-          "norm_ratio": float(np.linalg.norm(ours, axis=1).mean()
-                              / np.linalg.norm(theirs, axis=1).mean())}
+  return {
+      "dim_mean_corr": float(np.corrcoef(ours.mean(0), theirs.mean(0))[0, 1]),
+      "dim_std_corr": float(np.corrcoef(ours.std(0), theirs.std(0))[0, 1]),
+      "nearest_cosine": float(nearest.mean()),
+      "norm_ratio": float(
+          np.linalg.norm(ours, axis=1).mean() / np.linalg.norm(theirs, axis=1).mean()
+      ),
+  }
 
 
 def main(argv: Sequence[str]) -> None:
@@ -92,16 +105,21 @@ def main(argv: Sequence[str]) -> None:
   output = pathlib.Path(FLAGS.output)
   files = cache.features_for_videos(videos, output.parent / "features")
   ours = {pathlib.Path(v).stem: np.load(f)["features"] for v, f in zip(videos, files)}
-  sets = {"ours (sample videos)": np.concatenate(list(ours.values())),
-          "youtube_highlights i3d_rgb": np.concatenate(list(staged("youtube_highlights").values())),
-          "tvsum i3d_rgb": np.concatenate(list(staged("tvsum").values()))}
+  sets = {
+      "ours (sample videos)": np.concatenate(list(ours.values())),
+      "youtube_highlights i3d_rgb": np.concatenate(list(staged("youtube_highlights").values())),
+      "tvsum i3d_rgb": np.concatenate(list(staged("tvsum").values())),
+  }
   rng = np.random.default_rng(0)
   # Nearest-neighbour cosines against a fixed sample of staged segments (memory).
   sample = {k: v[rng.choice(len(v), min(len(v), 20000), replace=False)] for k, v in sets.items()}
   names = list(sets)
-  results: dict[str, Any] = {"machine": harness.machine(), "videos": videos,
-                             "sets": {k: describe(v) for k, v in sets.items()},
-                             "pairs": {}}
+  results: dict[str, Any] = {
+      "machine": harness.machine(),
+      "videos": videos,
+      "sets": {k: describe(v) for k, v in sets.items()},
+      "pairs": {},
+  }
   for a, b in ((names[0], names[1]), (names[0], names[2]), (names[2], names[1])):
     results["pairs"][f"{a} vs {b}"] = compare(sample[a], sample[b])
   # Control for our small sample: as many staged TVSum segments, from as many
@@ -111,41 +129,62 @@ def main(argv: Sequence[str]) -> None:
   for _ in range(FLAGS.control_draws):
     ids = rng.choice(sorted(tvsum), len(ours), replace=False)
     rows = np.concatenate([tvsum[i] for i in ids])
-    draws.append(compare(rows[rng.choice(len(rows), len(sets[names[0]]), replace=False)],
-                         sample[names[1]]))
+    draws.append(
+        compare(rows[rng.choice(len(rows), len(sets[names[0]]), replace=False)], sample[names[1]])
+    )
   control = f"control: {len(sets[names[0]])} tvsum segments of {len(ours)} videos vs {names[1]}"
   results["pairs"][control] = {k: float(np.mean([d[k] for d in draws])) for k in draws[0]}
   results["control_std"] = {k: float(np.std([d[k] for d in draws])) for k in draws[0]}
-  lines = ["| set | segments | norm (mean ± std) | zeros | < 0.01 | mean value | max |",
-           "|---|---|---|---|---|---|---|"]
+  lines = [
+      "| set | segments | norm (mean ± std) | zeros | < 0.01 | mean value | max |",
+      "|---|---|---|---|---|---|---|",
+  ]
   for name, d in results["sets"].items():
-    lines.append(f"| {name} | {d['segments']} | {d['norm_mean']:.2f} ± {d['norm_std']:.2f} | "
-                 f"{d['zeros']:.1%} | {d['below_0.01']:.1%} | {d['value_mean']:.3f} | "
-                 f"{d['value_max']:.2f} |")
-  lines += ["", "| pair | corr. of per-dim means | corr. of per-dim stds | "
-            "mean nearest cosine (first to second) | norm ratio |", "|---|---|---|---|---|"]
+    lines.append(
+        f"| {name} | {d['segments']} | {d['norm_mean']:.2f} ± {d['norm_std']:.2f} | "
+        f"{d['zeros']:.1%} | {d['below_0.01']:.1%} | {d['value_mean']:.3f} | "
+        f"{d['value_max']:.2f} |"
+    )
+  lines += [
+      "",
+      "| pair | corr. of per-dim means | corr. of per-dim stds | "
+      "mean nearest cosine (first to second) | norm ratio |",
+      "|---|---|---|---|---|",
+  ]
   for name, d in results["pairs"].items():
     spread = results["control_std"] if name.startswith("control") else None
     cell = lambda k, f: f"{d[k]:{f}}" + (f" ± {spread[k]:{f}}" if spread else "")
-    lines.append(f"| {name} | {cell('dim_mean_corr', '.3f')} | {cell('dim_std_corr', '.3f')} | "
-                 f"{cell('nearest_cosine', '.3f')} | {cell('norm_ratio', '.2f')} |")
+    lines.append(
+        f"| {name} | {cell('dim_mean_corr', '.3f')} | {cell('dim_std_corr', '.3f')} | "
+        f"{cell('nearest_cosine', '.3f')} | {cell('norm_ratio', '.2f')} |"
+    )
   if FLAGS.workdir:
     scorer = families.load_segment_scorer(FLAGS.workdir)
     score_fn, step = scorer.score_segments, scorer.step
-    val = predict.benchmark_videos("youtube_highlights", "val",
-                                   manual_dir=str(SHARED / "youtube_highlights"),
-                                   data_dir=FLAGS.data_dir, feature_set="i3d_rgb")
+    val = predict.benchmark_videos(
+        "youtube_highlights",
+        "val",
+        manual_dir=str(SHARED / "youtube_highlights"),
+        data_dir=FLAGS.data_dir,
+        feature_set="i3d_rgb",
+    )
     theirs = np.concatenate([score_fn(v.features) for v in val])
     mine = np.concatenate([score_fn(f) for f in ours.values()])
-    results["scores"] = {"workdir": FLAGS.workdir, "step": step,
-                         "staged_val": {"mean": float(theirs.mean()), "std": float(theirs.std())},
-                         "ours": {"mean": float(mine.mean()), "std": float(mine.std())},
-                         "ours_mean_percentile": float((theirs < mine.mean()).mean())}
+    results["scores"] = {
+        "workdir": FLAGS.workdir,
+        "step": step,
+        "staged_val": {"mean": float(theirs.mean()), "std": float(theirs.std())},
+        "ours": {"mean": float(mine.mean()), "std": float(mine.std())},
+        "ours_mean_percentile": float((theirs < mine.mean()).mean()),
+    }
     s = results["scores"]
-    lines += ["", f"f of {FLAGS.workdir} (step {step}): YouTube Highlights val segments "
-              f"{s['staged_val']['mean']:.3f} ± {s['staged_val']['std']:.3f}, ours "
-              f"{s['ours']['mean']:.3f} ± {s['ours']['std']:.3f} (our mean at the "
-              f"{s['ours_mean_percentile']:.0%} percentile of the staged scores)"]
+    lines += [
+        "",
+        f"f of {FLAGS.workdir} (step {step}): YouTube Highlights val segments "
+        f"{s['staged_val']['mean']:.3f} ± {s['staged_val']['std']:.3f}, ours "
+        f"{s['ours']['mean']:.3f} ± {s['ours']['std']:.3f} (our mean at the "
+        f"{s['ours_mean_percentile']:.0%} percentile of the staged scores)",
+    ]
   table = "\n".join(lines)
   print(table)
   output.parent.mkdir(parents=True, exist_ok=True)

@@ -37,8 +37,9 @@ from configs import joint
 from hl_jax.video import i3d
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "/tmp/hl_jax_i3d_reference", "Report folder.")
-_DATA_ROOT = flags.DEFINE_string("data_root", joint.DATA_ROOT,
-                                 "Real data (../shared/data, or $HL_JAX_SHARED_DATA).")
+_DATA_ROOT = flags.DEFINE_string(
+    "data_root", joint.DATA_ROOT, "Real data (../shared/data, or $HL_JAX_SHARED_DATA)."
+)
 
 SAMPLE_DIR = "kinetics_i3d_reference"
 GIF = "v_CricketShot_g04_c01_rgb.gif"
@@ -47,16 +48,26 @@ IMAGENET_RGB = "expected_outputs/imagenet_rgb.txt"
 # the rgb_scratch checkpoint on the .npy input. (probability, logit, class).
 RGB_SCRATCH_NORM = 87.217987
 RGB_SCRATCH_TOP20 = (
-    (0.996896, 19.4886, "playing cricket"), (0.00111613, 12.6938, "robot dancing"),
-    (0.000777456, 12.3322, "pumping fist"), (0.000402223, 11.6732, "breakdancing"),
-    (0.000202535, 10.9871, "hurling (sport)"), (0.000198996, 10.9695, "shooting goal (soccer)"),
-    (8.22132e-05, 10.0855, "celebrating"), (4.50828e-05, 9.4847, "hitting baseball"),
-    (2.54902e-05, 8.91449, "tap dancing"), (2.25395e-05, 8.79147, "catching or throwing baseball"),
-    (2.10611e-05, 8.72363, "krumping"), (1.96687e-05, 8.65523, "applauding"),
-    (1.66679e-05, 8.48969, "jumpstyle dancing"), (1.47611e-05, 8.36819, "golf putting"),
-    (1.42615e-05, 8.33376, "dancing charleston"), (1.38783e-05, 8.30652, "skateboarding"),
-    (9.49191e-06, 7.92664, "juggling soccer ball"), (8.95278e-06, 7.86816, "cheerleading"),
-    (8.33193e-06, 7.79629, "playing kickball"), (6.64824e-06, 7.57055, "headbutting"),
+    (0.996896, 19.4886, "playing cricket"),
+    (0.00111613, 12.6938, "robot dancing"),
+    (0.000777456, 12.3322, "pumping fist"),
+    (0.000402223, 11.6732, "breakdancing"),
+    (0.000202535, 10.9871, "hurling (sport)"),
+    (0.000198996, 10.9695, "shooting goal (soccer)"),
+    (8.22132e-05, 10.0855, "celebrating"),
+    (4.50828e-05, 9.4847, "hitting baseball"),
+    (2.54902e-05, 8.91449, "tap dancing"),
+    (2.25395e-05, 8.79147, "catching or throwing baseball"),
+    (2.10611e-05, 8.72363, "krumping"),
+    (1.96687e-05, 8.65523, "applauding"),
+    (1.66679e-05, 8.48969, "jumpstyle dancing"),
+    (1.47611e-05, 8.36819, "golf putting"),
+    (1.42615e-05, 8.33376, "dancing charleston"),
+    (1.38783e-05, 8.30652, "skateboarding"),
+    (9.49191e-06, 7.92664, "juggling soccer ball"),
+    (8.95278e-06, 7.86816, "cheerleading"),
+    (8.33193e-06, 7.79629, "playing kickball"),
+    (6.64824e-06, 7.57055, "headbutting"),
 )
 EXPLANATION = (
     "The logits cannot match digit for digit. DeepMind's numbers come from the clip's .npy "
@@ -69,7 +80,8 @@ EXPLANATION = (
     "imagenet_rgb.txt is a different network that agrees on the top-1 class only. The shared "
     "expected_outputs cannot tell the two apart by themselves (imagenet_rgb.txt and "
     "no_imagenet_rgb.txt are identical files there, both rgb_imagenet's output); the "
-    "rgb_scratch list comes from the repository's first commit, before that re-run.")
+    "rgb_scratch list comes from the repository's first commit, before that re-run."
+)
 
 
 def read_gif(path: str | os.PathLike[str]) -> np.ndarray:
@@ -113,8 +125,9 @@ def top(logits: np.ndarray, labels: Sequence[str], k: int = 20) -> list[tuple[fl
   return [(float(probs[i]), float(logits[i]), labels[i]) for i in order]
 
 
-def compare(logits: np.ndarray, labels: Sequence[str], norm: float,
-            rows: Sequence[tuple[float, float, str]]) -> dict[str, Any]:
+def compare(
+    logits: np.ndarray, labels: Sequence[str], norm: float, rows: Sequence[tuple[float, float, str]]
+) -> dict[str, Any]:
   """Top-1 match, top-5 overlap, norms and logit correlation against one reference."""
   ours = top(logits, labels)
   ours5, theirs5 = {r[2] for r in ours[:5]}, {r[2] for r in rows[:5]}
@@ -126,8 +139,10 @@ def compare(logits: np.ndarray, labels: Sequence[str], norm: float,
       "top1_match": ours[0][2] == rows[0][2],
       "top5_overlap": len(ours5 & theirs5),
       "top20_overlap": len({r[2] for r in ours} & {r[2] for r in rows}),
-      "norm_ours": float(np.linalg.norm(logits)), "norm_expected": norm,
-      "top1_logit_ours": ours[0][1], "top1_logit_expected": rows[0][1],
+      "norm_ours": float(np.linalg.norm(logits)),
+      "norm_expected": norm,
+      "top1_logit_ours": ours[0][1],
+      "top1_logit_expected": rows[0][1],
       "correlation_over_listed": float(np.corrcoef(ours_listed, theirs_listed)[0, 1]),
       "num_listed": len(listed),
       "expected_top20": [list(r) for r in rows],
@@ -145,7 +160,8 @@ def run(data_root: str | os.PathLike[str]) -> dict[str, Any]:
   logits = np.asarray(i3d.logits(variables, x))[0]
   seconds = time.perf_counter() - start
   return {
-      "input_shape": list(x.shape), "weights_source": i3d.WEIGHTS_SOURCE,
+      "input_shape": list(x.shape),
+      "weights_source": i3d.WEIGHTS_SOURCE,
       "seconds_compile_and_run": seconds,
       "ours_top20": [list(r) for r in top(logits, labels)],
       "logits": logits.tolist(),
@@ -157,25 +173,45 @@ def run(data_root: str | os.PathLike[str]) -> dict[str, Any]:
 
 def markdown(results: dict[str, Any]) -> str:
   """The side-by-side table, the summary figures and the explanation."""
-  refs = (("imagenet_rgb.txt", results["vs_imagenet_rgb"]),
-          ("rgb_scratch (2017)", results["vs_rgb_scratch_2017"]))
-  head = "| # | ours: prob | logit | class | " + " | ".join(
-      f"{name}: prob | logit | class" for name, _ in refs) + " |"
-  lines = [f"# I3D reference check: {GIF}, input {results['input_shape']}", "",
-           f"Weights: {results['weights_source']}.", "", head,
-           "|" + "---|" * (4 + 3 * len(refs))]
+  refs = (
+      ("imagenet_rgb.txt", results["vs_imagenet_rgb"]),
+      ("rgb_scratch (2017)", results["vs_rgb_scratch_2017"]),
+  )
+  head = (
+      "| # | ours: prob | logit | class | "
+      + " | ".join(f"{name}: prob | logit | class" for name, _ in refs)
+      + " |"
+  )
+  lines = [
+      f"# I3D reference check: {GIF}, input {results['input_shape']}",
+      "",
+      f"Weights: {results['weights_source']}.",
+      "",
+      head,
+      "|" + "---|" * (4 + 3 * len(refs)),
+  ]
   for i, (p, logit, name) in enumerate(results["ours_top20"]):
     cells = [f"{p:.4g} | {logit:.3f} | {name}"]
-    cells += [("{:.4g} | {:.3f} | {}".format(*ref["expected_top20"][i])
-               if i < len(ref["expected_top20"]) else " | | ") for _, ref in refs]
+    cells += [
+        (
+            "{:.4g} | {:.3f} | {}".format(*ref["expected_top20"][i])
+            if i < len(ref["expected_top20"])
+            else " | | "
+        )
+        for _, ref in refs
+    ]
     lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
   lines += ["", "| | " + " | ".join(name for name, _ in refs) + " |", "|---|---|---|"]
-  for key, label in (("top1_match", "top-1 match"), ("top5_overlap", "top-5 overlap (of 5)"),
-                     ("top20_overlap", "top-20 overlap (of 20)"),
-                     ("top1_logit_ours", "our top-1 logit"),
-                     ("top1_logit_expected", "their top-1 logit"),
-                     ("norm_ours", "norm of our logits"), ("norm_expected", "their norm"),
-                     ("correlation_over_listed", "correlation over their 20 classes")):
+  for key, label in (
+      ("top1_match", "top-1 match"),
+      ("top5_overlap", "top-5 overlap (of 5)"),
+      ("top20_overlap", "top-20 overlap (of 20)"),
+      ("top1_logit_ours", "our top-1 logit"),
+      ("top1_logit_expected", "their top-1 logit"),
+      ("norm_ours", "norm of our logits"),
+      ("norm_expected", "their norm"),
+      ("correlation_over_listed", "correlation over their 20 classes"),
+  ):
     values = [ref[key] for _, ref in refs]
     text = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in values]
     lines.append(f"| {label} | " + " | ".join(text) + " |")

@@ -51,8 +51,18 @@ from hl_jax.less_is_more import models
 from hl_jax.less_is_more import weightings
 
 FLAGS = flags.FLAGS
-COLUMNS = ("weighted_groups", "right", "wrong", "satisfied", "max_weight", "effective_pairs",
-           "f_acc_right", "f_acc_wrong", "f_norm_rank_corr", "between_share")
+COLUMNS = (
+    "weighted_groups",
+    "right",
+    "wrong",
+    "satisfied",
+    "max_weight",
+    "effective_pairs",
+    "f_acc_right",
+    "f_acc_wrong",
+    "f_norm_rank_corr",
+    "between_share",
+)
 
 
 def _define_flags() -> None:
@@ -61,16 +71,22 @@ def _define_flags() -> None:
   flags.DEFINE_integer("groups", 2048, "Random groups of pairs per run.")
 
 
-def _draw_pairs(pools: dict[str, tuple], pool: str, shape: tuple[int, int],
-                within_domain: bool, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+def _draw_pairs(
+    pools: dict[str, tuple],
+    pool: str,
+    shape: tuple[int, int],
+    within_domain: bool,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, ...]:
   """[groups, n] short and long clip indices, as the train step pairs them."""
   (_, ys, *short_videos), (_, yl, *long_videos) = pools[pool]
   i, j = rng.integers(0, len(ys), shape), rng.integers(0, len(yl), shape)
   if within_domain and pool == "all":  # Each short clip meets its own domain's long clips.
     if not short_videos:
       raise ValueError("pairs within a domain need pools with video indices")
-    domain_of = {v: d for d, (s, l) in pools.items() if d != "all"
-                 for v in np.concatenate([s[2], l[2]])}
+    domain_of = {
+        v: d for d, (s, l) in pools.items() if d != "all" for v in np.concatenate([s[2], l[2]])
+    }
     short_domain = np.array([domain_of[v] for v in short_videos[0]])[i]
     long_domain = np.array([domain_of[v] for v in long_videos[0]])
     for domain in np.unique(short_domain):
@@ -79,9 +95,14 @@ def _draw_pairs(pools: dict[str, tuple], pool: str, shape: tuple[int, int],
   return i, j
 
 
-def _weights(config: Any, state: dict, weigher: Any, x: tuple[np.ndarray, np.ndarray],
-             ij: tuple[np.ndarray, np.ndarray],
-             f_pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def _weights(
+    config: Any,
+    state: dict,
+    weigher: Any,
+    x: tuple[np.ndarray, np.ndarray],
+    ij: tuple[np.ndarray, np.ndarray],
+    f_pair: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
   """[groups, n] the run's pair weights at its last step, normalised to sum 1 per
   group (0 in a group whose weights are all 0)."""
   (x_short, x_long), (i, j), (f_short, f_long) = x, ij, f_pair  # Pool clips, [groups, n].
@@ -90,16 +111,24 @@ def _weights(config: Any, state: dict, weigher: Any, x: tuple[np.ndarray, np.nda
   logits = None
   if weighting.uses_h:
     h = jax.jit(lambda a, b: weigher.apply({"params": state["params"]["h"]}, a, b))
-    logits = jnp.asarray(np.concatenate([
-        np.asarray(h(x_short[i[k:k + 256]], x_long[j[k:k + 256]]))
-        for k in range(0, len(i), 256)]))
-  pair_loss = losses.pair_loss(config.train.pair_loss, jnp.asarray(f_short),
-                               jnp.asarray(f_long), config.train.margin)
+    logits = jnp.asarray(
+        np.concatenate(
+            [
+                np.asarray(h(x_short[i[k : k + 256]], x_long[j[k : k + 256]]))
+                for k in range(0, len(i), 256)
+            ]
+        )
+    )
+  pair_loss = losses.pair_loss(
+      config.train.pair_loss, jnp.asarray(f_short), jnp.asarray(f_long), config.train.margin
+  )
   pairs = weightings.Pairs(
-      pair_loss=pair_loss, score_gap=jnp.asarray(f_short - f_long), logits=logits,
+      pair_loss=pair_loss,
+      score_gap=jnp.asarray(f_short - f_long),
+      logits=logits,
       step=jnp.int32(int(state["step"])),
-      em_prior=jnp.float32(state["em_prior"] if "em_prior" in state
-                           else config.em.prior_init))
+      em_prior=jnp.float32(state["em_prior"] if "em_prior" in state else config.em.prior_init),
+  )
   weights = np.asarray(weighting.weigh(pairs, config)[0], np.float64)
   total = weights.sum(-1, keepdims=True)
   return np.where(total > 0, weights / np.maximum(total, 1e-30), 0.0)
@@ -119,8 +148,9 @@ def _with_weighting_keys(config: Any, weighting: weightings.Weighting) -> Any:
   return config
 
 
-def pair_weight_stats(workdir: str, pools: dict[str, tuple], groups: int,
-                      seed: int = 0) -> dict[str, float]:
+def pair_weight_stats(
+    workdir: str, pools: dict[str, tuple], groups: int, seed: int = 0
+) -> dict[str, float]:
   """Weights of right / wrong / satisfied pairs under one run's final model.
 
   Args:
@@ -133,9 +163,13 @@ def pair_weight_stats(workdir: str, pools: dict[str, tuple], groups: int,
   config, state = checkpointing.restore_workdir(workdir)
   pool = config.corpus.domain or "all"
   (xs, ys, *short_videos), (xl, yl, *long_videos) = pools[pool]
-  i, j = _draw_pairs(pools, pool, (groups, config.train.group_size),
-                     config.input.get("pair_within", "") == "domain",
-                     np.random.default_rng(seed))
+  i, j = _draw_pairs(
+      pools,
+      pool,
+      (groups, config.train.group_size),
+      config.input.get("pair_within", "") == "domain",
+      np.random.default_rng(seed),
+  )
   scorer, weigher = models.build(config)
   f = jax.jit(lambda x: scorer.apply({"params": state["params"]["f"]}, x))
   f_short, f_long = np.asarray(f(xs)), np.asarray(f(xl))
@@ -155,18 +189,24 @@ def pair_weight_stats(workdir: str, pools: dict[str, tuple], groups: int,
   if short_videos:
     videos = np.concatenate([short_videos[0], long_videos[0]])
     share = heldout.between_within([scores[videos == v] for v in np.unique(videos)])[
-        "between_share"]
-  return {"right": weighted(right), "wrong": weighted(wrong),
-          "satisfied": weighted(gap >= config.train.margin),
-          "weighted_groups": float(np.mean(carried)),
-          "max_weight": float(np.mean(weights.max(-1))) if carried.any() else np.nan,
-          "effective_pairs": (float(np.mean(1.0 / np.sum(weights ** 2, -1)))
-                              if carried.any() else np.nan),
-          "f_acc_right": float(np.mean(gap[right] > 0)),
-          "f_acc_wrong": float(np.mean(gap[wrong] > 0)),
-          "f_norm_rank_corr": rank_correlation(
-              scores, np.linalg.norm(np.concatenate([xs, xl]), axis=1)),
-          "between_share": share}
+        "between_share"
+    ]
+  return {
+      "right": weighted(right),
+      "wrong": weighted(wrong),
+      "satisfied": weighted(gap >= config.train.margin),
+      "weighted_groups": float(np.mean(carried)),
+      "max_weight": float(np.mean(weights.max(-1))) if carried.any() else np.nan,
+      "effective_pairs": (
+          float(np.mean(1.0 / np.sum(weights**2, -1))) if carried.any() else np.nan
+      ),
+      "f_acc_right": float(np.mean(gap[right] > 0)),
+      "f_acc_wrong": float(np.mean(gap[wrong] > 0)),
+      "f_norm_rank_corr": rank_correlation(
+          scores, np.linalg.norm(np.concatenate([xs, xl]), axis=1)
+      ),
+      "between_share": share,
+  }
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -192,33 +232,54 @@ def analyse(ablation_dir: str, groups: int) -> dict[str, Any]:
       if pools[key] is None:
         raise ValueError(f"corpus {key[0]!r} has no train-split labels")
     name = os.path.basename(workdir)
-    runs[name] = dict(pair_weight_stats(workdir, pools[key], groups),
-                      method=weightings_report.recipe_of(name) or config.train.weighting,
-                      model="S" if config.corpus.domain else "A",
-                      feature_set=config.eval.feature_set)
+    runs[name] = dict(
+        pair_weight_stats(workdir, pools[key], groups),
+        method=weightings_report.recipe_of(name) or config.train.weighting,
+        model="S" if config.corpus.domain else "A",
+        feature_set=config.eval.feature_set,
+    )
   rows = []
-  for fs in sorted({r["feature_set"] for r in runs.values()},
-                   key=lambda f: (f != weightings_report.DEFAULT_FEATURES, f)):
+  for fs in sorted(
+      {r["feature_set"] for r in runs.values()},
+      key=lambda f: (f != weightings_report.DEFAULT_FEATURES, f),
+  ):
     for model in ("A", "S"):
       for method in weightings_report.METHODS:
-        mine = [r for r in runs.values()
-                if (r["method"], r["model"], r["feature_set"]) == (method, model, fs)]
+        mine = [
+            r
+            for r in runs.values()
+            if (r["method"], r["model"], r["feature_set"]) == (method, model, fs)
+        ]
         if mine:
           # Means over the runs where a value is defined (nan: no such pair or group).
           means = {k: [r[k] for r in mine if not np.isnan(r[k])] for k in COLUMNS}
-          rows.append(dict({k: float(np.mean(v)) if v else np.nan for k, v in means.items()},
-                           method=method, model=model, feature_set=fs, runs=len(mine)))
-  return {"groups": groups,
-          "uniform": weightings_report.pair_noise(next(iter(pools.values()))),
-          "runs": runs, "rows": rows}
+          rows.append(
+              dict(
+                  {k: float(np.mean(v)) if v else np.nan for k, v in means.items()},
+                  method=method,
+                  model=model,
+                  feature_set=fs,
+                  runs=len(mine),
+              )
+          )
+  return {
+      "groups": groups,
+      "uniform": weightings_report.pair_noise(next(iter(pools.values()))),
+      "runs": runs,
+      "rows": rows,
+  }
 
 
 def markdown(result: dict[str, Any]) -> str:
-  lines = ["| method | model | runs | " + " | ".join(COLUMNS) + " |",
-           "|---|---|---:|" + "---:|" * len(COLUMNS)]
-  lines += [f"| {weightings_report.label(r['method'], r['feature_set'])} | Ours-{r['model']} | "
-            f"{r['runs']} | " + " | ".join(f"{r[k]:.3f}" for k in COLUMNS) + " |"
-            for r in result["rows"]]
+  lines = [
+      "| method | model | runs | " + " | ".join(COLUMNS) + " |",
+      "|---|---|---:|" + "---:|" * len(COLUMNS),
+  ]
+  lines += [
+      f"| {weightings_report.label(r['method'], r['feature_set'])} | Ours-{r['model']} | "
+      f"{r['runs']} | " + " | ".join(f"{r[k]:.3f}" for k in COLUMNS) + " |"
+      for r in result["rows"]
+  ]
   return "\n".join(lines) + "\n"
 
 
@@ -230,8 +291,7 @@ def write_report(ablation_dir: str, groups: int) -> str:
   """
   result = analyse(ablation_dir, groups)
   table = markdown(result)
-  files.write_text(os.path.join(ablation_dir, "pair_weights.json"),
-                   json.dumps(result, indent=1))
+  files.write_text(os.path.join(ablation_dir, "pair_weights.json"), json.dumps(result, indent=1))
   files.write_text(os.path.join(ablation_dir, "pair_weights.md"), table)
   return table
 

@@ -33,16 +33,26 @@ def val_map(split: synthetic.Split, scores: np.ndarray) -> float:
     mAP in [0, 1].
   """
   r = split.row_splits
-  return float(np.mean([
-      metrics.trapezoid_ap(scores[r[i]:r[i + 1]], split.highlight[r[i]:r[i + 1]])
-      for i in range(len(split.video_ids))]))
+  return float(
+      np.mean(
+          [
+              metrics.trapezoid_ap(scores[r[i] : r[i + 1]], split.highlight[r[i] : r[i + 1]])
+              for i in range(len(split.video_ids))
+          ]
+      )
+  )
 
 
 def random_map(split: synthetic.Split, num_seeds: int = 20) -> float:
   """mAP of uniform random scores, averaged over `num_seeds` seeds."""
-  return float(np.mean([
-      val_map(split, np.random.default_rng(s).random(len(split.highlight)))
-      for s in range(num_seeds)]))
+  return float(
+      np.mean(
+          [
+              val_map(split, np.random.default_rng(s).random(len(split.highlight)))
+              for s in range(num_seeds)
+          ]
+      )
+  )
 
 
 def oracle_scores(split: synthetic.Split, lat: synthetic.Latents) -> np.ndarray:
@@ -51,18 +61,25 @@ def oracle_scores(split: synthetic.Split, lat: synthetic.Latents) -> np.ndarray:
   return np.einsum('nd,nd->n', split.features, lat.highlight[seg_domain])
 
 
-def _sample_segments(rng: np.random.Generator, split: synthetic.Split,
-                     videos: np.ndarray, n: int) -> np.ndarray:
+def _sample_segments(
+    rng: np.random.Generator, split: synthetic.Split, videos: np.ndarray, n: int
+) -> np.ndarray:
   """[n] segment rows: a uniform video of `videos`, then a uniform segment."""
   v = videos[rng.integers(len(videos), size=n)]
   lengths = split.num_segments[v]
   return split.row_splits[v] + (rng.random(n) * lengths).astype(np.int64)
 
 
-def train_pairwise_linear(split: synthetic.Split, *, drop_junk: bool = False,
-                          steps: int = 500, pairs_per_step: int = 1024,
-                          learning_rate: float = 0.02, weight_decay: float = 1e-3,
-                          seed: int = 0) -> np.ndarray:
+def train_pairwise_linear(
+    split: synthetic.Split,
+    *,
+    drop_junk: bool = False,
+    steps: int = 500,
+    pairs_per_step: int = 1024,
+    learning_rate: float = 0.02,
+    weight_decay: float = 1e-3,
+    seed: int = 0,
+) -> np.ndarray:
   """Linear scorer w from a pairwise hinge, short-video over long-video segments.
 
   Loss per pair (i short, j long): max(0, 1 - w.x_i + w.x_j), uniform weights,
@@ -88,8 +105,10 @@ def train_pairwise_linear(split: synthetic.Split, *, drop_junk: bool = False,
   x = split.features
   w = np.zeros(x.shape[1])
   for _ in range(steps):
-    diff = (x[_sample_segments(rng, split, short, pairs_per_step)]
-            - x[_sample_segments(rng, split, long_, pairs_per_step)])
+    diff = (
+        x[_sample_segments(rng, split, short, pairs_per_step)]
+        - x[_sample_segments(rng, split, long_, pairs_per_step)]
+    )
     active = (1.0 - diff @ w) > 0
     grad = -(diff * active[:, None]).mean(0) + weight_decay * w
     w -= learning_rate * grad
@@ -100,8 +119,9 @@ def measure(config_name: str) -> dict[str, float]:
   """All baseline figures for a registered synthetic config."""
   config = duration_corpus_dataset_builder.Builder.builder_configs[config_name]
   start = time.perf_counter()
-  lat, splits = synthetic.generate(config.synthetic, config.feature_dim,
-                                   config.short_max_s, config.long_min_s)
+  lat, splits = synthetic.generate(
+      config.synthetic, config.feature_dim, config.short_max_s, config.long_min_s
+  )
   gen_s = time.perf_counter() - start
   train, val = splits['train'], splits['val']
   w_all = train_pairwise_linear(train)
@@ -118,7 +138,8 @@ def measure(config_name: str) -> dict[str, float]:
 
 def main() -> None:
   parser = argparse.ArgumentParser(
-      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument('--config', default='synthetic')
   args = parser.parse_args()
   for key, value in measure(args.config).items():

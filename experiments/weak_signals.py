@@ -79,8 +79,12 @@ STREAMS = {
 }
 NO_LABELS, TAGS = "no labels", "video-level tags"
 # signal: (group of rows, corpora it is trained on)
-SIGNALS = {"duration": (NO_LABELS, ("yth",)), "recurrence": (NO_LABELS, ("yth", "tvsum")),
-           "tag": (TAGS, ("yth", "tvsum")), "tag_duration": (TAGS, ("yth",))}
+SIGNALS = {
+    "duration": (NO_LABELS, ("yth",)),
+    "recurrence": (NO_LABELS, ("yth", "tvsum")),
+    "tag": (TAGS, ("yth", "tvsum")),
+    "tag_duration": (TAGS, ("yth",)),
+}
 BENCHMARK = {"yth": "youtube_highlights", "tvsum": "tvsum"}
 MAIN_METHOD, RGB_METHODS = "joint_detached", ("ranking_d", "joint")
 # A recipe with this suffix draws each group's preferred segments from one
@@ -156,8 +160,13 @@ def plan(seeds: int, signals: Sequence[str]) -> list[Run]:
     if signal not in signals:
       continue
     groups = groups_of(corpus) if signal.startswith("tag") else [""]
-    runs += [Run(signal, corpus, stream, m, g, k) for stream in streams
-             for m in methods for g in groups for k in range(seeds)]
+    runs += [
+        Run(signal, corpus, stream, m, g, k)
+        for stream in streams
+        for m in methods
+        for g in groups
+        for k in range(seeds)
+    ]
   return runs
 
 
@@ -176,8 +185,9 @@ def base_config(run: Run, data_dir: str, output_dir: str) -> ml_collections.Conf
   # rows would allocate 2 GB per window at 4096-d. Same draws, less memory.
   config.input.table_segments = 16384
   if run.signal == "recurrence":
-    config.corpus.builder_config = build_recurrence_corpus(run.corpus, feature_set,
-                                                           data_dir, output_dir)
+    config.corpus.builder_config = build_recurrence_corpus(
+        run.corpus, feature_set, data_dir, output_dir
+    )
   if run.signal.startswith("tag"):
     config.corpus.tag, config.corpus.tag_pairs = run.group, run.signal
   if run.corpus == "yth" and not run.group:  # Ours-A on YTH: half the weighting ablation's.
@@ -202,8 +212,7 @@ def run_config(run: Run, data_dir: str, output_dir: str) -> ml_collections.Confi
   return config
 
 
-def build_recurrence_corpus(corpus: str, feature_set: str, data_dir: str,
-                            output_dir: str) -> str:
+def build_recurrence_corpus(corpus: str, feature_set: str, data_dir: str, output_dir: str) -> str:
   """The recurrence-signal corpus of a benchmark's TRAIN videos; its config name.
 
   Writes the train videos' features and a manifest under
@@ -212,29 +221,36 @@ def build_recurrence_corpus(corpus: str, feature_set: str, data_dir: str,
   `manifest_segment_signal` of that width into data_dir under its own name.
   """
   from tfds_builders.duration_corpus import duration_corpus_dataset_builder as dcb  # pylint: disable=g-import-not-at-top
+
   name = f"recurrence_{corpus}_{feature_set}"
   root = os.path.join(output_dir, name)
-  videos = benchmarks.load_benchmark(BENCHMARK[corpus], "train", data_dir=data_dir,
-                                   manual_dir=os.path.join(joint.DATA_ROOT,
-                                                           BENCHMARK[corpus]),
-                                   feature_set=feature_set)
+  videos = benchmarks.load_benchmark(
+      BENCHMARK[corpus],
+      "train",
+      data_dir=data_dir,
+      manual_dir=os.path.join(joint.DATA_ROOT, BENCHMARK[corpus]),
+      feature_set=feature_set,
+  )
   if not os.path.exists(os.path.join(root, "recurrence_corpus", "manifest.csv")):
     os.makedirs(os.path.join(root, "features"), exist_ok=True)
     rows = ["video_id,duration_s,domain,feature_path"]
     for v in videos:  # Features only: the labels stay in the benchmark.
       np.save(os.path.join(root, "features", f"{v.video_id}.npy"), v.features)
-      rows.append(f"{v.video_id},{float(len(v.features))},{v.group},"
-                  f"features/{v.video_id}.npy")
+      rows.append(f"{v.video_id},{float(len(v.features))},{v.group}," f"features/{v.video_id}.npy")
     with open(os.path.join(root, "manifest.csv"), "w") as f:
       f.write("\n".join(rows) + "\n")
     recurrence_corpus.build(root)
   dim = videos[0].features.shape[1]
   config = dcb.DurationCorpusConfig(
-      name=name, source="manifest", feature_dim=dim, segment_signal="segment_signal",
-      signal_direction="higher_is_better", bucketing="video_quantile",
-      description=f"{corpus} train videos split by their recurrence score")
-  dcb.get_builder(config, data_dir=data_dir,
-                  manual_dir=os.path.join(root, "recurrence_corpus"))
+      name=name,
+      source="manifest",
+      feature_dim=dim,
+      segment_signal="segment_signal",
+      signal_direction="higher_is_better",
+      bucketing="video_quantile",
+      description=f"{corpus} train videos split by their recurrence score",
+  )
+  dcb.get_builder(config, data_dir=data_dir, manual_dir=os.path.join(root, "recurrence_corpus"))
   return name
 
 
@@ -244,16 +260,22 @@ def recurrence_baseline(config: ml_collections.ConfigDict) -> dict[str, dict]:
   for e in evaluators.make_evaluators(config, corpora.load_corpus(config)):
     if not isinstance(e, evaluators.Evaluator) or e.name not in BENCHMARK.values():
       continue
-    train = benchmarks.load_benchmark(e.name, "train", data_dir=config.data_dir,
-                                    manual_dir=os.path.join(joint.DATA_ROOT, e.name),
-                                    feature_set=config.eval.feature_set)
+    train = benchmarks.load_benchmark(
+        e.name,
+        "train",
+        data_dir=config.data_dir,
+        manual_dir=os.path.join(joint.DATA_ROOT, e.name),
+        feature_set=config.eval.feature_set,
+    )
     scores = recurrence.recurrence_scores(
-        [v.features for v in e.videos], [v.group for v in e.videos],
+        [v.features for v in e.videos],
+        [v.group for v in e.videos],
         reference_features=[v.features for v in train],
-        reference_groups=[v.group for v in train])
-    out[e.name] = protocols.evaluate(e.protocol, e.videos,
-                                      {v.video_id: s for v, s in zip(e.videos, scores)},
-                                      split=e.split)
+        reference_groups=[v.group for v in train],
+    )
+    out[e.name] = protocols.evaluate(
+        e.protocol, e.videos, {v.video_id: s for v, s in zip(e.videos, scores)}, split=e.split
+    )
   return out
 
 
@@ -266,17 +288,23 @@ def baselines(data_dir: str, seeds: int, streams: Sequence[str]) -> dict[str, di
     free = weightings_data.label_free_baselines(config, seeds)
     rec = recurrence_baseline(config)
     out[feature_set] = {
-        bench: {"random": [r["mAP"] for r in free[bench]["random"]],
-                "l2_norm": free[bench]["l2_norm"]["mAP"],
-                "recurrence": rec[bench]["mAP"],
-                "per_group": {"l2_norm": free[bench]["l2_norm"]["per_group"],
-                              "recurrence": rec[bench]["per_group"]}}
-        for bench in BENCHMARK.values()}
+        bench: {
+            "random": [r["mAP"] for r in free[bench]["random"]],
+            "l2_norm": free[bench]["l2_norm"]["mAP"],
+            "recurrence": rec[bench]["mAP"],
+            "per_group": {
+                "l2_norm": free[bench]["l2_norm"]["per_group"],
+                "recurrence": rec[bench]["per_group"],
+            },
+        }
+        for bench in BENCHMARK.values()
+    }
   return out
 
 
-def seed_scores(summaries: dict[str, dict], runs: Sequence[Run], bench: str,
-                selection: str = "selected") -> tuple[list[float], dict[str, list[float]]]:
+def seed_scores(
+    summaries: dict[str, dict], runs: Sequence[Run], bench: str, selection: str = "selected"
+) -> tuple[list[float], dict[str, list[float]]]:
   """Per seed, a row's benchmark mAP and per-group mAPs.
 
   A tag row has one model per group, each evaluated on its group's val
@@ -295,8 +323,10 @@ def seed_scores(summaries: dict[str, dict], runs: Sequence[Run], bench: str,
   seeds = sorted(per_seed)
   all_groups = sorted({g for s in seeds for g in per_seed[s]})
   complete = [s for s in seeds if len(per_seed[s]) == len(all_groups)]
-  return ([float(np.mean(list(per_seed[s].values()))) for s in complete],
-          {g: [per_seed[s][g] for s in complete] for g in all_groups})
+  return (
+      [float(np.mean(list(per_seed[s].values()))) for s in complete],
+      {g: [per_seed[s][g] for s in complete] for g in all_groups},
+  )
 
 
 def rows(summaries: dict[str, dict], runs: Sequence[Run]) -> list[dict[str, Any]]:
@@ -310,17 +340,26 @@ def rows(summaries: dict[str, dict], runs: Sequence[Run]) -> list[dict[str, Any]
       keyed.setdefault(key, []).append(run)
   out = []
   for (signal, corpus, stream, method), members in keyed.items():
-    row = {"signal": signal, "corpus": corpus, "stream": stream, "method": method,
-           "group": SIGNALS[signal][0], "num_runs": len(members),
-           "num_planned": planned[signal, corpus, stream, method]}
+    row = {
+        "signal": signal,
+        "corpus": corpus,
+        "stream": stream,
+        "method": method,
+        "group": SIGNALS[signal][0],
+        "num_runs": len(members),
+        "num_planned": planned[signal, corpus, stream, method],
+    }
     for bench in BENCHMARK.values():
       for selection in ("selected", "last"):
         values, per_group = seed_scores(summaries, members, bench, selection)
         if values:
           key = bench if selection == "selected" else f"{bench}_last"
-          row[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
-                      "seeds": values,
-                      "per_group": {g: float(np.mean(v)) for g, v in per_group.items()}}
+          row[key] = {
+              "mean": float(np.mean(values)),
+              "std": float(np.std(values)),
+              "seeds": values,
+              "per_group": {g: float(np.mean(v)) for g, v in per_group.items()},
+          }
     held = [summaries[r.name]["selected"].get("heldout", {}) for r in members]
     for key in ("pair_accuracy", "between_share"):
       values = [h[key] for h in held if key in h]
@@ -329,16 +368,16 @@ def rows(summaries: dict[str, dict], runs: Sequence[Run]) -> list[dict[str, Any]
   return out
 
 
-def finished(runs: Sequence[Run], configs: dict[str, ml_collections.ConfigDict],
-             output_dir: str) -> dict[str, dict]:
+def finished(
+    runs: Sequence[Run], configs: dict[str, ml_collections.ConfigDict], output_dir: str
+) -> dict[str, dict]:
   """The summaries of the runs that have finished (others are left out)."""
   out = {}
   for run in runs:
     workdir = os.path.join(output_dir, "runs", run.name)
     results = weightings.finished_results(workdir, configs[run.name])
     if results is not None:
-      out[run.name] = dict(weightings.run_summary(results, workdir),
-                           **dataclasses.asdict(run))
+      out[run.name] = dict(weightings.run_summary(results, workdir), **dataclasses.asdict(run))
   return out
 
 
@@ -354,9 +393,11 @@ def _cell(entry: dict | None) -> str:
 
 def markdown(report: dict[str, Any]) -> str:
   """The RESULTS.md tables (mean ± std over the seeds whose runs all finished)."""
-  lines = ["| supervision | signal (trained on) | stream | weighting | YTH val mAP | "
-           "TVSum val top-5 mAP | held-out pair acc. | between-video share | runs |",
-           "|---|---|---|---|---|---|---|---|---|"]
+  lines = [
+      "| supervision | signal (trained on) | stream | weighting | YTH val mAP | "
+      "TVSum val top-5 mAP | held-out pair acc. | between-video share | runs |",
+      "|---|---|---|---|---|---|---|---|---|",
+  ]
   for group in (NO_LABELS, TAGS):
     for name, sup, yth, tvsum in ANCHORS:
       if sup == group:
@@ -364,10 +405,12 @@ def markdown(report: dict[str, Any]) -> str:
     for feature_set, bases in report["baselines"].items():
       if group == NO_LABELS:
         for kind in ("l2_norm", "recurrence"):
-          lines.append(f"| {group} | {kind.replace('l2_norm', 'feature norm')} score, "
-                       f"no training | {feature_set} | | "
-                       f"{100 * bases['youtube_highlights'][kind]:.1f} | "
-                       f"{100 * bases['tvsum'][kind]:.1f} | | | |")
+          lines.append(
+              f"| {group} | {kind.replace('l2_norm', 'feature norm')} score, "
+              f"no training | {feature_set} | | "
+              f"{100 * bases['youtube_highlights'][kind]:.1f} | "
+              f"{100 * bases['tvsum'][kind]:.1f} | | | |"
+          )
     for row in report["rows"]:
       if row["group"] == group:
         lines.append(
@@ -376,28 +419,39 @@ def markdown(report: dict[str, Any]) -> str:
             f"{_cell(row.get('tvsum'))} | {_pct(row['heldout_pair_accuracy'])} | "
             f"{_pct(row['heldout_between_share'])} | {row['num_runs']}"
             + ("" if row["num_runs"] == row["num_planned"] else f" of {row['num_planned']}")
-            + " |")
+            + " |"
+        )
     random = report["baselines"].get("i3d_rgb", {})
     if group == NO_LABELS and random:
-      lines.append(f"| | random scores | | | "
-                   f"{100 * np.mean(random['youtube_highlights']['random']):.1f} | "
-                   f"{100 * np.mean(random['tvsum']['random']):.1f} | | | |")
-    lines.append(f"| | **goal** | | | **{GOALS[group][0]:.0f}** | "
-                 f"**{GOALS[group][1]:.0f}** | | | |")
+      lines.append(
+          f"| | random scores | | | "
+          f"{100 * np.mean(random['youtube_highlights']['random']):.1f} | "
+          f"{100 * np.mean(random['tvsum']['random']):.1f} | | | |"
+      )
+    lines.append(
+        f"| | **goal** | | | **{GOALS[group][0]:.0f}** | " f"**{GOALS[group][1]:.0f}** | | | |"
+    )
   for bench in BENCHMARK.values():
     groups = sorted({g for r in report["rows"] for g in r.get(bench, {}).get("per_group", {})})
     if not groups:
       continue
-    lines += ["", f"Per {'domain' if bench == 'youtube_highlights' else 'category'}, "
-              f"{bench} val (selected evaluation, mean over seeds):", "",
-              "| signal (trained on) | stream | weighting | " + " | ".join(groups) + " |",
-              "|---|---|---|" + "---|" * len(groups)]
+    lines += [
+        "",
+        f"Per {'domain' if bench == 'youtube_highlights' else 'category'}, "
+        f"{bench} val (selected evaluation, mean over seeds):",
+        "",
+        "| signal (trained on) | stream | weighting | " + " | ".join(groups) + " |",
+        "|---|---|---|" + "---|" * len(groups),
+    ]
     for row in report["rows"]:
       if bench in row:
         pg = row[bench]["per_group"]
-        lines.append(f"| {row['signal']} ({row['corpus']}) | {row['stream']} | "
-                     f"{row['method']} | " + " | ".join(
-                         f"{100 * pg[g]:.1f}" if g in pg else "–" for g in groups) + " |")
+        lines.append(
+            f"| {row['signal']} ({row['corpus']}) | {row['stream']} | "
+            f"{row['method']} | "
+            + " | ".join(f"{100 * pg[g]:.1f}" if g in pg else "–" for g in groups)
+            + " |"
+        )
   return "\n".join(lines) + "\n"
 
 
@@ -408,12 +462,11 @@ def main(argv: Sequence[str]) -> None:
     logging.set_verbosity(logging.WARNING)
   start, out = time.time(), FLAGS.output_dir
   # Every run of a stream and method compiles the same step.
-  jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.abspath(out),
-                                                              "jax_cache"))
+  jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.abspath(out), "jax_cache"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   runs = plan(FLAGS.seeds, FLAGS.signals)
   if FLAGS.max_runs:
-    runs = runs[:FLAGS.max_runs]
+    runs = runs[: FLAGS.max_runs]
   configs = {r.name: run_config(r, FLAGS.data_dir, out) for r in runs}
   index, count = (int(x) for x in FLAGS.worker.split("/"))
   mine = [r for k, r in enumerate(runs) if k % count == index]
@@ -424,20 +477,30 @@ def main(argv: Sequence[str]) -> None:
     return  # Worker k of n: the report is --report_only's, once all have finished.
   summaries = finished(runs, configs, out)
   print(f"report of {len(summaries)} finished runs of {len(runs)}", flush=True)
-  report = {"command": " ".join(["python -m experiments.weak_signals"] + sys.argv[1:]),
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime(
-                "%Y-%m-%d %H:%M UTC"),
-            "settings": {"seeds": FLAGS.seeds, "signals": list(FLAGS.signals),
-                         "plan": PLAN, "num_planned": len(runs),
-                         "num_finished": len(summaries), "main_method": MAIN_METHOD,
-                         "rgb_methods": list(RGB_METHODS), "holdout_fraction": 0.15,
-                         "selection": "best held-out pair accuracy of the run's signal"},
-            "baselines": baselines(FLAGS.data_dir, FLAGS.seeds, ("rgb", "late")),
-            "rows": rows(summaries, runs), "runs": summaries, "anchors": ANCHORS,
-            "goals": GOALS}
+  report = {
+      "command": " ".join(["python -m experiments.weak_signals"] + sys.argv[1:]),
+      "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+      "settings": {
+          "seeds": FLAGS.seeds,
+          "signals": list(FLAGS.signals),
+          "plan": PLAN,
+          "num_planned": len(runs),
+          "num_finished": len(summaries),
+          "main_method": MAIN_METHOD,
+          "rgb_methods": list(RGB_METHODS),
+          "holdout_fraction": 0.15,
+          "selection": "best held-out pair accuracy of the run's signal",
+      },
+      "baselines": baselines(FLAGS.data_dir, FLAGS.seeds, ("rgb", "late")),
+      "rows": rows(summaries, runs),
+      "runs": summaries,
+      "anchors": ANCHORS,
+      "goals": GOALS,
+  }
   report["total_wall_s"] = time.time() - start
-  files.write_text(os.path.join(out, "weak_signals.json"),
-                   json.dumps(report, indent=1, default=float))
+  files.write_text(
+      os.path.join(out, "weak_signals.json"), json.dumps(report, indent=1, default=float)
+  )
   table = markdown(report)
   files.write_text(os.path.join(out, "weak_signals.md"), table)
   print(table)
@@ -448,8 +511,11 @@ if __name__ == "__main__":
   flags.DEFINE_string("data_dir", "/tmp/hl_jax_ablation/tfds", "TFDS data_dir of all runs.")
   flags.DEFINE_integer("seeds", 3, "Seeds 0..N-1 per row.")
   flags.DEFINE_list("signals", list(SIGNALS), f"Of {list(SIGNALS)}.")
-  flags.DEFINE_string("worker", "0/1", "k/n: train runs k, k+n, ... of the plan (run n "
-                      "workers at once, then --report_only).")
+  flags.DEFINE_string(
+      "worker",
+      "0/1",
+      "k/n: train runs k, k+n, ... of the plan (run n " "workers at once, then --report_only).",
+  )
   flags.DEFINE_bool("report_only", False, "Train nothing; report the finished runs.")
   flags.DEFINE_integer("max_runs", 0, "Only the first N runs of the plan (0: all).")
   app.run(main)

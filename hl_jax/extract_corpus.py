@@ -59,9 +59,8 @@ from absl import app
 from absl import flags
 
 from hl_jax.core import cli
-from hl_jax.video import extractors
 from hl_jax.video import corpus_extraction
-
+from hl_jax.video import extractors
 
 FLAGS = flags.FLAGS
 
@@ -71,23 +70,46 @@ PROGRAM = "hl_jax.extract_corpus"
 
 def _define_flags() -> None:
   # Defined only when run as a program (no clashes when imported).
-  flags.DEFINE_string("videos", None, "Video list: paths one a line, or a .csv / .jsonl "
-                      "with a `video` column (more: the module docstring).")
-  flags.DEFINE_string("output_dir", None, "Where features/<video_id>.npz, the shard "
-                      "manifests, failures_shard<I>.jsonl and manifest.csv go.")
+  flags.DEFINE_string(
+      "videos",
+      None,
+      "Video list: paths one a line, or a .csv / .jsonl "
+      "with a `video` column (more: the module docstring).",
+  )
+  flags.DEFINE_string(
+      "output_dir",
+      None,
+      "Where features/<video_id>.npz, the shard "
+      "manifests, failures_shard<I>.jsonl and manifest.csv go.",
+  )
   extractors.define_extractor_flags()
   flags.DEFINE_integer("decode_threads", 2, "Threads decoding videos while the model runs.")
-  flags.DEFINE_integer("num_shards", None, "K: this run does the videos i with i % K == "
-                       "--shard_index (give both, or neither for K = 1).")
+  flags.DEFINE_integer(
+      "num_shards",
+      None,
+      "K: this run does the videos i with i % K == "
+      "--shard_index (give both, or neither for K = 1).",
+  )
   flags.DEFINE_integer("shard_index", None, "I in [0, K).")
-  flags.DEFINE_string("coordinator_address", None, "Multi-host JAX: HOST:PORT of process "
-                      "0; the shard is then jax.process_index() of jax.process_count().")
+  flags.DEFINE_string(
+      "coordinator_address",
+      None,
+      "Multi-host JAX: HOST:PORT of process "
+      "0; the shard is then jax.process_index() of jax.process_count().",
+  )
   flags.DEFINE_integer("num_processes", None, "Multi-host JAX: number of processes.")
   flags.DEFINE_integer("process_id", None, "Multi-host JAX: this process's id.")
-  flags.DEFINE_bool("overwrite", False, "Re-extract videos whose features file is of "
-                    "another extractor or config (default: refuse).")
-  flags.DEFINE_bool("merge_only", False, "Only write manifest.csv from the K shard "
-                    "manifests (K: --num_shards, default 1).")
+  flags.DEFINE_bool(
+      "overwrite",
+      False,
+      "Re-extract videos whose features file is of "
+      "another extractor or config (default: refuse).",
+  )
+  flags.DEFINE_bool(
+      "merge_only",
+      False,
+      "Only write manifest.csv from the K shard " "manifests (K: --num_shards, default 1).",
+  )
   flags.mark_flags_as_required(["videos", "output_dir"])
   for name in ("decode_threads", "num_shards", "num_processes"):
     cli.check(name, "an integer >= 1", lambda n: n >= 1)
@@ -99,18 +121,27 @@ def shard_from_flags() -> tuple[int, int]:
   """(shard index, number of shards); starts multi-host JAX if the flags say so."""
   distributed = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   if any(v is not None for v in distributed):
-    if (None in distributed or FLAGS.process_id >= FLAGS.num_processes or FLAGS.merge_only
-        or FLAGS.num_shards is not None or FLAGS.shard_index is not None):
-      raise app.UsageError("multi-host JAX takes --coordinator_address, --num_processes "
-                           "and --process_id < --num_processes, without --num_shards, "
-                           "--shard_index or --merge_only (the shard is the process index)")
+    if (
+        None in distributed
+        or FLAGS.process_id >= FLAGS.num_processes
+        or FLAGS.merge_only
+        or FLAGS.num_shards is not None
+        or FLAGS.shard_index is not None
+    ):
+      raise app.UsageError(
+          "multi-host JAX takes --coordinator_address, --num_processes "
+          "and --process_id < --num_processes, without --num_shards, "
+          "--shard_index or --merge_only (the shard is the process index)"
+      )
     import jax  # pylint: disable=g-import-not-at-top
+
     jax.distributed.initialize(*distributed)  # (coordinator_address, num_processes, process_id)
     return jax.process_index(), jax.process_count()
   if FLAGS.merge_only:
     return 0, FLAGS.num_shards or 1
-  if ((FLAGS.num_shards is None) != (FLAGS.shard_index is None)
-      or (FLAGS.num_shards is not None and FLAGS.shard_index >= FLAGS.num_shards)):
+  if (FLAGS.num_shards is None) != (FLAGS.shard_index is None) or (
+      FLAGS.num_shards is not None and FLAGS.shard_index >= FLAGS.num_shards
+  ):
     raise app.UsageError("give both --num_shards=K and --shard_index=I < K, or neither")
   return FLAGS.shard_index or 0, FLAGS.num_shards or 1
 
@@ -122,25 +153,41 @@ def main(argv: Sequence[str]) -> None:
   videos, carried = corpus_extraction.read_video_list(FLAGS.videos)
   output_dir = pathlib.Path(FLAGS.output_dir).expanduser()
   if FLAGS.merge_only:
-    manifest = corpus_extraction.merge_manifests(videos, carried, output_dir, num_shards, required=True)
+    manifest = corpus_extraction.merge_manifests(
+        videos, carried, output_dir, num_shards, required=True
+    )
     print(f"{manifest}: merged {num_shards} shard manifest(s)")
     return
-  report = corpus_extraction.run_shard(videos, carried, output_dir, extractors.extractor_from_flags(),
-                     shard_index=shard_index, num_shards=num_shards,
-                     decode_threads=FLAGS.decode_threads, overwrite=FLAGS.overwrite)
-  print(f"shard {shard_index}/{num_shards}: {report.extracted} extracted, {report.skipped} "
-        f"skipped (already extracted), {len(report.failures)} failed; "
-        f"{report.manifest or 'manifest.csv waits for the other shards'}")
+  report = corpus_extraction.run_shard(
+      videos,
+      carried,
+      output_dir,
+      extractors.extractor_from_flags(),
+      shard_index=shard_index,
+      num_shards=num_shards,
+      decode_threads=FLAGS.decode_threads,
+      overwrite=FLAGS.overwrite,
+  )
+  print(
+      f"shard {shard_index}/{num_shards}: {report.extracted} extracted, {report.skipped} "
+      f"skipped (already extracted), {len(report.failures)} failed; "
+      f"{report.manifest or 'manifest.csv waits for the other shards'}"
+  )
   if report.failures:
-    lines = [f"  {v.path} (list line {v.line}): {error}"
-             for v, error in report.failures[:corpus_extraction.MAX_LISTED_FAILURES]]
+    lines = [
+        f"  {v.path} (list line {v.line}): {error}"
+        for v, error in report.failures[: corpus_extraction.MAX_LISTED_FAILURES]
+    ]
     if len(report.failures) > corpus_extraction.MAX_LISTED_FAILURES:
       lines.append(f"  ... and {len(report.failures) - corpus_extraction.MAX_LISTED_FAILURES} more")
     sys.stderr.write("\n".join(lines) + "\n")
     first = report.failures[0][0].path if len(report.failures) == 1 else "listed above"
-    cli.fail(PROGRAM, f"{len(report.failures)} of {report.total} videos of shard "
-             f"{shard_index}/{num_shards} failed to decode ({first}; all in "
-             f"{output_dir}/failures_shard{shard_index}.jsonl); the others were written")
+    cli.fail(
+        PROGRAM,
+        f"{len(report.failures)} of {report.total} videos of shard "
+        f"{shard_index}/{num_shards} failed to decode ({first}; all in "
+        f"{output_dir}/failures_shard{shard_index}.jsonl); the others were written",
+    )
 
 
 if __name__ == "__main__":

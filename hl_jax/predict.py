@@ -46,9 +46,8 @@ from absl import flags
 from hl_jax.core import checkpointing
 from hl_jax.core import cli
 from hl_jax.highlights import moments
-from hl_jax.video import extractors
 from hl_jax.highlights import predict
-
+from hl_jax.video import extractors
 
 FLAGS = flags.FLAGS
 
@@ -58,18 +57,33 @@ def _define_flags() -> None:
   # clash with flags of the same name (--workdir of launch.py).
   flags.DEFINE_string("workdir", None, "Training workdir (config.json + checkpoints).")
   flags.DEFINE_list("features", [], ".npy / .npz features files, comma-separated.")
-  flags.DEFINE_list("video", [], "Video files, comma-separated: features are extracted "
-                    "(--extractor) and cached next to --output as <stem>.<extractor>.npz.")
-  flags.DEFINE_enum("extractor", extractors.DEFAULT_EXTRACTOR,
-                    extractors.NAMES,
-                    "Extractor for --video (i3d: the benchmarks' kind of features).")
-  flags.DEFINE_float("reel_seconds", 30.0,
-                     "--video: a highlight reel of the best moments, at most this long "
-                     "(0: none), written as <output stem>.reel.mp4.")
-  flags.DEFINE_float("segment_seconds", None,
-                     "Segment length of --features (default: the file's, else 2.0).")
-  flags.DEFINE_enum("benchmark", None, ("youtube_highlights", "tvsum"),
-                    "Predict for a benchmark split instead of --features.")
+  flags.DEFINE_list(
+      "video",
+      [],
+      "Video files, comma-separated: features are extracted "
+      "(--extractor) and cached next to --output as <stem>.<extractor>.npz.",
+  )
+  flags.DEFINE_enum(
+      "extractor",
+      extractors.DEFAULT_EXTRACTOR,
+      extractors.NAMES,
+      "Extractor for --video (i3d: the benchmarks' kind of features).",
+  )
+  flags.DEFINE_float(
+      "reel_seconds",
+      30.0,
+      "--video: a highlight reel of the best moments, at most this long "
+      "(0: none), written as <output stem>.reel.mp4.",
+  )
+  flags.DEFINE_float(
+      "segment_seconds", None, "Segment length of --features (default: the file's, else 2.0)."
+  )
+  flags.DEFINE_enum(
+      "benchmark",
+      None,
+      ("youtube_highlights", "tvsum"),
+      "Predict for a benchmark split instead of --features.",
+  )
   flags.DEFINE_enum("split", "val", ("train", "val", "other", "all"), "Benchmark split.")
   flags.DEFINE_string("manual_dir", None, "Raw benchmark data (../shared/data/<name>).")
   flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's).")
@@ -78,8 +92,9 @@ def _define_flags() -> None:
   flags.DEFINE_integer("top_k", 5, "Moments per video (at most).")
   flags.DEFINE_float("min_moment_seconds", 0.0, "Shortest moment.")
   flags.DEFINE_float("max_moment_seconds", 10.0, "Longest moment (>= one segment).")
-  flags.DEFINE_float("merge_quantile", 0.75,
-                     "Neighbours scoring above this quantile of the video merge.")
+  flags.DEFINE_float(
+      "merge_quantile", 0.75, "Neighbours scoring above this quantile of the video merge."
+  )
   flags.DEFINE_float("min_gap_seconds", 2.0, "Least time between two moments.")
   flags.DEFINE_integer("max_plots", 8, "Timeline PNGs for the first N videos.")
   flags.mark_flags_as_required(["workdir", "output"])
@@ -96,18 +111,33 @@ def _define_flags() -> None:
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
-  rule = moments.MomentRule(FLAGS.top_k, FLAGS.min_moment_seconds,
-                            FLAGS.max_moment_seconds, FLAGS.merge_quantile,
-                            FLAGS.min_gap_seconds)
-  result = predict.run(FLAGS.workdir, FLAGS.output, features=FLAGS.features, videos=FLAGS.video,
-               extractor=FLAGS.extractor, reel_seconds=FLAGS.reel_seconds,
-               segment_seconds=FLAGS.segment_seconds, benchmark=FLAGS.benchmark,
-               split=FLAGS.split, manual_dir=FLAGS.manual_dir,
-               data_dir=FLAGS.data_dir, feature_set=FLAGS.feature_set,
-               rule=rule, max_plots=FLAGS.max_plots)
+  rule = moments.MomentRule(
+      FLAGS.top_k,
+      FLAGS.min_moment_seconds,
+      FLAGS.max_moment_seconds,
+      FLAGS.merge_quantile,
+      FLAGS.min_gap_seconds,
+  )
+  result = predict.run(
+      FLAGS.workdir,
+      FLAGS.output,
+      features=FLAGS.features,
+      videos=FLAGS.video,
+      extractor=FLAGS.extractor,
+      reel_seconds=FLAGS.reel_seconds,
+      segment_seconds=FLAGS.segment_seconds,
+      benchmark=FLAGS.benchmark,
+      split=FLAGS.split,
+      manual_dir=FLAGS.manual_dir,
+      data_dir=FLAGS.data_dir,
+      feature_set=FLAGS.feature_set,
+      rule=rule,
+      max_plots=FLAGS.max_plots,
+  )
   for record in result["videos"][:10]:
-    spans = ", ".join(f"{m['start_s']:.1f}-{m['end_s']:.1f}s ({m['score']:.2f})"
-                      for m in record["moments"])
+    spans = ", ".join(
+        f"{m['start_s']:.1f}-{m['end_s']:.1f}s ({m['score']:.2f})" for m in record["moments"]
+    )
     print(f"{record['video_id']}: {spans}")
     if record.get("reel"):
       print(f"  reel: {record['reel']['reel']} ({record['reel']['duration_s']:.1f} s)")

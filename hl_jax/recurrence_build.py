@@ -65,9 +65,8 @@ from absl import app
 from absl import flags
 
 from hl_jax.core import cli
-from tfds_builders.duration_corpus import readers
 from hl_jax.signals import recurrence_corpus
-
+from tfds_builders.duration_corpus import readers
 
 FLAGS = flags.FLAGS
 
@@ -77,13 +76,24 @@ PROGRAM = "hl_jax.recurrence_build"
 
 def _define_flags() -> None:
   # Defined only when run as a program (no clashes when imported).
-  flags.DEFINE_string("manual_dir", None, "Folder of the corpus's manifest.csv / "
-                      "manifest.jsonl; the score files go to <manual_dir>/recurrence/.")
-  flags.DEFINE_string("output_manifest", None, "The new manifest, .csv or .jsonl "
-                      "(default <manual_dir>/recurrence_corpus/manifest.csv).")
+  flags.DEFINE_string(
+      "manual_dir",
+      None,
+      "Folder of the corpus's manifest.csv / "
+      "manifest.jsonl; the score files go to <manual_dir>/recurrence/.",
+  )
+  flags.DEFINE_string(
+      "output_manifest",
+      None,
+      "The new manifest, .csv or .jsonl " "(default <manual_dir>/recurrence_corpus/manifest.csv).",
+  )
   flags.DEFINE_integer("k", 20, "Neighbours of the kNN recurrence score.")
-  flags.DEFINE_enum("group_by", "domain", recurrence_corpus.GROUP_BY, "domain: compare a video with the "
-                    "other videos of its domain; all: with all other videos.")
+  flags.DEFINE_enum(
+      "group_by",
+      "domain",
+      recurrence_corpus.GROUP_BY,
+      "domain: compare a video with the " "other videos of its domain; all: with all other videos.",
+  )
   flags.DEFINE_bool("overwrite", False, "Replace an existing segment_signal column.")
   flags.mark_flag_as_required("manual_dir")
   cli.check("k", "an integer >= 1", lambda n: n >= 1)
@@ -92,14 +102,23 @@ def _define_flags() -> None:
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
-  built = recurrence_corpus.build(FLAGS.manual_dir, FLAGS.output_manifest, k=FLAGS.k,
-                group_by=FLAGS.group_by, overwrite=FLAGS.overwrite)
-  print(f"{built.manifest}: {built.num_videos} videos, segment_signal = recurrence "
-        f"(k={FLAGS.k}, group_by={FLAGS.group_by})")
+  built = recurrence_corpus.build(
+      FLAGS.manual_dir,
+      FLAGS.output_manifest,
+      k=FLAGS.k,
+      group_by=FLAGS.group_by,
+      overwrite=FLAGS.overwrite,
+  )
+  print(
+      f"{built.manifest}: {built.num_videos} videos, segment_signal = recurrence "
+      f"(k={FLAGS.k}, group_by={FLAGS.group_by})"
+  )
   if built.manifest.name in readers.MANIFEST_NAMES:
     width = "" if built.feature_dim == 1024 else f" --feature_dim={built.feature_dim}"
-    print(f"next: python -m tfds_builders.build duration_corpus/manifest_segment_signal"
-          f"{width} --manual_dir={built.manifest.parent} --data_dir=<a data_dir of its own>")
+    print(
+        f"next: python -m tfds_builders.build duration_corpus/manifest_segment_signal"
+        f"{width} --manual_dir={built.manifest.parent} --data_dir=<a data_dir of its own>"
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from hl_jax.core import cli
 from hl_jax.data import benchmarks
 from hl_jax.highlights import scorecard
 
-
 FLAGS = flags.FLAGS
 
 
@@ -35,12 +34,19 @@ def _define_flags() -> None:
   # the trainer) cannot clash with flags of the same name such as --workdir.
   flags.DEFINE_enum("benchmark", None, benchmarks.BENCHMARKS, "Benchmark to score.")
   flags.DEFINE_enum("split", "val", benchmarks.SPLITS, "Split to score.")
-  flags.DEFINE_string("manual_dir", None,
-                      "Raw data (like ../shared/data/<benchmark>); needed to build the "
-                      "TFDS dataset the first time.")
+  flags.DEFINE_string(
+      "manual_dir",
+      None,
+      "Raw data (like ../shared/data/<benchmark>); needed to build the "
+      "TFDS dataset the first time.",
+  )
   flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's).")
-  flags.DEFINE_enum("feature_set", "i3d_rgb", benchmarks.FEATURE_SETS,
-                    "Builder config (features handed to --workdir's model).")
+  flags.DEFINE_enum(
+      "feature_set",
+      "i3d_rgb",
+      benchmarks.FEATURE_SETS,
+      "Builder config (features handed to --workdir's model).",
+  )
   flags.DEFINE_string("predictions", None, "JSONL file of per-clip scores.")
   flags.DEFINE_string("workdir", None, "Evaluate the checkpoint of this training workdir.")
   flags.DEFINE_integer("random_seeds", 0, "Evaluate random scores averaged over N seeds.")
@@ -52,10 +58,17 @@ def _define_flags() -> None:
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
-  scorecard.run(FLAGS.benchmark, FLAGS.split, FLAGS.output, manual_dir=FLAGS.manual_dir,
-      data_dir=FLAGS.data_dir, feature_set=FLAGS.feature_set,
-      predictions=FLAGS.predictions, workdir=FLAGS.workdir,
-      random_seeds=FLAGS.random_seeds)
+  scorecard.run(
+      FLAGS.benchmark,
+      FLAGS.split,
+      FLAGS.output,
+      manual_dir=FLAGS.manual_dir,
+      data_dir=FLAGS.data_dir,
+      feature_set=FLAGS.feature_set,
+      predictions=FLAGS.predictions,
+      workdir=FLAGS.workdir,
+      random_seeds=FLAGS.random_seeds,
+  )
   print(pathlib.Path(FLAGS.output).with_suffix(".md").read_text())
 
 

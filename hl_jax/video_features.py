@@ -44,12 +44,12 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from hl_jax.data import features_file
 from hl_jax.core import cli
+from hl_jax.data import features_file
+
 # DecodeConfig, iter_segments, video_duration: this module's API too (from hl_jax.video.decoding).
 from hl_jax.video import extraction
 from hl_jax.video import extractors
-
 
 FLAGS = flags.FLAGS
 
@@ -70,11 +70,23 @@ def main(argv: Sequence[str]) -> None:
   if not os.path.isfile(FLAGS.video):
     raise FileNotFoundError(f"--video={FLAGS.video}: no such file")
   features, duration = extraction.extract_video(FLAGS.video, extractor)
-  features_file.write(FLAGS.output, features, duration, dataclasses.asdict(extractor.config),
-                 extractor=extractor.description, video=FLAGS.video)
-  logging.info("%s: %.2f s, %d segments of %d-d features (%s) -> %s", FLAGS.video,
-               duration, len(features), features.shape[1], extractor.description,
-               FLAGS.output)
+  features_file.write(
+      FLAGS.output,
+      features,
+      duration,
+      dataclasses.asdict(extractor.config),
+      extractor=extractor.description,
+      video=FLAGS.video,
+  )
+  logging.info(
+      "%s: %.2f s, %d segments of %d-d features (%s) -> %s",
+      FLAGS.video,
+      duration,
+      len(features),
+      features.shape[1],
+      extractor.description,
+      FLAGS.output,
+  )
   print(f"{FLAGS.output}: features {features.shape}, {duration:.2f} s")
 
 

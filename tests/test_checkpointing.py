@@ -21,15 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hl_jax.core import workdir as workdir_lib
 from hl_jax.core import checkpointing
+from hl_jax.core import workdir as workdir_lib
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A failed Orbax restore leaves un-awaited coroutines behind; they are collected
 # (and reported by pytest) within each test here, not in a later one.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::pytest.PytestUnraisableExceptionWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 @pytest.fixture(autouse=True)
@@ -39,15 +38,15 @@ def _collect_garbage():
 
 
 def make_state(step: int, size: int = 64) -> dict:
-  return {"params": {"w": jnp.full((size,), step, jnp.float32)},
-          "step": jnp.int32(step)}
+  return {"params": {"w": jnp.full((size,), step, jnp.float32)}, "step": jnp.int32(step)}
 
 
 def save_steps(workdir: str, steps, size: int = 64):
   manager = checkpointing.make_manager(workdir, max_to_keep=10)
   for step in steps:
-    checkpointing.save(manager, step, make_state(step, size),
-                       {"window_start": {"step": step}, "window_index": 0})
+    checkpointing.save(
+        manager, step, make_state(step, size), {"window_start": {"step": step}, "window_index": 0}
+    )
   manager.wait_until_finished()
   return manager
 
@@ -55,7 +54,8 @@ def save_steps(workdir: str, steps, size: int = 64):
 def restore(workdir: str, size: int = 64):
   manager = checkpointing.make_manager(workdir, max_to_keep=10)
   return manager, checkpointing.restore_latest(
-      manager, checkpointing.abstract_like(make_state(0, size)))
+      manager, checkpointing.abstract_like(make_state(0, size))
+  )
 
 
 def step_dir(workdir: str, name) -> str:
@@ -64,8 +64,11 @@ def step_dir(workdir: str, name) -> str:
 
 def truncate_data_files(path: str) -> None:
   """Halves every non-empty file of the state's data (a torn write)."""
-  files = [f for f in glob.glob(os.path.join(path, "state", "**", "d", "*"),
-                                recursive=True) if os.path.getsize(f)]
+  files = [
+      f
+      for f in glob.glob(os.path.join(path, "state", "**", "d", "*"), recursive=True)
+      if os.path.getsize(f)
+  ]
   assert files
   for name in files:
     with open(name, "r+b") as f:
@@ -79,19 +82,23 @@ def write(path: str, text: str) -> None:
 
 CORRUPTIONS = {
     "truncated data file": (truncate_data_files, "step 3 (restore failed"),
-    "missing input item": (lambda p: shutil.rmtree(os.path.join(p, "input")),
-                           "step 3 (missing input/process_0-of-1.json"),
+    "missing input item": (
+        lambda p: shutil.rmtree(os.path.join(p, "input")),
+        "step 3 (missing input/process_0-of-1.json",
+    ),
     "missing state metadata": (
         lambda p: os.remove(os.path.join(p, "state", "_METADATA")),
-        "step 3 (missing state/_METADATA"),
-    "empty step directory": (
-        lambda p: (shutil.rmtree(p), os.makedirs(p)), "step 3 (missing "),
+        "step 3 (missing state/_METADATA",
+    ),
+    "empty step directory": (lambda p: (shutil.rmtree(p), os.makedirs(p)), "step 3 (missing "),
     "unreadable input JSON": (
         lambda p: write(os.path.join(p, "input", "process_0-of-1.json"), '{"window_'),
-        "step 3 (unreadable input/process_0-of-1.json"),
+        "step 3 (unreadable input/process_0-of-1.json",
+    ),
     "unreadable checkpoint metadata": (
         lambda p: write(os.path.join(p, "_CHECKPOINT_METADATA"), ""),
-        "step 3 (unreadable _CHECKPOINT_METADATA"),
+        "step 3 (unreadable _CHECKPOINT_METADATA",
+    ),
 }
 
 
@@ -150,9 +157,11 @@ def test_nothing_restorable_is_an_error_and_renames_nothing(tmp_path):
   save_steps(workdir, [1, 2])
   for step in (1, 2):
     os.remove(os.path.join(step_dir(workdir, step), "state", "_METADATA"))
-  with pytest.raises(checkpointing.CheckpointError,
-                     match=r"no checkpoint in .* can be restored: step 2 \(missing "
-                     r"state/_METADATA\); step 1 \(missing state/_METADATA\)"):
+  with pytest.raises(
+      checkpointing.CheckpointError,
+      match=r"no checkpoint in .* can be restored: step 2 \(missing "
+      r"state/_METADATA\); step 1 \(missing state/_METADATA\)",
+  ):
     restore(workdir)
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["1", "2"]
 
@@ -179,16 +188,17 @@ _SAVER = textwrap.dedent("""
 _SAVER_SIZE = 16 * 2**20  # 64 MiB of float32 per save.
 
 
-def test_sigkill_during_a_save_leaves_the_previous_checkpoint_intact(tmp_path,
-                                                                    caplog):
+def test_sigkill_during_a_save_leaves_the_previous_checkpoint_intact(tmp_path, caplog):
   workdir = str(tmp_path / "workdir")
   checkpoints = os.path.join(workdir, "checkpoints")
   saver = subprocess.Popen(
-      ["timeout", "-k", "5", "120", sys.executable, "-c",
-       _SAVER % _SAVER_SIZE, workdir],
-      cwd=_REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"),
-      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-      start_new_session=True)
+      ["timeout", "-k", "5", "120", sys.executable, "-c", _SAVER % _SAVER_SIZE, workdir],
+      cwd=_REPO,
+      env=dict(os.environ, JAX_PLATFORMS="cpu"),
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL,
+      start_new_session=True,
+  )
   try:
     deadline = time.time() + 100
     while True:  # Kill while a save after the first finished one is running.
@@ -221,8 +231,9 @@ def write_config(workdir: str) -> None:
   write(os.path.join(workdir, "config.json"), '{"variant": "ranking_d", "seed": 3}')
 
 
-@pytest.mark.parametrize("kind", ["truncated data file", "missing state metadata",
-                                  "missing input item"])
+@pytest.mark.parametrize(
+    "kind", ["truncated data file", "missing state metadata", "missing input item"]
+)
 def test_restore_workdir_skips_a_torn_newest_step_read_only(tmp_path, caplog, kind):
   workdir = str(tmp_path)
   save_steps(workdir, [1, 2, 3])
@@ -276,8 +287,9 @@ def test_unretrieved_sibling_failures_of_a_reported_step_stay_quiet(tmp_path, ca
     # step (dropped) and for anything else (kept).
     for path in (torn, "/elsewhere/7"):
       error = ValueError(f'OUT_OF_RANGE: Error reading "{path}/state/d/0"')
-      asyncio_logger.error("Task exception was never retrieved\nfuture: <Task>",
-                           exc_info=(ValueError, error, None))
+      asyncio_logger.error(
+          "Task exception was never retrieved\nfuture: <Task>", exc_info=(ValueError, error, None)
+      )
   assert int(state["step"]) == 1 and "step 2 (restore failed" in caplog.text
   never_retrieved = [r for r in caplog.records if "never retrieved" in r.getMessage()]
   assert len(never_retrieved) == 1 and "/elsewhere/7" in str(never_retrieved[0].exc_info[1])

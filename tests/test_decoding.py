@@ -17,6 +17,7 @@ import pytest
 
 from hl_jax.video import decoding
 from hl_jax.video import extraction
+
 import videos
 
 av = pytest.importorskip("av")
@@ -26,17 +27,19 @@ NTSC = Fraction(30000, 1001)
 
 
 def _config(segment_seconds, frames_per_segment, frame_size=16):
-  return decoding.DecodeConfig(segment_seconds=segment_seconds,
-                                     frames_per_segment=frames_per_segment,
-                                     frame_size=frame_size)
+  return decoding.DecodeConfig(
+      segment_seconds=segment_seconds, frames_per_segment=frames_per_segment, frame_size=frame_size
+  )
 
 
 def _decoded(path, config, duration=None):
   """[[frame index per sample] per segment] as iter_segments yields them."""
   segments = list(decoding.iter_segments(path, config, duration))
   for frames in segments:
-    assert frames.shape == (config.frames_per_segment, config.frame_size,
-                            config.frame_size, 3) and frames.dtype == np.uint8
+    assert (
+        frames.shape == (config.frames_per_segment, config.frame_size, config.frame_size, 3)
+        and frames.dtype == np.uint8
+    )
   return [[videos.frame_index(f) for f in frames] for frames in segments]
 
 
@@ -60,12 +63,15 @@ def test_a_one_second_video_is_one_two_second_segment(tmp_path):
   assert _decoded(path, _config(2.0, 4)) == [[1, 3, 6, 8]]
 
 
-@pytest.mark.parametrize("fps, seconds, audio, num", [
-    (NTSC, 5, True, 3),       # 150 frames, 5.005 s: a last piece of 1.005 s is kept
-    (12.5, 5, False, 2),      # 62 frames, 4.96 s: a last piece of 0.96 s is dropped
-    (7, 5, True, 3),          # 35 frames, 5.0 s
-    (NTSC, 2.5, False, 1),    # 75 frames, 2.5025 s
-])
+@pytest.mark.parametrize(
+    "fps, seconds, audio, num",
+    [
+        (NTSC, 5, True, 3),  # 150 frames, 5.005 s: a last piece of 1.005 s is kept
+        (12.5, 5, False, 2),  # 62 frames, 4.96 s: a last piece of 0.96 s is dropped
+        (7, 5, True, 3),  # 35 frames, 5.0 s
+        (NTSC, 2.5, False, 1),  # 75 frames, 2.5025 s
+    ],
+)
 def test_odd_frame_rates(tmp_path, fps, seconds, audio, num):
   path = videos.make_video(tmp_path / "v.mp4", seconds=seconds, fps=fps, audio=audio)
   num_frames = round(seconds * Fraction(fps).limit_denominator(1001))
@@ -100,8 +106,7 @@ def test_a_video_shorter_than_one_window(tmp_path):
 def test_a_short_stream_without_duration_repeats_its_last_frame(tmp_path):
   # A raw stream (no duration): the segment is sampled as if whole, at
   # (j + 1/2) / 8 s; the 3 frames (0, 0.04, 0.08 s) run out after the second.
-  path = videos.make_video(tmp_path / "short.h264", seconds=0.12, fps=25,
-                           container_format="h264")
+  path = videos.make_video(tmp_path / "short.h264", seconds=0.12, fps=25, container_format="h264")
   assert decoding.video_duration(path) is None
   assert _decoded(path, _config(2.0, 16)) == [[1] + [2] * 15]
 
@@ -112,15 +117,18 @@ def test_a_given_duration_overrides_the_container(tmp_path):
   assert _decoded(path, _config(1.0, 2), duration=2.0) == [[2, 7], [9, 9]]
 
 
-@pytest.mark.parametrize("seconds, fps, segment_seconds, expected", [
-    (0.3, 10, 2.0, 1),      # shorter than half a segment, but the only one
-    (0.9, 10, 2.0, 1),
-    (2.9, 10, 2.0, 1),      # 0.9 s left over: dropped
-    (3.0, 10, 2.0, 2),      # 1.0 s left over: kept
-    (4.0, NTSC, 2.0, 2),    # 120 frames, 4.004 s (carphone's length)
-    (5.0, 10, 1.5, 3),      # 0.5 s < 0.75 s left over
-    (5.3, 10, 1.5, 4),      # 0.8 s left over
-])
+@pytest.mark.parametrize(
+    "seconds, fps, segment_seconds, expected",
+    [
+        (0.3, 10, 2.0, 1),  # shorter than half a segment, but the only one
+        (0.9, 10, 2.0, 1),
+        (2.9, 10, 2.0, 1),  # 0.9 s left over: dropped
+        (3.0, 10, 2.0, 2),  # 1.0 s left over: kept
+        (4.0, NTSC, 2.0, 2),  # 120 frames, 4.004 s (carphone's length)
+        (5.0, 10, 1.5, 3),  # 0.5 s < 0.75 s left over
+        (5.3, 10, 1.5, 4),  # 0.8 s left over
+    ],
+)
 def test_segment_count_of_decoded_videos(tmp_path, seconds, fps, segment_seconds, expected):
   path = videos.make_video(tmp_path / "v.mp4", seconds=seconds, fps=fps)
   duration = decoding.video_duration(path)
@@ -133,10 +141,9 @@ def test_extract_keeps_segment_order_across_batches(tmp_path):
   path = videos.make_video(tmp_path / "v.mp4", seconds=3.5, fps=10)
   batches = []
 
-  def embed(frames):       # [N, F, S, S, 3] -> [N, F]: the sampled frame indices
+  def embed(frames):  # [N, F, S, S, 3] -> [N, F]: the sampled frame indices
     batches.append(len(frames))
-    return np.asarray([[videos.frame_index(f) for f in segment] for segment in frames],
-                      np.float32)
+    return np.asarray([[videos.frame_index(f) for f in segment] for segment in frames], np.float32)
 
   features, duration = extraction.extract(path, embed, _config(0.5, 2), batch=3)
   assert batches == [3, 3, 1] and duration == pytest.approx(3.5)

@@ -51,8 +51,9 @@ def marked_blocks(markdown: str) -> list[Block]:
     end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == "```"), None)
     if end is None:
       raise ValueError(f"line {i + 1}: marked ```sh block is never closed")
-    blocks.append(Block(i + 1, "\n".join(lines[i + 1:end]) + "\n",
-                        int(marker.group(1) or DEFAULT_LIMIT_S)))
+    blocks.append(
+        Block(i + 1, "\n".join(lines[i + 1 : end]) + "\n", int(marker.group(1) or DEFAULT_LIMIT_S))
+    )
   return blocks
 
 
@@ -63,8 +64,10 @@ def localised(code: str, tmp_path: pathlib.Path) -> str:
 
 def _environment(tmp_path: pathlib.Path) -> dict[str, str]:
   env = dict(os.environ)
-  for name, forced in (("XLA_FLAGS", "--xla_force_host_platform_device_count=4"),
-                       ("JAX_PLATFORMS", "cpu")):
+  for name, forced in (
+      ("XLA_FLAGS", "--xla_force_host_platform_device_count=4"),
+      ("JAX_PLATFORMS", "cpu"),
+  ):
     if env.get(name) == forced:  # Set by conftest for the tests, not by the user.
       del env[name]
   env["HOME"] = str(tmp_path / "home")
@@ -78,8 +81,13 @@ def _run(block: Block, env: dict[str, str]) -> subprocess.CompletedProcess:
   script = "set -euo pipefail\n" + block.code
   return subprocess.run(
       ["timeout", "-k", "10", str(block.limit_s), "bash", "-c", script],
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-      text=True, check=False)
+      cwd=REPO,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+      check=False,
+  )
 
 
 @pytest.mark.slow
@@ -100,14 +108,21 @@ def test_marked_blocks_run(doc, tmp_path):
       continue
     done = _run(dataclasses.replace(block, code=localised(block.code, tmp_path)), env)
     if done.returncode:
-      why = (f"timed out after {block.limit_s} s" if done.returncode in (124, 137)
-             else f"exit status {done.returncode}")
-      pytest.fail(f"{doc}:{block.line}, {why}:\n"
-                  f"{block.code}\n--- last output ---\n{done.stdout[-3000:]}",
-                  pytrace=False)
+      why = (
+          f"timed out after {block.limit_s} s"
+          if done.returncode in (124, 137)
+          else f"exit status {done.returncode}"
+      )
+      pytest.fail(
+          f"{doc}:{block.line}, {why}:\n"
+          f"{block.code}\n--- last output ---\n{done.stdout[-3000:]}",
+          pytrace=False,
+      )
   if skipped:
-    pytest.skip(f"{doc}: blocks at lines {skipped} need {_SHARED_DATA}, absent at {shared}; "
-                f"{len(blocks) - len(skipped)} other blocks ran")
+    pytest.skip(
+        f"{doc}: blocks at lines {skipped} need {_SHARED_DATA}, absent at {shared}; "
+        f"{len(blocks) - len(skipped)} other blocks ran"
+    )
 
 
 _SAMPLE = """\
@@ -136,14 +151,17 @@ echo three
 
 
 def test_parser_finds_marked_sh_blocks_only():
-  assert marked_blocks(_SAMPLE) == [Block(4, "echo one\necho two\n", DEFAULT_LIMIT_S),
-                                    Block(19, "echo three\n", 30)]
+  assert marked_blocks(_SAMPLE) == [
+      Block(4, "echo one\necho two\n", DEFAULT_LIMIT_S),
+      Block(19, "echo three\n", 30),
+  ]
 
 
 def test_scratch_root_moves_into_the_test_folder(tmp_path):
   code = "launch --workdir=/tmp/hl_jax/tiny --out=/tmp/hl_jax_bench/x\n"
   assert localised(code, tmp_path) == (
-      f"launch --workdir={tmp_path}/hl_jax/tiny --out=/tmp/hl_jax_bench/x\n")
+      f"launch --workdir={tmp_path}/hl_jax/tiny --out=/tmp/hl_jax_bench/x\n"
+  )
 
 
 def test_parser_rejects_an_unclosed_block():

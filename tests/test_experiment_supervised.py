@@ -9,11 +9,14 @@ import pytest
 from experiments import supervised as tha
 from hl_jax.core import run_loop
 from hl_jax.data import benchmarks
+
 import test_tao_train  # tests/test_tao_train.py: its tiny synthetic benchmark.
 
 BENCHMARKS = ("tvsum", "youtube_highlights")
-CHOICE = {"tvsum": {"learning_rate": 1e-3, "w_ag": 0.5},
-          "youtube_highlights": {"learning_rate": 3e-4, "w_ag": 1.0}}
+CHOICE = {
+    "tvsum": {"learning_rate": 1e-3, "w_ag": 0.5},
+    "youtube_highlights": {"learning_rate": 3e-4, "w_ag": 1.0},
+}
 WEAK = {"tvsum": "/lim_tvsum"}
 
 
@@ -25,12 +28,21 @@ def fake_finished(output_dir, run, mAP, iou=0.5, per_group=None, **config_overri
     config[section][name] = value
   workdir = os.path.join(output_dir, "runs", run.name)
   os.makedirs(workdir, exist_ok=True)
-  results = {"step": config.train.num_steps, "mAP": mAP, "random_mAP": 0.4,
-             "per_group": per_group or {},
-             "iou": {"mean_iou": iou, "share_iou_0.5": float(iou >= 0.5),
-                     "share_iou_0.7": float(iou >= 0.7)},
-             "history": [], "evaluation": {}, "wall_s": 12.0,
-             "config": json.loads(config.to_json_best_effort())}
+  results = {
+      "step": config.train.num_steps,
+      "mAP": mAP,
+      "random_mAP": 0.4,
+      "per_group": per_group or {},
+      "iou": {
+          "mean_iou": iou,
+          "share_iou_0.5": float(iou >= 0.5),
+          "share_iou_0.7": float(iou >= 0.7),
+      },
+      "history": [],
+      "evaluation": {},
+      "wall_s": 12.0,
+      "config": json.loads(config.to_json_best_effort()),
+  }
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f)
 
@@ -52,29 +64,42 @@ def test_run_lists_are_unique_and_share_only_the_full_runs():
     assert len({r.name for r in runs}) == len(runs)
   assert {r.stage for r in cv} == {"cv"} and {r.variant for r in ablation} == set(tha.VARIANTS)
   assert {(r.benchmark, r.variant) for r in both} == {
-      ("tvsum", "labels"), ("tvsum", "weak"), ("youtube_highlights", "labels")}
+      ("tvsum", "labels"),
+      ("tvsum", "weak"),
+      ("youtube_highlights", "labels"),
+  }
   # All labels without weak start: the ablation's full run, trained once.
   assert {r.name for r in both} & {r.name for r in ablation} == {
-      r.name for r in ablation if r.variant == "full"}
+      r.name for r in ablation if r.variant == "full"
+  }
   assert len({r.name for r in cv + ablation + both}) == 28 + 24 + 24 - 6
   assert cv[0].name == "cv_tvsum_full_lr0.0003_ag0.1_fold0of4_seed0"
   assert ablation[-1].name == "ablation_youtube_highlights_no_ag_lr0.0003_ag1_seed2"
   assert both[0].name == "weak_to_strong_tvsum_labels_lr0.001_ag0.5_n1_seed0"
-  assert {r.benchmark for r in tha.ablation_runs(BENCHMARKS, 1, {"tvsum": {
-      "learning_rate": 1e-3, "w_ag": 0.5}})} == {"tvsum"}  # No CV choice, no runs.
+  assert {
+      r.benchmark
+      for r in tha.ablation_runs(BENCHMARKS, 1, {"tvsum": {"learning_rate": 1e-3, "w_ag": 0.5}})
+  } == {
+      "tvsum"
+  }  # No CV choice, no runs.
 
 
 def test_run_configs():
-  by_variant = {r.variant: tha.run_config(r, "/tfds", {"tvsum": "/lim"})
-                for r in tha.ablation_runs(["tvsum"], 1, CHOICE)}
+  by_variant = {
+      r.variant: tha.run_config(r, "/tfds", {"tvsum": "/lim"})
+      for r in tha.ablation_runs(["tvsum"], 1, CHOICE)
+  }
   assert by_variant["full"].train.learning_rate == 1e-3 and by_variant["full"].loss.w_ag == 0.5
   assert by_variant["full"].data_dir == "/tfds" and by_variant["full"].weak.workdir == ""
   assert not by_variant["no_text"].model.use_text and not by_variant["no_graph"].model.use_graph
   assert by_variant["no_ag"].loss.w_ag == 0.0
   cv = tha.run_config(tha.cv_runs(["youtube_highlights"], {"youtube_highlights": 4})[6], "")
   assert (cv.cv_folds, cv.cv_fold, cv.model.context) == (4, 2, "audio")
-  weak = [r for r in tha.weak_to_strong_runs(["tvsum"], 1, CHOICE, ["tvsum"])
-          if r.variant == "weak" and r.num_labelled == 2][0]
+  weak = [
+      r
+      for r in tha.weak_to_strong_runs(["tvsum"], 1, CHOICE, ["tvsum"])
+      if r.variant == "weak" and r.num_labelled == 2
+  ][0]
   config = tha.run_config(weak, "", {"tvsum": "/lim"})
   assert (config.weak.workdir, config.num_labelled) == ("/lim", 2)
 
@@ -83,8 +108,7 @@ def test_run_configs():
 def test_num_folds_from_the_split_file(tmp_path, monkeypatch, sizes, folds):
   monkeypatch.setattr(tha, "MAX_FOLDS", 4)
   (tmp_path / "tvsum" / "splits").mkdir(parents=True)
-  split = {g: {"train": [f"{g}{i}" for i in range(n)], "val": []}
-           for g, n in zip("AB", sizes)}
+  split = {g: {"train": [f"{g}{i}" for i in range(n)], "val": []} for g, n in zip("AB", sizes)}
   (tmp_path / "tvsum" / "splits" / tha.SPLIT_FILES["tvsum"]).write_text(json.dumps(split))
   assert tha.num_folds("tvsum", str(tmp_path)) == folds
 
@@ -119,10 +143,12 @@ def test_later_stages_wait_for_the_cv_choice(tmp_path, monkeypatch, capsys):
   args = (["tvsum"], list(tha.STAGES), 1, "", out, {})
   planned, _, skipped = tha.run_stages(*args, train_now=False)
   assert len(planned["cv"]) == 8 and planned["ablation"] == planned["weak_to_strong"] == []
-  assert skipped == ["weak_to_strong tvsum: no --weak_workdir_tvsum, so no weak-start rows",
-                     "ablation tvsum: no CV choice yet (run --stage=cv first)",
-                     "weak_to_strong tvsum: no CV choice yet (run --stage=cv first)",
-                     "per_group tvsum: no CV choice yet (run --stage=cv first)"]
+  assert skipped == [
+      "weak_to_strong tvsum: no --weak_workdir_tvsum, so no weak-start rows",
+      "ablation tvsum: no CV choice yet (run --stage=cv first)",
+      "weak_to_strong tvsum: no CV choice yet (run --stage=cv first)",
+      "per_group tvsum: no CV choice yet (run --stage=cv first)",
+  ]
   assert "no --weak_workdir_tvsum" in capsys.readouterr().out
   (tmp_path / "cv_choice.json").write_text(json.dumps({"tvsum": CHOICE["tvsum"]}))
   planned, configs, skipped = tha.run_stages(*args, train_now=False)
@@ -139,16 +165,20 @@ def test_report_aggregates_over_seeds(tmp_path):
   runs = tha.ablation_runs(["tvsum"], 3, CHOICE, variants=("full", "no_ag"))
   for run, value, iou in zip(runs, [0.5, 0.6, 0.7, 0.3, 0.5], [0.4, 0.6, 0.8, 0.5, 0.5]):
     fake_finished(out, run, value, iou)  # The last no_ag seed has not finished.
-  report = tha.make_report({"ablation": runs}, configs_of(runs), [], out,
-                           {"benchmarks": ["tvsum"], "seeds": 3})
+  report = tha.make_report(
+      {"ablation": runs}, configs_of(runs), [], out, {"benchmarks": ["tvsum"], "seeds": 3}
+  )
   full, no_ag = report["ablation"]
   assert (full["finished"], full["planned"], no_ag["finished"]) == (3, 3, 2)
   assert full["mAP"]["mean"] == pytest.approx(0.6)
   assert full["mAP"]["std"] == pytest.approx(0.1 * np.sqrt(2 / 3))
   assert full["mean_iou"] == pytest.approx(0.6)
   assert (full["share_iou_0.5"], full["share_iou_0.7"]) == pytest.approx((2 / 3, 1 / 3))
-  assert no_ag["mAP"] == {"mean": pytest.approx(0.4), "std": pytest.approx(0.1),
-                          "values": [0.3, 0.5]}
+  assert no_ag["mAP"] == {
+      "mean": pytest.approx(0.4),
+      "std": pytest.approx(0.1),
+      "values": [0.3, 0.5],
+  }
   assert report["missing"] == [runs[-1].name]
   md = (tmp_path / "taohighlight.md").read_text()
   assert "| tvsum | TaoHighlight (full) | 60.0 ± 8.2 (3/3) | 0.600 | 0.667 | 0.333 |" in md
@@ -164,8 +194,13 @@ def test_weak_to_strong_table_and_plot(tmp_path):
   runs = tha.weak_to_strong_runs(["tvsum"], 1, CHOICE, ["tvsum"])
   for k, run in enumerate(runs):
     fake_finished(out, run, 0.4 + 0.05 * k)
-  report = tha.make_report({"weak_to_strong": runs}, configs_of(runs, weak=WEAK),
-                           [], out, {"benchmarks": ["tvsum"], "seeds": 1})
+  report = tha.make_report(
+      {"weak_to_strong": runs},
+      configs_of(runs, weak=WEAK),
+      [],
+      out,
+      {"benchmarks": ["tvsum"], "seeds": 1},
+  )
   md = (tmp_path / "taohighlight.md").read_text()
   assert "| tvsum | 1 | 40.0 ± 0.0 (1/1) | 55.0 ± 0.0 (1/1) |" in md
   assert "| tvsum | all | 50.0 ± 0.0 (1/1) | 65.0 ± 0.0 (1/1) |" in md
@@ -176,13 +211,19 @@ def test_per_group_runs_configs_and_table(tmp_path):
   root = tmp_path / "data"
   for b, groups in (("tvsum", "AB"), ("youtube_highlights", "C")):
     (root / b / "splits").mkdir(parents=True)
-    (root / b / "splits" / tha.SPLIT_FILES[b]).write_text(json.dumps(
-        {g: {"train": ["x"], "val": ["y"]} for g in groups}))
+    (root / b / "splits" / tha.SPLIT_FILES[b]).write_text(
+        json.dumps({g: {"train": ["x"], "val": ["y"]} for g in groups})
+    )
   runs = tha.per_group_runs(BENCHMARKS, 2, CHOICE, str(root))
   assert [r.name for r in runs[:2]] == [
-      "per_group_tvsum_full_A_lr0.001_ag0.5_seed0", "per_group_tvsum_full_A_lr0.001_ag0.5_seed1"]
+      "per_group_tvsum_full_A_lr0.001_ag0.5_seed0",
+      "per_group_tvsum_full_A_lr0.001_ag0.5_seed1",
+  ]
   assert [(r.benchmark, r.group) for r in runs[::2]] == [
-      ("tvsum", "A"), ("tvsum", "B"), ("youtube_highlights", "C")]
+      ("tvsum", "A"),
+      ("tvsum", "B"),
+      ("youtube_highlights", "C"),
+  ]
   config = tha.run_config(runs[2], "/tfds")
   assert (config.group, config.train.num_steps) == ("B", tha.PER_GROUP_STEPS)
   assert tha.run_config(tha.ablation_runs(["tvsum"], 1, CHOICE)[0], "").group == ""
@@ -193,9 +234,13 @@ def test_per_group_runs_configs_and_table(tmp_path):
   ablation = [r for r in tha.ablation_runs(["tvsum"], 2, CHOICE) if r.variant == "full"]
   for run, value in zip(ablation, (0.4, 0.6)):
     fake_finished(out, run, 0.5, per_group={"A": value, "B": 0.9})
-  report = tha.make_report({"ablation": ablation, "per_group": tvsum},
-                           configs_of(ablation + tvsum), [], out,
-                           {"benchmarks": ["tvsum"], "seeds": 2})
+  report = tha.make_report(
+      {"ablation": ablation, "per_group": tvsum},
+      configs_of(ablation + tvsum),
+      [],
+      out,
+      {"benchmarks": ["tvsum"], "seeds": 2},
+  )
   assert report["per_group"][0]["mAP"]["mean"] == pytest.approx(0.6)
   md = (tmp_path / "out" / "taohighlight.md").read_text()
   assert "| tvsum | A | 60.0 ± 10.0 (2/2) | 50.0 ± 10.0 |" in md
@@ -224,10 +269,12 @@ def test_train_runs_then_reuses_them(tmp_path, monkeypatch, capsys):
   for run in runs:
     saved = json.loads((tmp_path / "runs" / run.name / "results.json").read_text())
     assert 0.0 <= saved["mAP"] <= 1.0 and saved["config"]["model"]["use_text"] == (
-        run.variant == "full")
+        run.variant == "full"
+    )
 
   def no_training(config, workdir):
     raise AssertionError(f"{workdir} was trained again")
+
   monkeypatch.setattr(run_loop, "train_and_evaluate", no_training)
   again = tha.train_runs(runs, configs, str(tmp_path))
   assert capsys.readouterr().out.count("reused") == 2 and again == first

@@ -7,8 +7,8 @@ the command line (exit status, one-line error, two jax.distributed processes on
 127.0.0.1) in subprocesses under `timeout -k`.
 """
 
-import dataclasses
 import csv
+import dataclasses
 import json
 import os
 import pathlib
@@ -28,16 +28,22 @@ from tfds_builders import build
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TIMEOUT_S = 120
-EXTRACTOR_FLAGS = ["--extractor=untrained", "--segment_seconds=1", "--frames_per_segment=2",
-                   "--frame_size=16", "--feature_dim=8"]
+EXTRACTOR_FLAGS = [
+    "--extractor=untrained",
+    "--segment_seconds=1",
+    "--frames_per_segment=2",
+    "--frame_size=16",
+    "--feature_dim=8",
+]
 # name -> frames at 10 fps: 1.0, 2.0, 3.0, 1.5 s -> 1, 2, 3, 2 segments.
 FRAMES = {"a": 10, "b": 20, "c": 30, "d": 15}
 
 
 @pytest.fixture(scope="module")
 def extractor():
-  return extractors.make_extractor("untrained", segment_seconds=1.0, frames_per_segment=2,
-                                       frame_size=16, feature_dim=8)
+  return extractors.make_extractor(
+      "untrained", segment_seconds=1.0, frames_per_segment=2, frame_size=16, feature_dim=8
+  )
 
 
 def _gray_video(path, num_frames, fps=10, size=32):
@@ -77,21 +83,34 @@ def _read_csv(path):
 
 
 def _run_cli(args, env_extra=None):
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=1", **(env_extra or {}))
-  return subprocess.run(["timeout", "-k", "5", str(TIMEOUT_S), sys.executable, "-m",
-                         "hl_jax.extract_corpus"] + args,
-                        cwd=REPO, env=env, capture_output=True, text=True, check=False)
+  env = dict(
+      os.environ,
+      JAX_PLATFORMS="cpu",
+      XLA_FLAGS="--xla_force_host_platform_device_count=1",
+      **(env_extra or {}),
+  )
+  return subprocess.run(
+      ["timeout", "-k", "5", str(TIMEOUT_S), sys.executable, "-m", "hl_jax.extract_corpus"] + args,
+      cwd=REPO,
+      env=env,
+      capture_output=True,
+      text=True,
+      check=False,
+  )
 
 
 def test_two_shards_merge_in_list_order_with_carried_columns(tmp_path, video_dir, extractor):
   # Relative paths, relative to the list's folder; ids from the column or the stem.
-  listing = _csv_list(video_dir / "two_shards.csv", [
-      ["video", "video_id", "domain", "ctr", "tags"],
-      ["c.mp4", "", "dog", "0.3", "x;y"],
-      ["a.mp4", "clip_a", "", "0.1", ""],
-      [str(video_dir / "d.mp4"), "", "cat", "0.4", "z"],
-      ["b.mp4", "", "dog", "0.2", "w"]])
+  listing = _csv_list(
+      video_dir / "two_shards.csv",
+      [
+          ["video", "video_id", "domain", "ctr", "tags"],
+          ["c.mp4", "", "dog", "0.3", "x;y"],
+          ["a.mp4", "clip_a", "", "0.1", ""],
+          [str(video_dir / "d.mp4"), "", "cat", "0.4", "z"],
+          ["b.mp4", "", "dog", "0.2", "w"],
+      ],
+  )
   videos, carried = corpus_extraction.read_video_list(listing)
   assert carried == ["ctr", "tags"]
   out = tmp_path / "corpus"
@@ -105,8 +124,11 @@ def test_two_shards_merge_in_list_order_with_carried_columns(tmp_path, video_dir
   rows = _read_csv(out / "manifest.csv")
   assert list(rows[0]) == ["video_id", "duration_s", "domain", "feature_path", "ctr", "tags"]
   assert [(r["video_id"], r["domain"], r["ctr"], r["tags"]) for r in rows] == [
-      ("c", "dog", "0.3", "x;y"), ("clip_a", "", "0.1", ""), ("d", "cat", "0.4", "z"),
-      ("b", "dog", "0.2", "w")]
+      ("c", "dog", "0.3", "x;y"),
+      ("clip_a", "", "0.1", ""),
+      ("d", "cat", "0.4", "z"),
+      ("b", "dog", "0.2", "w"),
+  ]
   assert [float(r["duration_s"]) for r in rows] == pytest.approx([3.0, 1.0, 1.5, 2.0])
   for row, segments in zip(rows, [3, 1, 2, 2]):
     assert row["feature_path"] == f"features/{row['video_id']}.npz"
@@ -151,22 +173,24 @@ def test_bad_video_is_recorded_and_the_others_written(tmp_path, video_dir):
   last = done.stderr.strip().splitlines()[-1]
   assert last.startswith("hl_jax.extract_corpus: error: 1 of 3 videos"), done.stderr[-3000:]
   assert str(video_dir / "bad.mp4") in last
-  failures = [json.loads(line) for line in
-              (out / "failures_shard0.jsonl").read_text().splitlines()]
+  failures = [json.loads(line) for line in (out / "failures_shard0.jsonl").read_text().splitlines()]
   assert [(f["video_id"], f["video"], f["line"]) for f in failures] == [
-      ("bad", str(video_dir / "bad.mp4"), 2)]
+      ("bad", str(video_dir / "bad.mp4"), 2)
+  ]
   assert [r["video_id"] for r in _read_csv(out / "manifest.csv")] == ["a", "b"]
   assert sorted(p.name for p in (out / "features").iterdir()) == ["a.npz", "b.npz"]
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("description", r"extractor 'SegmentEmbedder seed 7"),
-    ("segment_seconds", r"segment_seconds 2.0, this run 1.0"),
-    ("width", r"4-d features, this run 8-d"),
-    ("not_features", r"not a readable features file"),
-])
-def test_features_of_another_extractor_are_refused(tmp_path, video_dir, extractor, kind,
-                                                   message):
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("description", r"extractor 'SegmentEmbedder seed 7"),
+        ("segment_seconds", r"segment_seconds 2.0, this run 1.0"),
+        ("width", r"4-d features, this run 8-d"),
+        ("not_features", r"not a readable features file"),
+    ],
+)
+def test_features_of_another_extractor_are_refused(tmp_path, video_dir, extractor, kind, message):
   listing = video_dir / "other.txt"
   listing.write_text("a.mp4\nb.mp4\n")
   videos, carried = corpus_extraction.read_video_list(listing)
@@ -183,8 +207,14 @@ def test_features_of_another_extractor_are_refused(tmp_path, video_dir, extracto
     path.parent.mkdir(parents=True)
     np.savez(path, features=np.zeros((2, 8), np.float32))
   else:
-    features_file.write(path, np.zeros((2, width), np.float32), 2.0, dataclasses.asdict(config),
-                        extractor=description, video="elsewhere.mp4")
+    features_file.write(
+        path,
+        np.zeros((2, width), np.float32),
+        2.0,
+        dataclasses.asdict(config),
+        extractor=description,
+        video="elsewhere.mp4",
+    )
   stamp = path.stat().st_mtime_ns
   with pytest.raises(ValueError, match=message) as error:
     corpus_extraction.run_shard(videos, carried, out, extractor)
@@ -195,13 +225,19 @@ def test_features_of_another_extractor_are_refused(tmp_path, video_dir, extracto
   assert features_file.read_signature(path) == extractor.signature()
 
 
-@pytest.mark.parametrize("text, suffix, message", [
-    ("a.mp4\nsub/a.mp4\n", ".txt", r"video_id 'a' is also line 1"),
-    ('{"video": "a.mp4", "video_id": "x"}\n\n{"video": "b.mp4", "video_id": "x"}\n',
-     ".jsonl", r"line 3: video_id 'x' is also line 1"),
-    ("video,duration_s\na.mp4,3\n", ".csv", r"column 'duration_s' is written by"),
-    ("path\na.mp4\n", ".csv", r"`video` column"),
-])
+@pytest.mark.parametrize(
+    "text, suffix, message",
+    [
+        ("a.mp4\nsub/a.mp4\n", ".txt", r"video_id 'a' is also line 1"),
+        (
+            '{"video": "a.mp4", "video_id": "x"}\n\n{"video": "b.mp4", "video_id": "x"}\n',
+            ".jsonl",
+            r"line 3: video_id 'x' is also line 1",
+        ),
+        ("video,duration_s\na.mp4,3\n", ".csv", r"column 'duration_s' is written by"),
+        ("path\na.mp4\n", ".csv", r"`video` column"),
+    ],
+)
 def test_list_errors_name_the_lines(tmp_path, text, suffix, message):
   listing = tmp_path / f"list{suffix}"
   listing.write_text(text)
@@ -211,18 +247,26 @@ def test_list_errors_name_the_lines(tmp_path, text, suffix, message):
 
 def test_manifest_builds_into_a_duration_corpus(tmp_path, video_dir, extractor):
   listing = video_dir / "build.jsonl"
-  listing.write_text("\n".join(json.dumps(row) for row in [
-      {"video": "a.mp4", "domain": "dog", "ctr": 0.5},
-      {"video": "c.mp4", "ctr": 0.1},
-      {"video": "d.mp4", "domain": "cat", "ctr": 0.9}]) + "\n")
+  listing.write_text(
+      "\n".join(
+          json.dumps(row)
+          for row in [
+              {"video": "a.mp4", "domain": "dog", "ctr": 0.5},
+              {"video": "c.mp4", "ctr": 0.1},
+              {"video": "d.mp4", "domain": "cat", "ctr": 0.9},
+          ]
+      )
+      + "\n"
+  )
   videos, carried = corpus_extraction.read_video_list(listing)
   out = tmp_path / "corpus"
   corpus_extraction.run_shard(videos, carried, out, extractor)
   # D = 8 is not the registered configs' 1024: the build CLI's --feature_dim
   # derives manifest_d8 (and manifest_ctr_d8 reads the carried ctr column).
   for config in ("manifest", "manifest_ctr"):
-    builder = build.build(f"duration_corpus/{config}", str(out), str(tmp_path / "tfds"),
-                          feature_dim=8)
+    builder = build.build(
+        f"duration_corpus/{config}", str(out), str(tmp_path / "tfds"), feature_dim=8
+    )
     assert builder.builder_config.name == f"{config}_d8"
     train = builder.as_data_source("train")
     examples = {ex["video_id"].decode(): ex for ex in (train[i] for i in range(len(train)))}
@@ -245,14 +289,32 @@ def test_two_jax_processes_each_take_their_shard(tmp_path, video_dir):
   listing.write_text("a.mp4\nb.mp4\nc.mp4\nd.mp4\n")
   out = tmp_path / "corpus"
   port = free_port()
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=1")
-  procs = [subprocess.Popen(
-      ["timeout", "-k", "5", str(TIMEOUT_S), sys.executable, "-m", "hl_jax.extract_corpus",
-       f"--videos={listing}", f"--output_dir={out}", f"--coordinator_address=127.0.0.1:{port}",
-       "--num_processes=2", f"--process_id={i}"] + EXTRACTOR_FLAGS,
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-           for i in range(2)]
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  procs = [
+      subprocess.Popen(
+          [
+              "timeout",
+              "-k",
+              "5",
+              str(TIMEOUT_S),
+              sys.executable,
+              "-m",
+              "hl_jax.extract_corpus",
+              f"--videos={listing}",
+              f"--output_dir={out}",
+              f"--coordinator_address=127.0.0.1:{port}",
+              "--num_processes=2",
+              f"--process_id={i}",
+          ]
+          + EXTRACTOR_FLAGS,
+          cwd=REPO,
+          env=env,
+          stdout=subprocess.PIPE,
+          stderr=subprocess.STDOUT,
+          text=True,
+      )
+      for i in range(2)
+  ]
   logs = [p.communicate()[0] for p in procs]
   assert [p.returncode for p in procs] == [0, 0], "\n".join(log[-3000:] for log in logs)
   assert [r["video_id"] for r in _read_csv(out / "manifest_shard0of2.csv")] == ["a", "c"]

@@ -29,6 +29,7 @@ gcs_bucket = gcs_emulator.gcs_bucket
 def test_clients_resolve_to_the_emulator(gcs_server):  # pylint: disable=redefined-outer-name
   from google.auth import credentials  # pylint: disable=g-import-not-at-top
   from google.cloud import storage  # pylint: disable=g-import-not-at-top
+
   fs = fsspec.filesystem("gs")
   assert (fs.base, fs.credentials.token) == (f"{gcs_server.endpoint}/storage/v1/", "anon")
   client = storage.Client()  # Orbax's bucket queries
@@ -95,8 +96,9 @@ def test_a_subprocess_inherits_the_emulator_and_is_seen(gcs_bucket):  # pylint: 
   (run / "host0.txt").write_text("0")
   assert [p.name for p in run.iterdir()] == ["host0.txt"]
   write = "import sys; from etils import epath; epath.Path(sys.argv[1]).write_text('1')"
-  subprocess.run([sys.executable, "-c", write, os.fspath(run / "host1.txt")],
-                 check=True, timeout=120)
+  subprocess.run(
+      [sys.executable, "-c", write, os.fspath(run / "host1.txt")], check=True, timeout=120
+  )
   # With gcsfs's listings cache on, this process would not see the new file.
   assert (run / "host1.txt").read_text() == "1"
   assert sorted(p.name for p in run.iterdir()) == ["host0.txt", "host1.txt"]
@@ -110,13 +112,18 @@ def test_tensorstore_gcs_kvstore_and_zarr(gcs_bucket):  # pylint: disable=redefi
   assert kv.list().result() == [b"a"]
   values = np.arange(6, dtype=np.float32).reshape(2, 3)
   spec = {"driver": "zarr", "kvstore": f"{gcs_bucket}/zarr/"}
-  created = ts.open({**spec, "metadata": {"shape": [2, 3], "chunks": [1, 3], "dtype": "<f4"}},
-                    create=True).result()
+  created = ts.open(
+      {**spec, "metadata": {"shape": [2, 3], "chunks": [1, 3], "dtype": "<f4"}}, create=True
+  ).result()
   created.write(values).result()
   np.testing.assert_array_equal(ts.open(spec).result().read().result(), values)
   # The same bucket, seen through epath: tensorstore talked to the emulator.
   assert epath.Path(gcs_bucket, "kv", "a").read_bytes() == b"alpha"
-  assert sorted(p.name for p in epath.Path(gcs_bucket, "zarr").iterdir()) == [".zarray", "0.0", "1.0"]
+  assert sorted(p.name for p in epath.Path(gcs_bucket, "zarr").iterdir()) == [
+      ".zarray",
+      "0.0",
+      "1.0",
+  ]
 
 
 def test_orbax_checkpoint_manager(gcs_bucket):  # pylint: disable=redefined-outer-name
@@ -130,8 +137,10 @@ def test_orbax_checkpoint_manager(gcs_bucket):  # pylint: disable=redefined-oute
     w = np.arange(rows * 3, dtype=np.float32).reshape(rows, 3) * step
     return {"w": jax.device_put(w, sharding), "step": step}
 
-  manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
-      max_to_keep=2, enable_async_checkpointing=True))
+  manager = ocp.CheckpointManager(
+      directory,
+      options=ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=True),
+  )
   for step in (1, 2, 3):
     manager.save(step, args=ocp.args.StandardSave(state(step)))
   manager.wait_until_finished()
@@ -152,6 +161,7 @@ def test_orbax_checkpoint_manager(gcs_bucket):  # pylint: disable=redefined-oute
 
 def _write_array_record(path, records):
   from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
+
   writer = array_record_module.ArrayRecordWriter(os.fspath(path), "group_size:1")
   for record in records:
     writer.write(record)
@@ -161,6 +171,7 @@ def _write_array_record(path, records):
 def test_array_record_reads_gs_but_writes_local_only(gcs_bucket, tmp_path):  # pylint: disable=redefined-outer-name
   pytest.importorskip("array_record")
   from array_record.python import array_record_data_source  # pylint: disable=g-import-not-at-top
+
   local = tmp_path / "x.array_record"
   _write_array_record(local, [b"r0", b"r1", b"r2"])
   remote = epath.Path(gcs_bucket) / "data" / "x.array_record"
@@ -180,8 +191,12 @@ def test_tfds_data_source_on_gs_read_by_grain(gcs_bucket, tmp_path):  # pylint: 
     VERSION = tfds.core.Version("1.0.0")
 
     def _info(self):
-      return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-          "x": tfds.features.Tensor(shape=(None, 3), dtype=np.float32), "i": np.int64}))
+      return tfds.core.DatasetInfo(
+          builder=self,
+          features=tfds.features.FeaturesDict(
+              {"x": tfds.features.Tensor(shape=(None, 3), dtype=np.float32), "i": np.int64}
+          ),
+      )
 
     def _split_generators(self, dl_manager):
       return {"train": self._generate_examples(6)}
@@ -193,8 +208,9 @@ def test_tfds_data_source_on_gs_read_by_grain(gcs_bucket, tmp_path):  # pylint: 
   # The array_record writer cannot open gs://: build locally, then upload.
   builder = GcsToy(data_dir=tmp_path, file_format="array_record")
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
-  fsspec.filesystem("gs").put(os.fspath(tmp_path / "gcs_toy"), f"{gcs_bucket}/data/gcs_toy",
-                              recursive=True)
+  fsspec.filesystem("gs").put(
+      os.fspath(tmp_path / "gcs_toy"), f"{gcs_bucket}/data/gcs_toy", recursive=True
+  )
 
   source = GcsToy(data_dir=f"{gcs_bucket}/data").as_data_source(split="train")
   examples = [source[k] for k in range(len(source))]  # in TFDS's shuffled order
@@ -204,8 +220,10 @@ def test_tfds_data_source_on_gs_read_by_grain(gcs_bucket, tmp_path):  # pylint: 
   from_directory = tfds.builder_from_directory(f"{gcs_bucket}/data/gcs_toy/1.0.0")
   assert len(from_directory.as_data_source(split="train")) == 6
   batches = list(grain.MapDataset.source(source).map(lambda ex: int(ex["i"])).batch(3))
-  assert [list(b) for b in batches] == [[int(ex["i"]) for ex in examples[:3]],
-                                        [int(ex["i"]) for ex in examples[3:]]]
+  assert [list(b) for b in batches] == [
+      [int(ex["i"]) for ex in examples[:3]],
+      [int(ex["i"]) for ex in examples[3:]],
+  ]
 
 
 def outside_connections(strace_log: str) -> list[str]:
@@ -216,11 +234,13 @@ def outside_connections(strace_log: str) -> list[str]:
 
 
 def test_outside_connections_parses_strace_lines():
-  log = ('connect(3, {sa_family=AF_INET, sin_port=htons(4443), sin_addr=inet_addr("127.0.0.1")}, 16) = 0\n'
-         'connect(5, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("10.0.0.2")}, 16) = 0\n'
-         'connect(6, {sa_family=AF_INET6, sin6_port=htons(443), sin6_flowinfo=htonl(0), '
-         'inet_pton(AF_INET6, "2001:db8::1", &sin6_addr), sin6_scope_id=0}, 28) = -1\n'
-         'connect(7, {sa_family=AF_UNIX, sun_path="/run/x.sock"}, 110) = 0\n')
+  log = (
+      'connect(3, {sa_family=AF_INET, sin_port=htons(4443), sin_addr=inet_addr("127.0.0.1")}, 16) = 0\n'
+      'connect(5, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("10.0.0.2")}, 16) = 0\n'
+      "connect(6, {sa_family=AF_INET6, sin6_port=htons(443), sin6_flowinfo=htonl(0), "
+      'inet_pton(AF_INET6, "2001:db8::1", &sin6_addr), sin6_scope_id=0}, 28) = -1\n'
+      'connect(7, {sa_family=AF_UNIX, sun_path="/run/x.sock"}, 110) = 0\n'
+  )
   assert outside_connections(log) == ["10.0.0.2", "2001:db8::1"]
 
 
@@ -247,17 +267,39 @@ assert array_record_data_source.ArrayRecordDataSource([sys.argv[2]])[0] == b"r0"
 def test_no_traffic_leaves_loopback(gcs_server, gcs_bucket, tmp_path):  # pylint: disable=redefined-outer-name
   """A full round trip connects and sends only to 127.0.0.0/8 (C++ clients and DNS included)."""
   strace = shutil.which("strace")
-  if strace is None or subprocess.run([strace, "-o", os.devnull, "true"], check=False).returncode != 0:
+  if (
+      strace is None
+      or subprocess.run([strace, "-o", os.devnull, "true"], check=False).returncode != 0
+  ):
     pytest.skip("needs strace with ptrace allowed (apt-get install strace)")
   local = tmp_path / "x.array_record"
   _write_array_record(local, [b"r0"])
   records = epath.Path(gcs_bucket) / "x.array_record"
   records.write_bytes(local.read_bytes())
   log = tmp_path / "connect.log"
-  done = subprocess.run([strace, "-f", "-qq", "-e", "trace=connect,sendto,sendmsg", "-o", os.fspath(log),
-                         "timeout", "-k", "5", "240",  # inside strace, so it ends the traced process
-                         sys.executable, "-c", _TRAFFIC, f"{gcs_bucket}/run", os.fspath(records)],
-                        check=False, capture_output=True, text=True)
+  done = subprocess.run(
+      [
+          strace,
+          "-f",
+          "-qq",
+          "-e",
+          "trace=connect,sendto,sendmsg",
+          "-o",
+          os.fspath(log),
+          "timeout",
+          "-k",
+          "5",
+          "240",  # inside strace, so it ends the traced process
+          sys.executable,
+          "-c",
+          _TRAFFIC,
+          f"{gcs_bucket}/run",
+          os.fspath(records),
+      ],
+      check=False,
+      capture_output=True,
+      text=True,
+  )
   assert done.returncode == 0, done.stderr[-3000:]
   connects = log.read_text()
   port = gcs_server.endpoint.rsplit(":", 1)[1]

@@ -25,7 +25,8 @@ def test_cpu_info_parses_model_and_flags(tmp_path):
   path.write_text(_CPUINFO)
   assert harness.cpu_info(str(path)) == {
       "cpu": "AMD EPYC",
-      "isa": {"avx2": True, "avx512f": True, "avx512_bf16": True, "amx_tile": False}}
+      "isa": {"avx2": True, "avx512f": True, "avx512_bf16": True, "amx_tile": False},
+  }
 
 
 def test_cpu_info_without_model_or_flags(tmp_path):
@@ -50,7 +51,10 @@ def test_weighting_config_sets_weighting_batch_and_model_keys():
   base = tiny.get_config()
   config = harness.weighting_config(base, "ranking_em", 8, dropout=0.0)
   assert (config.train.weighting, config.train.num_groups, config.model.dropout) == (
-      "ranking_em", 8, 0.0)
+      "ranking_em",
+      8,
+      0.0,
+  )
   assert (base.train.weighting, base.model.dropout) == ("softmax", tiny.get_config().model.dropout)
   families.validate(config)
   with pytest.raises(ValueError, match="unknown train.weighting 'joint'"):

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from hl_jax.core import workdir as workdir_lib
-from hl_jax.core import run_loop
 from hl_jax.core import config_checks
 from hl_jax.core import families
+from hl_jax.core import files
+from hl_jax.core import run_loop
+from hl_jax.core import workdir as workdir_lib
 from hl_jax.data import corpora
 from hl_jax.eval import evaluators
 from hl_jax.eval import heldout
 from hl_jax.eval import reports
-from hl_jax.core import files
 
 SHORT, LONG, REST = 0, 1, 2
 
@@ -75,10 +75,18 @@ def test_between_within_by_hand():
 
 def _videos():
   rng = np.random.default_rng(0)
-  spec = [("a", "dog", SHORT, 3), ("b", "dog", LONG, 4), ("c", "dog", REST, 2),
-          ("d", "ski", SHORT, 2), ("e", "ski", LONG, 5), ("f", "surf", LONG, 3)]
-  return [corpora.HeldoutVideo(vid, domain, bucket, rng.normal(size=(t, 2)).astype(np.float32))
-          for vid, domain, bucket, t in spec]
+  spec = [
+      ("a", "dog", SHORT, 3),
+      ("b", "dog", LONG, 4),
+      ("c", "dog", REST, 2),
+      ("d", "ski", SHORT, 2),
+      ("e", "ski", LONG, 5),
+      ("f", "surf", LONG, 3),
+  ]
+  return [
+      corpora.HeldoutVideo(vid, domain, bucket, rng.normal(size=(t, 2)).astype(np.float32))
+      for vid, domain, bucket, t in spec
+  ]
 
 
 def test_evaluate_averages_domains_and_pools():
@@ -87,10 +95,12 @@ def test_evaluate_averages_domains_and_pools():
   result = heldout.evaluate(videos, scores, margin=0.5)
   by_domain = {}
   for domain in ("dog", "ski"):
-    short = np.concatenate([s for v, s in zip(videos, scores)
-                            if v.domain == domain and v.bucket == SHORT])
-    long = np.concatenate([s for v, s in zip(videos, scores)
-                           if v.domain == domain and v.bucket == LONG])
+    short = np.concatenate(
+        [s for v, s in zip(videos, scores) if v.domain == domain and v.bucket == SHORT]
+    )
+    long = np.concatenate(
+        [s for v, s in zip(videos, scores) if v.domain == domain and v.bucket == LONG]
+    )
     by_domain[domain] = brute_force(short, long, 0.5)
     assert result["per_group"][domain]["pair_accuracy"] == pytest.approx(by_domain[domain][0])
     assert result["per_group"][domain]["num_pairs"] == len(short) * len(long)
@@ -126,13 +136,16 @@ def test_evaluator_scores_once_and_reports_scalars():
   assert evaluators.scalars({"step": 1, "heldout": result}) == {
       "eval/heldout_pair_accuracy": held["pair_accuracy"],
       "eval/heldout_hinge": held["hinge"],
-      "eval/heldout_between_share": held["between_share"]}
+      "eval/heldout_between_share": held["between_share"],
+  }
   assert "pair accuracy" in evaluators.summary(result)
   table = reports.heldout_table("held out", held).splitlines()
   assert table[0] == "### held out" and table[2].endswith("; random scores: 50.00.")
   assert table[-3].startswith("| surf | 1 (0/1) | - | - | ")  # No short video: no pairs.
-  assert table[-2] == (f"| **average** | 6 (2/3) | **{100 * held['pair_accuracy']:.2f}** | "
-                       f"**{held['hinge']:.4f}** | **{held['between_share']:.3f}** |")
+  assert table[-2] == (
+      f"| **average** | 6 (2/3) | **{100 * held['pair_accuracy']:.2f}** | "
+      f"**{held['hinge']:.4f}** | **{held['between_share']:.3f}** |"
+  )
 
 
 def _fake_source(num=60, groups=False):
@@ -143,20 +156,35 @@ def _fake_source(num=60, groups=False):
     domain = ("dog", "ski", "surf")[i % 3]
     if groups:
       for side, bucket in (("hi", SHORT), ("lo", LONG)):
-        source.append({"video_id": f"v{i:03d}#{side}".encode(), "domain": domain,
-                       "bucket": bucket, "pair_group": f"v{i:03d}".encode(),
-                       "features": rng.normal(size=(3, 2))})
+        source.append(
+            {
+                "video_id": f"v{i:03d}#{side}".encode(),
+                "domain": domain,
+                "bucket": bucket,
+                "pair_group": f"v{i:03d}".encode(),
+                "features": rng.normal(size=(3, 2)),
+            }
+        )
     else:
-      source.append({"video_id": f"v{i:03d}".encode(), "domain": domain.encode(),
-                     "bucket": (i // 3) % 3, "pair_group": b"",
-                     "features": rng.normal(size=(3, 2))})
+      source.append(
+          {
+              "video_id": f"v{i:03d}".encode(),
+              "domain": domain.encode(),
+              "bucket": (i // 3) % 3,
+              "pair_group": b"",
+              "features": rng.normal(size=(3, 2)),
+          }
+      )
   return source
 
 
 def _ids(source):
   items = [source[i] for i in range(len(source))]
-  return {files.as_text(e["video_id"]) for item in items
-          for e in (item if isinstance(item, list) else [item])}
+  return {
+      files.as_text(e["video_id"])
+      for item in items
+      for e in (item if isinstance(item, list) else [item])
+  }
 
 
 def test_split_is_deterministic_disjoint_and_stratified():
@@ -166,7 +194,8 @@ def test_split_is_deterministic_disjoint_and_stratified():
   held_ids = {v.video_id for v in held}
   assert len(held) == 9 * round(0.2 * 60 / 9)  # round(1.33) = 1 per (domain, bucket).
   assert {(v.domain, v.bucket) for v in held} == {
-      (d, b) for d in ("dog", "ski", "surf") for b in (SHORT, LONG, REST)}
+      (d, b) for d in ("dog", "ski", "surf") for b in (SHORT, LONG, REST)
+  }
   assert not held_ids & _ids(part) and held_ids | _ids(part) == _ids(source)
   assert len(part) == 60 - len(held)
   assert held[0].features.dtype == np.float32
@@ -190,8 +219,11 @@ def test_pair_groups_are_held_out_whole():
 
 def test_split_errors_name_the_corpus_and_counts():
   source = _fake_source(18)  # 2 videos per (domain, bucket): 0.2 rounds to 0.
-  with pytest.raises(ValueError, match=r"^small: corpus.holdout_fraction=0.2 holds out 0 "
-                     r"short and 0 long videos and leaves 6 short and 6 long for training"):
+  with pytest.raises(
+      ValueError,
+      match=r"^small: corpus.holdout_fraction=0.2 holds out 0 "
+      r"short and 0 long videos and leaves 6 short and 6 long for training",
+  ):
     corpora.TrainingPart(source, 0.2).heldout_videos("small")
   only_short = [e for e in _fake_source() if e["bucket"] != LONG]
   with pytest.raises(ValueError, match="holds out 6 short and 0 long"):
@@ -203,20 +235,27 @@ def test_config_key_is_range_checked_and_not_resumable():
   assert config.corpus.holdout_fraction == 0.0
   for bad in (0.5, -0.1, float("nan")):
     config.corpus.holdout_fraction = bad
-    with pytest.raises(config_checks.ConfigError, match="corpus.holdout_fraction=.* must be "
-                       r"a number in \[0, 0.5\)"):
+    with pytest.raises(
+        config_checks.ConfigError,
+        match="corpus.holdout_fraction=.* must be " r"a number in \[0, 0.5\)",
+    ):
       families.validate(config)
   lim = families.get("less_is_more")
-  changed = config_checks.changed_keys({"corpus": {"holdout_fraction": 0.0}},
-                                       {"corpus": {"holdout_fraction": 0.1}},
-                                       config_checks.COMMON_RESUMABLE + lim.resumable)
+  changed = config_checks.changed_keys(
+      {"corpus": {"holdout_fraction": 0.0}},
+      {"corpus": {"holdout_fraction": 0.1}},
+      config_checks.COMMON_RESUMABLE + lim.resumable,
+  )
   assert changed == {"corpus.holdout_fraction": (0.0, 0.1)}
 
 
 def test_select_reads_only_heldout_and_takes_the_earliest_best():
   def entry(step, accuracy, corpus_map):
-    return {"step": step, "corpus": {"model": {"mAP": corpus_map}},
-            "heldout": {"heldout": {"pair_accuracy": accuracy}}}
+    return {
+        "step": step,
+        "corpus": {"model": {"mAP": corpus_map}},
+        "heldout": {"heldout": {"pair_accuracy": accuracy}},
+    }
 
   history = [entry(30, 0.7, 0.1), entry(10, 0.6, 0.9), entry(20, 0.7, 0.2)]
   selected = heldout.select(history)
@@ -250,8 +289,10 @@ def test_load_corpus_holds_out_training_videos(data_dir):
   assert {v.bucket for v in corpus.heldout} == {SHORT, LONG, REST}
   assert corpus.heldout[0].features.shape[1] == 16
   config.corpus.holdout_fraction = 0.05
-  with pytest.raises(ValueError, match="synthetic_tiny: corpus.holdout_fraction=0.05 holds "
-                     "out 0 short and 0 long videos"):
+  with pytest.raises(
+      ValueError,
+      match="synthetic_tiny: corpus.holdout_fraction=0.05 holds " "out 0 short and 0 long videos",
+  ):
     corpora.load_corpus(config)
 
 
@@ -279,7 +320,12 @@ def test_training_selects_a_step_by_heldout_pair_accuracy(data_dir, tmp_path):
   assert results["selected"]["step"] == best["step"]
   scalars = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
   assert [r["step"] for r in scalars if "eval/heldout_pair_accuracy" in r] == [
-      5, 10, 10, 15, 20]  # Step 10 twice: evaluated at the end of the first run, and again.
+      5,
+      10,
+      10,
+      15,
+      20,
+  ]  # Step 10 twice: evaluated at the end of the first run, and again.
   markdown = open(os.path.join(workdir, "results.md")).read()
   assert "## Evaluations" in markdown and f"| {best['step']} (selected) |" in markdown
   assert f"## Selected: step {best['step']} (by heldout pair_accuracy" in markdown

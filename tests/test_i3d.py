@@ -5,8 +5,8 @@ two CPU cores, most of it the 79-frame reference clip.
 """
 
 import jax
-import jax.numpy as jnp
 from jax import lax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -20,8 +20,10 @@ _CHECKPOINT_CRC32C = {
     ("params", "Logits/Conv3d_0c_1x1", "Conv_0", "bias"): (0x20C0D2F5, 0x8A87B5F4),
     ("params", "Conv3d_1a_7x7", "BatchNorm_0", "bias"): (0x8504FB7B, 0x4BCA9953),
     ("batch_stats", "Conv3d_1a_7x7", "BatchNorm_0", "mean"): (0x759A0279, 0x96B46C71),
-    ("batch_stats", "Mixed_5c", "Branch_0/Conv3d_0a_1x1", "BatchNorm_0", "var"):
-        (0xF5E18902, 0x02CB4191),
+    ("batch_stats", "Mixed_5c", "Branch_0/Conv3d_0a_1x1", "BatchNorm_0", "var"): (
+        0xF5E18902,
+        0x02CB4191,
+    ),
 }
 
 
@@ -83,8 +85,9 @@ def test_mismatched_tree_names_each_leaf(variables):
     i3d.check_variables(bad, "tampered")
   message = str(error.value)
   assert "params/Mixed_3b/Branch_0/Conv3d_0a_1x1/Conv_0/kernel: missing" in message
-  assert ("batch_stats/Conv3d_1a_7x7/BatchNorm_0/mean: shape (1, 1, 1, 1, 64), "
-          "expected (64,)") in message
+  assert (
+      "batch_stats/Conv3d_1a_7x7/BatchNorm_0/mean: shape (1, 1, 1, 1, 64), " "expected (64,)"
+  ) in message
 
 
 def test_weights_are_deepmind_rgb_scratch(variables):
@@ -126,13 +129,20 @@ def test_first_conv_and_pool_pad_like_tensorflow(variables, small_run):
   pads = [_tf_same_pads(n, 7, 2) for n in x.shape[1:4]]
   assert pads == [(2, 3), (2, 3), (2, 3)]  # asymmetric: a centred pad would be off by one
   kernel = variables["params"]["Conv3d_1a_7x7"]["Conv_0"]["kernel"]
-  bn = {**variables["params"]["Conv3d_1a_7x7"]["BatchNorm_0"],
-        **variables["batch_stats"]["Conv3d_1a_7x7"]["BatchNorm_0"]}
+  bn = {
+      **variables["params"]["Conv3d_1a_7x7"]["BatchNorm_0"],
+      **variables["batch_stats"]["Conv3d_1a_7x7"]["BatchNorm_0"],
+  }
 
   def unit(pads):
-    y = lax.conv_general_dilated(x, kernel, (2, 2, 2), pads,
-                                 dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
-                                 precision=lax.Precision.HIGHEST)
+    y = lax.conv_general_dilated(
+        x,
+        kernel,
+        (2, 2, 2),
+        pads,
+        dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
+        precision=lax.Precision.HIGHEST,
+    )
     return np.maximum((y - bn["mean"]) / np.sqrt(bn["var"] + 1e-3) + bn["bias"], 0)
 
   conv = np.asarray(endpoints["Conv3d_1a_7x7"])
@@ -142,8 +152,10 @@ def test_first_conv_and_pool_pad_like_tensorflow(variables, small_run):
   # MaxPool3d_2a_3x3: window (1, 3, 3), strides (1, 2, 2), SAME, padded with -inf.
   (lo, hi), n = _tf_same_pads(conv.shape[2], 3, 2), conv.shape[2] // 2
   padded = np.pad(conv, [(0, 0), (0, 0), (lo, hi), (lo, hi), (0, 0)], constant_values=-np.inf)
-  pooled = np.max([padded[:, :, i:i + 2 * n:2, j:j + 2 * n:2]
-                   for i in range(3) for j in range(3)], axis=0)
+  pooled = np.max(
+      [padded[:, :, i : i + 2 * n : 2, j : j + 2 * n : 2] for i in range(3) for j in range(3)],
+      axis=0,
+  )
   np.testing.assert_array_equal(endpoints["MaxPool3d_2a_3x3"], pooled)
 
 
@@ -163,10 +175,12 @@ def test_cricket_clip_matches_deepmind(shared_data, variables):
   assert logits.shape == (400,) and np.isfinite(logits).all()
   # Measured: top-1 logit 17.64, top-5 5 of 5 and top-20 19 of 20 of rgb_scratch, correlation
   # 0.991 over its 20 classes; against imagenet_rgb.txt (another network) only the top-1.
-  scratch = i3d_reference.compare(logits, labels, i3d_reference.RGB_SCRATCH_NORM,
-                                  i3d_reference.RGB_SCRATCH_TOP20)
+  scratch = i3d_reference.compare(
+      logits, labels, i3d_reference.RGB_SCRATCH_NORM, i3d_reference.RGB_SCRATCH_TOP20
+  )
   imagenet = i3d_reference.compare(
-      logits, labels, *i3d_reference.read_expected(sample / i3d_reference.IMAGENET_RGB))
+      logits, labels, *i3d_reference.read_expected(sample / i3d_reference.IMAGENET_RGB)
+  )
   assert labels[int(np.argmax(logits))] == "playing cricket"
   assert scratch["top1_match"] and imagenet["top1_match"]
   assert scratch["top5_overlap"] >= 4

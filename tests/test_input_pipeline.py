@@ -1,9 +1,9 @@
 """The segment table, windows and in-step pair sampling."""
 
+from absl.testing import absltest
 import jax
 import ml_collections
 import numpy as np
-from absl.testing import absltest
 
 from hl_jax.data import corpora
 from hl_jax.less_is_more import input_pipeline
@@ -28,8 +28,9 @@ def fake_source(num_videos=30, dim=4, seed=0):
 
 
 def input_config(**overrides):
-  config = ml_collections.ConfigDict({
-      "max_segments_per_video": 64, "shuffle_seed": 0, "num_workers": 0})
+  config = ml_collections.ConfigDict(
+      {"max_segments_per_video": 64, "shuffle_seed": 0, "num_workers": 0}
+  )
   config.update(overrides)
   return config
 
@@ -50,9 +51,9 @@ class InputPipelineTest(absltest.TestCase):
     self.assertEqual(int(table.num_short), expected_short)
     self.assertEqual(int(table.num_long), expected_long)
     self.assertEqual(window.num_videos_read, len(source))
-    short_rows = table.short_index[:table.num_short]
+    short_rows = table.short_index[: table.num_short]
     np.testing.assert_array_equal(table.features[short_rows, 1], SHORT)
-    np.testing.assert_array_equal(table.features[table.long_index[:table.num_long], 1], LONG)
+    np.testing.assert_array_equal(table.features[table.long_index[: table.num_long], 1], LONG)
     # No rest-bucket video enters the table.
     self.assertNotIn(REST, set(table.features[table.video >= 0, 1].tolist()))
 
@@ -119,8 +120,14 @@ class InputPipelineTest(absltest.TestCase):
       for side, bucket in (("hi", SHORT), ("lo", LONG)):
         features = np.full((3, 4), v, np.float32)
         features[:, 1] = bucket
-        source.append({"video_id": f"v{v}#{side}", "bucket": bucket,
-                       "pair_group": f"v{v}", "features": features})
+        source.append(
+            {
+                "video_id": f"v{v}#{side}",
+                "bucket": bucket,
+                "pair_group": f"v{v}",
+                "features": features,
+            }
+        )
     for v in range(6, 10):  # ... and four ordinary long videos.
       features = np.full((2, 4), v, np.float32)
       features[:, 1] = LONG
@@ -145,8 +152,7 @@ class InputPipelineTest(absltest.TestCase):
     source = fake_source()
     for v in source:  # Domain from the video number, traceable in features[:, 0].
       v["domain"] = "ab"[int(v["features"][0, 0]) % 2]
-    window = reader_for(source, 1000, len(source),
-                        input_config(pair_within="domain")).read()
+    window = reader_for(source, 1000, len(source), input_config(pair_within="domain")).read()
     table = segment_table.stack_tables([window.table])
     rows_s, rows_l = segment_table.sample_pairs(table, jax.random.PRNGKey(3), 64, 8)
     video_s = np.asarray(table.features[0][np.asarray(rows_s[0]), 0]).astype(int)
@@ -164,8 +170,7 @@ class InputPipelineTest(absltest.TestCase):
   def test_bag_groups_draw_a_groups_short_segments_from_one_video(self):
     source = fake_source()  # features[:, 0] is the video number.
     table = segment_table.stack_tables([reader_for(source, 1000, len(source)).read().table])
-    rows_s, rows_l = segment_table.sample_pairs(table, jax.random.PRNGKey(3), 64, 8,
-                                                bags=True)
+    rows_s, rows_l = segment_table.sample_pairs(table, jax.random.PRNGKey(3), 64, 8, bags=True)
     video_s = np.asarray(table.features[0][np.asarray(rows_s[0]), 0]).astype(int)
     video_l = np.asarray(table.features[0][np.asarray(rows_l[0]), 0]).astype(int)
     np.testing.assert_array_equal(video_s, video_s[:, :1].repeat(8, axis=1))
@@ -181,22 +186,25 @@ class InputPipelineTest(absltest.TestCase):
     self.assertTrue(np.any(video_s != video_s[:, :1]))
 
   def test_long_videos_are_subsampled_evenly(self):
-    source = [{"video_id": "long", "bucket": LONG,
-               "features": np.arange(400, dtype=np.float32).reshape(100, 4)}]
+    source = [
+        {
+            "video_id": "long",
+            "bucket": LONG,
+            "features": np.arange(400, dtype=np.float32).reshape(100, 4),
+        }
+    ]
     window = reader_for(source, 64, 1, input_config(max_segments_per_video=10)).read()
     self.assertEqual(int(window.table.num_long), 10)
     rows = window.table.features[:10, 0] / 4
     np.testing.assert_array_equal(rows, np.linspace(0, 99, 10).round())
 
   def test_video_larger_than_table_is_an_error(self):
-    source = [{"video_id": "huge", "bucket": SHORT,
-               "features": np.zeros((50, 4), np.float32)}]
+    source = [{"video_id": "huge", "bucket": SHORT, "features": np.zeros((50, 4), np.float32)}]
     with self.assertRaisesRegex(ValueError, "huge.*table_segments"):
       reader_for(source, 10, 1).read()
 
   def test_wrong_feature_dim_is_an_error(self):
-    source = [{"video_id": "narrow", "bucket": SHORT,
-               "features": np.zeros((2, 3), np.float32)}]
+    source = [{"video_id": "narrow", "bucket": SHORT, "features": np.zeros((2, 3), np.float32)}]
     with self.assertRaisesRegex(ValueError, "narrow"):
       reader_for(source, 10, 1).read()
 
@@ -211,6 +219,7 @@ class TableFeederTest(absltest.TestCase):
   def _feeder(self, num_shards):
     from configs import tiny  # pylint: disable=g-import-not-at-top
     from hl_jax.core import parallel  # pylint: disable=g-import-not-at-top
+
     config = tiny.get_config()
     config.input.table_segments = 2048  # > the 1024-row minimum copy.
     config.input.window_videos = 12
@@ -232,11 +241,20 @@ class TableFeederTest(absltest.TestCase):
         fresh = self._feeder(num_shards)
         fresh.restore(feeder.input_state())
         fresh_table = fresh.current_table()
-        for name in ("video", "short_index", "long_index", "num_short", "num_long",
-                     "short_partner_start", "short_partner_count", "short_video_start",
-                     "short_video_count"):
-          np.testing.assert_array_equal(np.asarray(getattr(table, name)),
-                                        np.asarray(getattr(fresh_table, name)))
+        for name in (
+            "video",
+            "short_index",
+            "long_index",
+            "num_short",
+            "num_long",
+            "short_partner_start",
+            "short_partner_count",
+            "short_video_start",
+            "short_video_count",
+        ):
+          np.testing.assert_array_equal(
+              np.asarray(getattr(table, name)), np.asarray(getattr(fresh_table, name))
+          )
         # Filled rows hold their videos' segments (feature 0 is the video number).
         # A copy: a live numpy view of the table would stop the next donation.
         features, fresh_features = np.array(table.features), np.array(fresh_table.features)
@@ -247,14 +265,16 @@ class TableFeederTest(absltest.TestCase):
           owners = np.asarray(table.video[shard])[:rows]
           self.assertTrue(np.all(owners >= 0))
           np.testing.assert_array_equal(
-              features[shard, :rows, 0],
-              [int(window.video_ids[o][1:]) for o in owners])
-          np.testing.assert_array_equal(features[shard, :rows],
-                                        fresh_features[shard, :rows])
+              features[shard, :rows, 0], [int(window.video_ids[o][1:]) for o in owners]
+          )
+          np.testing.assert_array_equal(features[shard, :rows], fresh_features[shard, :rows])
         key = jax.random.PRNGKey(7)
-        for a, b in zip(segment_table.sample_pairs(table, key, 8, 4),
-                        segment_table.sample_pairs(fresh_table, key, 8, 4)):
+        for a, b in zip(
+            segment_table.sample_pairs(table, key, 8, 4),
+            segment_table.sample_pairs(fresh_table, key, 8, 4),
+        ):
           np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
           np.testing.assert_array_equal(
               np.asarray(segment_table.gather_features(table, a)),
-              np.asarray(segment_table.gather_features(fresh_table, b)))
+              np.asarray(segment_table.gather_features(fresh_table, b)),
+          )

@@ -15,14 +15,21 @@ warning, never a failure.
 
 import ast
 import pathlib
+import subprocess
+import sys
 import warnings
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-LAYERS = (("core",), ("data",), ("eval",),
-          ("video", "signals", "less_is_more", "taohighlight"), ("highlights",),
-          ("programs",))
+LAYERS = (
+    ("core",),
+    ("data",),
+    ("eval",),
+    ("video", "signals", "less_is_more", "taohighlight"),
+    ("highlights",),
+    ("programs",),
+)
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 SOFT_MAX_LINES = 900
 
@@ -75,8 +82,11 @@ def _import_graph():
 
 @pytest.mark.parametrize("path", _python_files("tfds_builders"), ids=str)
 def test_builders_import_nothing_from_hl_jax(path):
-  offending = [m for m in _imported_modules(path)
-               if m.split(".")[0] in ("hl_jax", "benchmarks", "experiments")]
+  offending = [
+      m
+      for m in _imported_modules(path)
+      if m.split(".")[0] in ("hl_jax", "benchmarks", "experiments")
+  ]
   assert not offending, f"{path.relative_to(REPO)} imports {offending}"
 
 
@@ -103,7 +113,7 @@ def test_no_import_cycle_between_modules():
     state[node] = "open"
     for nxt in sorted(graph.get(node, ())):
       if state.get(nxt) == "open":
-        cycles.append(" -> ".join(path[path.index(nxt):] + [nxt]))
+        cycles.append(" -> ".join(path[path.index(nxt) :] + [nxt]))
       elif nxt not in state:
         visit(nxt, path + [nxt])
     state[node] = "done"
@@ -115,9 +125,10 @@ def test_no_import_cycle_between_modules():
 
 
 def test_long_modules_are_only_a_warning():
-  sizes = {str(p.relative_to(REPO)): len(p.read_text().splitlines())
-           for p in _python_files("hl_jax", "benchmarks", "experiments", "tfds_builders",
-                                  "configs")}
+  sizes = {
+      str(p.relative_to(REPO)): len(p.read_text().splitlines())
+      for p in _python_files("hl_jax", "benchmarks", "experiments", "tfds_builders", "configs")
+  }
   long = {p: n for p, n in sizes.items() if n > SOFT_MAX_LINES}
   if long:
     warnings.warn(f"modules over {SOFT_MAX_LINES} lines (more than one concept?): {long}")
@@ -131,24 +142,37 @@ def test_benchmarks_and_experiments_are_packages_without_path_edits(folder):
 
 
 def test_speed_benchmarks_import_no_experiment():
-  offending = {str(p.relative_to(REPO)): m for p in _python_files("benchmarks")
-               for m in _imported_modules(p) if m.split(".")[0] == "experiments"}
+  offending = {
+      str(p.relative_to(REPO)): m
+      for p in _python_files("benchmarks")
+      for m in _imported_modules(p)
+      if m.split(".")[0] == "experiments"
+  }
   assert not offending
 
 
 def test_hl_jax_imports_no_benchmark_experiment_or_config():
-  offending = {str(p.relative_to(REPO)): m for p in _python_files("hl_jax")
-               for m in _imported_modules(p)
-               if m.split(".")[0] in ("benchmarks", "experiments", "configs")}
+  offending = {
+      str(p.relative_to(REPO)): m
+      for p in _python_files("hl_jax")
+      for m in _imported_modules(p)
+      if m.split(".")[0] in ("benchmarks", "experiments", "configs")
+  }
   assert not offending
 
 
 def test_the_parser_sees_imports(tmp_path):
   path = tmp_path / "m.py"
-  path.write_text("import os\nfrom hl_jax.eval import metrics\ndef f():\n"
-                  "  import hl_jax.less_is_more.trainer\n")
-  assert list(_imported_modules(path)) == ["os", "hl_jax.eval", "hl_jax.eval.metrics",
-                                           "hl_jax.less_is_more.trainer"]
+  path.write_text(
+      "import os\nfrom hl_jax.eval import metrics\ndef f():\n"
+      "  import hl_jax.less_is_more.trainer\n"
+  )
+  assert list(_imported_modules(path)) == [
+      "os",
+      "hl_jax.eval",
+      "hl_jax.eval.metrics",
+      "hl_jax.less_is_more.trainer",
+  ]
 
 
 def test_the_checks_catch_a_wrong_direction_and_a_cycle():
@@ -157,3 +181,22 @@ def test_the_checks_catch_a_wrong_direction_and_a_cycle():
   assert RANK["core"] < RANK["less_is_more"] < RANK["highlights"] < RANK["programs"]
   modules = {"hl_jax.core.a": None, "hl_jax.eval.b": None}
   assert _resolve("hl_jax.eval.b.some_function", modules) == "hl_jax.eval.b"
+
+
+def test_the_tree_is_formatted():
+  """pyink (pyproject.toml's [tool.pyink]) and ruff's import order leave nothing to change."""
+  for tool in (["pyink", "--check", "-q", "."], ["ruff", "check", "-q", "."]):
+    try:
+      done = subprocess.run(
+          [sys.executable, "-m", *tool],
+          cwd=REPO,
+          capture_output=True,
+          text=True,
+          timeout=300,
+          check=False,
+      )
+    except FileNotFoundError:
+      pytest.skip(f"{tool[0]} is not installed")
+    if "No module named" in done.stderr:
+      pytest.skip(f"{tool[0]} is not installed (pip install -e '.[test]')")
+    assert done.returncode == 0, f"{' '.join(tool)}:\n{done.stdout}{done.stderr}"

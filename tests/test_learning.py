@@ -15,10 +15,10 @@ import warnings
 import numpy as np
 import pytest
 
-from experiments import pair_weights
 from configs import joint
-from hl_jax.core import run_loop
+from experiments import pair_weights
 from hl_jax.core import checkpointing
+from hl_jax.core import run_loop
 from hl_jax.less_is_more import models
 from tfds_builders.duration_corpus import duration_corpus_dataset_builder as dcb
 from tfds_builders.duration_corpus import synthetic
@@ -26,12 +26,14 @@ from tfds_builders.duration_corpus import synthetic
 # 60% of the short videos (and 30% of the rest) junk, against 25% (10%) in
 # `synthetic`; 1500 training videos and 10 val videos per domain.
 HEAVY_JUNK = dcb.DurationCorpusConfig(
-    name="synthetic_junk60", feature_dim=128,
-    synthetic=synthetic.SyntheticParams(num_train=1500, num_val_per_domain=10,
-                                        junk_video_fraction=(0.6, 0.0, 0.3)),
-    description="The synthetic corpus with heavy junk, for tests/test_learning.py.")
-CORPORA = {"synthetic": dcb.Builder.builder_configs["synthetic"],
-           HEAVY_JUNK.name: HEAVY_JUNK}
+    name="synthetic_junk60",
+    feature_dim=128,
+    synthetic=synthetic.SyntheticParams(
+        num_train=1500, num_val_per_domain=10, junk_video_fraction=(0.6, 0.0, 0.3)
+    ),
+    description="The synthetic corpus with heavy junk, for tests/test_learning.py.",
+)
+CORPORA = {"synthetic": dcb.Builder.builder_configs["synthetic"], HEAVY_JUNK.name: HEAVY_JUNK}
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +69,19 @@ def map_points(results, which="model"):
 def training_segments(corpus: str):
   """The generator's training split: (short, long) segments and their truth."""
   config = CORPORA[corpus]
-  _, splits = synthetic.generate(config.synthetic, config.feature_dim,
-                                 config.short_max_s, config.long_min_s)
+  _, splits = synthetic.generate(
+      config.synthetic, config.feature_dim, config.short_max_s, config.long_min_s
+  )
   split = splits["train"]
   bucket = split.bucket[split.segment_video]
-  return [(split.features[bucket == side], split.highlight[bucket == side],
-           split.junk_segment[bucket == side]) for side in (synthetic.SHORT, synthetic.LONG)]
+  return [
+      (
+          split.features[bucket == side],
+          split.highlight[bucket == side],
+          split.junk_segment[bucket == side],
+      )
+      for side in (synthetic.SHORT, synthetic.LONG)
+  ]
 
 
 def weight_on(workdir: str, short_labels, long_labels, short, long) -> dict[str, float]:
@@ -116,8 +125,7 @@ def test_joint_beats_ranking_d_on_the_synthetic_corpus(run):
   short, long = training_segments("synthetic")
   no_junk = np.zeros(len(long[0]), bool)
   # "right" with these labels: the pair's short segment is junk.
-  junk = [weight_on(d, short[2], no_junk, short, long)["right"]
-          for d in (joint_dir, uniform_dir)]
+  junk = [weight_on(d, short[2], no_junk, short, long)["right"] for d in (joint_dir, uniform_dir)]
   assert junk[0] <= junk[1] - 0.03, junk
   truth = [weight_on(d, short[1], long[1], short, long) for d in (joint_dir, uniform_dir)]
   assert truth[0]["wrong"] <= truth[1]["wrong"] - 0.03, truth

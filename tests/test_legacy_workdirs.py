@@ -23,6 +23,7 @@ from hl_jax.core import families
 from hl_jax.core import run_loop
 from hl_jax.data import benchmarks
 from hl_jax.highlights import predict
+
 import test_tao_train  # tests/test_tao_train.py: its tiny synthetic benchmark.
 
 LEGACY = pathlib.Path(__file__).resolve().parent / "legacy_workdirs"
@@ -41,8 +42,10 @@ def _same_run(resumed: str, straight: str) -> None:
   assert results[0] == results[1]
 
 
-@pytest.mark.parametrize("name, weighting", [("less_is_more_joint", "softmax"),
-                                             ("less_is_more_ranking_em", "ranking_em")])
+@pytest.mark.parametrize(
+    "name, weighting",
+    [("less_is_more_joint", "softmax"), ("less_is_more_ranking_em", "ranking_em")],
+)
 def test_less_is_more_workdir_resumes_bit_identically(tmp_path, name, weighting):
   config = tiny.get_config()
   config.data_dir = str(tmp_path / "tfds")
@@ -65,10 +68,14 @@ def test_taohighlight_workdir_resumes_bit_identically(tmp_path, monkeypatch):
   _same_run(str(resumed), str(tmp_path / "straight"))
 
 
-@pytest.mark.parametrize("name, family, step, width", [
-    ("less_is_more_joint", "less_is_more", 10, 16),
-    ("less_is_more_ranking_em", "less_is_more", 10, 16),
-    ("taohighlight", "taohighlight", 2, 4096)])
+@pytest.mark.parametrize(
+    "name, family, step, width",
+    [
+        ("less_is_more_joint", "less_is_more", 10, 16),
+        ("less_is_more_ranking_em", "less_is_more", 10, 16),
+        ("taohighlight", "taohighlight", 2, 4096),
+    ],
+)
 def test_legacy_workdirs_load_as_scorers(name, family, step, width):
   before = sorted(p.relative_to(LEGACY) for p in (LEGACY / name).rglob("*"))
   scorer = families.load_scorer(str(LEGACY / name))
@@ -79,6 +86,9 @@ def test_legacy_workdirs_load_as_scorers(name, family, step, width):
 def test_predict_on_a_legacy_workdir(tmp_path):
   features = np.random.default_rng(0).normal(size=(8, 16)).astype(np.float32)
   np.save(tmp_path / "clip.npy", features)
-  result = predict.run(str(LEGACY / "less_is_more_joint"), tmp_path / "out.json",
-                       features=[str(tmp_path / "clip.npy")])
+  result = predict.run(
+      str(LEGACY / "less_is_more_joint"),
+      tmp_path / "out.json",
+      features=[str(tmp_path / "clip.npy")],
+  )
   assert result["checkpoint_step"] == 10 and len(result["videos"][0]["scores"]) == 8

@@ -25,8 +25,11 @@ class LossesTest(parameterized.TestCase):
     fs, fl, logits = (rng.normal(size=(m, n)).astype(np.float32) for _ in range(3))
     logits *= 5
     w = losses.group_softmax_weights(jnp.asarray(logits))
-    loss = jnp.mean(losses.weighted_group_loss(
-        losses.pairwise_hinge(jnp.asarray(fs), jnp.asarray(fl), margin), w))
+    loss = jnp.mean(
+        losses.weighted_group_loss(
+            losses.pairwise_hinge(jnp.asarray(fs), jnp.asarray(fl), margin), w
+        )
+    )
     expected_loss, expected_w = numpy_loss(fs, fl, logits, margin)
     np.testing.assert_allclose(w, expected_w, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(np.asarray(w).sum(-1), np.ones(m), rtol=1e-6)
@@ -53,8 +56,9 @@ class LossesTest(parameterized.TestCase):
       w = losses.group_softmax_weights(logits)
       return jnp.mean(losses.weighted_group_loss(losses.pairwise_hinge(fs, fl), w))
 
-    grads = jax.grad(loss, argnums=(0, 1, 2))(*(jnp.asarray(a, jnp.float32)
-                                                for a in (fs, fl, logits)))
+    grads = jax.grad(loss, argnums=(0, 1, 2))(
+        *(jnp.asarray(a, jnp.float32) for a in (fs, fl, logits))
+    )
     # Central differences of the float64 reference.
     eps = 1e-6
     for arg, grad in enumerate(grads):

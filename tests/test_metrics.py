@@ -100,8 +100,9 @@ def test_lower_median_labels_equal_numpy_median_labels():
   rng = np.random.default_rng(0)
   for _ in range(50):
     anno = rng.integers(1, 6, size=(rng.integers(1, 12), 20)).astype(float)
-    np.testing.assert_array_equal(metrics.tvsum_annotator_labels(anno),
-                                  anno > np.median(anno, axis=0))
+    np.testing.assert_array_equal(
+        metrics.tvsum_annotator_labels(anno), anno > np.median(anno, axis=0)
+    )
 
 
 def test_trapezoid_ap_matches_lighthouse_loop():
@@ -114,7 +115,8 @@ def test_trapezoid_ap_matches_lighthouse_loop():
     ranked = labels[np.argsort(-scores, kind="stable")].astype(float).tolist()
     assert metrics.trapezoid_ap(scores, labels) == pytest.approx(reference_ap(ranked), abs=1e-12)
     assert metrics.trapezoid_ap(scores, labels, top_k=5) == pytest.approx(
-        reference_ap(ranked[:5]), abs=1e-12)
+        reference_ap(ranked[:5]), abs=1e-12
+    )
 
 
 def test_tvsum_top5_ap_matches_umt_loop():
@@ -124,7 +126,8 @@ def test_tvsum_top5_ap_matches_umt_loop():
     anno = rng.integers(1, 6, size=(n, 20)).astype(float)
     scores = rng.integers(0, 4, n) if trial % 2 else rng.normal(size=n)
     assert metrics.tvsum_top5_ap(scores, anno) == pytest.approx(
-        reference_tvsum(scores, anno), abs=1e-12)
+        reference_tvsum(scores, anno), abs=1e-12
+    )
 
 
 def test_tvsum_hit1():

@@ -10,9 +10,9 @@ from hl_jax.less_is_more import models
 
 
 def _config(dtype="float32"):
-  return ml_collections.ConfigDict({"model": {
-      "scorer_hidden": (8, 4), "weigher_hidden": (6,), "dropout": 0.5,
-      "dtype": dtype}})
+  return ml_collections.ConfigDict(
+      {"model": {"scorer_hidden": (8, 4), "weigher_hidden": (6,), "dropout": 0.5, "dtype": dtype}}
+  )
 
 
 class ModelsTest(parameterized.TestCase):
@@ -28,8 +28,9 @@ class ModelsTest(parameterized.TestCase):
     self.assertEqual(ph["mlp"]["Dense_0"]["kernel"].shape, (32, 6))
     self.assertEqual(pf["mlp"]["Dense_0"]["kernel"].dtype, jnp.float32)
     scores = scorer.apply({"params": pf}, x)
-    logits = weigher.apply({"params": ph}, x, x, train=True,
-                           rngs={"dropout": jax.random.PRNGKey(2)})
+    logits = weigher.apply(
+        {"params": ph}, x, x, train=True, rngs={"dropout": jax.random.PRNGKey(2)}
+    )
     self.assertEqual(scores.shape, (3, 5))
     self.assertEqual(logits.shape, (3, 5))
     self.assertEqual(scores.dtype, jnp.float32)
@@ -40,8 +41,7 @@ class ModelsTest(parameterized.TestCase):
     p = scorer.init(jax.random.PRNGKey(0), x)["params"]
     eval_a = scorer.apply({"params": p}, x)
     eval_b = scorer.apply({"params": p}, x)
-    train = scorer.apply({"params": p}, x, train=True,
-                         rngs={"dropout": jax.random.PRNGKey(1)})
+    train = scorer.apply({"params": p}, x, train=True, rngs={"dropout": jax.random.PRNGKey(1)})
     self.assertTrue(jnp.array_equal(eval_a, eval_b))
     self.assertFalse(jnp.allclose(eval_a, train))
 
@@ -62,10 +62,12 @@ class ModelsTest(parameterized.TestCase):
     mesh = jax.sharding.Mesh(np.array(jax.devices()[:4]), ("data",))
     sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
     key = jax.random.PRNGKey(5)
-    mask = jax.jit(lambda k: models.byte_keep_mask(k, 0.5, (16, 8, 130)),
-                   out_shardings=sharded)(key)
+    mask = jax.jit(lambda k: models.byte_keep_mask(k, 0.5, (16, 8, 130)), out_shardings=sharded)(
+        key
+    )
     np.testing.assert_array_equal(
-        np.asarray(mask), np.asarray(models.byte_keep_mask(key, 0.5, (16, 8, 130))))
+        np.asarray(mask), np.asarray(models.byte_keep_mask(key, 0.5, (16, 8, 130)))
+    )
 
   def test_flax_masks_and_bad_options(self):
     config = _config()
@@ -73,10 +75,10 @@ class ModelsTest(parameterized.TestCase):
     scorer, _ = models.build(config)
     x = jax.random.normal(jax.random.PRNGKey(0), (64, 16))
     p = scorer.init(jax.random.PRNGKey(0), x)["params"]
-    flax_out = scorer.apply({"params": p}, x, train=True,
-                            rngs={"dropout": jax.random.PRNGKey(1)})
+    flax_out = scorer.apply({"params": p}, x, train=True, rngs={"dropout": jax.random.PRNGKey(1)})
     byte_out = models.build(_config())[0].apply(
-        {"params": p}, x, train=True, rngs={"dropout": jax.random.PRNGKey(1)})
+        {"params": p}, x, train=True, rngs={"dropout": jax.random.PRNGKey(1)}
+    )
     self.assertFalse(jnp.allclose(flax_out, byte_out))  # Different masks.
     config.model.dropout_masks = "bits"
     with self.assertRaisesRegex(ValueError, "model.dropout_masks='bits'"):

@@ -35,14 +35,20 @@ def free_port() -> int:
 
 
 def launch_args(workdir, data_dir, steps):
-  return [sys.executable, "launch.py", "--config=configs/tiny.py",
-          f"--workdir={workdir}", f"--config.data_dir={data_dir}",
-          f"--config.train.num_steps={steps}"]
+  return [
+      sys.executable,
+      "launch.py",
+      "--config=configs/tiny.py",
+      f"--workdir={workdir}",
+      f"--config.data_dir={data_dir}",
+      f"--config.train.num_steps={steps}",
+  ]
 
 
 def env_with_devices(count):
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={count}")
+  env = dict(
+      os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={count}"
+  )
   return env
 
 
@@ -50,14 +56,24 @@ def run_two_processes(workdir, data_dir, steps):
   port = free_port()
   procs, logs = [], []
   for i in range(2):
-    args = ["timeout", "-k", "5", str(TIMEOUT_S)] + launch_args(workdir, data_dir, steps) + [
-        "--config.distributed.initialize=True",
-        f"--config.distributed.coordinator_address=127.0.0.1:{port}",
-        "--config.distributed.num_processes=2",
-        f"--config.distributed.process_id={i}"]
-    log = open(os.path.join(os.path.dirname(workdir), f"{os.path.basename(workdir)}_p{i}.log"), "w+")
-    procs.append(subprocess.Popen(args, cwd=REPO, env=env_with_devices(2),
-                                  stdout=log, stderr=subprocess.STDOUT))
+    args = (
+        ["timeout", "-k", "5", str(TIMEOUT_S)]
+        + launch_args(workdir, data_dir, steps)
+        + [
+            "--config.distributed.initialize=True",
+            f"--config.distributed.coordinator_address=127.0.0.1:{port}",
+            "--config.distributed.num_processes=2",
+            f"--config.distributed.process_id={i}",
+        ]
+    )
+    log = open(
+        os.path.join(os.path.dirname(workdir), f"{os.path.basename(workdir)}_p{i}.log"), "w+"
+    )
+    procs.append(
+        subprocess.Popen(
+            args, cwd=REPO, env=env_with_devices(2), stdout=log, stderr=subprocess.STDOUT
+        )
+    )
     logs.append(log)
   codes = [p.wait() for p in procs]
   texts = []
@@ -69,10 +85,12 @@ def run_two_processes(workdir, data_dir, steps):
 
 
 def run_one_process(workdir, data_dir, steps):
-  args = ["timeout", "-k", "5", str(TIMEOUT_S)] + launch_args(workdir, data_dir, steps) + [
-      "--config.input.num_shards=2"]
-  done = subprocess.run(args, cwd=REPO, env=env_with_devices(4),
-                        capture_output=True, text=True)
+  args = (
+      ["timeout", "-k", "5", str(TIMEOUT_S)]
+      + launch_args(workdir, data_dir, steps)
+      + ["--config.input.num_shards=2"]
+  )
+  done = subprocess.run(args, cwd=REPO, env=env_with_devices(4), capture_output=True, text=True)
   assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
   return done.stderr
 

@@ -15,8 +15,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from configs import tiny
-from hl_jax.core import run_loop
 from hl_jax.core import checkpointing
+from hl_jax.core import run_loop
 from hl_jax.data import corpora
 from hl_jax.less_is_more import segment_table
 
@@ -29,8 +29,7 @@ class PoisonedSource:
 
   def __init__(self, source, count: int):
     self._source = source
-    long_videos = [i for i in range(len(source))
-                   if int(source[i]["bucket"]) == segment_table.LONG]
+    long_videos = [i for i in range(len(source)) if int(source[i]["bucket"]) == segment_table.LONG]
     self.poisoned = long_videos[:count]
 
   def __len__(self) -> int:
@@ -49,10 +48,15 @@ class PoisonedSource:
 
 def states(workdir: str) -> dict[int, dict]:
   """Every checkpointed state of a run, by step."""
-  manager = ocp.CheckpointManager(checkpointing.checkpoint_dir(workdir),
-                                  item_names=("state", "input"))
-  return {step: manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore()))["state"] for step in manager.all_steps()}
+  manager = ocp.CheckpointManager(
+      checkpointing.checkpoint_dir(workdir), item_names=("state", "input")
+  )
+  return {
+      step: manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))[
+          "state"
+      ]
+      for step in manager.all_steps()
+  }
 
 
 def logged_losses(workdir: str) -> dict[int, float]:
@@ -62,8 +66,7 @@ def logged_losses(workdir: str) -> dict[int, float]:
 
 
 def same(a, b) -> bool:
-  return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a),
-                                                   jax.tree.leaves(b)))
+  return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 def test_skip_mode_skips_and_counts_nonfinite_steps(tmp_path, monkeypatch):
@@ -72,7 +75,8 @@ def test_skip_mode_skips_and_counts_nonfinite_steps(tmp_path, monkeypatch):
   def poisoned_load(config):
     data = load(config)
     return dataclasses.replace(
-        data, train_source=PoisonedSource(data.train_source, POISONED_VIDEOS))
+        data, train_source=PoisonedSource(data.train_source, POISONED_VIDEOS)
+    )
 
   monkeypatch.setattr(corpora, "load_corpus", poisoned_load)
   config = tiny.get_config()
@@ -101,7 +105,7 @@ def test_skip_mode_skips_and_counts_nonfinite_steps(tmp_path, monkeypatch):
   for step in range(2, NUM_STEPS + 1):
     before, after = saved[step - 1], saved[step]
     assert int(after["step"]) == step
-    unchanged = (same(before["params"], after["params"])
-                 and same(before["opt_state"], after["opt_state"]))
+    unchanged = same(before["params"], after["params"]) and same(
+        before["opt_state"], after["opt_state"]
+    )
     assert unchanged == (step in skipped), step
-

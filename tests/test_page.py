@@ -27,11 +27,12 @@ import numpy as np
 import pytest
 
 from hl_jax.highlights import page
+
 import videos
 
 SCREENSHOT_ENV = "HL_JAX_PAGE_SCREENSHOT"
 FPS = 10
-SEGMENTS = 12               # 1-s segments of a 12-s clip
+SEGMENTS = 12  # 1-s segments of a 12-s clip
 SCORES = [0.1, 0.3, 0.9, 1.2, 0.8, 0.2, -0.1, 1.5, 1.9, 0.4, 1.0, 0.6]
 MOMENTS = [  # rank order, as predict writes them
     {"start_s": 7.0, "end_s": 9.0, "score": 1.7, "start_segment": 7, "end_segment": 9},
@@ -51,16 +52,32 @@ def make_result(video: str | None = None, reel: str | None = None) -> dict:
       "timeline_png": "/nonexistent/clip.png",
   }
   if reel is not None:
-    record["reel"] = {"reel": reel, "duration_s": 4.0, "spans_s": [[2.0, 4.0], [7.0, 9.0]],
-                      "codec": "libx264", "frames": 40, "audio": False, "fps": 10.0,
-                      "size": [320, 180]}
+    record["reel"] = {
+        "reel": reel,
+        "duration_s": 4.0,
+        "spans_s": [[2.0, 4.0], [7.0, 9.0]],
+        "codec": "libx264",
+        "frames": 40,
+        "audio": False,
+        "fps": 10.0,
+        "size": [320, 180],
+    }
   source = {"features": ["/x/clip.i3d.npz"], "extractor": "i3d"}
   if video is not None:
     source["videos"] = [os.path.abspath(video)]
-  return {"workdir": "/runs/lim", "checkpoint_step": 1200,
-          "rule": {"top_k": 5, "min_moment_seconds": 0.0, "max_moment_seconds": 10.0,
-                   "merge_quantile": 0.75, "min_gap_seconds": 2.0},
-          "videos": [record], "source": source}
+  return {
+      "workdir": "/runs/lim",
+      "checkpoint_step": 1200,
+      "rule": {
+          "top_k": 5,
+          "min_moment_seconds": 0.0,
+          "max_moment_seconds": 10.0,
+          "merge_quantile": 0.75,
+          "min_gap_seconds": 2.0,
+      },
+      "videos": [record],
+      "source": source,
+  }
 
 
 def polyline_points(text: str) -> np.ndarray:
@@ -79,8 +96,7 @@ def test_curve_has_one_point_per_segment_at_its_centre():
   assert points.shape == (SEGMENTS, 2)
   # x: segment centres 0.5 .. 11.5 s over the plot box [60, 984] spanning 0 .. 12 s.
   width = page.SVG_WIDTH - 60 - 16
-  np.testing.assert_allclose(points[:, 0], 60 + (np.arange(SEGMENTS) + 0.5) / 12 * width,
-                             atol=0.01)
+  np.testing.assert_allclose(points[:, 0], 60 + (np.arange(SEGMENTS) + 0.5) / 12 * width, atol=0.01)
   # y grows downwards: the best segment (8) is highest, the worst (6) lowest.
   assert points[:, 1].argmin() == 8 and points[:, 1].argmax() == 6
   assert text.count('class="moment-span"') == 3
@@ -97,14 +113,16 @@ def test_text_from_the_json_is_escaped():
   assert "&lt;script&gt;alert(&quot;id&quot;)&lt;/script&gt;" in text
   assert "/runs/x&amp;y&lt;z&gt;" in text
   assert "&lt;i&gt;only three&lt;/i&gt;" in text
-  assert 'src="a%3Cb%3E.mp4"' in text   # a URL, percent-encoded
+  assert 'src="a%3Cb%3E.mp4"' in text  # a URL, percent-encoded
 
 
 def test_media_urls_are_relative_to_the_page_else_file_urls(tmp_path):
   video = tmp_path / "media" / "my clip#1.mp4"
   assert page.media_url(video, tmp_path / "out") == "../media/my%20clip%231.mp4"
-  assert page.media_url(video, None) == "file://" + str(tmp_path).replace(
-      " ", "%20") + "/media/my%20clip%231.mp4"
+  assert (
+      page.media_url(video, None)
+      == "file://" + str(tmp_path).replace(" ", "%20") + "/media/my%20clip%231.mp4"
+  )
   text = page.render(make_result(video=str(video)), page_dir=tmp_path / "out")
   assert '<video id="video" controls preload="auto" src="../media/my%20clip%231.mp4">' in text
 
@@ -115,8 +133,9 @@ def test_fewer_moments_than_top_k_say_why():
   assert note.startswith("3 of top_k = 5 moments") and "min_gap_seconds = 2.0 s" in note
   result = make_result()
   result["videos"][0]["moments_note"] = "the video is too short for more"
-  assert ('<p id="moments-note" class="note">the video is too short for more</p>'
-          in page.render(result))
+  assert '<p id="moments-note" class="note">the video is too short for more</p>' in page.render(
+      result
+  )
   result = make_result()
   result["rule"]["top_k"] = 3
   assert 'id="moments-note"' not in page.render(result)
@@ -126,8 +145,12 @@ def test_header_names_the_run():
   result = make_result()
   result["model_family"] = "less_is_more"
   text = page.render(result)
-  for name, value in (("workdir", "/runs/lim"), ("checkpoint step", "1200"),
-                      ("model family", "less_is_more"), ("extractor", "i3d")):
+  for name, value in (
+      ("workdir", "/runs/lim"),
+      ("checkpoint step", "1200"),
+      ("model family", "less_is_more"),
+      ("extractor", "i3d"),
+  ):
     assert f"<dt>{name}</dt><dd>{value}</dd>" in text
 
 
@@ -137,13 +160,18 @@ def test_without_a_video_there_is_no_player_but_a_reason():
   assert '<video id="reel"' not in text
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda r: r["videos"][0]["scores"].pop(), "12 segments_s for 11 scores"),
-    (lambda r: r["videos"][0]["scores"].__setitem__(3, math.nan), "non-finite"),
-    (lambda r: r["videos"][0]["moments"][1].__setitem__("start_s", None),
-     "moment 2's start_s is None"),
-    (lambda r: r["videos"][0].pop("scores"), r"has no \['scores'\]"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r["videos"][0]["scores"].pop(), "12 segments_s for 11 scores"),
+        (lambda r: r["videos"][0]["scores"].__setitem__(3, math.nan), "non-finite"),
+        (
+            lambda r: r["videos"][0]["moments"][1].__setitem__("start_s", None),
+            "moment 2's start_s is None",
+        ),
+        (lambda r: r["videos"][0].pop("scores"), r"has no \['scores'\]"),
+    ],
+)
 def test_bad_records_are_named(change, message):
   result = make_result()
   change(result)
@@ -167,7 +195,7 @@ def test_write_page_is_atomic_and_names_pages_like_reels(tmp_path):
   result["videos"].append(second)
   pages = page.write_pages(tmp_path / "out" / "val.json", result)
   assert [p.name for p in pages] == ["val_clip.html", "val_other.html"]
-  assert "Highlights of <span class=\"id\">other</span>" in pages[1].read_text()
+  assert 'Highlights of <span class="id">other</span>' in pages[1].read_text()
   assert page.write_pages(tmp_path / "one.json", make_result()) == [tmp_path / "one.html"]
 
 
@@ -176,12 +204,15 @@ def test_write_page_is_atomic_and_names_pages_like_reels(tmp_path):
 
 
 def _browser_paths() -> tuple[str, str]:
-  browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
-                                                 "google-chrome"))), None)
+  browser = next(
+      filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
+  )
   driver = shutil.which("chromedriver")
   if not browser or not driver:
-    pytest.skip("no headless browser: install Debian's chromium and chromium-driver "
-                f"(found browser={browser}, chromedriver={driver})")
+    pytest.skip(
+        "no headless browser: install Debian's chromium and chromium-driver "
+        f"(found browser={browser}, chromedriver={driver})"
+    )
   return browser, driver
 
 
@@ -190,40 +221,54 @@ def browser():
   """A headless Chromium driven by Selenium; skips without one."""
   webdriver = pytest.importorskip("selenium.webdriver")
   from selenium.webdriver.chrome import service  # pylint: disable=g-import-not-at-top
+
   binary, driver_path = _browser_paths()
   options = webdriver.ChromeOptions()
   options.binary_location = binary
   profile = tempfile.mkdtemp(prefix="hl_jax_chromium_")
   # Without the networking flags, Chromium tries to reach Google's hosts; a
   # fresh profile keeps runs apart.
-  for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-               "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--mute-audio",
-               "--window-size=1280,1000", f"--user-data-dir={profile}"):
+  for flag in (
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--mute-audio",
+      "--window-size=1280,1000",
+      f"--user-data-dir={profile}",
+  ):
     options.add_argument(flag)
   options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
   driver = webdriver.Chrome(options=options, service=service.Service(driver_path))
   # Errors of scripts, promises and resources (capture: they do not bubble).
-  driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+  driver.execute_cdp_cmd(
+      "Page.addScriptToEvaluateOnNewDocument",
+      {"source": """
       window.__errors = [];
       addEventListener("error", e => __errors.push(e.message ||
           ("resource " + (e.target && (e.target.src || e.target.href)))), true);
       addEventListener("unhandledrejection", e => __errors.push("rejection " + e.reason));
-  """})
+  """},
+  )
   yield driver
   driver.quit()
   shutil.rmtree(profile, ignore_errors=True)
 
 
-def _encode_clip(stem: pathlib.Path, seconds: float, playable: dict[str, str]
-                 ) -> pathlib.Path:
+def _encode_clip(stem: pathlib.Path, seconds: float, playable: dict[str, str]) -> pathlib.Path:
   """A clip whose frame n shows n as gray bars (`videos.bars`), in a codec Chromium plays."""
   av = pytest.importorskip("av")
-  for codec, suffix, options in (("libx264", ".mp4", {"crf": "18", "preset": "ultrafast"}),
-                                 ("libvpx-vp9", ".webm", {"crf": "20", "b": "0"})):
+  for codec, suffix, options in (
+      ("libx264", ".mp4", {"crf": "18", "preset": "ultrafast"}),
+      ("libvpx-vp9", ".webm", {"crf": "20", "b": "0"}),
+  ):
     try:
       av.Codec(codec, "w")
-    except ValueError:   # UnknownCodecError: this FFmpeg lacks the encoder
+    except ValueError:  # UnknownCodecError: this FFmpeg lacks the encoder
       continue
     if playable.get(suffix) != "probably":
       continue
@@ -233,7 +278,7 @@ def _encode_clip(stem: pathlib.Path, seconds: float, playable: dict[str, str]
       stream = container.add_stream(codec, rate=FPS)
       stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
       stream.options = options
-      stream.codec_context.gop_size = FPS   # a keyframe a second: quick seeks
+      stream.codec_context.gop_size = FPS  # a keyframe a second: quick seeks
       for n in range(round(seconds * FPS)):
         frame = av.VideoFrame.from_ndarray(videos.bars(n, width, height), format="rgb24")
         frame.pts, frame.time_base = n, fractions.Fraction(1, FPS)
@@ -244,32 +289,40 @@ def _encode_clip(stem: pathlib.Path, seconds: float, playable: dict[str, str]
 
 
 def _wait(driver, script: str, what: str, *args, timeout: float = 30):
-  from selenium.webdriver.support import ui  # pylint: disable=g-import-not-at-top
   from selenium.common import exceptions  # pylint: disable=g-import-not-at-top
+  from selenium.webdriver.support import ui  # pylint: disable=g-import-not-at-top
+
   try:
     return ui.WebDriverWait(driver, timeout, poll_frequency=0.05).until(
-        lambda d: d.execute_script(script, *args))
+        lambda d: d.execute_script(script, *args)
+    )
   except exceptions.TimeoutException:
     state = driver.execute_script(
         "const v = document.getElementById('video'); return v && {t: v.currentTime, "
         "ready: v.readyState, paused: v.paused, error: v.error && v.error.message, "
-        "status: document.getElementById('status').textContent}")
+        "status: document.getElementById('status').textContent}"
+    )
     pytest.fail(f"timed out after {timeout} s waiting for {what}; video: {state}")
 
 
 def _screenshot(driver, path: pathlib.Path) -> None:
   """The whole page (beyond the window) as a PNG."""
   size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-  shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
-      "format": "png", "captureBeyondViewport": True,
-      "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"],
-               "scale": 1}})
+  shot = driver.execute_cdp_cmd(
+      "Page.captureScreenshot",
+      {
+          "format": "png",
+          "captureBeyondViewport": True,
+          "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+      },
+  )
   path.write_bytes(base64.b64decode(shot["data"]))
 
 
 def _shown_frame(element) -> int:
   """The frame index `videos.bars` drew, read from a screenshot of the element."""
   from matplotlib import image  # pylint: disable=g-import-not-at-top
+
   rgb = image.imread(io.BytesIO(element.screenshot_as_png), format="png")[..., :3]
   return videos.frame_index((rgb * 255).round().astype(np.uint8))
 
@@ -277,10 +330,15 @@ def _shown_frame(element) -> int:
 def test_page_in_a_browser(browser, tmp_path):
   driver = browser
   driver.get("data:text/html,<video id=v></video>")
-  playable = {suffix: driver.execute_script(
-      "return document.getElementById('v').canPlayType(arguments[0])", mime)
-              for suffix, mime in ((".mp4", 'video/mp4; codecs="avc1.64000d"'),
-                                   (".webm", 'video/webm; codecs="vp09.00.10.08"'))}
+  playable = {
+      suffix: driver.execute_script(
+          "return document.getElementById('v').canPlayType(arguments[0])", mime
+      )
+      for suffix, mime in (
+          (".mp4", 'video/mp4; codecs="avc1.64000d"'),
+          (".webm", 'video/webm; codecs="vp09.00.10.08"'),
+      )
+  }
   media = tmp_path / "media"
   media.mkdir()
   clip = _encode_clip(media / "my clip", SEGMENTS, playable)
@@ -288,7 +346,7 @@ def test_page_in_a_browser(browser, tmp_path):
   result = make_result(video=str(clip), reel=str(reel))
   html_path = page.write_page(tmp_path / "out" / "clip.html", result)
   driver.get(html_path.as_uri())
-  driver.get_log("browser")   # drop the probe page's messages
+  driver.get_log("browser")  # drop the probe page's messages
   driver.execute_script("window.scrollTo(0, 0)")
 
   _wait(driver, "return document.getElementById('video').readyState >= 2", "the video")
@@ -317,27 +375,33 @@ def test_page_in_a_browser(browser, tmp_path):
   seeks = _wait(driver, "return __seeks.length && __seeks", "the seek")
   assert seeks[0] == pytest.approx(start, abs=0.05)
   assert "active" in second.get_attribute("class")
-  _wait(driver, "const v = document.getElementById('video'); "
-        "return !v.paused && v.currentTime > arguments[0] + 0.2", "playback", start,
-        timeout=20)
-  _wait(driver, "return document.getElementById('video').paused", "the pause at the end",
-        timeout=30)
+  _wait(
+      driver,
+      "const v = document.getElementById('video'); "
+      "return !v.paused && v.currentTime > arguments[0] + 0.2",
+      "playback",
+      start,
+      timeout=20,
+  )
+  _wait(
+      driver, "return document.getElementById('video').paused", "the pause at the end", timeout=30
+  )
   state = driver.execute_script("""
       const v = document.getElementById('video'), p = document.getElementById('playhead');
       const s = document.getElementById('timeline').dataset;
       return {t: v.currentTime, x: parseFloat(p.getAttribute('x1')),
               left: parseFloat(s.left), width: parseFloat(s.width)};""")
   assert end - 0.05 <= state["t"] <= end + 0.6
-  assert (state["x"] - state["left"]) / state["width"] * 12 == pytest.approx(state["t"],
-                                                                             abs=0.05)
+  assert (state["x"] - state["left"]) / state["width"] * 12 == pytest.approx(state["t"], abs=0.05)
   # The picture on screen is the frame at that time.
   shown = _shown_frame(driver.find_element("id", "video"))
   assert abs(shown - state["t"] * FPS) <= 1.5, (shown, state["t"])
 
   # The reel: a second video that loads.
   _wait(driver, "return document.getElementById('reel').readyState >= 1", "the reel")
-  assert driver.execute_script(
-      "return document.getElementById('reel').duration") == pytest.approx(4, abs=0.15)
+  assert driver.execute_script("return document.getElementById('reel').duration") == pytest.approx(
+      4, abs=0.15
+  )
 
   errors = driver.execute_script("return window.__errors")
   severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
@@ -351,6 +415,7 @@ def test_page_in_a_browser(browser, tmp_path):
 def test_page_without_a_video_in_a_browser(browser, tmp_path):
   """A features or benchmark run: moments and timeline clicks move the playhead."""
   from selenium.webdriver.common import action_chains  # pylint: disable=g-import-not-at-top
+
   driver = browser
   html_path = page.write_page(tmp_path / "clip.html", make_result())
   driver.get(html_path.as_uri())
@@ -358,8 +423,11 @@ def test_page_without_a_video_in_a_browser(browser, tmp_path):
   assert driver.find_elements("id", "video") == []
 
   def playhead_seconds():
-    return (float(driver.find_element("id", "playhead").get_attribute("x1")) - 60) / (
-        page.SVG_WIDTH - 76) * 12
+    return (
+        (float(driver.find_element("id", "playhead").get_attribute("x1")) - 60)
+        / (page.SVG_WIDTH - 76)
+        * 12
+    )
 
   driver.find_elements("css selector", "button.moment")[1].click()
   assert playhead_seconds() == pytest.approx(MOMENTS[1]["start_s"], abs=0.01)
@@ -369,8 +437,8 @@ def test_page_without_a_video_in_a_browser(browser, tmp_path):
   x = 60 + 5.5 / 12 * (page.SVG_WIDTH - 76)
   y = 34 + (page.SVG_HEIGHT - 68) / 2
   action_chains.ActionChains(driver).move_to_element_with_offset(
-      svg, round((x - page.SVG_WIDTH / 2) * scale),
-      round((y - page.SVG_HEIGHT / 2) * scale)).click().perform()
+      svg, round((x - page.SVG_WIDTH / 2) * scale), round((y - page.SVG_HEIGHT / 2) * scale)
+  ).click().perform()
   assert playhead_seconds() == pytest.approx(5.5, abs=0.05)
   assert driver.find_elements("css selector", "button.moment.active") == []
   errors = driver.execute_script("return window.__errors")
@@ -381,8 +449,13 @@ def test_page_without_a_video_in_a_browser(browser, tmp_path):
 def test_time_axis_and_clock_read_like_a_player():
   result = make_result()
   result["videos"][0]["segments_s"] = [[2.0 * i, 2.0 * i + 2] for i in range(SEGMENTS)]
-  result["videos"][0]["segments_s"][-1][1] = 200.0   # a 200-s video
+  result["videos"][0]["segments_s"][-1][1] = 200.0  # a 200-s video
   labels = re.findall(r'class="xlabel"[^>]*>([^<]*)<', page.render(result))
   assert labels == ["0:00", "0:30", "1:00", "1:30", "2:00", "2:30", "3:00"]
   assert [page.clock(t) for t in (0.04, 59.96, 61.25, 3600.0, 3725.5)] == [
-      "0:00.0", "1:00.0", "1:01.2", "1:00:00.0", "1:02:05.5"]
+      "0:00.0",
+      "1:00.0",
+      "1:01.2",
+      "1:00:00.0",
+      "1:02:05.5",
+  ]

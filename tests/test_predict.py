@@ -51,28 +51,48 @@ def _write(path, content):
     np.savez(path, **content)
 
 
-@pytest.mark.parametrize("name, content, words", [
-    # Time scalars of a .npz: finite and > 0, else an error naming file and key.
-    *[("t.npz", {"features": _GOOD, key: value},
-       ("t.npz", f"'{key}' is {float(value)}", "finite number of seconds > 0"))
-      for key in ("segment_seconds", "stride_seconds", "duration_seconds")
-      for value in (0.0, -2.0, np.nan, np.inf)],
-    ("t.npz", {"features": _GOOD, "stride_seconds": np.array([1.0, 2.0])},
-     ("t.npz", "'stride_seconds' is a float64 array of shape (2,)")),
-    ("t.npz", {"features": _GOOD, "segment_seconds": np.str_("2")},
-     ("t.npz", "'segment_seconds' is a <U1 array")),
-    ("t.npz", {"features": _GOOD, "segment_seconds": 2.0, "duration_seconds": 10.0},
-     ("t.npz", "'duration_seconds' is 10.0 but segment 5 of 6 starts at 10.0 s")),
-    ("t.npz", {"features": np.full((6, 3), "x")}, ("t.npz", "dtype <U1, expected numbers")),
-    ("t.npz", {"features": np.zeros((6, 0))}, ("t.npz", "shape (6, 0)")),
-    ("t.npy", np.array([[1.0, np.nan]]), ("t.npy", "non-finite feature in segment 0")),
-    ("t.npy", b"\x93NUMPY\x01\x00torn", ("t.npy", "not a readable .npy file", "truncated")),
-    ("t.npz", b"PK\x03\x04torn", ("t.npz", "not a readable .npz file", "numpy.savez")),
-    ("t.npz", b"", ("t.npz", "not a readable .npz file")),
-    ("t.npz", {"features": np.array([{}, {}], dtype=object)},
-     ("t.npz", "not a readable .npz file", "Object arrays")),
-    ("t.txt", b"1 2 3", ("t.txt", "must be a .npy or .npz file")),
-])
+@pytest.mark.parametrize(
+    "name, content, words",
+    [
+        # Time scalars of a .npz: finite and > 0, else an error naming file and key.
+        *[
+            (
+                "t.npz",
+                {"features": _GOOD, key: value},
+                ("t.npz", f"'{key}' is {float(value)}", "finite number of seconds > 0"),
+            )
+            for key in ("segment_seconds", "stride_seconds", "duration_seconds")
+            for value in (0.0, -2.0, np.nan, np.inf)
+        ],
+        (
+            "t.npz",
+            {"features": _GOOD, "stride_seconds": np.array([1.0, 2.0])},
+            ("t.npz", "'stride_seconds' is a float64 array of shape (2,)"),
+        ),
+        (
+            "t.npz",
+            {"features": _GOOD, "segment_seconds": np.str_("2")},
+            ("t.npz", "'segment_seconds' is a <U1 array"),
+        ),
+        (
+            "t.npz",
+            {"features": _GOOD, "segment_seconds": 2.0, "duration_seconds": 10.0},
+            ("t.npz", "'duration_seconds' is 10.0 but segment 5 of 6 starts at 10.0 s"),
+        ),
+        ("t.npz", {"features": np.full((6, 3), "x")}, ("t.npz", "dtype <U1, expected numbers")),
+        ("t.npz", {"features": np.zeros((6, 0))}, ("t.npz", "shape (6, 0)")),
+        ("t.npy", np.array([[1.0, np.nan]]), ("t.npy", "non-finite feature in segment 0")),
+        ("t.npy", b"\x93NUMPY\x01\x00torn", ("t.npy", "not a readable .npy file", "truncated")),
+        ("t.npz", b"PK\x03\x04torn", ("t.npz", "not a readable .npz file", "numpy.savez")),
+        ("t.npz", b"", ("t.npz", "not a readable .npz file")),
+        (
+            "t.npz",
+            {"features": np.array([{}, {}], dtype=object)},
+            ("t.npz", "not a readable .npz file", "Object arrays"),
+        ),
+        ("t.txt", b"1 2 3", ("t.txt", "must be a .npy or .npz file")),
+    ],
+)
 def test_load_features_file_refuses(tmp_path, name, content, words):
   path = tmp_path / name
   _write(path, content)
@@ -95,8 +115,13 @@ def test_load_features_file_missing(tmp_path):
 
 
 def test_yth_clip_times_come_from_the_annotation(tmp_path):
-  videos = predict.benchmark_videos("youtube_highlights", "val", manual_dir=str(YTH_DUMMY),
-                                    data_dir=str(tmp_path), feature_set="i3d_rgb")
+  videos = predict.benchmark_videos(
+      "youtube_highlights",
+      "val",
+      manual_dir=str(YTH_DUMMY),
+      data_dir=str(tmp_path),
+      feature_set="i3d_rgb",
+  )
   anno = json.loads((YTH_DUMMY / "labels" / "umt_youtube_anno.json").read_text())
   for video in videos:
     clips = np.asarray(anno[video.video_id]["clip"]) / anno[video.video_id]["fps"]
@@ -117,24 +142,31 @@ def workdir(tmp_path_factory):
 
 def test_run_features_files(workdir, tmp_path):
   rng = np.random.default_rng(0)
-  np.savez(tmp_path / "one.npz", features=rng.normal(size=(30, 16)).astype(np.float32),
-           segment_seconds=2.0, duration_seconds=59.0)
+  np.savez(
+      tmp_path / "one.npz",
+      features=rng.normal(size=(30, 16)).astype(np.float32),
+      segment_seconds=2.0,
+      duration_seconds=59.0,
+  )
   np.save(tmp_path / "two.npy", rng.normal(size=(7, 16)).astype(np.float32))
   out = tmp_path / "out" / "pred.json"
   rule = moments.MomentRule(top_k=3, max_moment_seconds=6)
-  result = predict.run(workdir, out, features=[str(tmp_path / "one.npz"),
-                                               str(tmp_path / "two.npy")], rule=rule)
+  result = predict.run(
+      workdir, out, features=[str(tmp_path / "one.npz"), str(tmp_path / "two.npy")], rule=rule
+  )
   assert json.loads(out.read_text()) == result
   one, two = result["videos"]
   assert one["video_id"] == "one" and len(one["scores"]) == 30
   assert one["segments_s"][-1] == [58.0, 59.0] and two["segments_s"][-1] == [12.0, 14.0]
   # The scores are f's, in one batched pass: the same as scoring each video alone.
   score_fn = families.load_segment_scorer(workdir).score_segments
-  np.testing.assert_allclose(one["scores"], score_fn(np.load(tmp_path / "one.npz")["features"]),
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      one["scores"], score_fn(np.load(tmp_path / "one.npz")["features"]), rtol=1e-5, atol=1e-6
+  )
   for record in (one, two):
-    expected = moments.select_moments(np.asarray(record["scores"]),
-                                      *np.asarray(record["segments_s"]).T, rule)
+    expected = moments.select_moments(
+        np.asarray(record["scores"]), *np.asarray(record["segments_s"]).T, rule
+    )
     assert record["moments"] == [m.to_json() for m in expected]
     assert 1 <= len(record["moments"]) <= 3
     assert all(m["end_s"] - m["start_s"] <= 6 for m in record["moments"])
@@ -150,23 +182,37 @@ def test_run_errors(workdir, tmp_path):
     predict.run(workdir, tmp_path / "x.json")
   np.save(tmp_path / "ok.npy", np.zeros((3, 16), np.float32))
   with pytest.raises(ValueError, match="max_plots=-1 must be >= 0"):
-    predict.run(workdir, tmp_path / "x.json", features=[str(tmp_path / "ok.npy")],
-                max_plots=-1)
+    predict.run(workdir, tmp_path / "x.json", features=[str(tmp_path / "ok.npy")], max_plots=-1)
   assert not (tmp_path / "x.json").exists()
 
 
 def test_cli_one_features_file(workdir, tmp_path):
-  np.savez(tmp_path / "clip.npz", features=np.random.default_rng(1).normal(
-      size=(12, 16)).astype(np.float32), segment_seconds=2.5)
+  np.savez(
+      tmp_path / "clip.npz",
+      features=np.random.default_rng(1).normal(size=(12, 16)).astype(np.float32),
+      segment_seconds=2.5,
+  )
   out = tmp_path / "clip.json"
   proc = subprocess.run(
-      [sys.executable, "-m", "hl_jax.predict", f"--workdir={workdir}",
-       f"--features={tmp_path / 'clip.npz'}", f"--output={out}", "--top_k=2",
-       "--min_moment_seconds=5", "--max_moment_seconds=7.5"],
-      cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True,
-      timeout=120)
+      [
+          sys.executable,
+          "-m",
+          "hl_jax.predict",
+          f"--workdir={workdir}",
+          f"--features={tmp_path / 'clip.npz'}",
+          f"--output={out}",
+          "--top_k=2",
+          "--min_moment_seconds=5",
+          "--max_moment_seconds=7.5",
+      ],
+      cwd=REPO,
+      env=dict(os.environ, PYTHONPATH=str(REPO)),
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
   assert proc.returncode == 0, proc.stderr
-  record, = json.loads(out.read_text())["videos"]
+  (record,) = json.loads(out.read_text())["videos"]
   assert record["segments_s"][1] == [2.5, 5.0]
   assert 1 <= len(record["moments"]) <= 2
   assert all(5 <= m["end_s"] - m["start_s"] <= 7.5 for m in record["moments"])
@@ -177,15 +223,26 @@ def test_run_videos_extracts_caches_and_cuts_reels(workdir, tmp_path):
   av = pytest.importorskip("av")
   del av
   import videos  # pylint: disable=g-import-not-at-top  # tests/videos.py
-  clips = [str(videos.make_video(tmp_path / "a.mp4", seconds=10, fps=10, audio=True)),
-           str(videos.make_video(tmp_path / "b.mp4", seconds=6, fps=10))]
+
+  clips = [
+      str(videos.make_video(tmp_path / "a.mp4", seconds=10, fps=10, audio=True)),
+      str(videos.make_video(tmp_path / "b.mp4", seconds=6, fps=10)),
+  ]
   out = tmp_path / "out" / "pred.json"
   options = {"feature_dim": 16, "frame_size": 16}
   rule = moments.MomentRule(top_k=2, max_moment_seconds=4, min_gap_seconds=0)
 
   def run(**kwargs):
-    return predict.run(workdir, out, videos=clips, extractor="untrained",
-                       extractor_options=options, reel_seconds=3, rule=rule, **kwargs)
+    return predict.run(
+        workdir,
+        out,
+        videos=clips,
+        extractor="untrained",
+        extractor_options=options,
+        reel_seconds=3,
+        rule=rule,
+        **kwargs,
+    )
 
   result = run()
   caches = [out.parent / "a.untrained.npz", out.parent / "b.untrained.npz"]
@@ -197,7 +254,7 @@ def test_run_videos_extracts_caches_and_cuts_reels(workdir, tmp_path):
     np.testing.assert_allclose(record["scores"], score_fn(features), rtol=1e-5, atol=1e-6)
     reel = record["reel"]
     assert pathlib.Path(reel["reel"]).name == f"pred_{record['video_id']}.reel.mp4"
-    assert 1.9 <= reel["duration_s"] <= 3.01   # the best moments, cut at 3 s
+    assert 1.9 <= reel["duration_s"] <= 3.01  # the best moments, cut at 3 s
     best = max(record["moments"], key=lambda m: m["score"])
     assert any(a <= best["start_s"] + 1e-6 < b for a, b in reel["spans_s"])
   assert result["videos"][0]["reel"]["audio"] and not result["videos"][1]["reel"]["audio"]

@@ -23,8 +23,13 @@ from tfds_builders import build
 from tfds_builders.duration_corpus import readers
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-VIDEOS = {"d0": ("dog", 4), "d1": ("dog", 6), "d2": ("dog", 3), "s0": ("surf", 9),
-          "s1": ("surf", 5)}
+VIDEOS = {
+    "d0": ("dog", 4),
+    "d1": ("dog", 6),
+    "d2": ("dog", 3),
+    "s0": ("surf", 9),
+    "s1": ("surf", 5),
+}
 
 
 def _corpus(manual, videos=None, fmt="csv", extra=None):
@@ -41,8 +46,15 @@ def _corpus(manual, videos=None, fmt="csv", extra=None):
     else:
       np.save(path, features[vid])
     feature_path = str(path) if i == 4 else path.relative_to(manual).as_posix()
-    rows.append({"video_id": vid, "duration_s": 10.0 + i, "domain": domain,
-                 "feature_path": feature_path, **(extra or {})})
+    rows.append(
+        {
+            "video_id": vid,
+            "duration_s": 10.0 + i,
+            "domain": domain,
+            "feature_path": feature_path,
+            **(extra or {}),
+        }
+    )
   if fmt == "csv":
     with open(manual / "manifest.csv", "w", newline="") as f:
       writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -70,23 +82,25 @@ def test_writes_a_score_file_per_video_and_a_manifest_naming_it(tmp_path):
   assert (built.num_videos, built.feature_dim) == (5, 8)
   scores = _scores(manual)
   assert {v: (s.shape, s.dtype) for v, s in scores.items()} == {
-      v: ((t,), np.float32) for v, (_, t) in VIDEOS.items()}
+      v: ((t,), np.float32) for v, (_, t) in VIDEOS.items()
+  }
   rows = _read_csv(built.manifest)
-  assert list(rows[0]) == ["video_id", "duration_s", "domain", "feature_path",
-                           "segment_signal"]
+  assert list(rows[0]) == ["video_id", "duration_s", "domain", "feature_path", "segment_signal"]
   assert [r["video_id"] for r in rows] == list(VIDEOS)
   out_dir = built.manifest.parent
   for row in rows:
     assert row["segment_signal"] == f"../recurrence/{row['video_id']}.npy"
     assert (out_dir / row["segment_signal"]).resolve() == (
-        manual / "recurrence" / f"{row['video_id']}.npy")
+        manual / "recurrence" / f"{row['video_id']}.npy"
+    )
   assert rows[0]["feature_path"] == "../features/v0.npy"
   assert rows[4]["feature_path"] == str(manual / "features" / "v4.npy")  # Absolute stays.
   # The builder's reader resolves every path from the new folder.
   records = readers.read_manifest(out_dir, segment_signal="segment_signal")
   for record in records:
-    np.testing.assert_array_equal(recurrence_corpus.load_features(record),
-                                  features[record.video_id])
+    np.testing.assert_array_equal(
+        recurrence_corpus.load_features(record), features[record.video_id]
+    )
 
 
 @pytest.mark.parametrize("k", [3, 20])
@@ -101,8 +115,9 @@ def test_scores_equal_recurrence_scores_within_each_domain(tmp_path, k):
       np.testing.assert_array_equal(got[vid], scores)
   # k matters (3 < 13 dog segments), so the flag reaches the scores.
   if k == 3:
-    full = recurrence.recurrence_scores([features["d0"], features["d1"], features["d2"]],
-                                        ["dog"] * 3, k=20)[0]
+    full = recurrence.recurrence_scores(
+        [features["d0"], features["d1"], features["d2"]], ["dog"] * 3, k=20
+    )[0]
     assert not np.allclose(got["d0"], full)
 
 
@@ -124,8 +139,7 @@ def test_a_video_alone_in_its_domain_is_compared_with_all_others(tmp_path, caplo
   got = _scores(tmp_path)
   everyone = recurrence.recurrence_scores(list(features.values()), ["x"] * 6, k=3)
   np.testing.assert_allclose(got["k0"], everyone[-1], rtol=1e-6)
-  dog = recurrence.recurrence_scores([features[v] for v in ("d0", "d1", "d2")], ["dog"] * 3,
-                                     k=3)
+  dog = recurrence.recurrence_scores([features[v] for v in ("d0", "d1", "d2")], ["dog"] * 3, k=3)
   np.testing.assert_array_equal(got["d0"], dog[0])  # The others keep their domain.
 
 
@@ -133,8 +147,12 @@ def test_new_manifest_builds_manifest_segment_signal(tmp_path):
   manual = tmp_path / "corpus"
   features = _corpus(manual)
   built = recurrence_corpus.build(manual, k=3)
-  builder = build.build("duration_corpus/manifest_segment_signal", str(built.manifest.parent),
-                        str(tmp_path / "tfds"), feature_dim=8)
+  builder = build.build(
+      "duration_corpus/manifest_segment_signal",
+      str(built.manifest.parent),
+      str(tmp_path / "tfds"),
+      feature_dim=8,
+  )
   assert builder.builder_config.name == "manifest_segment_signal_d8"
   train = builder.as_data_source("train")
   examples = {ex["video_id"].decode(): ex for ex in (train[i] for i in range(len(train)))}
@@ -142,7 +160,7 @@ def test_new_manifest_builds_manifest_segment_signal(tmp_path):
   scores = _scores(manual)
   for vid, (_, t) in VIDEOS.items():
     # #hi: the floor(T / 3) most recurrent segments, in time order.
-    best = np.sort(np.argsort(-scores[vid], kind="stable")[:t // 3])
+    best = np.sort(np.argsort(-scores[vid], kind="stable")[: t // 3])
     np.testing.assert_array_equal(examples[f"{vid}#hi"]["features"], features[vid][best])
     assert examples[f"{vid}#hi"]["pair_group"].decode() == vid
 
@@ -151,7 +169,8 @@ def test_a_rerun_writes_byte_identical_files(tmp_path):
   _corpus(tmp_path)
   recurrence_corpus.build(tmp_path)
   written = sorted((tmp_path / "recurrence").glob("*.npy")) + [
-      tmp_path / "recurrence_corpus" / "manifest.csv"]
+      tmp_path / "recurrence_corpus" / "manifest.csv"
+  ]
   first = {p: p.read_bytes() for p in written}
   for p in written:
     p.write_bytes(b"stale")
@@ -165,9 +184,14 @@ def test_jsonl_manifest_in_and_out(tmp_path):
   out = tmp_path / "out" / "manifest.jsonl"
   recurrence_corpus.build(tmp_path, out)
   rows = [json.loads(line) for line in out.read_text().splitlines()]
-  assert rows[1] == {"video_id": "d1", "duration_s": 11.0, "domain": "dog",
-                     "feature_path": "../features/v1.npz", "ctr": 0.5,
-                     "segment_signal": "../recurrence/d1.npy"}
+  assert rows[1] == {
+      "video_id": "d1",
+      "duration_s": 11.0,
+      "domain": "dog",
+      "feature_path": "../features/v1.npz",
+      "ctr": 0.5,
+      "segment_signal": "../recurrence/d1.npy",
+  }
   assert len(readers.read_manifest(out.parent, segment_signal="segment_signal")) == 5
 
 
@@ -182,8 +206,10 @@ def test_ids_that_are_not_file_names_get_distinct_files(tmp_path):
 
 def test_ids_equal_but_for_case_are_refused(tmp_path):
   _corpus(tmp_path, {"Clip": ("dog", 3), "clip": ("dog", 3)})
-  with pytest.raises(ValueError, match=r"videos 'Clip' and 'clip' would share the score "
-                     r"file recurrence/clip.npy"):
+  with pytest.raises(
+      ValueError,
+      match=r"videos 'Clip' and 'clip' would share the score " r"file recurrence/clip.npy",
+  ):
     recurrence_corpus.build(tmp_path)
 
 
@@ -196,16 +222,19 @@ def test_missing_features_file_names_the_video_and_the_file(tmp_path):
   _corpus(tmp_path)
   missing = tmp_path / "features" / "v2.npy"
   missing.unlink()
-  with pytest.raises(FileNotFoundError, match=rf"line 4 \(video d2\): feature file "
-                     rf"{missing}: no such features file"):
+  with pytest.raises(
+      FileNotFoundError,
+      match=rf"line 4 \(video d2\): feature file " rf"{missing}: no such features file",
+  ):
     recurrence_corpus.build(tmp_path)
   assert not (tmp_path / "recurrence_corpus").exists()
 
 
 def test_existing_segment_signal_column_needs_overwrite(tmp_path):
   _corpus(tmp_path, extra={"segment_signal": "viewers.npy"})
-  with pytest.raises(ValueError, match=r"manifest.csv already has a 'segment_signal' "
-                     r"column; pass --overwrite"):
+  with pytest.raises(
+      ValueError, match=r"manifest.csv already has a 'segment_signal' " r"column; pass --overwrite"
+  ):
     recurrence_corpus.build(tmp_path)
   built = recurrence_corpus.build(tmp_path, overwrite=True)
   rows = _read_csv(built.manifest)
@@ -213,10 +242,13 @@ def test_existing_segment_signal_column_needs_overwrite(tmp_path):
   assert rows[0]["segment_signal"] == "../recurrence/d0.npy"
 
 
-@pytest.mark.parametrize("output, message", [
-    ("manifest.csv", "is the input manifest"),
-    ("scores.txt", "must end in .csv or .jsonl"),
-])
+@pytest.mark.parametrize(
+    "output, message",
+    [
+        ("manifest.csv", "is the input manifest"),
+        ("scores.txt", "must end in .csv or .jsonl"),
+    ],
+)
 def test_bad_output_manifest(tmp_path, output, message):
   _corpus(tmp_path)
   with pytest.raises(app.UsageError, match=message):
@@ -230,9 +262,15 @@ def test_one_video_is_too_few(tmp_path):
 
 
 def _run_cli(args):
-  return subprocess.run([sys.executable, "-m", "hl_jax.recurrence_build"] + args, cwd=REPO,
-                        env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True,
-                        text=True, timeout=120, check=False)
+  return subprocess.run(
+      [sys.executable, "-m", "hl_jax.recurrence_build"] + args,
+      cwd=REPO,
+      env=dict(os.environ, JAX_PLATFORMS="cpu"),
+      capture_output=True,
+      text=True,
+      timeout=120,
+      check=False,
+  )
 
 
 def test_command_line(tmp_path):
@@ -241,8 +279,11 @@ def test_command_line(tmp_path):
   assert done.returncode == 1
   assert done.stderr.splitlines()[-1] == (
       f"hl_jax.recurrence_build: error: {tmp_path}/manifest.csv already has a "
-      "'segment_signal' column; pass --overwrite to replace it with recurrence scores")
+      "'segment_signal' column; pass --overwrite to replace it with recurrence scores"
+  )
   done = _run_cli([f"--manual_dir={tmp_path}", "--overwrite", "--k=3", "--group_by=all"])
   assert done.returncode == 0, done.stderr[-2000:]
-  assert ("duration_corpus/manifest_segment_signal --feature_dim=8 "
-          f"--manual_dir={tmp_path}/recurrence_corpus") in done.stdout
+  assert (
+      "duration_corpus/manifest_segment_signal --feature_dim=8 "
+      f"--manual_dir={tmp_path}/recurrence_corpus"
+  ) in done.stdout

@@ -14,10 +14,15 @@ def _result(per_group, mean):
 
 
 def test_results_markdown_is_the_trainers_table():
-  results = {"step": 20, "corpus": {
-      "split": "val", "title": "synthetic corpus, split val",
-      "model": _result({"dog": 0.7181, "ski": 0.5}, 0.60905),
-      "random": _result({"dog": 0.25}, 0.3)}}
+  results = {
+      "step": 20,
+      "corpus": {
+          "split": "val",
+          "title": "synthetic corpus, split val",
+          "model": _result({"dog": 0.7181, "ski": 0.5}, 0.60905),
+          "random": _result({"dog": 0.25}, 0.3),
+      },
+  }
   assert reports.results_markdown("weighting softmax", results) == (
       "# Results: weighting softmax, step 20\n\n"
       "### synthetic corpus, split val\n\n"
@@ -25,13 +30,20 @@ def test_results_markdown_is_the_trainers_table():
       "|---|---:|---:|\n"
       "| dog | 71.81 | 25.00 |\n"
       "| ski | 50.00 | nan |\n"
-      "| **average** | **60.91** | **30.00** |\n")
+      "| **average** | **60.91** | **30.00** |\n"
+  )
 
 
 def test_write_results_writes_json_and_markdown(tmp_path):
-  results = {"step": 1, "tvsum": {"split": "val", "title": "t",
-                                  "model": _result({"BK": 0.5}, 0.5),
-                                  "random": _result({"BK": 0.25}, 0.25)}}
+  results = {
+      "step": 1,
+      "tvsum": {
+          "split": "val",
+          "title": "t",
+          "model": _result({"BK": 0.5}, 0.5),
+          "random": _result({"BK": 0.25}, 0.25),
+      },
+  }
   text = reports.results_markdown("weighting ranking_d", results)
   workdir_lib.write_results(str(tmp_path), results, text)
   assert (tmp_path / "results.md").read_text() == text
@@ -41,9 +53,12 @@ def test_write_results_writes_json_and_markdown(tmp_path):
 
 
 def test_timeline_png_and_bad_times(tmp_path):
-  record = {"video_id": "v", "segments_s": [[0, 2], [2, 4], [4, 6]],
-            "scores": [0.1, 0.9, 0.3],
-            "moments": [{"start_s": 2.0, "end_s": 4.0}]}
+  record = {
+      "video_id": "v",
+      "segments_s": [[0, 2], [2, 4], [4, 6]],
+      "scores": [0.1, 0.9, 0.3],
+      "moments": [{"start_s": 2.0, "end_s": 4.0}],
+  }
   timelines.timeline(tmp_path / "v.png", record)
   assert (tmp_path / "v.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   record["segments_s"][1][1] = float("nan")

@@ -26,13 +26,12 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from hl_jax.core import workdir as workdir_lib
 from hl_jax.core import checkpointing
+from hl_jax.core import workdir as workdir_lib
 from hl_jax.data import corpora
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
-_ENV = dict(os.environ, JAX_PLATFORMS="cpu",
-            XLA_FLAGS="--xla_force_host_platform_device_count=4")
+_ENV = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=4")
 NUM_STEPS, EVERY = 100, 10
 TIME_LIMIT_S = 150  # Per run, enforced by `timeout -k`.
 
@@ -47,22 +46,35 @@ def data_dir(tmp_path_factory):
   return path
 
 
-def start(workdir: pathlib.Path, data_dir: str, case: str,
-          *flags: str) -> subprocess.Popen:
+def start(workdir: pathlib.Path, data_dir: str, case: str, *flags: str) -> subprocess.Popen:
   """launch.py (plus `flags`) in its own process group, logging to <workdir>.log."""
   if case == "taohighlight":
     config = ["--config=configs/taohighlight.py:tiny", "--config.train.log_every=5"]
   else:
-    config = ["--config=configs/tiny.py", f"--config.train.weighting={case}",
-              "--config.input.window_videos=30", "--config.input.refill_every_steps=25"]
+    config = [
+        "--config=configs/tiny.py",
+        f"--config.train.weighting={case}",
+        "--config.input.window_videos=30",
+        "--config.input.refill_every_steps=25",
+    ]
   command = [
-      "timeout", "-k", "5", str(TIME_LIMIT_S), sys.executable, "launch.py",
-      *config, f"--workdir={workdir}", f"--config.data_dir={data_dir}",
+      "timeout",
+      "-k",
+      "5",
+      str(TIME_LIMIT_S),
+      sys.executable,
+      "launch.py",
+      *config,
+      f"--workdir={workdir}",
+      f"--config.data_dir={data_dir}",
       f"--config.train.num_steps={NUM_STEPS}",
-      f"--config.checkpoint.every_steps={EVERY}", *flags]
+      f"--config.checkpoint.every_steps={EVERY}",
+      *flags,
+  ]
   with open(f"{workdir}.log", "ab") as log:
-    return subprocess.Popen(command, cwd=_REPO, env=_ENV, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        command, cwd=_REPO, env=_ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def finish(process: subprocess.Popen, workdir: pathlib.Path) -> str:
@@ -79,8 +91,9 @@ def finished_steps(workdir: pathlib.Path) -> list[int]:
   return sorted(int(name) for name in names if name.isdigit())
 
 
-def kill_after_second_checkpoint(process: subprocess.Popen,
-                                 workdir: pathlib.Path, delay_s: float) -> None:
+def kill_after_second_checkpoint(
+    process: subprocess.Popen, workdir: pathlib.Path, delay_s: float
+) -> None:
   """SIGKILLs the run `delay_s` after its second checkpoint is complete."""
   deadline = time.time() + TIME_LIMIT_S
   while not any(step >= 2 * EVERY for step in finished_steps(workdir)):
@@ -92,8 +105,9 @@ def kill_after_second_checkpoint(process: subprocess.Popen,
   process.wait()
   assert process.returncode == -signal.SIGKILL
   wait_until_unlocked(workdir)
-  assert not (workdir / "results.json").exists(), (
-      "the run finished before it was killed; raise NUM_STEPS")
+  assert not (
+      workdir / "results.json"
+  ).exists(), "the run finished before it was killed; raise NUM_STEPS"
 
 
 def wait_until_unlocked(workdir: pathlib.Path, timeout_s: float = 10.0) -> None:
@@ -115,25 +129,28 @@ def final_state(workdir: pathlib.Path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant, num_workers", [
-    ("softmax", 0), ("ranking_em", 0), ("ranking_d", 0), ("softmax", 2),
-    ("taohighlight", 0)])
-def test_sigkill_then_rerun_matches_an_uninterrupted_run(data_dir, tmp_path, request,
-                                                          variant, num_workers):
+@pytest.mark.parametrize(
+    "variant, num_workers",
+    [("softmax", 0), ("ranking_em", 0), ("ranking_d", 0), ("softmax", 2), ("taohighlight", 0)],
+)
+def test_sigkill_then_rerun_matches_an_uninterrupted_run(
+    data_dir, tmp_path, request, variant, num_workers
+):
   straight, killed = tmp_path / "straight", tmp_path / "killed"
   flags = [f"--config.input.num_workers={num_workers}"]
   if variant == "taohighlight":
     shared = request.getfixturevalue("shared_data")
     flags = [f"--config.data_root={shared}"]
-  processes = [start(straight, data_dir, variant, *flags),
-               start(killed, data_dir, variant, *flags)]
+  processes = [start(straight, data_dir, variant, *flags), start(killed, data_dir, variant, *flags)]
   try:
     delay_s = random.Random(f"{variant}{num_workers or ''}").uniform(0.0, 0.3)
     kill_after_second_checkpoint(processes[1], killed, delay_s)
     left = sorted(os.listdir(killed / "checkpoints"))
     unfinished = [name for name in left if name.endswith(checkpointing.TMP_SUFFIX)]
-    print(f"{variant}, {num_workers} workers: killed {delay_s:.3f} s after checkpoint "
-          f"{2 * EVERY}; left {left}")
+    print(
+        f"{variant}, {num_workers} workers: killed {delay_s:.3f} s after checkpoint "
+        f"{2 * EVERY}; left {left}"
+    )
     processes[1] = start(killed, data_dir, variant, *flags)  # The same command again.
     log = finish(processes[1], killed)
     finish(processes[0], straight)

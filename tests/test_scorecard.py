@@ -28,8 +28,9 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def yth_val(data_dir):
-  return benchmarks.load_benchmark("youtube_highlights", "val", manual_dir=YTH_DUMMY,
-                                   data_dir=data_dir)
+  return benchmarks.load_benchmark(
+      "youtube_highlights", "val", manual_dir=YTH_DUMMY, data_dir=data_dir
+  )
 
 
 def _perfect(videos):
@@ -53,25 +54,38 @@ def _lines(*records):
   return "\n".join(r if isinstance(r, str) else json.dumps(r) for r in records) + "\n"
 
 
-GOOD = ({"video_id": "dummyDog_03", "scores": [5, 4, 3, 2, 1]},
-        {"video_id": "dummySurf02", "scores": [0.1, 0.2, 0.3]},
-        {"video_id": "dummySurf03", "scores": [0.0, 0.0, 0.0, 0.0]})
+GOOD = (
+    {"video_id": "dummyDog_03", "scores": [5, 4, 3, 2, 1]},
+    {"video_id": "dummySurf02", "scores": [0.1, 0.2, 0.3]},
+    {"video_id": "dummySurf03", "scores": [0.0, 0.0, 0.0, 0.0]},
+)
 
 
-@pytest.mark.parametrize("content, words", [
-    (_lines(GOOD[0], "{not json", *GOOD[1:]), ("line 2", "not valid JSON")),
-    (_lines(GOOD[0], "[1, 2]", *GOOD[1:]), ("line 2", '"video_id": str')),
-    (_lines(GOOD[0], {"video_id": "dummySurf02", "scores": "high"}, GOOD[2]),
-     ("line 2", "dummySurf02", "list of numbers")),
-    (_lines(*GOOD, GOOD[1]), ("line 4", "dummySurf02", "already given on line 2")),
-    (_lines(*GOOD, {"video_id": "dummyDog_01", "scores": [1, 2, 3, 4]}),
-     ("line 4", "dummyDog_01", "unknown video id")),
-    (_lines(GOOD[0], {"video_id": "dummySurf02", "scores": [1, 2]}, GOOD[2]),
-     ("line 2", "dummySurf02", "2 scores but the video has 3 clips")),
-    (_lines(GOOD[0], '{"video_id": "dummySurf02", "scores": [1, NaN, 2]}', GOOD[2]),
-     ("line 2", "dummySurf02", "non-finite score at clip 1")),
-    (_lines(GOOD[0], GOOD[2]), ("no predictions for 1", "dummySurf02")),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (_lines(GOOD[0], "{not json", *GOOD[1:]), ("line 2", "not valid JSON")),
+        (_lines(GOOD[0], "[1, 2]", *GOOD[1:]), ("line 2", '"video_id": str')),
+        (
+            _lines(GOOD[0], {"video_id": "dummySurf02", "scores": "high"}, GOOD[2]),
+            ("line 2", "dummySurf02", "list of numbers"),
+        ),
+        (_lines(*GOOD, GOOD[1]), ("line 4", "dummySurf02", "already given on line 2")),
+        (
+            _lines(*GOOD, {"video_id": "dummyDog_01", "scores": [1, 2, 3, 4]}),
+            ("line 4", "dummyDog_01", "unknown video id"),
+        ),
+        (
+            _lines(GOOD[0], {"video_id": "dummySurf02", "scores": [1, 2]}, GOOD[2]),
+            ("line 2", "dummySurf02", "2 scores but the video has 3 clips"),
+        ),
+        (
+            _lines(GOOD[0], '{"video_id": "dummySurf02", "scores": [1, NaN, 2]}', GOOD[2]),
+            ("line 2", "dummySurf02", "non-finite score at clip 1"),
+        ),
+        (_lines(GOOD[0], GOOD[2]), ("no predictions for 1", "dummySurf02")),
+    ],
+)
 def test_read_predictions_errors(tmp_path, yth_val, content, words):
   path = tmp_path / "preds.jsonl"
   path.write_text(content)
@@ -99,16 +113,26 @@ def test_read_predictions_roundtrip(tmp_path, yth_val):
 
 def _cli(*args):
   env = dict(os.environ, PYTHONPATH=str(REPO))
-  return subprocess.run([sys.executable, "-m", "hl_jax.scorecard", *args], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=120)
+  return subprocess.run(
+      [sys.executable, "-m", "hl_jax.scorecard", *args],
+      cwd=REPO,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
 
 
 def test_cli_end_to_end(tmp_path, data_dir, yth_val):
   preds = tmp_path / "preds.jsonl"
   scorecard.write_predictions(preds, _perfect(yth_val))
   out = tmp_path / "out" / "yth_val.json"
-  common = ["--benchmark=youtube_highlights", "--split=val", f"--manual_dir={YTH_DUMMY}",
-            f"--data_dir={data_dir}"]
+  common = [
+      "--benchmark=youtube_highlights",
+      "--split=val",
+      f"--manual_dir={YTH_DUMMY}",
+      f"--data_dir={data_dir}",
+  ]
   proc = _cli(*common, f"--predictions={preds}", f"--output={out}")
   assert proc.returncode == 0, proc.stderr
   result = json.loads(out.read_text())
@@ -143,8 +167,14 @@ def test_run_workdir_calls_predict(tmp_path, data_dir, monkeypatch):
     return _perfect(videos)
 
   monkeypatch.setattr(scorers, "scores_from_workdir", scores_from_workdir)
-  result = scorecard.run("youtube_highlights", "val", tmp_path / "w.json",
-                        manual_dir=YTH_DUMMY, data_dir=data_dir, workdir="/some/workdir")
+  result = scorecard.run(
+      "youtube_highlights",
+      "val",
+      tmp_path / "w.json",
+      manual_dir=YTH_DUMMY,
+      data_dir=data_dir,
+      workdir="/some/workdir",
+  )
   assert calls == [("/some/workdir", ["dummyDog_03", "dummySurf02", "dummySurf03"])]
   assert result["mAP"] == 0.75 and result["source"] == {"workdir": "/some/workdir"}
 
@@ -155,21 +185,24 @@ def test_run_needs_exactly_one_source(tmp_path, sources):
     scorecard.run("tvsum", "val", tmp_path / "x.json", **sources)
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(random_seeds=-1), "random_seeds=-1 must be >= 0"),
-    (dict(random_seeds=2, output_name="x.txt"), "x.txt must end in .json"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(random_seeds=-1), "random_seeds=-1 must be >= 0"),
+        (dict(random_seeds=2, output_name="x.txt"), "x.txt must end in .json"),
+    ],
+)
 def test_run_refuses_before_reading_data(tmp_path, kwargs, words):
   # manual_dir and data_dir do not exist: the error comes first.
   output = tmp_path / "out" / kwargs.pop("output_name", "x.json")
   with pytest.raises(ValueError, match=words):
-    scorecard.run("tvsum", "val", output, manual_dir=tmp_path / "none",
-                  data_dir=tmp_path / "none", **kwargs)
+    scorecard.run(
+        "tvsum", "val", output, manual_dir=tmp_path / "none", data_dir=tmp_path / "none", **kwargs
+    )
   assert not (tmp_path / "out").exists()
 
 
-def test_workdir_without_a_restorable_checkpoint_is_a_value_error(tmp_path, monkeypatch,
-                                                                  yth_val):
+def test_workdir_without_a_restorable_checkpoint_is_a_value_error(tmp_path, monkeypatch, yth_val):
   from hl_jax.core import checkpointing  # pylint: disable=g-import-not-at-top
 
   def scores_from_workdir(workdir, videos):

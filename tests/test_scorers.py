@@ -19,6 +19,7 @@ from hl_jax.data import benchmarks
 from hl_jax.highlights import predict
 from hl_jax.highlights import streaming
 from hl_jax.taohighlight import inputs
+
 import test_tao_train  # tests/test_tao_train.py: its tiny synthetic benchmark.
 
 KINDS = {
@@ -67,17 +68,17 @@ def test_config_json_records_what_the_scorer_needs(workdirs, kind):
 def test_predict_scores_features_of_every_kind(workdirs, kind, tmp_path):
   path, features = _features_file(tmp_path)
   result = predict.run(workdirs[kind], tmp_path / "out" / "clip.json", features=[str(path)])
-  record, = result["videos"]
+  (record,) = result["videos"]
   assert result["model_family"] == "less_is_more" and result["checkpoint_step"] == 10
   scorer = families.load_segment_scorer(workdirs[kind])
-  np.testing.assert_allclose(record["scores"], scorer.score_segments(features),
-                             rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(
+      record["scores"], scorer.score_segments(features), rtol=1e-6, atol=1e-6
+  )
   assert 1 <= len(record["moments"]) <= 5
   if kind == "audio_alone":  # Columns 0-7 are not read at all.
     shifted = features.copy()
     shifted[:, :8] += 100.0
-    np.testing.assert_array_equal(scorer.score_segments(shifted),
-                                  scorer.score_segments(features))
+    np.testing.assert_array_equal(scorer.score_segments(shifted), scorer.score_segments(features))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -86,7 +87,8 @@ def test_streaming_scores_segment_by_segment_as_offline(workdirs, kind, tmp_path
   offline = families.load_segment_scorer(workdirs[kind]).score_segments(features)
   stream = streaming.StreamingScorer(
       families.load_segment_scorer(workdirs[kind], chunk=1).score_segments,
-      streaming.StreamConfig(segment_seconds=2.0))
+      streaming.StreamConfig(segment_seconds=2.0),
+  )
   online = np.concatenate([stream.push(row)[0] for row in features])
   stream.finish()
   np.testing.assert_allclose(online, offline, rtol=1e-5, atol=1e-5)
@@ -95,14 +97,22 @@ def test_streaming_scores_segment_by_segment_as_offline(workdirs, kind, tmp_path
 @pytest.mark.parametrize("kind", ["joint", "late_fusion", "bags"])
 def test_a_workdir_of_every_kind_feeds_taohighlight(workdirs, kind):
   rng = np.random.default_rng(3)
-  videos = [benchmarks.Video(f"v{i}", "A", rng.normal(size=(6 + i, 20)).astype(np.float32),
-                             np.ones((6 + i, 20), np.float32)) for i in range(3)]
+  videos = [
+      benchmarks.Video(
+          f"v{i}",
+          "A",
+          rng.normal(size=(6 + i, 20)).astype(np.float32),
+          np.ones((6 + i, 20), np.float32),
+      )
+      for i in range(3)
+  ]
   weak = inputs.weak_channel(workdirs[kind], videos)
   scores = families.load_segment_scorer(workdirs[kind]).score_segments
   for video in videos:
     raw = scores(video.features[:, :16])
-    np.testing.assert_allclose(weak[video.video_id], (raw - raw.mean()) / raw.std(),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        weak[video.video_id], (raw - raw.mean()) / raw.std(), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_taohighlight_workdir_predicts_whole_videos(tmp_path, monkeypatch):
@@ -118,5 +128,5 @@ def test_taohighlight_workdir_predicts_whole_videos(tmp_path, monkeypatch):
   features = np.random.default_rng(1).normal(size=(9, width)).astype(np.float32)
   np.save(tmp_path / "clip.npy", features)
   video = predict.load_features_file(tmp_path / "clip.npy")
-  scores, = scorer.score_videos([video])
+  (scores,) = scorer.score_videos([video])
   assert scores.shape == (9,) and np.all(np.isfinite(scores))

@@ -6,9 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from hl_jax.less_is_more import scoring
-from hl_jax.less_is_more import models
 from hl_jax.highlights import streaming
+from hl_jax.less_is_more import models
+from hl_jax.less_is_more import scoring
 
 
 def _stream(num=200, blocks=((60, 75, 4.0),), noise=None, seed=0):
@@ -37,8 +37,12 @@ def _run(config, scores, chunks=None):
 
 @pytest.mark.parametrize("smooth, confirm, release", [(1, 1, 1), (3, 2, 2), (5, 3, 1)])
 def test_planted_highlight_gives_one_start_and_one_end_within_budget(smooth, confirm, release):
-  config = streaming.StreamConfig(smooth_segments=smooth, confirm_segments=confirm,
-                                  release_segments=release, latency_budget_segments=6)
+  config = streaming.StreamConfig(
+      smooth_segments=smooth,
+      confirm_segments=confirm,
+      release_segments=release,
+      latency_budget_segments=6,
+  )
   events = _run(config, _stream())
   assert [e.kind for e in events] == ["start", "end"]
   start, end = events
@@ -74,17 +78,22 @@ def test_two_highlights_and_latencies_exact():
   # back by the lag of 1 to 29. After the block, the average drops below
   # exit_z at 42; the releasing run is 42, 43 and the end 42 - 1 - 1 = 40.
   assert [(e.kind, e.segment, e.emitted_segment) for e in events] == [
-      ("start", 29, 31), ("end", 40, 43),
-      ("start", 99, 101), ("end", 104, 107)]
+      ("start", 29, 31),
+      ("end", 40, 43),
+      ("start", 99, 101),
+      ("end", 104, 107),
+  ]
   assert config.max_latency_segments == 3
   assert max(e.latency_segments for e in events) == 3
 
 
 def test_latency_budget_is_checked():
-  with pytest.raises(ValueError, match=r"worst-case latency 5 segments .* lag 2 .*budget"
-                                       r"_segments=4"):
-    streaming.StreamConfig(smooth_segments=5, confirm_segments=3, release_segments=3,
-                           latency_budget_segments=4)
+  with pytest.raises(
+      ValueError, match=r"worst-case latency 5 segments .* lag 2 .*budget" r"_segments=4"
+  ):
+    streaming.StreamConfig(
+        smooth_segments=5, confirm_segments=3, release_segments=3, latency_budget_segments=4
+    )
   with pytest.raises(ValueError, match="exit_z"):
     streaming.StreamConfig(enter_z=1.0, exit_z=1.0)
 
@@ -106,8 +115,7 @@ def test_finish_closes_an_open_highlight_and_no_event_before_min_history():
   # A block in the first 8 segments has no history to stand out against; the
   # same block 10 segments later does.
   assert _run(config, _stream(num=20, blocks=((0, 6, 4.0),))) == []
-  assert streaming.highlights(_run(config, _stream(num=20, blocks=((10, 16, 4.0),)))) == [
-      (9, 17)]
+  assert streaming.highlights(_run(config, _stream(num=20, blocks=((10, 16, 4.0),)))) == [(9, 17)]
 
 
 def test_chunked_equals_one_at_a_time():
@@ -118,15 +126,14 @@ def test_chunked_equals_one_at_a_time():
   rng = np.random.default_rng(0)
   for _ in range(3):
     sizes = rng.integers(1, 12, size=500)
-    sizes = sizes[:np.searchsorted(np.cumsum(sizes), 500) + 1]
+    sizes = sizes[: np.searchsorted(np.cumsum(sizes), 500) + 1]
     sizes[-1] -= sizes.sum() - 500
     assert _run(config, scores, chunks=sizes) == single
   assert _run(config, scores, chunks=[500]) == single
 
 
 def test_state_is_bounded():
-  config = streaming.StreamConfig(smooth_segments=5, history_segments=16,
-                                  latency_budget_segments=6)
+  config = streaming.StreamConfig(smooth_segments=5, history_segments=16, latency_budget_segments=6)
   detector = streaming.OnlineDetector(config)
   detector.push(np.zeros(3))
   before = (detector.state_nbytes(), sorted(vars(detector)))
@@ -150,13 +157,13 @@ def test_streaming_scorer_with_f_chunked_equals_single():
   config = streaming.StreamConfig()
   results = {}
   for chunk in (1, 4):
-    streamer = streaming.StreamingScorer(
-        scoring.make_score_fn(scorer, params, chunk=chunk), config)
-    pieces = [features[i:i + chunk] if chunk > 1 else features[i]
-              for i in range(0, 120, chunk)]
+    streamer = streaming.StreamingScorer(scoring.make_score_fn(scorer, params, chunk=chunk), config)
+    pieces = [features[i : i + chunk] if chunk > 1 else features[i] for i in range(0, 120, chunk)]
     outs = [streamer.push(p) for p in pieces]
-    results[chunk] = (np.concatenate([s for s, _ in outs]),
-                      [e for _, ev in outs for e in ev] + streamer.finish())
+    results[chunk] = (
+        np.concatenate([s for s, _ in outs]),
+        [e for _, ev in outs for e in ev] + streamer.finish(),
+    )
   np.testing.assert_allclose(results[1][0], results[4][0], rtol=1e-5, atol=1e-6)
   # The planted block is found (one highlight over 70..79), chunked or not.
   spans = streaming.highlights(results[1][1])

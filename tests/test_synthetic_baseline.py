@@ -15,8 +15,10 @@ def test_sanity_linear_scorer_beats_random():
   w_clean = synthetic_baseline.train_pairwise_linear(train, steps=300, drop_junk=True)
   linear = synthetic_baseline.val_map(val, val.features @ w_all)
   clean = synthetic_baseline.val_map(val, val.features @ w_clean)
-  print(f"val mAP random {random_map:.3f} linear {linear:.3f} "
-        f"linear-clean {clean:.3f} oracle {oracle:.3f}")
+  print(
+      f"val mAP random {random_map:.3f} linear {linear:.3f} "
+      f"linear-clean {clean:.3f} oracle {oracle:.3f}"
+  )
   assert linear > random_map + 0.15
   assert clean > linear + 0.03  # the junk pairs hurt uniform weighting
   assert oracle > clean

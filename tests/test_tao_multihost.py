@@ -12,8 +12,8 @@ import sys
 
 import numpy as np
 import pytest
-
 import test_multihost  # tests/test_multihost.py: ports, device counts.
+
 from hl_jax.data import benchmarks
 
 TIMEOUT_S = 300
@@ -22,29 +22,55 @@ TIMEOUT_S = 300
 @pytest.fixture
 def tvsum_data_dir(shared_data, tmp_path):
   data_dir = os.environ.get("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-  benchmarks.load_benchmark("tvsum", "val", manual_dir=str(shared_data / "tvsum"),
-                          data_dir=data_dir, feature_set="i3d_rgb_flow_audio")  # Built once.
+  benchmarks.load_benchmark(
+      "tvsum",
+      "val",
+      manual_dir=str(shared_data / "tvsum"),
+      data_dir=data_dir,
+      feature_set="i3d_rgb_flow_audio",
+  )  # Built once.
   return data_dir
 
 
 def tao_args(workdir, data_dir, data_root, steps):
-  return ["timeout", "-k", "5", str(TIMEOUT_S), sys.executable, "launch.py",
-          "--config=configs/taohighlight.py:benchmark=tvsum,tiny", f"--workdir={workdir}",
-          f"--config.data_dir={data_dir}", f"--config.data_root={data_root}",
-          f"--config.train.num_steps={steps}"]
+  return [
+      "timeout",
+      "-k",
+      "5",
+      str(TIMEOUT_S),
+      sys.executable,
+      "launch.py",
+      "--config=configs/taohighlight.py:benchmark=tvsum,tiny",
+      f"--workdir={workdir}",
+      f"--config.data_dir={data_dir}",
+      f"--config.data_root={data_root}",
+      f"--config.train.num_steps={steps}",
+  ]
 
 
 def run(workdir, args_of, processes):
   port, procs = test_multihost.free_port(), []
   for i in range(processes):
-    extra = [] if processes == 1 else [
-        "--config.distributed.initialize=True",
-        f"--config.distributed.coordinator_address=127.0.0.1:{port}",
-        f"--config.distributed.num_processes={processes}", f"--config.distributed.process_id={i}"]
-    procs.append(subprocess.Popen(
-        args_of(workdir) + extra, cwd=test_multihost.REPO, text=True,
-        env=test_multihost.env_with_devices(4 // processes),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    extra = (
+        []
+        if processes == 1
+        else [
+            "--config.distributed.initialize=True",
+            f"--config.distributed.coordinator_address=127.0.0.1:{port}",
+            f"--config.distributed.num_processes={processes}",
+            f"--config.distributed.process_id={i}",
+        ]
+    )
+    procs.append(
+        subprocess.Popen(
+            args_of(workdir) + extra,
+            cwd=test_multihost.REPO,
+            text=True,
+            env=test_multihost.env_with_devices(4 // processes),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+    )
   outs = [p.communicate()[0] for p in procs]
   assert [p.returncode for p in procs] == [0] * processes, "\n".join(o[-3000:] for o in outs)
 

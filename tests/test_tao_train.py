@@ -10,16 +10,16 @@ import pytest
 
 from configs import taohighlight as tao_config
 from hl_jax.core import checkpointing
+from hl_jax.core import config_checks
 from hl_jax.core import families
 from hl_jax.core import parallel
 from hl_jax.core import run_loop
-from hl_jax.core import config_checks
 from hl_jax.data import benchmarks
 from hl_jax.eval import protocols
 from hl_jax.highlights import predict
 from hl_jax.taohighlight import inputs
-from hl_jax.taohighlight import trainer
 from hl_jax.taohighlight import targets
+from hl_jax.taohighlight import trainer
 
 DV, DA, DT = 8, 4, 6  # Visual and audio columns of the features; title token width.
 
@@ -27,6 +27,7 @@ DV, DA, DT = 8, 4, 6  # Visual and audio columns of the features; title token wi
 @dataclasses.dataclass(frozen=True, eq=False)
 class _TextVideo(benchmarks.Video):
   """datasets.Video with a `text` field, whether or not datasets has it yet."""
+
   text: np.ndarray | None = None
 
 
@@ -44,8 +45,10 @@ def fake_benchmark(benchmark="tvsum", nan=False):
   """A load_benchmark stand-in: groups A (a0..a3) and B (b0..b2) train, 2 val videos."""
   rng = np.random.default_rng(0)
   split_ids = {"train": ["a0", "a1", "a2", "a3", "b0", "b1", "b2"], "val": ["av", "bv"]}
-  videos = {s: [make_video(v, v[0].upper(), int(rng.integers(5, 14)), rng, benchmark)
-                for v in ids] for s, ids in split_ids.items()}
+  videos = {
+      s: [make_video(v, v[0].upper(), int(rng.integers(5, 14)), rng, benchmark) for v in ids]
+      for s, ids in split_ids.items()
+  }
   if nan:
     for v in videos["train"]:
       v.features[0, 0] = np.nan
@@ -54,6 +57,7 @@ def fake_benchmark(benchmark="tvsum", nan=False):
     del manual_dir, data_dir, feature_set
     assert name == benchmark
     return videos[split]
+
   return load
 
 
@@ -106,11 +110,16 @@ def test_train_writes_results_and_resumes_exactly(tmp_path, monkeypatch):
   assert (scorer.feature_dim, scorer.step) == (4096, 4)  # feature_set i3d_rgb_flow_audio.
   assert scorer.family == "taohighlight" and scorer.score_segments is None
   record = json.loads((tmp_path / "full" / "config.json").read_text())["scorer"]
-  assert record == {"family": "taohighlight", "feature_dim": 4096,
-                    "feature_set": "i3d_rgb_flow_audio", "benchmark": "tvsum"}
+  assert record == {
+      "family": "taohighlight",
+      "feature_dim": 4096,
+      "feature_set": "i3d_rgb_flow_audio",
+      "benchmark": "tvsum",
+  }
   val = benchmarks.load_benchmark("tvsum", "val", manual_dir="")
-  again = protocols.evaluate("tvsum", val, dict(zip([v.video_id for v in val],
-                                                     scorer.score_videos(val))), split="val")
+  again = protocols.evaluate(
+      "tvsum", val, dict(zip([v.video_id for v in val], scorer.score_videos(val))), split="val"
+  )
   assert again["mAP"] == pytest.approx(full["mAP"], abs=1e-6)
   with pytest.raises(ValueError, match="is a taohighlight workdir: it scores whole videos"):
     families.load_segment_scorer(str(tmp_path / "full"))
@@ -129,8 +138,10 @@ def test_batch_size_must_divide_devices(tmp_path):
   if jax.device_count() == 1:
     pytest.skip("every batch size divides one device")
   size = jax.device_count() + 1
-  with pytest.raises(ValueError, match=f"batch_size={size} is not a multiple of the "
-                     f"{jax.device_count()} devices"):
+  with pytest.raises(
+      ValueError,
+      match=f"batch_size={size} is not a multiple of the " f"{jax.device_count()} devices",
+  ):
     run_loop.train_and_evaluate(tiny_config(batch_size=size), str(tmp_path / "w"))
   assert not (tmp_path / "w" / "config.json").exists()
 
@@ -151,10 +162,8 @@ def test_scores_do_not_depend_on_padding_or_batch(benchmark):
   assert alone_shapes[0] == 8 and batch_shapes[0] == 32
   state = trainer.init_state(0, steps, inputs.collate(examples[:1], *alone_shapes))
   predict_fn = steps.predict
-  alone = trainer.predict_examples(predict_fn, state.params, examples[:1], 4,
-                                     *alone_shapes, mesh)
-  batched = trainer.predict_examples(predict_fn, state.params, examples, 4,
-                                       *batch_shapes, mesh)
+  alone = trainer.predict_examples(predict_fn, state.params, examples[:1], 4, *alone_shapes, mesh)
+  batched = trainer.predict_examples(predict_fn, state.params, examples, 4, *batch_shapes, mesh)
   assert alone[0][0].shape == (7,) and [len(s) for s in batched[0]] == [7, 30, 19, 11]
   np.testing.assert_allclose(alone[0][0], batched[0][0], rtol=1e-5, atol=1e-5)
   assert alone[1][0] == batched[1][0]
@@ -171,11 +180,17 @@ def test_num_labelled_and_cv_fold_select_by_sha1_within_group(monkeypatch):
   config.num_labelled = 2
   train_videos, eval_videos, split = inputs.load_videos(config)
   assert (ids(train_videos), ids(eval_videos), split) == (
-      ["a0", "a3", "b0", "b2"], ["av", "bv"], "val")
+      ["a0", "a3", "b0", "b2"],
+      ["av", "bv"],
+      "val",
+  )
   config.num_labelled, config.cv_folds, config.cv_fold = 0, 2, 1
   train_videos, eval_videos, split = inputs.load_videos(config)
   assert (ids(train_videos), ids(eval_videos), split) == (
-      ["a2", "a3", "b1", "b2"], ["a0", "a1", "b0"], "train_cv1of2")
+      ["a2", "a3", "b1", "b2"],
+      ["a0", "a1", "b0"],
+      "train_cv1of2",
+  )
   config.num_labelled, config.group = 1, "B"
   train_videos, eval_videos, _ = inputs.load_videos(config)
   assert (ids(train_videos), ids(eval_videos)) == (["b2"], ["b0"])
@@ -187,7 +202,7 @@ def test_num_labelled_and_cv_fold_select_by_sha1_within_group(monkeypatch):
 def test_batch_indices_cover_each_epoch_and_repeat():
   drawn = np.concatenate([inputs.batch_indices(7, 4, 0, s) for s in range(7)])
   for epoch in range(4):
-    assert sorted(drawn[7 * epoch:7 * epoch + 7]) == list(range(7))
+    assert sorted(drawn[7 * epoch : 7 * epoch + 7]) == list(range(7))
   np.testing.assert_array_equal(inputs.batch_indices(7, 4, 0, 5), drawn[20:24])
   assert not np.array_equal(inputs.batch_indices(7, 4, 1, 0), drawn[:4])
 
@@ -206,6 +221,7 @@ def test_weak_channel_is_fed_z_normalised(monkeypatch):
   def load_segment_scorer(workdir):
     assert workdir == "/weak"
     return families.Scorer("less_is_more", 7, DV, None, lambda x: x[:, 0] * 3.0 + 1.0, {})
+
   monkeypatch.setattr(families, "load_segment_scorer", load_segment_scorer)
   rng = np.random.default_rng(2)
   videos = [make_video(f"v{i}", "A", 6 + i, rng) for i in range(2)]
@@ -234,12 +250,23 @@ def test_tvsum_smoke_on_real_data(shared_data, tmp_path):
   assert 0.0 <= results["mAP"] <= 1.0 and 0.0 <= results["iou"]["mean_iou"] <= 1.0
   # hl_jax.predict on the workdir: the val split's scores, with the titles, give the
   # same mAP as the training run's evaluation.
-  out = predict.run(str(tmp_path / "tvsum"), str(tmp_path / "pred" / "val.json"),
-                    benchmark="tvsum", split="val", manual_dir=str(shared_data / "tvsum"),
-                    data_dir=config.data_dir, max_plots=1)
+  out = predict.run(
+      str(tmp_path / "tvsum"),
+      str(tmp_path / "pred" / "val.json"),
+      benchmark="tvsum",
+      split="val",
+      manual_dir=str(shared_data / "tvsum"),
+      data_dir=config.data_dir,
+      max_plots=1,
+  )
   assert out["source"]["feature_set"] == "i3d_rgb_flow_audio" and len(out["videos"]) == 10
-  videos = benchmarks.load_benchmark("tvsum", "val", manual_dir=str(shared_data / "tvsum"),
-                                   data_dir=config.data_dir, feature_set=config.feature_set)
+  videos = benchmarks.load_benchmark(
+      "tvsum",
+      "val",
+      manual_dir=str(shared_data / "tvsum"),
+      data_dir=config.data_dir,
+      feature_set=config.feature_set,
+  )
   scores = {r["video_id"]: np.asarray(r["scores"]) for r in out["videos"]}
   again = protocols.evaluate("tvsum", videos, scores, split="val")
   assert again["mAP"] == pytest.approx(results["mAP"], abs=1e-6)

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from hl_jax.taohighlight import network
 from hl_jax.taohighlight import losses
+from hl_jax.taohighlight import network
 from hl_jax.taohighlight import targets
 
 B, T, L, DV, DT, H = 2, 12, 5, 6, 7, 8
@@ -44,14 +44,15 @@ class LossesTest(parameterized.TestCase):
 
   def test_l_reg_hand_and_random(self):
     # |2.5 - 2| + |7 - 9| = 2.5 ; |0 - 0| + |3 - 3| = 0.
-    got = losses.l_reg(jnp.array([2.5, 0.0]), jnp.array([7.0, 3.0]),
-                   jnp.array([2.0, 0.0]), jnp.array([9.0, 3.0]))
+    got = losses.l_reg(
+        jnp.array([2.5, 0.0]), jnp.array([7.0, 3.0]), jnp.array([2.0, 0.0]), jnp.array([9.0, 3.0])
+    )
     np.testing.assert_allclose(got, [2.5, 0.0])
     rng = np.random.default_rng(0)
     a, b, c, d = (rng.normal(size=5).astype(np.float32) * 4 for _ in range(4))
-    np.testing.assert_allclose(losses.l_reg(a, b, c, d),
-                               np.abs(np.float64(a) - c) + np.abs(np.float64(b) - d),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.l_reg(a, b, c, d), np.abs(np.float64(a) - c) + np.abs(np.float64(b) - d), rtol=1e-6
+    )
 
   def test_expected_boundaries(self):
     rng = np.random.default_rng(1)
@@ -62,8 +63,11 @@ class LossesTest(parameterized.TestCase):
     np.testing.assert_allclose(e, np_softmax_expectation(end, mask) + 1, rtol=1e-5)
     # All the mass on clip 3 (start) and clip 5 (last clip) -> [3, 6).
     one = np.full((1, T), network.NEG, np.float32)
-    s, e = losses.expected_boundaries(jnp.asarray(one).at[0, 3].set(0.0),
-                                  jnp.asarray(one).at[0, 5].set(0.0), jnp.ones((1, T), bool))
+    s, e = losses.expected_boundaries(
+        jnp.asarray(one).at[0, 3].set(0.0),
+        jnp.asarray(one).at[0, 5].set(0.0),
+        jnp.ones((1, T), bool),
+    )
     np.testing.assert_allclose([s[0], e[0]], [3.0, 6.0])
 
   @parameterized.parameters((1.0, -1.0, 1.0), (0.3, 0.7, -2.0))
@@ -75,13 +79,21 @@ class LossesTest(parameterized.TestCase):
     gt = np.stack([gs, gs + rng.integers(1, 6, size=3)], -1)
     feat = rng.normal(size=(3, 4, H)).astype(np.float32)
     gt_feat = rng.normal(size=(3, H)).astype(np.float32)
-    e = losses.segment_alignment(jnp.asarray(seg, jnp.float32), jnp.asarray(gt, jnp.float32),
-                             jnp.asarray(feat), jnp.asarray(gt_feat), tr, td, ts)
+    e = losses.segment_alignment(
+        jnp.asarray(seg, jnp.float32),
+        jnp.asarray(gt, jnp.float32),
+        jnp.asarray(feat),
+        jnp.asarray(gt_feat),
+        tr,
+        td,
+        ts,
+    )
     expected = np_alignment(seg, gt, feat, gt_feat, tr, td, ts)
     np.testing.assert_allclose(e, expected, rtol=1e-5, atol=1e-6)
     valid = rng.random((3, 4)) > 0.3
-    np.testing.assert_allclose(losses.l_ag(e, jnp.asarray(valid)),
-                               -(expected * valid).sum(-1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        losses.l_ag(e, jnp.asarray(valid)), -(expected * valid).sum(-1), rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_allclose(losses.l_ag(e), -expected.sum(-1), rtol=1e-5, atol=1e-6)
 
   def test_alignment_hand(self):
@@ -98,8 +110,9 @@ class LossesTest(parameterized.TestCase):
     np.testing.assert_allclose(dist, [[0.0, 0.5, 1 / 3]], rtol=1e-6)
     np.testing.assert_allclose(cos, [[1.0, 0.0, -1.0]], atol=1e-6)
     both = losses.segment_alignment(seg, gt, f, g, 2.0, -1.0, 0.5)
-    np.testing.assert_allclose(losses.l_ag(both), [-(2.5 + (-0.5) + (2 / 3 - 1 / 3 - 0.5))],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.l_ag(both), [-(2.5 + (-0.5) + (2 / 3 - 1 / 3 - 0.5))], rtol=1e-6
+    )
 
   def test_saliency_loss(self):
     rng = np.random.default_rng(3)
@@ -119,22 +132,29 @@ class LossesTest(parameterized.TestCase):
   def test_total_loss_reg_scale_and_weights(self):
     rng = np.random.default_rng(4)
     mask = np.arange(T) < np.array([[T], [6]])
-    start, end, sal = (np.where(mask, rng.normal(size=(B, T)), network.NEG).astype(np.float32)
-                       for _ in range(3))
-    out = {"start_logits": start, "end_logits": end, "saliency": sal,
-           "features": rng.normal(size=(B, T, H)).astype(np.float32),
-           "top_idx": np.array([[0, 4], [1, 2]], np.int32), "top_valid": np.ones((B, 2), bool)}
+    start, end, sal = (
+        np.where(mask, rng.normal(size=(B, T)), network.NEG).astype(np.float32) for _ in range(3)
+    )
+    out = {
+        "start_logits": start,
+        "end_logits": end,
+        "saliency": sal,
+        "features": rng.normal(size=(B, T, H)).astype(np.float32),
+        "top_idx": np.array([[0, 4], [1, 2]], np.int32),
+        "top_valid": np.ones((B, 2), bool),
+    }
     gt, target = np.array([[2, 5], [1, 4]]), rng.random((B, T)).astype(np.float32)
     args = (out, jnp.asarray(mask), jnp.asarray(gt), jnp.asarray(target), 3)
     clips = losses.total_loss(*args, reg_scale="clips")
-    raw = (np.abs(np_softmax_expectation(start, mask) - gt[:, 0])
-           + np.abs(np_softmax_expectation(end, mask) + 1 - gt[:, 1]))
+    raw = np.abs(np_softmax_expectation(start, mask) - gt[:, 0]) + np.abs(
+        np_softmax_expectation(end, mask) + 1 - gt[:, 1]
+    )
     np.testing.assert_allclose(clips["reg"], raw, rtol=1e-5)
     video = losses.total_loss(*args, w_ag=0.5, w_sal=2.0, w_reg=3.0)  # reg_scale "video".
     np.testing.assert_allclose(video["reg"], raw / [T, 6], rtol=1e-5)
     np.testing.assert_allclose(
-        video["total"], 3.0 * video["reg"] + 0.5 * video["ag"] + 2.0 * video["saliency"],
-        rtol=1e-5)
+        video["total"], 3.0 * video["reg"] + 0.5 * video["ag"] + 2.0 * video["saliency"], rtol=1e-5
+    )
     with self.assertRaisesRegex(ValueError, "reg_scale='frames'"):
       losses.total_loss(*args, reg_scale="frames")
 
@@ -185,10 +205,12 @@ class GraphFineTuneTest(absltest.TestCase):
   def test_off_is_plain_scorer_and_refinement_is_local(self):
     params = _graph_params(4, self.feats, self.mask)
     params["scorer"]["kernel"] = jnp.asarray(
-        np.random.default_rng(5).normal(size=(H, 1)).astype(np.float32))
+        np.random.default_rng(5).normal(size=(H, 1)).astype(np.float32)
+    )
     on = network.GraphFineTune(4).apply({"params": params}, self.feats, self.mask)
     off = network.GraphFineTune(4, use_graph=False).apply(
-        {"params": {"scorer": params["scorer"]}}, self.feats, self.mask)
+        {"params": {"scorer": params["scorer"]}}, self.feats, self.mask
+    )
     plain = self.feats @ np.asarray(params["scorer"]["kernel"])[:, 0]
     np.testing.assert_allclose(off["logits"], np.where(self.mask, plain, network.NEG), rtol=1e-5)
     picked = np.zeros((B, T), bool)
@@ -208,7 +230,8 @@ class DecodingTest(parameterized.TestCase):
       ("clipped_at_end", [0, 1, 0, 0, 0, 0, 0, 9], [1] * 8, 3, (5, 8)),
       ("masked_ignored", [0, 1, 0, 3, 0, 0, 9, 9], [1] * 6 + [0, 0], 2, (3, 5)),
       ("masked_end", [0, 0, 0, 0, 7, 0, 9, 9], [1] * 6 + [0, 0], 4, (2, 6)),
-      ("longer_than_video", [0, 1, 0, 0, 0, 0, 0, 0], [1] * 3 + [0] * 5, 5, (0, 3)))
+      ("longer_than_video", [0, 1, 0, 0, 0, 0, 0, 0], [1] * 3 + [0] * 5, 5, (0, 3)),
+  )
   def test_decode(self, logits, mask, length, expected):
     logits, mask = np.array(logits, np.float32), np.array(mask, bool)
     self.assertEqual(targets.decode_segment(logits, mask, length), expected)
@@ -316,7 +339,8 @@ class ModelTest(parameterized.TestCase):
     # text=None and use_text=False both skip the co-attention's parameters.
     none = self.model.apply({"params": self.params}, visual, vmask)
     off = network.TaoHighlight(hidden=H, heads=2, k=4, dropout=0.0, use_text=False).apply(
-        {"params": self.params}, visual, vmask, text, tmask)
+        {"params": self.params}, visual, vmask, text, tmask
+    )
     np.testing.assert_allclose(none["saliency"], off["saliency"], rtol=1e-6)
     self.assertTrue(np.all(np.isfinite(none["start_logits"])))
 
@@ -326,8 +350,14 @@ class ModelTest(parameterized.TestCase):
     model = network.TaoHighlight(hidden=H, heads=2, k=4, dropout=0.5, context="audio")
     params = model.init(jax.random.PRNGKey(1), visual, vmask, audio=audio)["params"]
     self.assertIn("CoAttention_0", params)
-    out = model.apply({"params": params}, visual, vmask, audio=audio, train=True,
-                      rngs={"dropout": jax.random.PRNGKey(2)})
+    out = model.apply(
+        {"params": params},
+        visual,
+        vmask,
+        audio=audio,
+        train=True,
+        rngs={"dropout": jax.random.PRNGKey(2)},
+    )
     self.assertEqual(out["saliency"].shape, (B, T))
     with self.assertRaisesRegex(ValueError, "context"):
       network.TaoHighlight(hidden=H, context="video").init(jax.random.PRNGKey(0), visual, vmask)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from hl_jax.less_is_more import weightings
 from hl_jax.core import checkpointing
 from hl_jax.core import run_loop
 from hl_jax.data import benchmarks
@@ -17,6 +16,7 @@ from hl_jax.data import corpora
 from hl_jax.less_is_more import models
 from hl_jax.less_is_more import segment_table
 from hl_jax.less_is_more import trainer
+from hl_jax.less_is_more import weightings
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +62,13 @@ def test_two_and_four_devices_give_the_same_loss_as_one(data_dir, tmp_path):
     assert steps == steps1
     np.testing.assert_allclose(loss, loss1, rtol=2e-5)
     assert results[devices]["corpus"]["model"]["mAP"] == pytest.approx(
-        results[1]["corpus"]["model"]["mAP"], abs=1e-6)
+        results[1]["corpus"]["model"]["mAP"], abs=1e-6
+    )
   # The synthetic val split is labelled, and the random baseline is reported beside it.
   assert 0 < results[1]["corpus"]["random"]["mAP"] < 1
   assert set(results[1]["corpus"]["model"]["per_group"]) == set(
-      results[1]["corpus"]["random"]["per_group"])
+      results[1]["corpus"]["random"]["per_group"]
+  )
 
 
 @pytest.mark.parametrize("weighting", ["softmax", "ranking_em", "ranking_d"])
@@ -75,7 +77,8 @@ def test_rerun_resumes_and_matches_an_uninterrupted_run(data_dir, tmp_path, weig
   run_loop.train_and_evaluate(make_config(data_dir, train__weighting=weighting), straight)
   resumed = str(tmp_path / "resumed")
   run_loop.train_and_evaluate(
-      make_config(data_dir, train__weighting=weighting, train__num_steps=10), resumed)
+      make_config(data_dir, train__weighting=weighting, train__num_steps=10), resumed
+  )
   assert [s for s, _ in logged(resumed, "train/loss")] == [5, 10]
   run_loop.train_and_evaluate(make_config(data_dir, train__weighting=weighting), resumed)
   # The second run started at step 10, not from scratch.
@@ -92,12 +95,18 @@ def test_rerun_resumes_and_matches_an_uninterrupted_run(data_dir, tmp_path, weig
   assert os.path.exists(os.path.join(resumed, "results.md"))
 
 
-@pytest.mark.parametrize("weighting,params", [
-    ("ranking_d", {"f"}), ("ranking_em", {"f"}), ("softmax", {"f", "h"}),
-    ("capped_simplex", {"f", "h"}), ("self_paced", {"f"})])
+@pytest.mark.parametrize(
+    "weighting,params",
+    [
+        ("ranking_d", {"f"}),
+        ("ranking_em", {"f"}),
+        ("softmax", {"f", "h"}),
+        ("capped_simplex", {"f", "h"}),
+        ("self_paced", {"f"}),
+    ],
+)
 def test_weightings_train_their_networks(data_dir, tmp_path, weighting, params):
-  config = make_config(data_dir, train__weighting=weighting,
-                       train__weight_schedule_steps=10)
+  config = make_config(data_dir, train__weighting=weighting, train__weight_schedule_steps=10)
   run_loop.train_and_evaluate(config, str(tmp_path))
   final = final_params(str(tmp_path))
   assert set(final) == params
@@ -105,12 +114,13 @@ def test_weightings_train_their_networks(data_dir, tmp_path, weighting, params):
   # every bias: f's output bias cancels in f(short) - f(long), h's in the
   # group softmax, so they get no gradient.)
   scorer, weigher = models.build(config)
-  initial = trainer.init_state(config, scorer, weigher, trainer.make_optimizer(config),
-                             feature_dim=16).params
+  initial = trainer.init_state(
+      config, scorer, weigher, trainer.make_optimizer(config), feature_dim=16
+  ).params
   before, after = (
-      {jax.tree_util.keystr(path): leaf
-       for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
-      for tree in (initial, final))
+      {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+      for tree in (initial, final)
+  )
   assert set(before) == set(after)
   kernels = [name for name in before if name.endswith("['kernel']")]
   assert {name.split("'")[1] for name in kernels} == params  # "['f']['Dense_0']..."
@@ -137,18 +147,19 @@ def test_em_posterior_is_bayes_rule():
   # p = 0.8, gap 0 -> s = 1/2: gamma = 0.4 / (0.4 + 0.1) = 0.8 (the prior).
   np.testing.assert_allclose(weightings.em_posterior(np.float32(0.0), 0.8), 0.8, rtol=1e-6)
   # p = 0.5, gap ln 3 -> s = 3/4: gamma = 0.375 / (0.375 + 0.25) = 0.6.
-  np.testing.assert_allclose(weightings.em_posterior(np.log(np.float32(3.0)), 0.5), 0.6,
-                             rtol=1e-6)
+  np.testing.assert_allclose(weightings.em_posterior(np.log(np.float32(3.0)), 0.5), 0.6, rtol=1e-6)
 
 
-@pytest.mark.parametrize("section,key,value,message", [
-    ("train", "num_groups", 6, "train.num_groups=6 is not divisible by num_devices=4"),
-    ("train", "group_size", 0, "train.group_size=0 must be an integer >= 1"),
-    ("train", "weighting", "ranking_x", "train.weighting='ranking_x' must be one of"),
-    ("train", "pair_loss", "l2", "train.pair_loss='l2' must be one of"),
-])
-def test_bad_config_is_a_one_line_error(data_dir, tmp_path, section, key, value,
-                                        message):
+@pytest.mark.parametrize(
+    "section,key,value,message",
+    [
+        ("train", "num_groups", 6, "train.num_groups=6 is not divisible by num_devices=4"),
+        ("train", "group_size", 0, "train.group_size=0 must be an integer >= 1"),
+        ("train", "weighting", "ranking_x", "train.weighting='ranking_x' must be one of"),
+        ("train", "pair_loss", "l2", "train.pair_loss='l2' must be one of"),
+    ],
+)
+def test_bad_config_is_a_one_line_error(data_dir, tmp_path, section, key, value, message):
   config = make_config(data_dir)
   config.num_devices = 4
   (config[section] if section else config)[key] = value
@@ -168,16 +179,14 @@ class NaNLongVideos:
   def __getitem__(self, index: int):
     example = self._source[index]
     if int(example["bucket"]) == segment_table.LONG:
-      example = dict(example, features=np.full(np.shape(example["features"]), np.nan,
-                                                np.float32))
+      example = dict(example, features=np.full(np.shape(example["features"]), np.nan, np.float32))
     return example
 
   def __repr__(self) -> str:
     return f"NaNLongVideos({self._source!r})"
 
 
-def test_nonfinite_loss_stops_with_the_last_checkpoint_intact(data_dir, tmp_path,
-                                                              monkeypatch):
+def test_nonfinite_loss_stops_with_the_last_checkpoint_intact(data_dir, tmp_path, monkeypatch):
   workdir = str(tmp_path)
   run_loop.train_and_evaluate(make_config(data_dir, train__num_steps=10), workdir)
   # The same run resumed on a corpus gone bad: every pair has a NaN long segment.
@@ -188,8 +197,9 @@ def test_nonfinite_loss_stops_with_the_last_checkpoint_intact(data_dir, tmp_path
     return dataclasses.replace(data, train_source=NaNLongVideos(data.train_source))
 
   monkeypatch.setattr(corpora, "load_corpus", load_bad)
-  with pytest.raises(run_loop.NonFiniteError,
-                     match=r"at step 10 \(5 such steps\); its pairs came from videos "):
+  with pytest.raises(
+      run_loop.NonFiniteError, match=r"at step 10 \(5 such steps\); its pairs came from videos "
+  ):
     run_loop.train_and_evaluate(make_config(data_dir), workdir)
   assert int(final_state(workdir)["step"]) == 10
   for leaf in jax.tree.leaves(final_params(workdir)):
@@ -214,6 +224,7 @@ def test_ours_s_trains_and_evaluates_one_domain(data_dir, tmp_path):
 def test_predict_scores_from_workdir(data_dir, tmp_path):
   from hl_jax.eval import protocols  # pylint: disable=g-import-not-at-top
   from hl_jax.highlights import scorers  # pylint: disable=g-import-not-at-top
+
   workdir = str(tmp_path)
   results = run_loop.train_and_evaluate(make_config(data_dir, train__num_steps=10), workdir)
   config = make_config(data_dir)
@@ -231,24 +242,33 @@ def test_predict_scores_from_workdir(data_dir, tmp_path):
 def test_empty_long_bucket_is_an_error_before_compiling():
   from hl_jax.core import parallel  # pylint: disable=g-import-not-at-top
   from hl_jax.less_is_more import input_pipeline  # pylint: disable=g-import-not-at-top
-  only_short = [{"video_id": f"s{i}", "bucket": segment_table.SHORT,
-                 "features": np.ones((3, 4), np.float32)} for i in range(5)]
+
+  only_short = [
+      {"video_id": f"s{i}", "bucket": segment_table.SHORT, "features": np.ones((3, 4), np.float32)}
+      for i in range(5)
+  ]
   data = corpora.Corpus("only_short", only_short, 4, [])
   config = tiny.get_config()
   feeder = input_pipeline.TableFeeder(config, data, parallel.make_mesh(jax.devices()[:1]))
-  with pytest.raises(ValueError, match="only_short: window 0 of input shard 0 has "
-                     "15 short-video and 0 long-video segments; pairs need both"):
+  with pytest.raises(
+      ValueError,
+      match="only_short: window 0 of input shard 0 has "
+      "15 short-video and 0 long-video segments; pairs need both",
+  ):
     feeder.current_table()
 
 
 def test_custom_corpus_config_is_opened_by_name(tmp_path):
   from tfds_builders.duration_corpus import duration_corpus_dataset_builder as dcb  # pylint: disable=g-import-not-at-top
   from tfds_builders.duration_corpus import synthetic  # pylint: disable=g-import-not-at-top
+
   data_dir = str(tmp_path / "tfds")
   custom = dcb.DurationCorpusConfig(
-      name="synthetic_d8", feature_dim=8,
+      name="synthetic_d8",
+      feature_dim=8,
       synthetic=synthetic.SyntheticParams(num_train=24, num_val_per_domain=1),
-      description="A custom config for this test.")
+      description="A custom config for this test.",
+  )
   dcb.get_builder(custom, data_dir=data_dir)
   config = make_config(data_dir)
   config.corpus.builder_config = "synthetic_d8"
@@ -257,8 +277,11 @@ def test_custom_corpus_config_is_opened_by_name(tmp_path):
   assert len(data.train_source) == 24
   assert len(data.eval_videos) == 6  # One per domain.
   config.corpus.builder_config = "not_built"
-  with pytest.raises(ValueError, match=r"corpus.builder_config='not_built' is neither a "
-                     r"registered duration_corpus config .* nor built in .*not_built"):
+  with pytest.raises(
+      ValueError,
+      match=r"corpus.builder_config='not_built' is neither a "
+      r"registered duration_corpus config .* nor built in .*not_built",
+  ):
     corpora.load_corpus(config)
 
 
@@ -267,12 +290,14 @@ def test_train_step_compiles_once_over_a_run(data_dir, tmp_path, monkeypatch, we
   # Refills (new windows every 5 steps), evaluations and checkpoints mid-run
   # must reuse the one compiled step: chex fails the run on a second trace.
   import chex  # pylint: disable=g-import-not-at-top
+
   chex.clear_trace_counter()  # Counts are per function across parametrized cases.
   steps, real_make, real_jit = [], trainer.make_train_step, jax.jit
 
   def make_counted_step(*args, **kwargs):
-    monkeypatch.setattr(jax, "jit", lambda fn, **kw: real_jit(
-        chex.assert_max_traces(fn, n=1), **kw))
+    monkeypatch.setattr(
+        jax, "jit", lambda fn, **kw: real_jit(chex.assert_max_traces(fn, n=1), **kw)
+    )
     try:
       steps.append(real_make(*args, **kwargs))
     finally:
@@ -280,8 +305,13 @@ def test_train_step_compiles_once_over_a_run(data_dir, tmp_path, monkeypatch, we
     return steps[-1]
 
   monkeypatch.setattr(trainer, "make_train_step", make_counted_step)
-  config = make_config(data_dir, train__num_steps=20, eval__every_steps=10,
-                       input__window_videos=20, input__refill_every_steps=5)
+  config = make_config(
+      data_dir,
+      train__num_steps=20,
+      eval__every_steps=10,
+      input__window_videos=20,
+      input__refill_every_steps=5,
+  )
   config.train.weighting = weighting
   run_loop.train_and_evaluate(config, str(tmp_path))
   assert len(steps) == 1 and steps[0]._cache_size() == 1  # pylint: disable=protected-access

@@ -24,8 +24,10 @@ SHORT, LONG, REST = 0, 1, 2
 
 def _source(rows):
   """A list source of examples (video_id, domain, bucket, features)."""
-  return [{"video_id": v, "domain": d, "bucket": np.int64(b),
-           "features": np.zeros((2, 3), np.float32)} for v, d, b in rows]
+  return [
+      {"video_id": v, "domain": d, "bucket": np.int64(b), "features": np.zeros((2, 3), np.float32)}
+      for v, d, b in rows
+  ]
 
 
 def test_tags_of_splits_on_bars():
@@ -35,19 +37,31 @@ def test_tags_of_splits_on_bars():
 
 
 def test_tag_pairs_prefer_tagged_videos():
-  source = _source([("a", "dog", LONG), ("b", "cat", SHORT), ("c", "dog|pets", REST),
-                    ("d", "surf", REST)])
+  source = _source(
+      [("a", "dog", LONG), ("b", "cat", SHORT), ("c", "dog|pets", REST), ("d", "surf", REST)]
+  )
   tagged = corpora.TagPairs(source, "dog", "tag", "corpus")
   assert [(e["video_id"], int(e["bucket"])) for e in tagged] == [
-      ("a", SHORT), ("b", LONG), ("c", SHORT), ("d", LONG)]
+      ("a", SHORT),
+      ("b", LONG),
+      ("c", SHORT),
+      ("d", LONG),
+  ]
   pets = corpora.TagPairs(source, "pets", "tag", "corpus")
   assert [int(e["bucket"]) for e in pets] == [LONG, LONG, SHORT, LONG]
   assert int(source[0]["bucket"]) == LONG  # The source is not changed.
 
 
 def test_tag_duration_keeps_short_tagged_and_long_untagged_only():
-  source = _source([("a", "dog", SHORT), ("b", "dog", LONG), ("c", "cat", LONG),
-                    ("d", "cat", SHORT), ("e", "cat", REST)])
+  source = _source(
+      [
+          ("a", "dog", SHORT),
+          ("b", "dog", LONG),
+          ("c", "cat", LONG),
+          ("d", "cat", SHORT),
+          ("e", "cat", REST),
+      ]
+  )
   kept = corpora.TagPairs(source, "dog", "tag_duration", "corpus")
   assert [(e["video_id"], int(e["bucket"])) for e in kept] == [("a", SHORT), ("c", LONG)]
 
@@ -81,14 +95,16 @@ def test_scorer_streams_sum_one_mlp_per_column_range():
   params = fused.init(jax.random.PRNGKey(1), x)["params"]
   assert sorted(params) == ["mlp_0", "mlp_1"]
   single = models.MLP((4,))
-  expected = (single.apply({"params": params["mlp_0"]}, x[:, :2], train=False)
-              + single.apply({"params": params["mlp_1"]}, x[:, 2:], train=False))
+  expected = single.apply({"params": params["mlp_0"]}, x[:, :2], train=False) + single.apply(
+      {"params": params["mlp_1"]}, x[:, 2:], train=False
+  )
   np.testing.assert_allclose(fused.apply({"params": params}, x), expected, rtol=1e-6)
   audio = models.Scorer((4,), streams=((2, 6),))
   p_audio = audio.init(jax.random.PRNGKey(1), x)["params"]
   changed = x.at[:, :2].set(100.0)  # Columns outside the stream do not count.
-  np.testing.assert_array_equal(audio.apply({"params": p_audio}, x),
-                                audio.apply({"params": p_audio}, changed))
+  np.testing.assert_array_equal(
+      audio.apply({"params": p_audio}, x), audio.apply({"params": p_audio}, changed)
+  )
   with pytest.raises(ValueError, match="reach beyond"):
     models.Scorer((4,), streams=((0, 9),)).init(jax.random.PRNGKey(1), x)
 
@@ -101,8 +117,9 @@ def test_build_checks_streams():
   config.model.streams = [[0, 8], [8, 16]]  # As config.json gives it back.
   scorer, _ = models.build(config)
   assert scorer.streams == ((0, 8), (8, 16))
-  kernel = scorer.init(jax.random.PRNGKey(0), jnp.ones((2, 16)))["params"]["mlp_1"][
-      "Dense_0"]["kernel"]
+  kernel = scorer.init(jax.random.PRNGKey(0), jnp.ones((2, 16)))["params"]["mlp_1"]["Dense_0"][
+      "kernel"
+  ]
   assert jnp.shape(kernel)[0] == 8
 
 
@@ -124,10 +141,15 @@ def _tagged_manifest(manual: pathlib.Path) -> None:
 @pytest.mark.parametrize("tag_pairs", ["tag", "tag_duration"])
 def test_trainer_with_tags_and_late_fusion(tmp_path, tag_pairs):
   from tfds_builders.duration_corpus import duration_corpus_dataset_builder as dcb  # pylint: disable=g-import-not-at-top
+
   _tagged_manifest(tmp_path / "manual")
-  dcb.get_builder(dcb.DurationCorpusConfig(name="tags_d16", source="manifest",
-                                           feature_dim=16, bucketing="domain_quantile"),
-                  data_dir=tmp_path / "data", manual_dir=tmp_path / "manual")
+  dcb.get_builder(
+      dcb.DurationCorpusConfig(
+          name="tags_d16", source="manifest", feature_dim=16, bucketing="domain_quantile"
+      ),
+      data_dir=tmp_path / "data",
+      manual_dir=tmp_path / "manual",
+  )
   config = tiny.get_config()
   config.corpus.builder_config = "tags_d16"
   config.data_dir = str(tmp_path / "data")
@@ -141,8 +163,10 @@ def test_trainer_with_tags_and_late_fusion(tmp_path, tag_pairs):
   config.train.log_every = config.train.sync_every = 2
   corpus = corpora.load_corpus(config)
   assert "(tag dog" in corpus.name
-  buckets = {e["video_id"].decode(): int(e["bucket"]) for e in
-             (corpus.train_source[i] for i in range(len(corpus.train_source)))}
+  buckets = {
+      e["video_id"].decode(): int(e["bucket"])
+      for e in (corpus.train_source[i] for i in range(len(corpus.train_source)))
+  }
   for vid, bucket in buckets.items():
     assert bucket == (SHORT if int(vid[1:]) % 2 == 0 else LONG)
   assert {v.domain for v in corpus.heldout} == {"tag:dog"}  # One pooled group.
@@ -154,31 +178,32 @@ def test_trainer_with_tags_and_late_fusion(tmp_path, tag_pairs):
 
 
 def _summary(per_group: dict[str, float]) -> dict:
-  evaluation = {"eval": {"tvsum": {"mAP": float(np.mean(list(per_group.values()))),
-                                   "per_group": per_group}}}
+  evaluation = {
+      "eval": {"tvsum": {"mAP": float(np.mean(list(per_group.values()))), "per_group": per_group}}
+  }
   return {"selected": evaluation, "last": evaluation}
 
 
 def test_tag_rows_average_each_groups_own_model_then_seeds():
   # Tag models are evaluated on their own group only; a seed's mAP is the
   # mean over groups of those, the row's the mean and std over seeds.
-  runs = [weak_signals.Run("tag", "tvsum", "rgb", "m", g, k)
-          for g in ("BK", "VT") for k in (0, 1)]
+  runs = [weak_signals.Run("tag", "tvsum", "rgb", "m", g, k) for g in ("BK", "VT") for k in (0, 1)]
   values = {("BK", 0): 0.6, ("VT", 0): 0.8, ("BK", 1): 0.4, ("VT", 1): 0.6}
-  summaries = {r.name: _summary({r.group: values[r.group, r.seed], "other": 0.0})
-               for r in runs}
+  summaries = {r.name: _summary({r.group: values[r.group, r.seed], "other": 0.0}) for r in runs}
   seeds, per_group = weak_signals.seed_scores(summaries, runs, "tvsum")
   np.testing.assert_allclose(seeds, [0.7, 0.5])
   np.testing.assert_allclose(per_group["BK"], [0.6, 0.4])
   assert "other" not in per_group
-  (row,) = weak_signals.rows(summaries, runs + [weak_signals.Run("tag", "tvsum", "rgb", "m",
-                                                                 "BK", 2)])
+  (row,) = weak_signals.rows(
+      summaries, runs + [weak_signals.Run("tag", "tvsum", "rgb", "m", "BK", 2)]
+  )
   np.testing.assert_allclose([row["tvsum"]["mean"], row["tvsum"]["std"]], [0.6, 0.1])
   assert row["group"] == weak_signals.TAGS and "youtube_highlights" not in row
   assert (row["num_runs"], row["num_planned"]) == (4, 5)  # Seed 2 not finished.
   assert row["heldout_pair_accuracy"] is None
-  summaries[runs[0].name]["selected"] = dict(summaries[runs[0].name]["selected"],
-                                             heldout={"pair_accuracy": 0.9})
+  summaries[runs[0].name]["selected"] = dict(
+      summaries[runs[0].name]["selected"], heldout={"pair_accuracy": 0.9}
+  )
   (row,) = weak_signals.rows(summaries, runs)
   assert row["heldout_pair_accuracy"] == 0.9
 
@@ -192,7 +217,10 @@ def test_plan_is_three_seeds_of_every_pruned_row(shared_data):
   assert tag_yth == {"dog", "gymnastics", "parkour", "skating", "skiing", "surfing"}
   assert len({r.group for r in runs if r.corpus == "tvsum" and r.group}) == 10
   assert {(r.stream, r.method) for r in runs if r.signal == "tag"} >= {
-      ("rgb", "ranking_d"), ("rgb", "joint"), ("audio", "ranking_d")}
+      ("rgb", "ranking_d"),
+      ("rgb", "joint"),
+      ("audio", "ranking_d"),
+  }
 
 
 def test_run_config_of_a_tag_model():
@@ -206,10 +234,12 @@ def test_run_config_of_a_tag_model():
   assert config.train.pair_groups == "random"
   families.validate(config)
   bags = weak_signals.run_config(
-      weak_signals.Run("tag", "yth", "rgb", "joint_bags", "dog", 0), "/tmp/u", "/tmp/u")
+      weak_signals.Run("tag", "yth", "rgb", "joint_bags", "dog", 0), "/tmp/u", "/tmp/u"
+  )
   assert (bags.train.weighting, bags.train.pair_groups) == ("softmax", "video")
   assert "variant" not in bags
   uniform = weak_signals.run_config(
-      weak_signals.Run("tag", "tvsum", "audio", "ranking_d", "BK", 1), "/tmp/u", "/tmp/u")
+      weak_signals.Run("tag", "tvsum", "audio", "ranking_d", "BK", 1), "/tmp/u", "/tmp/u"
+  )
   assert (uniform.train.weighting, uniform.model.streams) == ("ranking_d", ((2048, 4096),))
   families.validate(uniform)

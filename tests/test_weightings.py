@@ -19,9 +19,12 @@ def weigh(name, pair_loss, logits, progress, *, score_gap=None, em_prior=0.5, **
   config.train.weight_schedule_steps = SCHEDULE
   config.train.update(train)
   pairs = weightings.Pairs(
-      pair_loss=jnp.asarray(pair_loss), logits=None if logits is None else jnp.asarray(logits),
+      pair_loss=jnp.asarray(pair_loss),
+      logits=None if logits is None else jnp.asarray(logits),
       score_gap=jnp.zeros(np.shape(pair_loss)) if score_gap is None else jnp.asarray(score_gap),
-      step=jnp.int32(round(progress * SCHEDULE)), em_prior=jnp.float32(em_prior))
+      step=jnp.int32(round(progress * SCHEDULE)),
+      em_prior=jnp.float32(em_prior),
+  )
   return weightings.get(name).weigh(pairs, ml_collections.FrozenConfigDict(config))
 
 
@@ -79,8 +82,10 @@ def test_capped_simplex_gradient_is_the_projections():
     up, down = logits.copy(), logits.copy()
     up[index] += eps
     down[index] -= eps
-    numeric[index] = (np.sum(np.asarray(v, np.float64) * numpy_capped_simplex(up, 3.0, pair_loss > 0))
-                      - np.sum(np.asarray(v, np.float64) * numpy_capped_simplex(down, 3.0, pair_loss > 0))) / (2 * eps)
+    numeric[index] = (
+        np.sum(np.asarray(v, np.float64) * numpy_capped_simplex(up, 3.0, pair_loss > 0))
+        - np.sum(np.asarray(v, np.float64) * numpy_capped_simplex(down, 3.0, pair_loss > 0))
+    ) / (2 * eps)
   np.testing.assert_allclose(grad, numeric, atol=2e-3)
 
 
@@ -90,7 +95,7 @@ def test_self_paced_keeps_the_smallest_unsatisfied_losses():
     w = np.asarray(weigh("self_paced", pair_loss, None, progress, valid_fraction=0.25)[0])
     for g in range(len(pair_loss)):
       idx = np.flatnonzero(pair_loss[g] > 0)
-      chosen = idx[np.argsort(pair_loss[g, idx], kind="stable")][:int(np.round(q * 8))]
+      chosen = idx[np.argsort(pair_loss[g, idx], kind="stable")][: int(np.round(q * 8))]
       expected = np.zeros(8)
       expected[chosen] = 1
       np.testing.assert_array_equal(w[g], expected)
@@ -99,8 +104,7 @@ def test_self_paced_keeps_the_smallest_unsatisfied_losses():
 def test_tempered_starts_near_uniform_and_ends_at_the_masked_softmax():
   logits, pair_loss = random_case(3)
   keep = pair_loss > 0
-  start = np.asarray(weigh("tempered", pair_loss, logits, 0.0,
-                           weight_temperature_start=1e4)[0])
+  start = np.asarray(weigh("tempered", pair_loss, logits, 0.0, weight_temperature_start=1e4)[0])
   end = np.asarray(weigh("tempered", pair_loss, logits, 1.0, weight_temperature_start=1e4)[0])
   for g in range(len(logits)):
     idx = np.flatnonzero(keep[g])
@@ -180,7 +184,11 @@ def test_ranking_d_and_em_are_weightings_without_h():
   assert not weightings.get("ranking_d").uses_h and not weightings.get("ranking_em").uses_h
   assert weightings.get("ranking_em").updates_prior
   assert [n for n, w in weightings.WEIGHTINGS.items() if w.uses_h] == [
-      "softmax", "detached", "tempered", "capped_simplex"]
+      "softmax",
+      "detached",
+      "tempered",
+      "capped_simplex",
+  ]
 
 
 def test_unknown_weighting_is_one_line():

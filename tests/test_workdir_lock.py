@@ -14,8 +14,7 @@ import pytest
 from hl_jax.core import workdir as workdir_lib
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
-_ENV = dict(os.environ, JAX_PLATFORMS="cpu",
-            XLA_FLAGS="--xla_force_host_platform_device_count=4")
+_ENV = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=4")
 _HOLD = textwrap.dedent("""
     import os, sys, time
     from hl_jax.core import workdir as workdir_lib
@@ -27,9 +26,14 @@ _HOLD = textwrap.dedent("""
 
 def python(*args: str, **kwargs) -> subprocess.Popen:
   """`python -c ...` under timeout, in its own process group, at the repo root."""
-  return subprocess.Popen(["timeout", "-k", "5", "120", sys.executable, *args],
-                          cwd=_REPO, env=_ENV, start_new_session=True,
-                          text=True, **kwargs)
+  return subprocess.Popen(
+      ["timeout", "-k", "5", "120", sys.executable, *args],
+      cwd=_REPO,
+      env=_ENV,
+      start_new_session=True,
+      text=True,
+      **kwargs,
+  )
 
 
 def kill(process: subprocess.Popen) -> None:
@@ -56,15 +60,15 @@ def test_second_process_is_refused_until_the_holder_dies(tmp_path):
   holder = python("-c", _HOLD, workdir, "100", stdout=subprocess.PIPE)
   try:
     pid = int(holder.stdout.readline())
-    refused = python("-c", _HOLD, workdir, "0", stdout=subprocess.PIPE,
-                     stderr=subprocess.PIPE)
+    refused = python("-c", _HOLD, workdir, "0", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = refused.communicate(timeout=60)
     assert refused.returncode != 0 and not out
     message = err.strip().splitlines()[-1]
     assert message == (
         f"hl_jax.core.workdir.WorkdirLockedError: workdir {workdir} is in use "
         f"by another run: process {pid} on {socket.gethostname()} holds "
-        f"{workdir}/.lock. Wait for it to end, stop it, or use another --workdir.")
+        f"{workdir}/.lock. Wait for it to end, stop it, or use another --workdir."
+    )
     # In this process too (flock is per open file, not per process).
     with pytest.raises(workdir_lib.WorkdirLockedError, match=f"process {pid} "):
       with workdir_lib.exclusive(workdir):
@@ -90,9 +94,13 @@ def test_lock_is_released_when_the_block_raises(tmp_path):
 def test_second_launch_on_a_running_workdir_is_refused(tmp_path):
   workdir = tmp_path / "workdir"
   data_dir = tmp_path / "tfds"
-  command = ["launch.py", "--config=configs/tiny.py", f"--workdir={workdir}",
-             f"--config.data_dir={data_dir}",
-             "--config.train.num_steps=1000000"]
+  command = [
+      "launch.py",
+      "--config=configs/tiny.py",
+      f"--workdir={workdir}",
+      f"--config.data_dir={data_dir}",
+      "--config.train.num_steps=1000000",
+  ]
   first = python(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   try:
     lock = workdir / ".lock"
@@ -106,8 +114,10 @@ def test_second_launch_on_a_running_workdir_is_refused(tmp_path):
     second = python(*command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     log, _ = second.communicate(timeout=100)
     assert second.returncode == 1, log[-3000:]
-    assert (f"launch.py: error: workdir {workdir} is in use by another run: "
-            f"process {holder} on {socket.gethostname()} holds {lock}.") in log, log[-3000:]
+    assert (
+        f"launch.py: error: workdir {workdir} is in use by another run: "
+        f"process {holder} on {socket.gethostname()} holds {lock}."
+    ) in log, log[-3000:]
     assert "Traceback" not in log
     assert "Training steps" not in log
     assert first.poll() is None  # The first run goes on.

@@ -35,17 +35,33 @@ def _record(level, pathname, message, name="absl"):
   return logging.LogRecord(name, level, pathname, 1, message, None, None)
 
 
-@pytest.mark.parametrize("record, shown", [
-    (_record(logging.INFO, "/x/tensorflow_datasets/core/writer.py", "Done writing"), False),
-    (_record(logging.INFO, "/x/apache_beam/runners/x.py", "Running"), False),
-    (_record(logging.INFO, "/x/orbax/checkpoint/x.py", "Saving"), False),
-    (_record(logging.WARNING, "/x/tensorflow_datasets/core/x.py", "Disk full"), True),
-    (_record(logging.INFO, "/x/jax/_src/xla_bridge.py",
-             "Unable to initialize backend 'tpu': INTERNAL: Failed to open libtpu.so",
-             name="jax._src.xla_bridge"), False),
-    (_record(logging.INFO, "/x/jax/_src/xla_bridge.py",
-             "Unable to initialize backend 'cuda': no devices", name="jax._src.xla_bridge"), True),
-    (_record(logging.INFO, "/repo/hl_jax/less_is_more/trainer.py", "step 5/20 loss 1.0"), True),
-])
+@pytest.mark.parametrize(
+    "record, shown",
+    [
+        (_record(logging.INFO, "/x/tensorflow_datasets/core/writer.py", "Done writing"), False),
+        (_record(logging.INFO, "/x/apache_beam/runners/x.py", "Running"), False),
+        (_record(logging.INFO, "/x/orbax/checkpoint/x.py", "Saving"), False),
+        (_record(logging.WARNING, "/x/tensorflow_datasets/core/x.py", "Disk full"), True),
+        (
+            _record(
+                logging.INFO,
+                "/x/jax/_src/xla_bridge.py",
+                "Unable to initialize backend 'tpu': INTERNAL: Failed to open libtpu.so",
+                name="jax._src.xla_bridge",
+            ),
+            False,
+        ),
+        (
+            _record(
+                logging.INFO,
+                "/x/jax/_src/xla_bridge.py",
+                "Unable to initialize backend 'cuda': no devices",
+                name="jax._src.xla_bridge",
+            ),
+            True,
+        ),
+        (_record(logging.INFO, "/repo/hl_jax/less_is_more/trainer.py", "step 5/20 loss 1.0"), True),
+    ],
+)
 def test_quiet_filter(record, shown):
   assert writers._QuietLibraries().filter(record) == shown  # pylint: disable=protected-access

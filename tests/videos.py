@@ -25,7 +25,7 @@ import av
 import numpy as np
 
 BASE = 16
-DIGITS = 3                       # frame indices up to 16**3 - 1 = 4095
+DIGITS = 3  # frame indices up to 16**3 - 1 = 4095
 AUDIO_RATE = 16000
 PATTERNS = ("bars",)
 
@@ -47,8 +47,8 @@ def bars(index: int, width: int, height: int) -> np.ndarray:
   image = np.empty((height, width, 3), np.uint8)
   edges = np.linspace(0, width, DIGITS + 1).round().astype(int)
   for k in range(DIGITS):
-    digit = index // BASE**(DIGITS - 1 - k) % BASE
-    image[:, edges[k]:edges[k + 1]] = 16 * digit + 8
+    digit = index // BASE ** (DIGITS - 1 - k) % BASE
+    image[:, edges[k] : edges[k + 1]] = 16 * digit + 8
   return image
 
 
@@ -80,11 +80,18 @@ def _sine(seconds: float) -> np.ndarray:
   return (0.5 * np.sin(phase)).astype(np.float32)[None]
 
 
-def make_video(path: str | os.PathLike[str], *, seconds: float,
-               fps: float | fractions.Fraction, size: tuple[int, int] = (96, 64),
-               audio: bool = False, audio_seconds: float | None = None,
-               pattern: str = "bars", keyframe_every: int | None = None,
-               container_format: str | None = None) -> str:
+def make_video(
+    path: str | os.PathLike[str],
+    *,
+    seconds: float,
+    fps: float | fractions.Fraction,
+    size: tuple[int, int] = (96, 64),
+    audio: bool = False,
+    audio_seconds: float | None = None,
+    pattern: str = "bars",
+    keyframe_every: int | None = None,
+    container_format: str | None = None,
+) -> str:
   """Encodes a synthetic video: frame n shows `bars(n)`, optional sine audio.
 
   Args:
@@ -135,18 +142,22 @@ def make_video(path: str | os.PathLike[str], *, seconds: float,
 def decode_frames(path: str | os.PathLike[str]) -> list[tuple[float, int]]:
   """[(time in seconds, frame_index)] of every frame of the video, in order."""
   with av.open(os.fspath(path)) as container:
-    return [(float(frame.time), frame_index(frame.to_ndarray(format="rgb24")))
-            for frame in container.decode(video=0)]
+    return [
+        (float(frame.time), frame_index(frame.to_ndarray(format="rgb24")))
+        for frame in container.decode(video=0)
+    ]
 
 
 def decode_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
   """(mono float32 samples of the first audio track, sample rate)."""
   with av.open(os.fspath(path)) as container:
     stream = container.streams.audio[0]
-    chunks = [frame.to_ndarray().reshape(frame.layout.nb_channels, -1).mean(0)
-              if frame.format.is_planar else
-              frame.to_ndarray().reshape(-1, frame.layout.nb_channels).mean(1)
-              for frame in container.decode(stream)]
+    chunks = [
+        frame.to_ndarray().reshape(frame.layout.nb_channels, -1).mean(0)
+        if frame.format.is_planar
+        else frame.to_ndarray().reshape(-1, frame.layout.nb_channels).mean(1)
+        for frame in container.decode(stream)
+    ]
     return np.concatenate(chunks).astype(np.float32), stream.rate
 
 
@@ -160,8 +171,9 @@ def make_audio_only(path: str | os.PathLike[str]) -> str:
   """A file with one silent AAC track and no video stream."""
   with av.open(str(path), "w") as container:
     stream = container.add_stream("aac", rate=8000)
-    frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                       layout="mono")
+    frame = av.AudioFrame.from_ndarray(
+        np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+    )
     frame.sample_rate = 8000
     for packet in list(stream.encode(frame)) + list(stream.encode()):
       container.mux(packet)

@@ -30,12 +30,17 @@ from hl_jax.video import weight_files
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 TF_DTYPES = {"float32": 1, "float64": 2, "int32": 3, "int64": 9}
-TORCH_STORAGES = {"float32": "FloatStorage", "float64": "DoubleStorage", "int64": "LongStorage",
-                  "int32": "IntStorage"}
+TORCH_STORAGES = {
+    "float32": "FloatStorage",
+    "float64": "DoubleStorage",
+    "int64": "LongStorage",
+    "int32": "IntStorage",
+}
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 
 # ---------------------------------------------------------------------------------- TensorFlow
+
 
 def _varint(value: int) -> bytes:
   out = bytearray()
@@ -73,19 +78,27 @@ def _block(items: list[tuple[bytes, bytes]], restart_interval: int) -> bytes:
     out += key[shared:] + value
     last = key
   restarts = restarts or [0]
-  return bytes(out) + b"".join(struct.pack("<I", r) for r in restarts) + struct.pack(
-      "<I", len(restarts))
+  return (
+      bytes(out)
+      + b"".join(struct.pack("<I", r) for r in restarts)
+      + struct.pack("<I", len(restarts))
+  )
 
 
-def write_sstable(path: pathlib.Path, items: list[tuple[bytes, bytes]], block_size: int = 1024,
-                  restart_interval: int = 16) -> None:
+def write_sstable(
+    path: pathlib.Path,
+    items: list[tuple[bytes, bytes]],
+    block_size: int = 1024,
+    restart_interval: int = 16,
+) -> None:
   """A LevelDB-format table of sorted (key, value) items, blocks of ~block_size bytes."""
   out, index = bytearray(), []
 
   def emit(contents: bytes) -> bytes:
     handle = _varint(len(out)) + _varint(len(contents))
-    out.extend(contents + b"\x00" + struct.pack(
-        "<I", weight_files.masked_crc32c(contents + b"\x00")))
+    out.extend(
+        contents + b"\x00" + struct.pack("<I", weight_files.masked_crc32c(contents + b"\x00"))
+    )
     return handle
 
   chunk, chunk_bytes = [], 0
@@ -103,16 +116,23 @@ def write_sstable(path: pathlib.Path, items: list[tuple[bytes, bytes]], block_si
   path.write_bytes(bytes(out) + footer)
 
 
-def write_tf_checkpoint(prefix: pathlib.Path, tensors: dict[str, np.ndarray]
-                        ) -> dict[str, tuple[int, int]]:
+def write_tf_checkpoint(
+    prefix: pathlib.Path, tensors: dict[str, np.ndarray]
+) -> dict[str, tuple[int, int]]:
   """A one-shard tensor bundle; returns {name: (byte offset, size)} in the data file."""
   data, items, where = bytearray(), [(b"", _field(1, 1) + _field(3, _field(1, 1)))], {}
   for name in sorted(tensors):
     array = np.ascontiguousarray(tensors[name])
     raw = array.astype(array.dtype.newbyteorder("<")).tobytes()
     where[name] = (len(data), len(raw))
-    items.append((name.encode(), _entry_proto(array.dtype.name, array.shape, len(data), len(raw),
-                                              weight_files.masked_crc32c(raw))))
+    items.append(
+        (
+            name.encode(),
+            _entry_proto(
+                array.dtype.name, array.shape, len(data), len(raw), weight_files.masked_crc32c(raw)
+            ),
+        )
+    )
     data += raw
   prefix.with_name(prefix.name + ".data-00000-of-00001").write_bytes(bytes(data))
   write_sstable(prefix.with_name(prefix.name + ".index"), items)
@@ -121,13 +141,22 @@ def write_tf_checkpoint(prefix: pathlib.Path, tensors: dict[str, np.ndarray]
 
 # -------------------------------------------------------------------------------------- PyTorch
 
-_BRANCHES = {"Branch_0/Conv3d_0a_1x1": "branch_0", "Branch_1/Conv3d_0a_1x1": "branch_1.0",
-             "Branch_1/Conv3d_0b_3x3": "branch_1.1", "Branch_2/Conv3d_0a_1x1": "branch_2.0",
-             "Branch_2/Conv3d_0b_3x3": "branch_2.1", "Branch_2/Conv3d_0a_3x3": "branch_2.1",
-             "Branch_3/Conv3d_0b_1x1": "branch_3.1"}
-_LEAVES = {"conv_3d/w": "conv3d.weight", "conv_3d/b": "conv3d.bias",
-           "batch_norm/beta": "batch3d.bias", "batch_norm/moving_mean": "batch3d.running_mean",
-           "batch_norm/moving_variance": "batch3d.running_var"}
+_BRANCHES = {
+    "Branch_0/Conv3d_0a_1x1": "branch_0",
+    "Branch_1/Conv3d_0a_1x1": "branch_1.0",
+    "Branch_1/Conv3d_0b_3x3": "branch_1.1",
+    "Branch_2/Conv3d_0a_1x1": "branch_2.0",
+    "Branch_2/Conv3d_0b_3x3": "branch_2.1",
+    "Branch_2/Conv3d_0a_3x3": "branch_2.1",
+    "Branch_3/Conv3d_0b_1x1": "branch_3.1",
+}
+_LEAVES = {
+    "conv_3d/w": "conv3d.weight",
+    "conv_3d/b": "conv3d.bias",
+    "batch_norm/beta": "batch3d.bias",
+    "batch_norm/moving_mean": "batch3d.running_mean",
+    "batch_norm/moving_variance": "batch3d.running_var",
+}
 
 
 def hassony2_state_dict(tensors: dict[str, np.ndarray]) -> collections.OrderedDict:
@@ -211,17 +240,25 @@ def _strides(shape: tuple[int, ...]) -> tuple[int, ...]:
   return tuple(reversed(out))
 
 
-def _state_dict_pickle(layout: TorchLayout, rebuild: str, legacy: bool,
-                       metadata: bool) -> bytes:
+def _state_dict_pickle(layout: TorchLayout, rebuild: str, legacy: bool, metadata: bool) -> bytes:
   """Protocol-2 opcodes for an OrderedDict of tensors, as torch.save pickles it."""
   empty_ordered_dict = _global("collections", "OrderedDict") + b")R"
   out = bytearray(b"\x80\x02" + empty_ordered_dict + b"(")
   for name, (key, offset, shape, stride) in layout.tensors.items():
     storage = layout.storages[key]
-    pid = [_str("storage"), _global("torch", TORCH_STORAGES[storage.dtype.name]), _str(key),
-           _str("cpu"), _int(storage.size)] + ([b"N"] if legacy else [])
-    args = [_tuple(pid) + b"Q", _int(offset), _tuple([_int(n) for n in shape]),
-            _tuple([_int(s) for s in stride])]
+    pid = [
+        _str("storage"),
+        _global("torch", TORCH_STORAGES[storage.dtype.name]),
+        _str(key),
+        _str("cpu"),
+        _int(storage.size),
+    ] + ([b"N"] if legacy else [])
+    args = [
+        _tuple(pid) + b"Q",
+        _int(offset),
+        _tuple([_int(n) for n in shape]),
+        _tuple([_int(s) for s in stride]),
+    ]
     if rebuild == "_rebuild_tensor_v2":
       args += [b"\x89", empty_ordered_dict]  # requires_grad=False, backward_hooks
     out += _str(name) + _global("torch._utils", rebuild) + _tuple(args) + b"R"
@@ -231,17 +268,20 @@ def _state_dict_pickle(layout: TorchLayout, rebuild: str, legacy: bool,
   return bytes(out + b".")
 
 
-def write_torch_zip(path: pathlib.Path, state_dict: dict[str, np.ndarray],
-                    mode: str = "contiguous") -> dict[str, tuple[int, int]]:
+def write_torch_zip(
+    path: pathlib.Path, state_dict: dict[str, np.ndarray], mode: str = "contiguous"
+) -> dict[str, tuple[int, int]]:
   """torch >= 1.6's zip format; returns {tensor name: (byte offset, size) of its storage}."""
   layout = TorchLayout(state_dict, mode)
   with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-    archive.writestr("archive/data.pkl",
-                     _state_dict_pickle(layout, "_rebuild_tensor_v2", False, True))
+    archive.writestr(
+        "archive/data.pkl", _state_dict_pickle(layout, "_rebuild_tensor_v2", False, True)
+    )
     archive.writestr("archive/byteorder", "little")
     for key, storage in layout.storages.items():
-      archive.writestr(f"archive/data/{key}", storage.astype(storage.dtype.newbyteorder("<"))
-                       .tobytes())
+      archive.writestr(
+          f"archive/data/{key}", storage.astype(storage.dtype.newbyteorder("<")).tobytes()
+      )
     archive.writestr("archive/version", "3\n")
   where = {}
   with zipfile.ZipFile(path) as archive, open(path, "rb") as f:
@@ -253,16 +293,22 @@ def write_torch_zip(path: pathlib.Path, state_dict: dict[str, np.ndarray],
   return where
 
 
-def write_torch_legacy(path: pathlib.Path, state_dict: dict[str, np.ndarray],
-                       mode: str = "contiguous",
-                       rebuild: str = "_rebuild_tensor") -> dict[str, tuple[int, int]]:
+def write_torch_legacy(
+    path: pathlib.Path,
+    state_dict: dict[str, np.ndarray],
+    mode: str = "contiguous",
+    rebuild: str = "_rebuild_tensor",
+) -> dict[str, tuple[int, int]]:
   """torch <= 1.5's stream (torch 0.3's `_rebuild_tensor` by default, as in 2017-2018 files).
 
   Returns {tensor name: (byte offset, size) of its storage's bytes}.
   """
   layout = TorchLayout(state_dict, mode)
-  sys_info = {"protocol_version": 1001, "little_endian": True,
-              "type_sizes": {"short": 2, "int": 4, "long": 4}}
+  sys_info = {
+      "protocol_version": 1001,
+      "little_endian": True,
+      "type_sizes": {"short": 2, "int": 4, "long": 4},
+  }
   out = io.BytesIO()
   for header in (LEGACY_MAGIC, 1001, sys_info):
     out.write(pickle.dumps(header, protocol=2))

@@ -56,12 +56,12 @@ def resolve_config(name: str, feature_dim: int = 0) -> dcb.DurationCorpusConfig:
   if feature_dim < 0:
     raise ValueError(f"feature_dim={feature_dim} must be >= 0 (0: the config's own)")
   if name not in dcb.Builder.builder_configs:
-    raise ValueError(f"unknown config {name!r}; registered: "
-                     f"{', '.join(dcb.Builder.builder_configs)}")
+    raise ValueError(
+        f"unknown config {name!r}; registered: " f"{', '.join(dcb.Builder.builder_configs)}"
+    )
   config = dcb.Builder.builder_configs[name]
   if feature_dim > 0 and feature_dim != config.feature_dim:
-    config = dataclasses.replace(config, name=f"{name}_d{feature_dim}",
-                                 feature_dim=feature_dim)
+    config = dataclasses.replace(config, name=f"{name}_d{feature_dim}", feature_dim=feature_dim)
   return config
 
 
@@ -73,30 +73,38 @@ def check_manual_dir(builder: tfds.core.DatasetBuilder, manual_dir: str | None) 
   what = f"{builder.name}/{config.name}"
   instructions = " ".join(builder.MANUAL_DOWNLOAD_INSTRUCTIONS.split())
   if not manual_dir:
-    raise app.UsageError(f"{what} is built from raw data: pass --manual_dir. "
-                         f"{instructions}")
+    raise app.UsageError(f"{what} is built from raw data: pass --manual_dir. " f"{instructions}")
   if not epath.Path(manual_dir).is_dir():
-    raise FileNotFoundError(f"--manual_dir={manual_dir} is not a folder; {what} is "
-                            f"built from one. {instructions}")
+    raise FileNotFoundError(
+        f"--manual_dir={manual_dir} is not a folder; {what} is " f"built from one. {instructions}"
+    )
 
 
-def build_corpus(name: str, data_dir: str | None, manual_dir: str | None,
-                 feature_dim: int = 0, beam_args: Sequence[str] | None = None
-                 ) -> tfds.core.DatasetBuilder:
+def build_corpus(
+    name: str,
+    data_dir: str | None,
+    manual_dir: str | None,
+    feature_dim: int = 0,
+    beam_args: Sequence[str] | None = None,
+) -> tfds.core.DatasetBuilder:
   """Builds duration_corpus/<name> (if needed); with Beam if `beam_args` is non-empty."""
   config = resolve_config(name, feature_dim)
   check_manual_dir(dcb.Builder(config=config, data_dir=data_dir), manual_dir)
   beam_options = None
   if beam_args:
     from apache_beam.options import pipeline_options  # pylint: disable=g-import-not-at-top
+
     beam_options = pipeline_options.PipelineOptions(list(beam_args))
-  return dcb.get_builder(config, data_dir, manual_dir=manual_dir,
-                         beam_options=beam_options)
+  return dcb.get_builder(config, data_dir, manual_dir=manual_dir, beam_options=beam_options)
 
 
-def build(name_and_config: str, manual_dir: str | None, data_dir: str | None,
-          feature_dim: int = 0, beam_args: Sequence[str] | None = None
-          ) -> tfds.core.DatasetBuilder:
+def build(
+    name_and_config: str,
+    manual_dir: str | None,
+    data_dir: str | None,
+    feature_dim: int = 0,
+    beam_args: Sequence[str] | None = None,
+) -> tfds.core.DatasetBuilder:
   """Builds `<dataset>/<config>` (if not built yet) and returns its builder.
 
   Raises:
@@ -112,20 +120,21 @@ def build(name_and_config: str, manual_dir: str | None, data_dir: str | None,
   manual_dir = os.path.expanduser(manual_dir) if manual_dir else None
   data_dir = os.path.expanduser(data_dir) if data_dir else None
   if name == "duration_corpus":
-    return build_corpus(config or dcb.Builder.DEFAULT_CONFIG_NAME, data_dir,
-                        manual_dir, feature_dim, beam_args)
+    return build_corpus(
+        config or dcb.Builder.DEFAULT_CONFIG_NAME, data_dir, manual_dir, feature_dim, beam_args
+    )
   if feature_dim or beam_args:
-    raise app.UsageError(f"--feature_dim and --beam_options apply to duration_corpus "
-                         f"only, not {name}")
+    raise app.UsageError(
+        f"--feature_dim and --beam_options apply to duration_corpus " f"only, not {name}"
+    )
   module = importlib.import_module(f"tfds_builders.{name}.{name}_dataset_builder")
   if config and config not in module.Builder.builder_configs:
-    raise ValueError(f"unknown config {config!r}; registered: "
-                     f"{', '.join(module.Builder.builder_configs)}")
-  builder = module.Builder(config=config or None, file_format="array_record",
-                           data_dir=data_dir)
+    raise ValueError(
+        f"unknown config {config!r}; registered: " f"{', '.join(module.Builder.builder_configs)}"
+    )
+  builder = module.Builder(config=config or None, file_format="array_record", data_dir=data_dir)
   check_manual_dir(builder, manual_dir)
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   return builder
 
 
@@ -173,9 +182,14 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
 
 def main(argv):
   if len(argv) != 2:
-    fail(app.UsageError(f"expected one <dataset>/<config> (e.g. tvsum/i3d_rgb), got "
-                        f"{argv[1:] or 'none'}; python -m {PROGRAM} --helpfull lists "
-                        "the flags"), 2)
+    fail(
+        app.UsageError(
+            f"expected one <dataset>/<config> (e.g. tvsum/i3d_rgb), got "
+            f"{argv[1:] or 'none'}; python -m {PROGRAM} --helpfull lists "
+            "the flags"
+        ),
+        2,
+    )
   flag_values = flags.FLAGS
   try:
     beam_args = shlex.split(flag_values.beam_options)
@@ -185,8 +199,9 @@ def main(argv):
   name = argv[1].partition("/")[0]
   before = _local_paths(root, name) if name in DATASETS else None
   try:
-    builder = build(argv[1], flag_values.manual_dir, flag_values.data_dir,
-                    flag_values.feature_dim, beam_args)
+    builder = build(
+        argv[1], flag_values.manual_dir, flag_values.data_dir, flag_values.feature_dim, beam_args
+    )
   except USER_ERRORS as e:
     if name in DATASETS:
       remove_leftovers(root, name, before)
@@ -202,11 +217,22 @@ if __name__ == "__main__":
   # Defined only when run as a program, so that importing this module next to
   # other tools with the same flags does not clash.
   flags.DEFINE_string("manual_dir", None, "Raw data folder.")
-  flags.DEFINE_string("data_dir", None, "TFDS data_dir, local or gs:// (default: "
-                      "$TFDS_DATA_DIR or ~/tensorflow_datasets).")
-  flags.DEFINE_integer("feature_dim", 0, "duration_corpus only: if > 0, build "
-                       "<config>_d<feature_dim> of this width.", lower_bound=0)
-  flags.DEFINE_string("beam_options", "", "duration_corpus only: Beam pipeline "
-                      'options, e.g. "--runner=DataflowRunner --project=P"; empty: '
-                      "build without Beam.")
+  flags.DEFINE_string(
+      "data_dir",
+      None,
+      "TFDS data_dir, local or gs:// (default: " "$TFDS_DATA_DIR or ~/tensorflow_datasets).",
+  )
+  flags.DEFINE_integer(
+      "feature_dim",
+      0,
+      "duration_corpus only: if > 0, build " "<config>_d<feature_dim> of this width.",
+      lower_bound=0,
+  )
+  flags.DEFINE_string(
+      "beam_options",
+      "",
+      "duration_corpus only: Beam pipeline "
+      'options, e.g. "--runner=DataflowRunner --project=P"; empty: '
+      "build without Beam.",
+  )
   app.run(main, flags_parser=parse_flags)

@@ -41,9 +41,11 @@ CHOICES = ("auto",) + LAYOUTS
 METADATA_KEY = "layout"
 # A feature file: path template (with {vid}) and npz key (None: a .npy file).
 FileSpec = tuple[str, "str | None"]
-UMT_KINDS = {"i3d_rgb": "video_features/{vid}_rgb.npy",
-             "i3d_flow": "video_features/{vid}_opt.npy",
-             "pann_audio": "audio_features/{vid}.npy"}
+UMT_KINDS = {
+    "i3d_rgb": "video_features/{vid}_rgb.npy",
+    "i3d_flow": "video_features/{vid}_opt.npy",
+    "pann_audio": "audio_features/{vid}.npy",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Labels:
     sources: {video_id: the file its annotation came from}.
     splits: {group: {"train": ids, "val": ids}}, annotated ids only.
   """
+
   entries: dict[str, dict[str, Any]]
   sources: dict[str, epath.Path]
   splits: dict[str, dict[str, list[str]]]
@@ -77,6 +80,7 @@ class Layout:
     missing: annotation fields the release does not carry.
     expects: one line naming the files it expects.
   """
+
   name: str
   marker: str
   roots: tuple[str, ...]
@@ -101,6 +105,7 @@ class Layout:
 @dataclasses.dataclass(frozen=True)
 class Release:
   """One benchmark's release, opened: its layout, root and annotations."""
+
   layout: Layout
   root: epath.Path
   labels: Labels
@@ -110,8 +115,9 @@ class Release:
 
   def feature_file(self, kind: str, video_id: str) -> tuple[epath.Path, str | None] | None:
     """(path, npz key or None) of one video's `kind` features, or None if absent."""
-    for path, (_, key) in zip(self.feature_paths(kind, video_id), self.layout.kinds[kind],
-                              strict=True):
+    for path, (_, key) in zip(
+        self.feature_paths(kind, video_id), self.layout.kinds[kind], strict=True
+    ):
       if path.is_file():
         return path, key
     return None
@@ -130,10 +136,14 @@ def _umt_labels(path: epath.Path, load_splits: Callable[[], Any], where: str) ->
   """Labels from a UMT *_anno.json and a split (a parsed file, or UMT's literal)."""
   entries = umt_release.load_json(path)
   if not isinstance(entries, dict):
-    raise ValueError(f"{path}: expected {{video_id: annotation}}, not a JSON "
-                     f"{type(entries).__name__}")
-  return Labels(entries=entries, sources={v: path for v in entries},
-                splits=umt_release.check_splits(load_splits(), where, set(entries)))
+    raise ValueError(
+        f"{path}: expected {{video_id: annotation}}, not a JSON " f"{type(entries).__name__}"
+    )
+  return Labels(
+      entries=entries,
+      sources={v: path for v in entries},
+      splits=umt_release.check_splits(load_splits(), where, set(entries)),
+  )
 
 
 def staged(name: str, kinds: Sequence[str], title_dir: str | None = None) -> Layout:
@@ -141,36 +151,63 @@ def staged(name: str, kinds: Sequence[str], title_dir: str | None = None) -> Lay
   anno, splits = f"labels/umt_{name}_anno.json", f"splits/umt_{name}_splits.json"
 
   def read_labels(root: epath.Path) -> Labels:
-    return _umt_labels(root / anno, lambda: umt_release.load_json(root / splits),
-                       str(root / splits))
+    return _umt_labels(
+        root / anno, lambda: umt_release.load_json(root / splits), str(root / splits)
+    )
 
-  files = {k: ((f"features_umt_f16/{k}/{{vid}}.npz", "features"),
-               (f"features_umt_f16/{k}/{{vid}}.npy", None)) for k in kinds}
+  files = {
+      k: (
+          (f"features_umt_f16/{k}/{{vid}}.npz", "features"),
+          (f"features_umt_f16/{k}/{{vid}}.npy", None),
+      )
+      for k in kinds
+  }
   title = f"features_umt_f16/{title_dir}/{{vid}}.npz" if title_dir else None
-  expects = (f"{anno}, {splits}, features_umt_f16/{{{','.join(kinds)}}}/<vid>.npz"
-             + (f", features_umt_f16/{title_dir}/<vid>.npz" if title_dir else ""))
-  return Layout(name="staged", marker=anno, roots=("",), read_labels=read_labels,
-                kinds=files, title=title, expects=expects)
+  expects = f"{anno}, {splits}, features_umt_f16/{{{','.join(kinds)}}}/<vid>.npz" + (
+      f", features_umt_f16/{title_dir}/<vid>.npz" if title_dir else ""
+  )
+  return Layout(
+      name="staged",
+      marker=anno,
+      roots=("",),
+      read_labels=read_labels,
+      kinds=files,
+      title=title,
+      expects=expects,
+  )
 
 
-def umt(name: str, splits: Mapping[str, Mapping[str, Sequence[str]]],
-        title: bool = False) -> Layout:
+def umt(
+    name: str, splits: Mapping[str, Mapping[str, Sequence[str]]], title: bool = False
+) -> Layout:
   """UMT's release of `name` ("youtube" or "tvsum"); `splits` is UMT's literal."""
   anno = f"{name}_anno.json"
 
   def read_labels(root: epath.Path) -> Labels:
     return _umt_labels(root / anno, lambda: splits, "UMT's split (tfds_builders/umt_splits.py)")
 
-  expects = (f"[data/{name}/]{anno}, video_features/<vid>_{{rgb,opt}}.npy, "
-             "audio_features/<vid>.npy" + (", query_features/<vid>.npz" if title else ""))
-  return Layout(name="umt", marker=anno, roots=("", f"data/{name}"), read_labels=read_labels,
-                kinds={k: ((t, None),) for k, t in UMT_KINDS.items()},
-                title="query_features/{vid}.npz" if title else None, expects=expects)
+  expects = (
+      f"[data/{name}/]{anno}, video_features/<vid>_{{rgb,opt}}.npy, "
+      "audio_features/<vid>.npy" + (", query_features/<vid>.npz" if title else "")
+  )
+  return Layout(
+      name="umt",
+      marker=anno,
+      roots=("", f"data/{name}"),
+      read_labels=read_labels,
+      kinds={k: ((t, None),) for k, t in UMT_KINDS.items()},
+      title="query_features/{vid}.npz" if title else None,
+      expects=expects,
+  )
 
 
-def lighthouse(name: str, to_entry: Callable[[dict[str, Any], str, epath.Path], dict[str, Any]],
-               i3d: bool = False, title: bool = False, missing: tuple[str, ...] = ()
-               ) -> Layout:
+def lighthouse(
+    name: str,
+    to_entry: Callable[[dict[str, Any], str, epath.Path], dict[str, Any]],
+    i3d: bool = False,
+    title: bool = False,
+    missing: tuple[str, ...] = (),
+) -> Layout:
   """lighthouse's release of `name` ("youtube_highlight" or "tvsum").
 
   Args:
@@ -191,27 +228,43 @@ def lighthouse(name: str, to_entry: Callable[[dict[str, Any], str, epath.Path], 
       for row in umt_release.load_jsonl(path):
         vid = umt_release.field(row, "?", "vid", path)
         if not isinstance(vid, str) or row.get("qid", vid) != vid:
-          raise ValueError(f"{path}: row of vid {vid!r} has qid {row.get('qid')!r}; "
-                           "expected one row per video, qid = vid")
+          raise ValueError(
+              f"{path}: row of vid {vid!r} has qid {row.get('qid')!r}; "
+              "expected one row per video, qid = vid"
+          )
         if vid in entries:
           raise ValueError(f"video {vid}: listed in {sources[vid]} and again in {path}")
         entries[vid], sources[vid] = to_entry(row, vid, path), path
         domain = umt_release.field(entries[vid], vid, "domain", path)
         raw.setdefault(domain, {"train": [], "val": []})[split].append(vid)
     where = " and ".join(str(root / p) for p in jsonl.values())
-    return Labels(entries=entries, sources=sources,
-                  splits=umt_release.check_splits(raw, where, set(entries)))
+    return Labels(
+        entries=entries, sources=sources, splits=umt_release.check_splits(raw, where, set(entries))
+    )
 
-  kinds = {k: ((f"features/{name}/i3d/{{vid}}_{suffix}.npy", None),)
-           for k, suffix in (("i3d_rgb", "rgb"), ("i3d_flow", "opt")) if i3d}
-  kinds.update({k: ((f"features/{name}/{k}/{{vid}}.npz", "features"),)
-                for k in ("clip", "slowfast")})
-  expects = (f"data/{name}/{name}_{{train,val}}_release.jsonl, "
-             + (f"features/{name}/i3d/<vid>_{{rgb,opt}}.npy, " if i3d else "")
-             + f"features/{name}/{{clip,slowfast{',clip_text' if title else ''}}}/<vid>.npz")
-  return Layout(name="lighthouse", marker=jsonl["train"], roots=("",), read_labels=read_labels,
-                kinds=kinds, title=f"features/{name}/clip_text/{{vid}}.npz" if title else None,
-                missing=missing, expects=expects)
+  kinds = {
+      k: ((f"features/{name}/i3d/{{vid}}_{suffix}.npy", None),)
+      for k, suffix in (("i3d_rgb", "rgb"), ("i3d_flow", "opt"))
+      if i3d
+  }
+  kinds.update(
+      {k: ((f"features/{name}/{k}/{{vid}}.npz", "features"),) for k in ("clip", "slowfast")}
+  )
+  expects = (
+      f"data/{name}/{name}_{{train,val}}_release.jsonl, "
+      + (f"features/{name}/i3d/<vid>_{{rgb,opt}}.npy, " if i3d else "")
+      + f"features/{name}/{{clip,slowfast{',clip_text' if title else ''}}}/<vid>.npz"
+  )
+  return Layout(
+      name="lighthouse",
+      marker=jsonl["train"],
+      roots=("",),
+      read_labels=read_labels,
+      kinds=kinds,
+      title=f"features/{name}/clip_text/{{vid}}.npz" if title else None,
+      missing=missing,
+      expects=expects,
+  )
 
 
 def check_choice(choice: str) -> None:
@@ -225,20 +278,31 @@ def describe(layouts: Mapping[str, Layout]) -> str:
   return "; ".join(f"{name}: {layout.expects}" for name, layout in layouts.items())
 
 
-def check_buildable(layout: Layout, config: umt_release.FeatureSetConfig, dataset: str,
-                    feature_sets: Sequence[umt_release.FeatureSetConfig]) -> None:
+def check_buildable(
+    layout: Layout,
+    config: umt_release.FeatureSetConfig,
+    dataset: str,
+    feature_sets: Sequence[umt_release.FeatureSetConfig],
+) -> None:
   """Raises a one-line ValueError if `layout` lacks a feature kind of `config`."""
   lacking = [k for k in config.kinds if k not in layout.kinds]
   if lacking:
     can = [c.name for c in feature_sets if layout.can_build(c)]
-    raise ValueError(f"{dataset}/{config.name} cannot be built from the {layout.name} "
-                     f"layout: it has no {', '.join(lacking)} features (it ships "
-                     f"{', '.join(layout.kinds)}; configs it can build: {', '.join(can)})")
+    raise ValueError(
+        f"{dataset}/{config.name} cannot be built from the {layout.name} "
+        f"layout: it has no {', '.join(lacking)} features (it ships "
+        f"{', '.join(layout.kinds)}; configs it can build: {', '.join(can)})"
+    )
 
 
-def open_release(layouts: Mapping[str, Layout], manual_dir: epath.PathLike, choice: str,
-                 config: umt_release.FeatureSetConfig, dataset: str,
-                 feature_sets: Sequence[umt_release.FeatureSetConfig]) -> Release:
+def open_release(
+    layouts: Mapping[str, Layout],
+    manual_dir: epath.PathLike,
+    choice: str,
+    config: umt_release.FeatureSetConfig,
+    dataset: str,
+    feature_sets: Sequence[umt_release.FeatureSetConfig],
+) -> Release:
   """Finds the layout of `manual_dir` (or checks `choice`) and reads its annotations.
 
   Args:
@@ -260,19 +324,26 @@ def open_release(layouts: Mapping[str, Layout], manual_dir: epath.PathLike, choi
   """
   check_choice(choice)
   manual_dir = epath.Path(manual_dir)
-  found = {n: root for n, layout in layouts.items()
-           if (root := layout.find_root(manual_dir)) is not None}
+  found = {
+      n: root for n, layout in layouts.items() if (root := layout.find_root(manual_dir)) is not None
+  }
   if choice == "auto":
     if not found:
-      raise FileNotFoundError(f"{manual_dir} holds no {dataset} layout that this builder "
-                              f"reads; it expects one of: {describe(layouts)}")
+      raise FileNotFoundError(
+          f"{manual_dir} holds no {dataset} layout that this builder "
+          f"reads; it expects one of: {describe(layouts)}"
+      )
     if len(found) > 1:
-      raise ValueError(f"{manual_dir} holds files of several {dataset} layouts "
-                       f"({', '.join(found)}); choose one with layout=...")
+      raise ValueError(
+          f"{manual_dir} holds files of several {dataset} layouts "
+          f"({', '.join(found)}); choose one with layout=..."
+      )
     choice = next(iter(found))
   elif choice not in found:
-    raise FileNotFoundError(f"{manual_dir} is not {dataset}'s {choice} layout, which "
-                            f"expects {layouts[choice].expects}")
+    raise FileNotFoundError(
+        f"{manual_dir} is not {dataset}'s {choice} layout, which "
+        f"expects {layouts[choice].expects}"
+    )
   layout = layouts[choice]
   check_buildable(layout, config, dataset, feature_sets)
   logging.info("%s/%s: reading the %s layout in %s", dataset, config.name, choice, found[choice])
@@ -294,6 +365,8 @@ def check_prepared(builder: Any, choice: str) -> None:
   """Raises if `builder`'s data_dir holds the dataset built from another chosen layout."""
   recorded = built_from(builder)
   if choice != "auto" and recorded not in (None, choice):
-    raise ValueError(f"{builder.data_dir} holds {builder.name}/{builder.builder_config.name} "
-                     f"built from the {recorded} layout, not {choice}: read it with "
-                     f"layout='auto' or build into another data_dir")
+    raise ValueError(
+        f"{builder.data_dir} holds {builder.name}/{builder.builder_config.name} "
+        f"built from the {recorded} layout, not {choice}: read it with "
+        f"layout='auto' or build into another data_dir"
+    )

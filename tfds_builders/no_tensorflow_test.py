@@ -55,12 +55,23 @@ _SCRIPT = textwrap.dedent("""
     """)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
-                    reason="TensorFlow is not installed: the other builder tests run without it")
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow") is None,
+    reason="TensorFlow is not installed: the other builder tests run without it",
+)
 def test_builders_without_tensorflow(tmp_path):
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-      [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-  run = subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=600, check=False)
+  env = dict(
+      os.environ,
+      PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+  )
+  run = subprocess.run(
+      [sys.executable, "-c", _SCRIPT, str(tmp_path)],
+      cwd=ROOT,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=600,
+      check=False,
+  )
   assert run.returncode == 0, run.stderr[-3000:]
   assert "COUNTS {'duration_corpus': 60, 'tvsum': 4, 'youtube_highlights': 7}" in run.stdout

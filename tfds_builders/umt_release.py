@@ -26,13 +26,13 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-KIND_DIMS = {"i3d_rgb": 1024, "i3d_flow": 1024, "pann_audio": 2048, "clip": 512,
-             "slowfast": 2304}
+KIND_DIMS = {"i3d_rgb": 1024, "i3d_flow": 1024, "pann_audio": 2048, "clip": 512, "slowfast": 2304}
 
 
 @dataclasses.dataclass(eq=False)
 class FeatureSetConfig(tfds.core.BuilderConfig):
   """A feature set: the kinds concatenated per clip, in this order."""
+
   kinds: tuple[str, ...] = ()
 
   @property
@@ -42,22 +42,30 @@ class FeatureSetConfig(tfds.core.BuilderConfig):
 
 FEATURE_SETS = (
     FeatureSetConfig(
-        name="i3d_rgb", kinds=("i3d_rgb",),
-        description="I3D RGB features, 1024-d per clip."),
+        name="i3d_rgb", kinds=("i3d_rgb",), description="I3D RGB features, 1024-d per clip."
+    ),
     FeatureSetConfig(
-        name="i3d_rgb_flow", kinds=("i3d_rgb", "i3d_flow"),
-        description="I3D RGB and optical flow concatenated, 2048-d per clip."),
+        name="i3d_rgb_flow",
+        kinds=("i3d_rgb", "i3d_flow"),
+        description="I3D RGB and optical flow concatenated, 2048-d per clip.",
+    ),
     FeatureSetConfig(
-        name="i3d_rgb_flow_audio", kinds=("i3d_rgb", "i3d_flow", "pann_audio"),
-        description="I3D RGB, flow and PANN audio concatenated, 4096-d per clip."),
+        name="i3d_rgb_flow_audio",
+        kinds=("i3d_rgb", "i3d_flow", "pann_audio"),
+        description="I3D RGB, flow and PANN audio concatenated, 4096-d per clip.",
+    ),
     # lighthouse's features for these benchmarks (its `clip` and
     # `clip_slowfast`); YouTube Highlights has no I3D there.
     FeatureSetConfig(
-        name="clip", kinds=("clip",),
-        description="CLIP image features, 512-d per clip (lighthouse release)."),
+        name="clip",
+        kinds=("clip",),
+        description="CLIP image features, 512-d per clip (lighthouse release).",
+    ),
     FeatureSetConfig(
-        name="clip_slowfast", kinds=("clip", "slowfast"),
-        description="CLIP and SlowFast concatenated, 2816-d per clip (lighthouse release)."),
+        name="clip_slowfast",
+        kinds=("clip", "slowfast"),
+        description="CLIP and SlowFast concatenated, 2816-d per clip (lighthouse release).",
+    ),
 )
 
 
@@ -94,8 +102,9 @@ def load_jsonl(path: epath.PathLike) -> list[dict[str, Any]]:
     except json.JSONDecodeError as e:
       raise ValueError(f"malformed JSON in {path} line {number}: {e}") from e
     if not isinstance(row, dict):
-      raise ValueError(f"{path} line {number}: expected a JSON object, not a "
-                       f"{type(row).__name__}")
+      raise ValueError(
+          f"{path} line {number}: expected a JSON object, not a " f"{type(row).__name__}"
+      )
     rows.append(row)
   return rows
 
@@ -127,19 +136,20 @@ def field(anno: dict[str, Any], video_id: str, key: str, source: epath.Path) -> 
     raise KeyError(f"video {video_id}: no key {key!r} in {source}") from None
 
 
-def array_field(anno: dict[str, Any], video_id: str, key: str, source: epath.Path,
-                dtype: type) -> np.ndarray:
+def array_field(
+    anno: dict[str, Any], video_id: str, key: str, source: epath.Path, dtype: type
+) -> np.ndarray:
   """`anno[key]` as an array; a missing key or ragged list raises naming the video."""
   value = field(anno, video_id, key, source)
   try:
     return np.asarray(value, dtype)
   except (TypeError, ValueError) as e:
-    raise ValueError(f"video {video_id}: {key!r} in {source} is not a regular "
-                     f"{dtype.__name__} array: {e}") from e
+    raise ValueError(
+        f"video {video_id}: {key!r} in {source} is not a regular " f"{dtype.__name__} array: {e}"
+    ) from e
 
 
-def fps_and_frames(anno: dict[str, Any], video_id: str,
-                   source: epath.Path) -> tuple[float, int]:
+def fps_and_frames(anno: dict[str, Any], video_id: str, source: epath.Path) -> tuple[float, int]:
   """`fps` (> 0) and `frames` (a whole number > 0) of one video, checked.
 
   UMT's files hold frames as a string ("842"), lighthouse's as a float (842.0).
@@ -149,11 +159,14 @@ def fps_and_frames(anno: dict[str, Any], video_id: str,
   try:
     fps, frames_float = float(fps), float(frames)
   except (TypeError, ValueError):
-    raise ValueError(f"video {video_id}: fps {fps!r} and frames {frames!r} in "
-                     f"{source} must be numbers") from None
+    raise ValueError(
+        f"video {video_id}: fps {fps!r} and frames {frames!r} in " f"{source} must be numbers"
+    ) from None
   if not fps > 0 or not frames_float > 0 or not frames_float.is_integer():
-    raise ValueError(f"video {video_id}: fps {fps} and frames {frames} in {source} "
-                     "must be > 0 (frames a whole number)")
+    raise ValueError(
+        f"video {video_id}: fps {fps} and frames {frames} in {source} "
+        "must be > 0 (frames a whole number)"
+    )
   return fps, int(frames_float)
 
 
@@ -172,8 +185,10 @@ def check_splits(raw: Any, where: str, annotated: set[str]) -> dict[str, dict[st
     {group: {"train": [ids], "val": [ids]}}, annotated ids only, groups sorted.
   """
   if not isinstance(raw, dict):
-    raise ValueError(f"{where}: expected {{group: {{\"train\": [ids], \"val\": [ids]}}}}, "
-                     f"not a {type(raw).__name__}")
+    raise ValueError(
+        f'{where}: expected {{group: {{"train": [ids], "val": [ids]}}}}, '
+        f"not a {type(raw).__name__}"
+    )
   splits, seen, dropped = {}, {}, []
   for group, by_split in sorted(raw.items()):
     splits[group] = {}
@@ -188,8 +203,12 @@ def check_splits(raw: Any, where: str, annotated: set[str]) -> dict[str, dict[st
       dropped += [v for v in ids if v not in annotated]
       splits[group][split] = [v for v in ids if v in annotated]
   if dropped:
-    logging.warning("%s: %d split video ids have no annotation and are skipped "
-                    "(as UMT does), e.g. %s", where, len(dropped), sorted(dropped)[:5])
+    logging.warning(
+        "%s: %d split video ids have no annotation and are skipped " "(as UMT does), e.g. %s",
+        where,
+        len(dropped),
+        sorted(dropped)[:5],
+    )
   return splits
 
 
@@ -211,13 +230,17 @@ def load_kind(release: Any, kind: str, video_id: str) -> np.ndarray:
   """
   found = release.feature_file(kind, video_id)
   if found is None:
-    raise FileNotFoundError(f"video {video_id}: no {kind} features "
-                            f"({' or '.join(map(str, release.feature_paths(kind, video_id)))})")
+    raise FileNotFoundError(
+        f"video {video_id}: no {kind} features "
+        f"({' or '.join(map(str, release.feature_paths(kind, video_id)))})"
+    )
   path, key = found
   array = load_array(path, key)
   if array.ndim != 2 or array.shape[1] != KIND_DIMS[kind]:
-    raise ValueError(f"{path}: video {video_id} {kind} features have shape "
-                     f"{array.shape}, expected [T, {KIND_DIMS[kind]}]")
+    raise ValueError(
+        f"{path}: video {video_id} {kind} features have shape "
+        f"{array.shape}, expected [T, {KIND_DIMS[kind]}]"
+    )
   # The staged release is float16 already; UMT's raw I3D is float64 and its
   # audio float32: they are cast, and a value that overflows float16 becomes
   # inf and is caught below.
@@ -225,13 +248,16 @@ def load_kind(release: Any, kind: str, video_id: str) -> np.ndarray:
     array = array.astype(np.float16)
   if not np.isfinite(array).all():
     bad = np.argwhere(~np.isfinite(array))[0]
-    raise ValueError(f"{path}: video {video_id} {kind} features hold NaN/Inf "
-                     f"(first at row {bad[0]}, column {bad[1]})")
+    raise ValueError(
+        f"{path}: video {video_id} {kind} features hold NaN/Inf "
+        f"(first at row {bad[0]}, column {bad[1]})"
+    )
   return array
 
 
-def load_features(release: Any, kinds: tuple[str, ...], video_id: str,
-                  num_clips: int) -> np.ndarray:
+def load_features(
+    release: Any, kinds: tuple[str, ...], video_id: str, num_clips: int
+) -> np.ndarray:
   """Loads and concatenates the feature kinds of one video, aligned to its labels.
 
   A kind with exactly one row more than the labels (one TVSum audio file) is
@@ -250,21 +276,34 @@ def load_features(release: Any, kinds: tuple[str, ...], video_id: str,
   for kind in kinds:
     array = load_kind(release, kind, video_id)
     if len(array) == num_clips + 1:
-      logging.warning("video %s: %s features have %d rows, labels %d; dropping the "
-                      "last row", video_id, kind, len(array), num_clips)
+      logging.warning(
+          "video %s: %s features have %d rows, labels %d; dropping the " "last row",
+          video_id,
+          kind,
+          len(array),
+          num_clips,
+      )
       array = array[:num_clips]
     elif len(array) != num_clips:
-      raise ValueError(f"video {video_id}: {kind} features have {len(array)} rows "
-                       f"but the labels have {num_clips} clips")
+      raise ValueError(
+          f"video {video_id}: {kind} features have {len(array)} rows "
+          f"but the labels have {num_clips} clips"
+      )
     parts.append(array)
   return np.concatenate(parts, axis=1)
 
 
-def check_groups(splits: dict[str, dict[str, list[str]]], anno: dict[str, Any],
-                 key: str, sources: dict[str, epath.Path]) -> None:
+def check_groups(
+    splits: dict[str, dict[str, list[str]]],
+    anno: dict[str, Any],
+    key: str,
+    sources: dict[str, epath.Path],
+) -> None:
   """Raises if a split lists a video under a group its annotation disagrees with."""
   for group, by_split in splits.items():
     for vid in by_split["train"] + by_split["val"]:
       if field(anno[vid], vid, key, sources[vid]) != group:
-        raise ValueError(f"video {vid}: {key} {anno[vid][key]!r} in {sources[vid]} but "
-                         f"the split lists it under {group!r}")
+        raise ValueError(
+            f"video {vid}: {key} {anno[vid][key]!r} in {sources[vid]} but "
+            f"the split lists it under {group!r}"
+        )

@@ -33,18 +33,13 @@ import sys
 from typing import Any
 
 from absl import logging
-import jax
 import grain
+import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
 from hl_jax.core import workdir as workdir_lib
-
-
-
-
-
 
 CHECKPOINTS_NAME = "checkpoints"
 
@@ -92,16 +87,19 @@ def checkpoint_dir(workdir: str) -> str:
 def make_manager(workdir: str, *, max_to_keep: int) -> ocp.CheckpointManager:
   """A manager over `<workdir>/checkpoints`, saving asynchronously."""
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=max_to_keep, enable_async_checkpointing=True, create=True)
-  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
-                               item_names=("state", "input"))
+      max_to_keep=max_to_keep, enable_async_checkpointing=True, create=True
+  )
+  return ocp.CheckpointManager(
+      checkpoint_dir(workdir), options=options, item_names=("state", "input")
+  )
 
 
 def has_checkpoints(workdir: str) -> bool:
   """Whether `<workdir>/checkpoints` holds any step (finished or not)."""
   directory = checkpoint_dir(workdir)
   return os.path.isdir(directory) and any(
-      name.split(".")[0].isdigit() for name in os.listdir(directory))
+      name.split(".")[0].isdigit() for name in os.listdir(directory)
+  )
 
 
 def restore_state(workdir: str) -> dict[str, Any]:
@@ -137,16 +135,23 @@ def restore_workdir(workdir: str) -> tuple[ml_collections.ConfigDict, dict[str, 
   return config, restore_state(workdir)
 
 
-def save(manager: ocp.CheckpointManager, step: int, state: Any,
-         input_state: dict[str, Any]) -> None:
+def save(
+    manager: ocp.CheckpointManager, step: int, state: Any, input_state: dict[str, Any]
+) -> None:
   """Starts an asynchronous save of `state` and `input_state` at `step`."""
-  manager.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state),
-      input=grain.checkpoint.CheckpointSave(_InputState(input_state))), force=True)
+  manager.save(
+      step,
+      args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state),
+          input=grain.checkpoint.CheckpointSave(_InputState(input_state)),
+      ),
+      force=True,
+  )
 
 
-def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any, *,
-                   read_only: bool = False) -> tuple[Any, dict[str, Any] | None] | None:
+def restore_latest(
+    manager: ocp.CheckpointManager, abstract_state: Any, *, read_only: bool = False
+) -> tuple[Any, dict[str, Any] | None] | None:
   """The newest whole checkpoint restored onto `abstract_state`'s shardings.
 
   Newer steps that are partial or corrupt are skipped and renamed to
@@ -170,8 +175,11 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any, *,
   """
   manager.reload()
   directory = str(manager.directory)
-  skipped = [(name, "unfinished save: the process stopped while writing it")
-             for name in sorted(os.listdir(directory)) if TMP_SUFFIX in name]
+  skipped = [
+      (name, "unfinished save: the process stopped while writing it")
+      for name in sorted(os.listdir(directory))
+      if TMP_SUFFIX in name
+  ]
   bad_steps = []
   for step in sorted(manager.all_steps(), reverse=True):
     problems = find_problems(os.path.join(directory, str(step)), with_input=not read_only)
@@ -184,10 +192,15 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any, *,
       if not read_only:
         _set_aside(manager, bad_steps)
       if skipped:
-        logging.warning("Checkpoints skipped in %s: %s. Restored step %d.%s",
-                        directory, _describe(skipped), step,
-                        " The corrupt steps were renamed to <step>.corrupt."
-                        if bad_steps and not read_only else "")
+        logging.warning(
+            "Checkpoints skipped in %s: %s. Restored step %d.%s",
+            directory,
+            _describe(skipped),
+            step,
+            " The corrupt steps were renamed to <step>.corrupt."
+            if bad_steps and not read_only
+            else "",
+        )
       return restored["state"], None if read_only else restored["input"].state
     bad_steps.append(step)
     why = "; ".join(problems) or error or "failed on another host"
@@ -196,10 +209,14 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any, *,
     raise CheckpointError(
         f"no checkpoint in {directory} can be restored: {_describe(skipped)}. "
         "If the config changed the model or optimizer, use a new workdir; "
-        "otherwise move the corrupt steps away to restart from scratch.")
+        "otherwise move the corrupt steps away to restart from scratch."
+    )
   if skipped:
-    logging.warning("Checkpoints skipped in %s: %s. No finished checkpoint; "
-                    "starting from scratch.", directory, _describe(skipped))
+    logging.warning(
+        "Checkpoints skipped in %s: %s. No finished checkpoint; " "starting from scratch.",
+        directory,
+        _describe(skipped),
+    )
   return None
 
 
@@ -230,8 +247,9 @@ def find_problems(step_dir: str, with_input: bool = True) -> list[str]:
   return problems
 
 
-def _try_restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any,
-                 state_only: bool = False) -> tuple[Any, str]:
+def _try_restore(
+    manager: ocp.CheckpointManager, step: int, abstract_state: Any, state_only: bool = False
+) -> tuple[Any, str]:
   """(the restored items of `step`, "") or (None, why they did not restore)."""
   items = {"state": ocp.args.StandardRestore(abstract_state)}
   if not state_only:
@@ -314,6 +332,7 @@ def _set_aside(manager: ocp.CheckpointManager, steps: list[int]) -> None:
       logging.warning("Renamed corrupt checkpoint %s to %s", path, target)
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
     multihost_utils.sync_global_devices("hl_jax_checkpoints_set_aside")
   manager.reload()
 
@@ -323,6 +342,7 @@ def _all_processes(flag: bool) -> bool:
   if jax.process_count() == 1:
     return flag
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
   return bool(np.all(multihost_utils.process_allgather(np.array(flag))))
 
 

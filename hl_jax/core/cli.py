@@ -28,7 +28,6 @@ from absl import app
 from absl import flags
 from absl import logging
 
-
 # Exceptions that mean "your input is wrong" in hl_jax's libraries: each one's
 # message names the file, key, line or flag at fault.
 USER_ERRORS = (ValueError, KeyError, OSError)
@@ -67,12 +66,16 @@ def check(name: str, wants: str, ok: Callable[[Any], bool]) -> None:
     wants: what a good value is, for the message ("a finite number > 0").
     ok: the test of a value.
   """
-  flags.register_validator(name, lambda value: value is None or ok(value),
-                           message=f"must be {wants}")
+  flags.register_validator(
+      name, lambda value: value is None or ok(value), message=f"must be {wants}"
+  )
 
 
-def run(main: Callable[[Sequence[str]], Any], program: str,
-        user_errors: tuple[type[BaseException], ...] = ()) -> None:
+def run(
+    main: Callable[[Sequence[str]], Any],
+    program: str,
+    user_errors: tuple[type[BaseException], ...] = (),
+) -> None:
   """`app.run(main)`, turning flag errors and user errors into one line.
 
   Args:

@@ -45,27 +45,33 @@ class ConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Rule:
   """What a config key may hold: `check(value)` is True, else "must be {allowed}"."""
+
   check: Callable[[Any], bool]
   allowed: str
 
 
 def integer(low: int, high: float = math.inf, note: str = "") -> Rule:
   bound = f"an integer >= {low}" if high == math.inf else f"an integer in [{low}, {high}]"
-  return Rule(lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high,
-              bound + (f" ({note})" if note else ""))
+  return Rule(
+      lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high,
+      bound + (f" ({note})" if note else ""),
+  )
 
 
-def real(low: float, high: float = math.inf, *, open_low: bool = False,
-         open_high: bool = False) -> Rule:
+def real(
+    low: float, high: float = math.inf, *, open_low: bool = False, open_high: bool = False
+) -> Rule:
   def check(v):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
       return False
     return (low < v if open_low else low <= v) and (v < high if open_high else v <= high)
+
   if high == math.inf:
     allowed = f"a finite number {'>' if open_low else '>='} {low:g}"
   else:
-    allowed = (f"a number in {'(' if open_low else '['}{low:g}, {high:g}"
-               f"{')' if open_high else ']'}")
+    allowed = (
+        f"a number in {'(' if open_low else '['}{low:g}, {high:g}" f"{')' if open_high else ']'}"
+    )
   return Rule(check, allowed)
 
 
@@ -86,20 +92,29 @@ def boolean() -> Rule:
 
 
 def widths() -> Rule:
-  return Rule(lambda v: isinstance(v, (tuple, list)) and len(v) > 0
-              and all(integer(1).check(w) for w in v), "a non-empty tuple of integers >= 1")
+  return Rule(
+      lambda v: isinstance(v, (tuple, list)) and len(v) > 0 and all(integer(1).check(w) for w in v),
+      "a non-empty tuple of integers >= 1",
+  )
 
 
 def names_from(choices: Sequence[str], example: str) -> Rule:
-  return Rule(lambda v: isinstance(v, (tuple, list)) and all(b in choices for b in v),
-              f"a tuple of names from {tuple(choices)}, e.g. {example}")
+  return Rule(
+      lambda v: isinstance(v, (tuple, list)) and all(b in choices for b in v),
+      f"a tuple of names from {tuple(choices)}, e.g. {example}",
+  )
 
 
 def column_ranges() -> Rule:
   def check(v):
     return isinstance(v, (tuple, list)) and all(
-        isinstance(p, (tuple, list)) and len(p) == 2 and all(integer(0).check(b) for b in p)
-        and p[0] < p[1] for p in v)
+        isinstance(p, (tuple, list))
+        and len(p) == 2
+        and all(integer(0).check(b) for b in p)
+        and p[0] < p[1]
+        for p in v
+    )
+
   return Rule(check, "a tuple of (start, end) column ranges with 0 <= start < end")
 
 
@@ -127,9 +142,17 @@ COMMON_SCHEMA: dict[str, Rule] = {
 # Keys that may change when any run resumes: when and how much is logged,
 # evaluated or kept, where data is read from, how long the run is, how its
 # processes meet; none changes the trajectory of the state.
-COMMON_RESUMABLE = ("train.num_steps", "train.log_every", "train.sync_every", "checkpoint.",
-                    "eval.every_steps", "data_dir", "data_root", "distributed.",
-                    "num_devices")
+COMMON_RESUMABLE = (
+    "train.num_steps",
+    "train.log_every",
+    "train.sync_every",
+    "checkpoint.",
+    "eval.every_steps",
+    "data_dir",
+    "data_root",
+    "distributed.",
+    "num_devices",
+)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -163,15 +186,19 @@ def nearest(key: str, known: Iterable[str]) -> str:
 def renamed_message(old: str) -> str:
   new = RENAMED[old]
   if old == "variant":
-    return ("config key 'variant' was replaced by train.weighting: Ranking-D and Ranking-EM "
-            "are pair weightings now (--config.train.weighting=ranking_d | ranking_em; "
-            "the joint model is any weighting with h, e.g. softmax)")
+    return (
+        "config key 'variant' was replaced by train.weighting: Ranking-D and Ranking-EM "
+        "are pair weightings now (--config.train.weighting=ranking_d | ranking_em; "
+        "the joint model is any weighting with h, e.g. softmax)"
+    )
   return f"config key {old} was renamed {new} (--config.{new}=...)"
 
 
-def validate(config: ml_collections.ConfigDict | Mapping[str, Any],
-             schema: Mapping[str, Rule],
-             checks: Sequence[Callable[[Any], list[str]]] = ()) -> None:
+def validate(
+    config: ml_collections.ConfigDict | Mapping[str, Any],
+    schema: Mapping[str, Rule],
+    checks: Sequence[Callable[[Any], list[str]]] = (),
+) -> None:
   """Raises ConfigError naming every unknown, renamed, missing or bad key of `config`.
 
   Args:
@@ -226,10 +253,13 @@ def upgrade(saved: Mapping[str, Any]) -> dict[str, Any]:
   return _unflatten(flat)
 
 
-def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any],
-                 resumable: Sequence[str], added: Mapping[str, Any] = {},
-                 irrelevant: Callable[[Mapping[str, Any]], Iterable[str]] | None = None
-                 ) -> dict[str, tuple[Any, Any]]:
+def changed_keys(
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    resumable: Sequence[str],
+    added: Mapping[str, Any] = {},
+    irrelevant: Callable[[Mapping[str, Any]], Iterable[str]] | None = None,
+) -> dict[str, tuple[Any, Any]]:
   """{key: (old, new)} of the keys that differ and are not `resumable`.
 
   Args:
@@ -249,16 +279,23 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any],
   for key in (irrelevant(old) if irrelevant else ()):
     if key in new:
       old[key] = new[key]
-  return {key: (old.get(key, "<absent>"), new.get(key, "<absent>"))
-          for key in sorted(set(old) | set(new))
-          if old.get(key) != new.get(key)
-          and not any(key == k or (k.endswith(".") and key.startswith(k)) for k in resumable)}
+  return {
+      key: (old.get(key, "<absent>"), new.get(key, "<absent>"))
+      for key in sorted(set(old) | set(new))
+      if old.get(key) != new.get(key)
+      and not any(key == k or (k.endswith(".") and key.startswith(k)) for k in resumable)
+  }
 
 
-def check_resume(saved: Mapping[str, Any] | None, config: ml_collections.ConfigDict, *,
-                 workdir: str, resumable: Sequence[str], added: Mapping[str, Any] = {},
-                 irrelevant: Callable[[Mapping[str, Any]], Iterable[str]] | None = None
-                 ) -> dict[str, tuple[Any, Any]]:
+def check_resume(
+    saved: Mapping[str, Any] | None,
+    config: ml_collections.ConfigDict,
+    *,
+    workdir: str,
+    resumable: Sequence[str],
+    added: Mapping[str, Any] = {},
+    irrelevant: Callable[[Mapping[str, Any]], Iterable[str]] | None = None,
+) -> dict[str, tuple[Any, Any]]:
   """Refuses to resume a workdir with a config that breaks its checkpoints.
 
   Args:
@@ -286,7 +323,8 @@ def check_resume(saved: Mapping[str, Any] | None, config: ml_collections.ConfigD
         f"workdir {workdir} holds checkpoints of another config ({listed}); resuming "
         "would not continue that run. Use a new --workdir, or set "
         "--config.checkpoint.allow_changed_config=True to resume anyway (shapes "
-        "that differ still fail to restore).")
+        "that differ still fail to restore)."
+    )
   return changed
 
 

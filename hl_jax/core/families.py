@@ -50,6 +50,7 @@ class Scorer:
       feeds need.
     record: the workdir's scorer record (config.json "scorer").
   """
+
   family: str
   step: int
   feature_dim: int
@@ -76,6 +77,7 @@ class Family:
     load_scorer: (config, scorer record, state, chunk) -> Scorer, from a
       restored checkpoint state (numpy arrays).
   """
+
   name: str
   schema: Mapping[str, config_checks.Rule]
   checks: Sequence[Callable[[Any], list[str]]]
@@ -104,7 +106,8 @@ def validate(config: Any) -> Family:
   name = config.get("model_family", config_checks.DEFAULT_FAMILY)
   if name not in MODULES:
     raise config_checks.ConfigError(
-        f"bad config: model_family={name!r} must be one of {tuple(MODULES)}")
+        f"bad config: model_family={name!r} must be one of {tuple(MODULES)}"
+    )
   family = get(name)
   config_checks.validate(config, family.schema, family.checks)
   return family
@@ -133,7 +136,9 @@ def load_segment_scorer(workdir: str, chunk: int | None = None) -> Scorer:
   """`load_scorer`, refusing a family that cannot score segments one by one."""
   scorer = load_scorer(workdir, chunk)
   if scorer.score_segments is None:
-    raise ValueError(f"{workdir} is a {scorer.family} workdir: it scores whole videos as "
-                     "sequences, not segments one by one; streaming and weak feeds need a "
-                     "per-segment scorer (a less_is_more workdir)")
+    raise ValueError(
+        f"{workdir} is a {scorer.family} workdir: it scores whole videos as "
+        "sequences, not segments one by one; streaming and weak feeds need a "
+        "per-segment scorer (a less_is_more workdir)"
+    )
   return scorer

@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import jax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 import numpy as np
-
 
 SHARD_AXIS = "shard"
 
@@ -28,8 +29,7 @@ DATA_AXIS = "data"
 BATCH_AXES = (SHARD_AXIS, DATA_AXIS)
 
 
-def make_mesh(devices: Sequence[jax.Device] | None = None,
-              num_shards: int = 1) -> Mesh:
+def make_mesh(devices: Sequence[jax.Device] | None = None, num_shards: int = 1) -> Mesh:
   """An (S, N / S) mesh; row s holds the devices of the host reading shard s.
 
   Args:
@@ -39,8 +39,9 @@ def make_mesh(devices: Sequence[jax.Device] | None = None,
   devices = jax.devices() if devices is None else list(devices)
   devices = sorted(devices, key=lambda d: (d.process_index, d.id))
   if len(devices) % num_shards:
-    raise ValueError(f"input.num_shards={num_shards} does not divide the "
-                     f"{len(devices)} devices")
+    raise ValueError(
+        f"input.num_shards={num_shards} does not divide the " f"{len(devices)} devices"
+    )
   return Mesh(np.asarray(devices).reshape(num_shards, -1), (SHARD_AXIS, DATA_AXIS))
 
 
@@ -81,8 +82,10 @@ def initialize_distributed(config) -> None:
   if not dist.initialize:
     return
   if dist.coordinator_address:
-    jax.distributed.initialize(coordinator_address=dist.coordinator_address,
-                               num_processes=dist.num_processes,
-                               process_id=dist.process_id)
+    jax.distributed.initialize(
+        coordinator_address=dist.coordinator_address,
+        num_processes=dist.num_processes,
+        process_id=dist.process_id,
+    )
   else:
     jax.distributed.initialize()

@@ -59,6 +59,7 @@ class TrainState:
     first_nonfinite_step: [] int32, the first step whose loss or gradient was
       not finite (its update was not applied), -1 if none.
   """
+
   step: jnp.ndarray
   params: Any
   opt_state: Any
@@ -67,12 +68,14 @@ class TrainState:
 
 def all_finite(loss: jnp.ndarray, grads: Any) -> jnp.ndarray:
   """[] bool: the loss and every gradient are finite."""
-  return jnp.isfinite(loss) & jnp.all(jnp.stack(
-      [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+  return jnp.isfinite(loss) & jnp.all(
+      jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
+  )
 
 
-def guarded_update(state: Any, finite: jnp.ndarray, params: Any, opt_state: Any,
-                   **changes: Any) -> Any:
+def guarded_update(
+    state: Any, finite: jnp.ndarray, params: Any, opt_state: Any, **changes: Any
+) -> Any:
   """The state after one step: its update applied only if `finite`.
 
   The step count always advances; a non-finite step keeps the old params and
@@ -81,11 +84,14 @@ def guarded_update(state: Any, finite: jnp.ndarray, params: Any, opt_state: Any,
   """
   keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(finite, new, old))
   return state.replace(
-      step=state.step + 1, params=keep(params, state.params),
+      step=state.step + 1,
+      params=keep(params, state.params),
       opt_state=keep(opt_state, state.opt_state),
-      first_nonfinite_step=jnp.where((state.first_nonfinite_step < 0) & ~finite, state.step,
-                                     state.first_nonfinite_step),
-      **changes)
+      first_nonfinite_step=jnp.where(
+          (state.first_nonfinite_step < 0) & ~finite, state.step, state.first_nonfinite_step
+      ),
+      **changes,
+  )
 
 
 class Trainer(Protocol):
@@ -97,6 +103,7 @@ class Trainer(Protocol):
     unit: what a step consumes, for the rate ("pairs", "videos").
     units_per_step: how many.
   """
+
   scorer_record: dict[str, Any]
   unit: str
   units_per_step: int
@@ -125,8 +132,7 @@ class Trainer(Protocol):
   def where_nonfinite(self, state: Any, step: int) -> str:
     """Where step `step`'s data came from ("" if not known), for the error."""
 
-  def results(self, final: dict[str, Any], history: list[dict[str, Any]]
-              ) -> dict[str, Any]:
+  def results(self, final: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
     """results.json from the final evaluation and every evaluation."""
 
   def markdown(self, results: dict[str, Any]) -> str:
@@ -150,28 +156,39 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   """
   family = families.validate(config)
   with workdir_lib.exclusive(workdir):
-    saved = (workdir_lib.read_config_json(workdir)
-             if checkpointing.has_checkpoints(workdir) else None)
+    saved = (
+        workdir_lib.read_config_json(workdir) if checkpointing.has_checkpoints(workdir) else None
+    )
     changed = config_checks.check_resume(
-        saved, config, workdir=workdir,
+        saved,
+        config,
+        workdir=workdir,
         resumable=tuple(config_checks.COMMON_RESUMABLE) + tuple(family.resumable),
-        added=family.added, irrelevant=family.irrelevant)
+        added=family.added,
+        irrelevant=family.irrelevant,
+    )
     if changed:
-      logging.warning("Resuming %s with a changed config (checkpoint.allow_changed_config): %s",
-                      workdir, "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()))
+      logging.warning(
+          "Resuming %s with a changed config (checkpoint.allow_changed_config): %s",
+          workdir,
+          "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()),
+      )
     return _run(config, workdir, family)
 
 
-def _run(config: ml_collections.ConfigDict, workdir: str,
-         family: families.Family) -> dict[str, Any]:
+def _run(
+    config: ml_collections.ConfigDict, workdir: str, family: families.Family
+) -> dict[str, Any]:
   start_time = time.time()
   available = jax.device_count()
   if config.num_devices > available:
     raise config_checks.ConfigError(
         f"num_devices={config.num_devices} but JAX sees only {available} devices; use 0 "
-        "for all of them")
-  mesh = parallel.make_mesh(jax.devices()[:config.num_devices or None],
-                            family.num_input_shards(config))
+        "for all of them"
+    )
+  mesh = parallel.make_mesh(
+      jax.devices()[: config.num_devices or None], family.num_input_shards(config)
+  )
   trainer = family.make_trainer(config, mesh)
   writer = writers.create_writer(workdir, is_chief=workdir_lib.is_chief())
   workdir_lib.save_config(workdir, config, trainer.scorer_record)
@@ -202,8 +219,14 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
     evaluate(step)  # Killed after this step's checkpoint, before its evaluation was kept.
   if step == 0:
     writer.write_hparams(writers.flatten(config.to_dict()))
-  logging.info("Training steps %d..%d, %d %s per step on %d devices", step, num_steps,
-               trainer.units_per_step, trainer.unit, mesh.size)
+  logging.info(
+      "Training steps %d..%d, %d %s per step on %d devices",
+      step,
+      num_steps,
+      trainer.units_per_step,
+      trainer.unit,
+      mesh.size,
+  )
   interval_start, interval = time.time(), []
   while step < num_steps:
     state, metrics = trainer.train_step(state, step)
@@ -241,26 +264,39 @@ def _check_finite(state: Any, trainer: Trainer, on_nonfinite: str) -> int:
   first = int(parallel.first_replica(state.first_nonfinite_step))
   if first < 0:
     return 0
-  count = (int(parallel.first_replica(state.nonfinite_steps))
-           if hasattr(state, "nonfinite_steps") else 1)
+  count = (
+      int(parallel.first_replica(state.nonfinite_steps)) if hasattr(state, "nonfinite_steps") else 1
+  )
   if on_nonfinite == "stop":
     counted = f" ({count} such steps)" if hasattr(state, "nonfinite_steps") else ""
-    hint = (" Set train.on_nonfinite='skip' to skip such steps."
-            if hasattr(state, "nonfinite_steps") else "")
+    hint = (
+        " Set train.on_nonfinite='skip' to skip such steps."
+        if hasattr(state, "nonfinite_steps")
+        else ""
+    )
     raise NonFiniteError(
         f"non-finite loss or gradient at step {first}{counted}"
         f"{trainer.where_nonfinite(state, first)}. Its update was not applied and the "
-        f"last checkpoint is intact.{hint}")
+        f"last checkpoint is intact.{hint}"
+    )
   return count
 
 
-def _log(writer: Any, trainer: Trainer, step: int, num_steps: int, interval: list[Any],
-         elapsed: float) -> None:
+def _log(
+    writer: Any, trainer: Trainer, step: int, num_steps: int, interval: list[Any], elapsed: float
+) -> None:
   """Writes the interval's mean step metrics and rates; logs them with the ETA."""
   means = jax.tree.map(lambda *xs: float(np.mean(xs)), *parallel.first_replica(interval))
   steps_per_second = len(interval) / elapsed
   rate = steps_per_second * trainer.units_per_step
   means.update({f"{trainer.unit}_per_second": rate, "steps_per_second": steps_per_second})
   writer.write_scalars(step, {f"train/{k}": v for k, v in means.items()})
-  logging.info("step %d/%d %s %.0f %s/s ETA %.0fs", step, num_steps, trainer.describe(means),
-               rate, trainer.unit, (num_steps - step) / steps_per_second)
+  logging.info(
+      "step %d/%d %s %.0f %s/s ETA %.0fs",
+      step,
+      num_steps,
+      trainer.describe(means),
+      rate,
+      trainer.unit,
+      (num_steps - step) / steps_per_second,
+  )

@@ -50,8 +50,7 @@ def is_chief() -> bool:
 # The config record.
 
 
-def save_config(workdir: str, config: ml_collections.ConfigDict,
-                scorer: Mapping[str, Any]) -> None:
+def save_config(workdir: str, config: ml_collections.ConfigDict, scorer: Mapping[str, Any]) -> None:
   """Writes `<workdir>/config.json` (process 0 only): the config and the scorer record.
 
   Args:
@@ -91,8 +90,9 @@ def load_config(workdir: str) -> tuple[ml_collections.ConfigDict, dict[str, Any]
   """
   saved = read_config_json(workdir)
   if saved is None:
-    raise FileNotFoundError(f"{os.path.join(workdir, CONFIG_NAME)} not found: {workdir} is "
-                            "not a training workdir")
+    raise FileNotFoundError(
+        f"{os.path.join(workdir, CONFIG_NAME)} not found: {workdir} is " "not a training workdir"
+    )
   scorer = dict(saved.get(config_checks.SCORER_KEY) or {})
   config = ml_collections.ConfigDict(config_checks.upgrade(saved))
   scorer.setdefault("family", config.model_family)
@@ -190,8 +190,7 @@ def exclusive(workdir: str) -> Iterator[None]:
       if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
         raise
       # Some network filesystems do not implement locks; run, but say so.
-      logging.warning("Cannot lock %s (%s); nothing stops a second run on %s",
-                      path, e, workdir)
+      logging.warning("Cannot lock %s (%s); nothing stops a second run on %s", path, e, workdir)
       locked = False
     if locked:
       os.ftruncate(fd, 0)
@@ -207,7 +206,7 @@ def exclusive(workdir: str) -> Iterator[None]:
 
 
 def _holder(fd: int) -> str:
-  """"process PID on HOST" as written by the lock's holder."""
+  """ "process PID on HOST" as written by the lock's holder."""
   for _ in range(20):  # The holder writes just after locking.
     fields = os.pread(fd, 256, 0).decode(errors="replace").split()
     if len(fields) == 2:

@@ -33,13 +33,16 @@ def _import_clu_metric_writers() -> types.ModuleType:
     stand_in = types.ModuleType(name)
 
     class SummaryWriter:  # pylint: disable=too-few-public-methods
+
       def __init__(self, *args, **kwargs):
-        raise ImportError("clu's SummaryWriter needs TensorFlow; use "
-                          "hl_jax.core.writers.TensorboardWriter")
+        raise ImportError(
+            "clu's SummaryWriter needs TensorFlow; use " "hl_jax.core.writers.TensorboardWriter"
+        )
 
     stand_in.SummaryWriter = SummaryWriter
     sys.modules[name] = stand_in
   from clu import metric_writers as module  # pylint: disable=g-import-not-at-top
+
   return module
 
 
@@ -103,8 +106,7 @@ class TensorboardWriter(metric_writers.MetricWriter):
 
   def write_images(self, step, images):
     for name, image in images.items():
-      self._writer.add_images(name, np.asarray(image), global_step=int(step),
-                              dataformats="NHWC")
+      self._writer.add_images(name, np.asarray(image), global_step=int(step), dataformats="NHWC")
 
   def write_videos(self, step, videos):
     pass
@@ -121,8 +123,9 @@ class TensorboardWriter(metric_writers.MetricWriter):
       self._writer.add_histogram(name, np.asarray(values), global_step=int(step))
 
   def write_hparams(self, hparams):
-    self._writer.add_text("hparams", json.dumps(
-        {k: _jsonable(v) for k, v in hparams.items()}, indent=1))
+    self._writer.add_text(
+        "hparams", json.dumps({k: _jsonable(v) for k, v in hparams.items()}, indent=1)
+    )
 
   def flush(self):
     self._writer.flush()
@@ -138,8 +141,7 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     if isinstance(value, Mapping):
       flat.update(flatten(value, f"{prefix}{key}."))
     else:
-      flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) \
-          else str(value)
+      flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
   return flat
 
 
@@ -161,10 +163,12 @@ def create_writer(workdir: str, *, is_chief: bool) -> metric_writers.MetricWrite
   if not is_chief:
     return metric_writers.MultiWriter([])  # Writes to no one.
   os.makedirs(workdir, exist_ok=True)
-  return metric_writers.AsyncMultiWriter([
-      TensorboardWriter(os.path.join(workdir, "tensorboard")),
-      JsonlWriter(os.path.join(workdir, "metrics.jsonl")),
-  ])
+  return metric_writers.AsyncMultiWriter(
+      [
+          TensorboardWriter(os.path.join(workdir, "tensorboard")),
+          JsonlWriter(os.path.join(workdir, "metrics.jsonl")),
+      ]
+  )
 
 
 # INFO records from these packages are progress chatter (dataset generation,
@@ -190,9 +194,11 @@ def _is_missing_libtpu(record: logging.LogRecord) -> bool:
   # jax probes for a TPU on every host and logs the failure at INFO. On a host
   # that does have TPU chips but no libtpu, jax also warns, and that stays.
   message = record.getMessage()
-  return (record.name.startswith("jax") and
-          message.startswith("Unable to initialize backend 'tpu'") and
-          "libtpu.so" in message)
+  return (
+      record.name.startswith("jax")
+      and message.startswith("Unable to initialize backend 'tpu'")
+      and "libtpu.so" in message
+  )
 
 
 def quiet_libraries(verbosity: int) -> None:

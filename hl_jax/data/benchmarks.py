@@ -21,9 +21,8 @@ from typing import Any, Iterator
 from absl import logging
 import numpy as np
 
-from hl_jax.core import files
 from hl_jax.core import config_checks
-
+from hl_jax.core import files
 
 BENCHMARKS = ("youtube_highlights", "tvsum")
 
@@ -55,6 +54,7 @@ class Video:
     text: [L, 512] float32 title tokens (TVSum: CLIP tokens of the title);
       None where the benchmark has no text (YouTube Highlights, corpus videos).
   """
+
   video_id: str
   group: str
   features: np.ndarray
@@ -77,10 +77,14 @@ def _quiet_build(what: str) -> Iterator[None]:
     logging.vlog(1, "%s", printed.getvalue().strip())
 
 
-def load_benchmark(benchmark: str, split: str, *,
-                   manual_dir: str | os.PathLike[str] | None,
-                   data_dir: str | os.PathLike[str] | None = None,
-                   feature_set: str = "i3d_rgb") -> list[Video]:
+def load_benchmark(
+    benchmark: str,
+    split: str,
+    *,
+    manual_dir: str | os.PathLike[str] | None,
+    data_dir: str | os.PathLike[str] | None = None,
+    feature_set: str = "i3d_rgb",
+) -> list[Video]:
   """Loads one split of a benchmark, building its TFDS dataset first if needed.
 
   Args:
@@ -105,41 +109,49 @@ def load_benchmark(benchmark: str, split: str, *,
     return []  # e.g. "other" of TVSum, where every video is in the split
   group_key, label_key = _FIELDS[benchmark]
   videos = [
-      Video(video_id=files.as_text(ex["video_id"]), group=files.as_text(ex[group_key]),
-            features=np.asarray(ex["features"], np.float32),
-            labels=np.asarray(ex[label_key]),
-            text=(np.asarray(ex["title_tokens"], np.float32) if benchmark == "tvsum"
-                  else None))
+      Video(
+          video_id=files.as_text(ex["video_id"]),
+          group=files.as_text(ex[group_key]),
+          features=np.asarray(ex["features"], np.float32),
+          labels=np.asarray(ex[label_key]),
+          text=(np.asarray(ex["title_tokens"], np.float32) if benchmark == "tvsum" else None),
+      )
       for ex in builder.as_data_source(split=split)
   ]
   return sorted(videos, key=lambda v: (v.group, v.video_id))
 
 
-def _prepared_benchmark(benchmark: str, feature_set: str, data_dir: Any,
-                        manual_dir: Any) -> Any:
+def _prepared_benchmark(benchmark: str, feature_set: str, data_dir: Any, manual_dir: Any) -> Any:
   """The benchmark's builder, built from `manual_dir` if it is not yet."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   from tfds_builders.tvsum import tvsum_dataset_builder  # pylint: disable=g-import-not-at-top
   from tfds_builders.youtube_highlights import youtube_highlights_dataset_builder  # pylint: disable=g-import-not-at-top
-  builder_class = {"youtube_highlights": youtube_highlights_dataset_builder.Builder,
-                   "tvsum": tvsum_dataset_builder.Builder}[benchmark]
+
+  builder_class = {
+      "youtube_highlights": youtube_highlights_dataset_builder.Builder,
+      "tvsum": tvsum_dataset_builder.Builder,
+  }[benchmark]
   if data_dir is not None:
     data_dir = os.path.expanduser(os.fspath(data_dir))
   if manual_dir is not None:
     manual_dir = os.path.expanduser(os.fspath(manual_dir))
-  make = functools.partial(builder_class, config=feature_set, data_dir=data_dir,
-                           file_format="array_record")
+  make = functools.partial(
+      builder_class, config=feature_set, data_dir=data_dir, file_format="array_record"
+  )
   builder = make()
   if builder.is_prepared():
     return builder
   if manual_dir is None or not pathlib.Path(manual_dir).is_dir():
     raise FileNotFoundError(
         f"{benchmark}/{feature_set} is not built in {builder.data_dir} and manual_dir "
-        f"{manual_dir} is not a directory:{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+        f"{manual_dir} is not a directory:{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}"
+    )
   try:
     with _quiet_build(f"{benchmark}/{feature_set} in {builder.data_dir}"):
       builder.download_and_prepare(
-          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+      )
   except OSError:
     # Processes building the same data_dir at once (the hosts of one job) race
     # to rename their finished copy into place; the loser reads the winner's.

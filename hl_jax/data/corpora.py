@@ -40,6 +40,7 @@ class Corpus:
     heldout: training-split videos kept away from training
       (`corpus.holdout_fraction`); empty if none.
   """
+
   name: str
   train_source: Any
   feature_dim: int
@@ -57,6 +58,7 @@ class HeldoutVideo:
     bucket: 0 short, 1 long, 2 rest (the duration_corpus ClassLabel).
     features: [T, D] float32 segment features.
   """
+
   video_id: str
   domain: str
   bucket: int
@@ -86,8 +88,7 @@ def load_corpus(config: ml_collections.ConfigDict) -> Corpus:
     name += f" (domain {domain})"
   tag = config.corpus.get("tag", "")
   if tag:  # Video-level tags: videos tagged `tag` preferred over the others.
-    train_source = TagPairs(train_source, tag, config.corpus.get("tag_pairs", "tag"),
-                                 name)
+    train_source = TagPairs(train_source, tag, config.corpus.get("tag_pairs", "tag"), name)
     eval_videos = [v for v in eval_videos if tag in tags_of(v.group)]
     name += f" (tag {tag}, {config.corpus.get('tag_pairs', 'tag')} pairs)"
   heldout = []
@@ -97,8 +98,13 @@ def load_corpus(config: ml_collections.ConfigDict) -> Corpus:
     heldout = train_source.heldout_videos(name)
     if tag:  # Tag pairs cross domains: held-out pairs too, as one group.
       heldout = [dataclasses.replace(v, domain=f"tag:{tag}") for v in heldout]
-  return Corpus(name=name, train_source=train_source, feature_dim=feature_dim,
-                eval_videos=eval_videos, heldout=heldout)
+  return Corpus(
+      name=name,
+      train_source=train_source,
+      feature_dim=feature_dim,
+      eval_videos=eval_videos,
+      heldout=heldout,
+  )
 
 
 def examples_of(item: Any) -> list[Any]:
@@ -121,10 +127,15 @@ def _has_pair_groups(builder: Any, source: Any) -> bool:
 
 def labelled_videos(data_source: Any) -> list[benchmarks.Video]:
   """All videos of a labelled duration_corpus split, in source order."""
-  return [benchmarks.Video(video_id=files.as_text(ex["video_id"]), group=files.as_text(ex["domain"]),
-                features=np.asarray(ex["features"], np.float32),
-                labels=np.asarray(ex["labels"]))
-          for ex in (data_source[i] for i in range(len(data_source)))]
+  return [
+      benchmarks.Video(
+          video_id=files.as_text(ex["video_id"]),
+          group=files.as_text(ex["domain"]),
+          features=np.asarray(ex["features"], np.float32),
+          labels=np.asarray(ex["labels"]),
+      )
+      for ex in (data_source[i] for i in range(len(data_source)))
+  ]
 
 
 def _corpus_builder(config: ml_collections.ConfigDict) -> Any:
@@ -137,22 +148,26 @@ def _corpus_builder(config: ml_collections.ConfigDict) -> Any:
   """
   from etils import epath  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   from tfds_builders.duration_corpus import duration_corpus_dataset_builder as dcb  # pylint: disable=g-import-not-at-top
+
   name = config.corpus.builder_config
   if name in dcb.Builder.builder_configs:
     with benchmarks._quiet_build(f"duration_corpus/{name}"):
-      return dcb.get_builder(name, data_dir=config.data_dir or None,
-                             manual_dir=config.corpus.manual_dir or None)
-  root = (epath.Path(config.data_dir or tfds.core.constants.DATA_DIR)
-          / "duration_corpus" / name)
-  versions = [p for p in root.iterdir()
-              if tfds.core.Version.is_valid(p.name)] if root.exists() else []
+      return dcb.get_builder(
+          name, data_dir=config.data_dir or None, manual_dir=config.corpus.manual_dir or None
+      )
+  root = epath.Path(config.data_dir or tfds.core.constants.DATA_DIR) / "duration_corpus" / name
+  versions = (
+      [p for p in root.iterdir() if tfds.core.Version.is_valid(p.name)] if root.exists() else []
+  )
   if not versions:
     raise ValueError(
         f"corpus.builder_config={name!r} is neither a registered duration_corpus "
         f"config ({', '.join(dcb.Builder.builder_configs)}) nor built in {root}; "
         "build a custom DurationCorpusConfig there first with duration_corpus's "
-        "get_builder")
+        "get_builder"
+    )
   newest = max(versions, key=lambda p: tfds.core.Version(p.name))
   return tfds.builder_from_directory(newest)
 
@@ -176,8 +191,7 @@ class DomainSubset(_IndexSubset):
   def __init__(self, source: Any, domain: str):
     self._source = source
     self._domain = domain
-    self._indices = [i for i in range(len(source))
-                     if _domain_of(source[i]) == domain]
+    self._indices = [i for i in range(len(source)) if _domain_of(source[i]) == domain]
 
   def __repr__(self) -> str:  # Deterministic, as Grain checks it on restore.
     return f"DomainSubset({self._source!r}, {self._domain!r})"
@@ -215,7 +229,7 @@ class TrainingPart(_IndexSubset):
     held = set()
     for members in strata.values():
       members.sort()
-      held.update(index for _, index in members[:int(fraction * len(members) + 0.5)])
+      held.update(index for _, index in members[: int(fraction * len(members) + 0.5)])
     self._heldout = sorted(held)
     self._indices = [i for i in range(len(source)) if i not in held]
 
@@ -235,14 +249,27 @@ class TrainingPart(_IndexSubset):
       raise ValueError(
           f"{corpus_name}: corpus.holdout_fraction={self._fraction} holds out {held[0]} "
           f"short and {held[1]} long videos and leaves {kept[0]} short and {kept[1]} "
-          "long for training; both sides need at least one of each")
-    logging.info("%s: held out %d of %d training items (corpus.holdout_fraction=%g): "
-                 "%d short, %d long, %d rest videos", corpus_name, len(self._heldout),
-                 len(self._buckets), self._fraction, *held)
-    return [HeldoutVideo(video_id=files.as_text(e["video_id"]), domain=files.as_text(e["domain"]),
-                         bucket=int(e["bucket"]),
-                         features=np.asarray(e["features"], np.float32))
-            for i in self._heldout for e in examples_of(self._source[i])]
+          "long for training; both sides need at least one of each"
+      )
+    logging.info(
+        "%s: held out %d of %d training items (corpus.holdout_fraction=%g): "
+        "%d short, %d long, %d rest videos",
+        corpus_name,
+        len(self._heldout),
+        len(self._buckets),
+        self._fraction,
+        *held,
+    )
+    return [
+        HeldoutVideo(
+            video_id=files.as_text(e["video_id"]),
+            domain=files.as_text(e["domain"]),
+            bucket=int(e["bucket"]),
+            features=np.asarray(e["features"], np.float32),
+        )
+        for i in self._heldout
+        for e in examples_of(self._source[i])
+    ]
 
 
 def _bucket_counts(buckets: Iterator[list[int]]) -> list[int]:
@@ -319,9 +346,11 @@ class TagPairs:
         self._indices.append(index)
         counts[buckets[0]] += 1
     if min(counts) == 0:
-      raise ValueError(f"{corpus_name}: corpus.tag={tag!r} (tag_pairs={pairs!r}) leaves "
-                       f"{counts[0]} tagged and {counts[1]} untagged training videos; "
-                       "both sides need one")
+      raise ValueError(
+          f"{corpus_name}: corpus.tag={tag!r} (tag_pairs={pairs!r}) leaves "
+          f"{counts[0]} tagged and {counts[1]} untagged training videos; "
+          "both sides need one"
+      )
 
   def __getitem__(self, index: int) -> Any:
     return self._relabelled(self._source[self._indices[index]])

@@ -28,8 +28,15 @@ KEY = "features"
 TIME_KEYS = ("segment_seconds", "stride_seconds", "duration_seconds")
 
 
-def write(output: str | os.PathLike[str], features: np.ndarray, duration: float,
-          decode: Mapping[str, Any], *, extractor: str, video: str) -> None:
+def write(
+    output: str | os.PathLike[str],
+    features: np.ndarray,
+    duration: float,
+    decode: Mapping[str, Any],
+    *,
+    extractor: str,
+    video: str,
+) -> None:
   """Writes the .npz that `read` (and `hl_jax.predict --features`) reads.
 
   Args:
@@ -46,19 +53,24 @@ def write(output: str | os.PathLike[str], features: np.ndarray, duration: float,
     raise ValueError(f"output {output} must end in .npz")
   output.parent.mkdir(parents=True, exist_ok=True)
   with files.atomic_output(output) as partial, partial.open("wb") as f:
-    np.savez(f, features=np.asarray(features).astype(np.float32),
-             segment_seconds=np.float64(decode["segment_seconds"]),
-             stride_seconds=np.float64(decode["segment_seconds"]),
-             duration_seconds=np.float64(duration),
-             frames_per_segment=np.int64(decode["frames_per_segment"]),
-             frame_size=np.int64(decode["frame_size"]),
-             resize_shorter=np.int64(decode["resize_shorter"] or 0),
-             fixed_rate=np.bool_(decode["fixed_rate"]),
-             extractor=np.str_(extractor), video=np.str_(os.path.abspath(video)))
+    np.savez(
+        f,
+        features=np.asarray(features).astype(np.float32),
+        segment_seconds=np.float64(decode["segment_seconds"]),
+        stride_seconds=np.float64(decode["segment_seconds"]),
+        duration_seconds=np.float64(duration),
+        frames_per_segment=np.int64(decode["frames_per_segment"]),
+        frame_size=np.int64(decode["frame_size"]),
+        resize_shorter=np.int64(decode["resize_shorter"] or 0),
+        fixed_rate=np.bool_(decode["fixed_rate"]),
+        extractor=np.str_(extractor),
+        video=np.str_(os.path.abspath(video)),
+    )
 
 
-def read(path: str | os.PathLike[str], where: str | None = None
-         ) -> tuple[np.ndarray, dict[str, float]]:
+def read(
+    path: str | os.PathLike[str], where: str | None = None
+) -> tuple[np.ndarray, dict[str, float]]:
   """A features file's [T, D] float32 features and its time scalars.
 
   Args:
@@ -95,30 +107,39 @@ def read(path: str | os.PathLike[str], where: str | None = None
   except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
     writer = "numpy.save" if path.suffix == ".npy" else "numpy.savez"
     text = " ".join(str(e).split()) or type(e).__name__
-    raise ValueError(f"{where}: not a readable {path.suffix} file ({text}); is it "
-                     f"truncated, or not written by {writer}?") from e
+    raise ValueError(
+        f"{where}: not a readable {path.suffix} file ({text}); is it "
+        f"truncated, or not written by {writer}?"
+    ) from e
   if features.ndim != 2 or not len(features) or not features.shape[1]:
-    raise ValueError(f"{where}: features of shape {features.shape}, expected [T, D], "
-                     "T > 0, D > 0")
+    raise ValueError(
+        f"{where}: features of shape {features.shape}, expected [T, D], " "T > 0, D > 0"
+    )
   if features.dtype.kind not in "iuf":
     raise ValueError(f"{where}: features of dtype {features.dtype}, expected numbers")
   features = features.astype(np.float32)
   finite = np.isfinite(features).all(axis=1)
   if not finite.all():
-    raise ValueError(f"{where}: non-finite feature in segment {int(np.argmin(finite))} "
-                     f"({int((~finite).sum())} of {len(features)} segments)")
+    raise ValueError(
+        f"{where}: non-finite feature in segment {int(np.argmin(finite))} "
+        f"({int((~finite).sum())} of {len(features)} segments)"
+    )
   return features, {k: _seconds(where, k, v) for k, v in raw.items()}
 
 
 def _seconds(where: str, key: str, value: np.ndarray) -> float:
   """A time scalar of a .npz (segment_seconds, ...): a finite number > 0."""
   if value.size != 1 or value.dtype.kind not in "iuf":
-    raise ValueError(f"{where}: {key!r} is a {value.dtype} array of shape {value.shape}, "
-                     "expected one number of seconds")
+    raise ValueError(
+        f"{where}: {key!r} is a {value.dtype} array of shape {value.shape}, "
+        "expected one number of seconds"
+    )
   seconds = float(value.reshape(()))
   if not (np.isfinite(seconds) and seconds > 0):
-    raise ValueError(f"{where}: {key!r} is {seconds}, expected a finite number of "
-                     "seconds > 0; fix or remove that key")
+    raise ValueError(
+        f"{where}: {key!r} is {seconds}, expected a finite number of "
+        "seconds > 0; fix or remove that key"
+    )
   return seconds
 
 
@@ -131,16 +152,21 @@ def read_signature(path: str | os.PathLike[str]) -> dict[str, Any] | None:
   try:
     with zipfile.ZipFile(path) as archive, archive.open(f"{KEY}.npy") as f:
       version = np.lib.format.read_magic(f)
-      shape = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-               else np.lib.format.read_array_header_2_0)(f)[0]
+      shape = (
+          np.lib.format.read_array_header_1_0
+          if version == (1, 0)
+          else np.lib.format.read_array_header_2_0
+      )(f)[0]
     with np.load(path, allow_pickle=False) as data:
-      return {"extractor": str(data["extractor"]),
-              "segment_seconds": float(data["segment_seconds"]),
-              "frames_per_segment": int(data["frames_per_segment"]),
-              "frame_size": int(data["frame_size"]),
-              "resize_shorter": int(data["resize_shorter"]) or None,
-              "fixed_rate": bool(data["fixed_rate"]),
-              "feature_dim": shape[1] if len(shape) == 2 else 0}
+      return {
+          "extractor": str(data["extractor"]),
+          "segment_seconds": float(data["segment_seconds"]),
+          "frames_per_segment": int(data["frames_per_segment"]),
+          "frame_size": int(data["frame_size"]),
+          "resize_shorter": int(data["resize_shorter"]) or None,
+          "fixed_rate": bool(data["fixed_rate"]),
+          "feature_dim": shape[1] if len(shape) == 2 else 0,
+      }
   except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
     return None
 

@@ -26,7 +26,6 @@ from hl_jax.data import corpora
 from hl_jax.eval import heldout
 from hl_jax.eval import protocols
 
-
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 
 
@@ -50,6 +49,7 @@ class Evaluator:
     videos: the split's videos.
     random_seeds: seeds of the random baseline (computed once, then reused).
   """
+
   name: str
   protocol: str
   split: str
@@ -61,17 +61,20 @@ class Evaluator:
   def run(self, score_fn: ScoreFn) -> dict[str, Any]:
     """{"split", "title", "model": `evaluate` of f, "random": `random_baseline`}."""
     scores = score_videos(score_fn, [v.features for v in self.videos])
-    model = protocols.evaluate(self.protocol, self.videos,
-                     {v.video_id: s for v, s in zip(self.videos, scores)}, split=self.split)
+    model = protocols.evaluate(
+        self.protocol,
+        self.videos,
+        {v.video_id: s for v, s in zip(self.videos, scores)},
+        split=self.split,
+    )
     if self._random is None:
-      self._random = protocols.random_baseline(self.protocol, self.videos, self.random_seeds,
-                                     split=self.split)
-    return {"split": self.split, "title": self.title, "model": model,
-            "random": self._random}
+      self._random = protocols.random_baseline(
+          self.protocol, self.videos, self.random_seeds, split=self.split
+      )
+    return {"split": self.split, "title": self.title, "model": model, "random": self._random}
 
 
-def make_evaluators(config: ml_collections.ConfigDict,
-                    corpus: corpora.Corpus) -> list[Any]:
+def make_evaluators(config: ml_collections.ConfigDict, corpus: corpora.Corpus) -> list[Any]:
   """The evaluators the trainer runs, in this order.
 
   The corpus's labelled split (if any), each of `config.eval.benchmarks`, then
@@ -85,19 +88,31 @@ def make_evaluators(config: ml_collections.ConfigDict,
   """
   names = config.eval.benchmarks
   if isinstance(names, str) or any(name not in benchmarks.BENCHMARKS for name in names):
-    raise ValueError(f"eval.benchmarks={names!r} must be a tuple of names from "
-                     f"{benchmarks.BENCHMARKS}, e.g. ('tvsum',)")
+    raise ValueError(
+        f"eval.benchmarks={names!r} must be a tuple of names from "
+        f"{benchmarks.BENCHMARKS}, e.g. ('tvsum',)"
+    )
   seeds, evaluators = config.eval.random_seeds, []
   if corpus.eval_videos:
-    evaluators.append(Evaluator(
-        "corpus", "corpus", config.corpus.eval_split,
-        f"{config.corpus.builder_config} corpus, split {config.corpus.eval_split}",
-        corpus.eval_videos, seeds))
+    evaluators.append(
+        Evaluator(
+            "corpus",
+            "corpus",
+            config.corpus.eval_split,
+            f"{config.corpus.builder_config} corpus, split {config.corpus.eval_split}",
+            corpus.eval_videos,
+            seeds,
+        )
+    )
   split = config.eval.benchmark_split
   for name in names:
     videos = benchmarks.load_benchmark(
-        name, split, manual_dir=os.path.join(config.data_root, name),
-        data_dir=config.data_dir or None, feature_set=config.eval.feature_set)
+        name,
+        split,
+        manual_dir=os.path.join(config.data_root, name),
+        data_dir=config.data_dir or None,
+        feature_set=config.eval.feature_set,
+    )
     own = config.corpus.domain or config.corpus.get("tag", "")
     if own:
       videos = [v for v in videos if v.group == own]
@@ -109,15 +124,27 @@ def make_evaluators(config: ml_collections.ConfigDict,
       raise ValueError(
           f"eval.feature_set={config.eval.feature_set!r} gives {dim}-d {name} "
           f"features but the corpus {config.corpus.builder_config!r} is "
-          f"{corpus.feature_dim}-d")
-    evaluators.append(Evaluator(name, name, split,
-                                f"{name}, split {split} ({protocols.DEFINITIONS[name]})",
-                                videos, seeds))
+          f"{corpus.feature_dim}-d"
+      )
+    evaluators.append(
+        Evaluator(
+            name,
+            name,
+            split,
+            f"{name}, split {split} ({protocols.DEFINITIONS[name]})",
+            videos,
+            seeds,
+        )
+    )
   if corpus.heldout:
-    evaluators.append(heldout.HeldoutEvaluator(
-        corpus.heldout, config.train.margin,
-        f"{corpus.name}: {len(corpus.heldout)} held-out training videos "
-        f"(corpus.holdout_fraction={config.corpus.holdout_fraction}, no labels)"))
+    evaluators.append(
+        heldout.HeldoutEvaluator(
+            corpus.heldout,
+            config.train.margin,
+            f"{corpus.name}: {len(corpus.heldout)} held-out training videos "
+            f"(corpus.holdout_fraction={config.corpus.holdout_fraction}, no labels)",
+        )
+    )
   return evaluators
 
 
@@ -143,7 +170,11 @@ def summary(result: Mapping[str, Any]) -> str:
   """One log line's worth of an evaluator's results."""
   if "heldout" in result:
     held = result["heldout"]
-    return (f"pair accuracy {100 * held['pair_accuracy']:.2f} (random 50.00) hinge "
-            f"{held['hinge']:.4f} between-video share {held['between_share']:.3f}")
-  return (f"{result['split']} mAP {100 * result['model']['mAP']:.2f} "
-          f"(random {100 * result['random']['mAP']:.2f})")
+    return (
+        f"pair accuracy {100 * held['pair_accuracy']:.2f} (random 50.00) hinge "
+        f"{held['hinge']:.4f} between-video share {held['between_share']:.3f}"
+    )
+  return (
+      f"{result['split']} mAP {100 * result['model']['mAP']:.2f} "
+      f"(random {100 * result['random']['mAP']:.2f})"
+  )

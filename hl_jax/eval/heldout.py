@@ -35,12 +35,13 @@ import numpy as np
 
 from hl_jax.data import corpora
 
-
 SHORT, LONG = 0, 1  # The duration_corpus ClassLabel order.
 
 
-DEFINITION = ("pairs of a short- and a long-video segment of held-out training videos: "
-              "share with f(short) > f(long), ties 1/2 (AUC), mean over domains")
+DEFINITION = (
+    "pairs of a short- and a long-video segment of held-out training videos: "
+    "share with f(short) > f(long), ties 1/2 (AUC), mean over domains"
+)
 
 
 def pair_accuracy(short: np.ndarray, long: np.ndarray) -> float:
@@ -65,8 +66,9 @@ def _sorted_pair(short: np.ndarray, long: np.ndarray) -> tuple[np.ndarray, np.nd
   short = np.asarray(short, np.float64).ravel()
   long = np.sort(np.asarray(long, np.float64).ravel())
   if not len(short) or not len(long):
-    raise ValueError(f"pair metrics need short and long scores, got {len(short)} "
-                     f"and {len(long)}")
+    raise ValueError(
+        f"pair metrics need short and long scores, got {len(short)} " f"and {len(long)}"
+    )
   return short, long
 
 
@@ -90,13 +92,19 @@ def between_within(scores_per_video: Sequence[np.ndarray]) -> dict[str, float]:
   between = float(np.dot(counts, (means - grand) ** 2) / counts.sum())
   within = float(sum(((a - m) ** 2).sum() for a, m in zip(arrays, means)) / counts.sum())
   total = between + within
-  return {"between_var": between, "within_var": within, "total_var": total,
-          "between_share": between / total if total > 0 else 0.0,
-          "num_videos": len(arrays), "num_segments": int(counts.sum())}
+  return {
+      "between_var": between,
+      "within_var": within,
+      "total_var": total,
+      "between_share": between / total if total > 0 else 0.0,
+      "num_videos": len(arrays),
+      "num_segments": int(counts.sum()),
+  }
 
 
-def _metrics(videos: Sequence[corpora.HeldoutVideo], scores: Sequence[np.ndarray],
-             margin: float) -> dict[str, Any]:
+def _metrics(
+    videos: Sequence[corpora.HeldoutVideo], scores: Sequence[np.ndarray], margin: float
+) -> dict[str, Any]:
   """The metrics of one set of videos; pair metrics only if it has both buckets."""
   out: dict[str, Any] = between_within(scores)
   short = [s for v, s in zip(videos, scores) if v.bucket == SHORT]
@@ -104,13 +112,17 @@ def _metrics(videos: Sequence[corpora.HeldoutVideo], scores: Sequence[np.ndarray
   out.update(num_short_videos=len(short), num_long_videos=len(long))
   if short and long:
     short, long = np.concatenate(short), np.concatenate(long)
-    out.update(pair_accuracy=pair_accuracy(short, long),
-               hinge=mean_hinge(short, long, margin), num_pairs=len(short) * len(long))
+    out.update(
+        pair_accuracy=pair_accuracy(short, long),
+        hinge=mean_hinge(short, long, margin),
+        num_pairs=len(short) * len(long),
+    )
   return out
 
 
-def evaluate(videos: Sequence[corpora.HeldoutVideo], scores: Sequence[np.ndarray], *,
-             margin: float) -> dict[str, Any]:
+def evaluate(
+    videos: Sequence[corpora.HeldoutVideo], scores: Sequence[np.ndarray], *, margin: float
+) -> dict[str, Any]:
   """The held-out metrics of f's scores (see the module docstring).
 
   Args:
@@ -134,25 +146,31 @@ def evaluate(videos: Sequence[corpora.HeldoutVideo], scores: Sequence[np.ndarray
     raise ValueError(f"{len(scores)} score arrays for {len(videos)} held-out videos")
   for video, array in zip(videos, scores):
     if np.shape(array) != (len(video.features),) or not np.isfinite(array).all():
-      raise ValueError(f"held-out video {video.video_id}: scores of shape "
-                       f"{np.shape(array)} (expected [{len(video.features)}]) or non-finite")
+      raise ValueError(
+          f"held-out video {video.video_id}: scores of shape "
+          f"{np.shape(array)} (expected [{len(video.features)}]) or non-finite"
+      )
   per_group = {}
   for domain in sorted({v.domain for v in videos}):
     members = [i for i, v in enumerate(videos) if v.domain == domain]
-    per_group[domain] = _metrics([videos[i] for i in members],
-                                 [scores[i] for i in members], margin)
+    per_group[domain] = _metrics([videos[i] for i in members], [scores[i] for i in members], margin)
   paired = [m for m in per_group.values() if "pair_accuracy" in m]
   if not paired:
-    raise ValueError(f"no domain of the {len(videos)} held-out videos has both short "
-                     "and long videos")
+    raise ValueError(
+        f"no domain of the {len(videos)} held-out videos has both short " "and long videos"
+    )
   result: dict[str, Any] = {"definition": DEFINITION, "margin": float(margin)}
   for key in ("pair_accuracy", "hinge"):
     result[key] = float(np.mean([m[key] for m in paired]))
   for key in ("between_share", "between_var", "within_var"):
     result[key] = float(np.mean([m[key] for m in per_group.values()]))
   pooled = _metrics(videos, scores, margin)
-  result.update(per_group=per_group, pooled=pooled, num_videos=len(videos),
-                num_segments=pooled["num_segments"])
+  result.update(
+      per_group=per_group,
+      pooled=pooled,
+      num_videos=len(videos),
+      num_segments=pooled["num_segments"],
+  )
   return result
 
 
@@ -167,6 +185,7 @@ class HeldoutEvaluator:
     name: the key of its results.
     split: the split the videos come from.
   """
+
   videos: list[corpora.HeldoutVideo]
   margin: float
   title: str
@@ -178,8 +197,11 @@ class HeldoutEvaluator:
     features = [v.features for v in self.videos]
     flat = np.asarray(score_fn(np.concatenate(features).astype(np.float32)))
     scores = np.split(flat, np.cumsum([len(f) for f in features])[:-1])
-    return {"split": self.split, "title": self.title,
-            "heldout": evaluate(self.videos, scores, margin=self.margin)}
+    return {
+        "split": self.split,
+        "title": self.title,
+        "heldout": evaluate(self.videos, scores, margin=self.margin),
+    }
 
 
 SELECTED_BY = "heldout pair_accuracy"
@@ -198,8 +220,7 @@ def select(history: Sequence[dict[str, Any]], name: str = "heldout") -> dict[str
     {"selected_by": SELECTED_BY, **that evaluation}, or None when no
     evaluation has held-out results.
   """
-  scored = sorted((r for r in history if "heldout" in r.get(name, {})),
-                  key=lambda r: r["step"])
+  scored = sorted((r for r in history if "heldout" in r.get(name, {})), key=lambda r: r["step"])
   if not scored:
     return None
   best = max(scored, key=lambda r: r[name]["heldout"]["pair_accuracy"])

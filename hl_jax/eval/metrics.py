@@ -33,8 +33,7 @@ def rank_by_score(scores: np.ndarray) -> np.ndarray:
   return np.argsort(-scores, kind="stable")
 
 
-def trapezoid_ap(scores: np.ndarray, labels: np.ndarray,
-                 top_k: int | None = None) -> float:
+def trapezoid_ap(scores: np.ndarray, labels: np.ndarray, top_k: int | None = None) -> float:
   """Average precision of one ranked list with the trapezoid rule.
 
   Args:
@@ -48,8 +47,7 @@ def trapezoid_ap(scores: np.ndarray, labels: np.ndarray,
   scores = np.asarray(scores)
   labels = np.asarray(labels)
   if scores.shape != labels.shape or scores.ndim != 1:
-    raise ValueError(
-        f"scores {scores.shape} and labels {labels.shape} must be equal 1-D shapes")
+    raise ValueError(f"scores {scores.shape} and labels {labels.shape} must be equal 1-D shapes")
   ranked = (labels[rank_by_score(scores)] > 0).astype(np.float64)
   if top_k is not None:
     ranked = ranked[:top_k]
@@ -68,8 +66,7 @@ def hit_at_1(scores: np.ndarray, labels: np.ndarray) -> float:
   return float(labels[rank_by_score(scores)[0]] > 0)
 
 
-def mean_by_group(values: dict[str, float],
-                  groups: dict[str, str]) -> dict[str, float]:
+def mean_by_group(values: dict[str, float], groups: dict[str, str]) -> dict[str, float]:
   """Means of per-video `values` grouped by `groups[video_id]`, sorted by group."""
   buckets: dict[str, list[float]] = {}
   for vid, value in values.items():
@@ -128,8 +125,7 @@ def tvsum_annotator_labels(annotator_scores: np.ndarray) -> np.ndarray:
   return annotator_scores > lower_median(annotator_scores, axis=0)[None, :]
 
 
-def tvsum_top5_ap(scores: np.ndarray, annotator_scores: np.ndarray,
-                  top_k: int = 5) -> float:
+def tvsum_top5_ap(scores: np.ndarray, annotator_scores: np.ndarray, top_k: int = 5) -> float:
   """Top-5 AP of one TVSum video, averaged over annotators, as UMT and lighthouse.
 
   Per annotator, positives are shots above that annotator's median (the lower
@@ -170,6 +166,8 @@ def tvsum_hit1(scores: np.ndarray, annotator_scores: np.ndarray) -> float:
   """
   mean = np.asarray(annotator_scores, np.float64).mean(axis=1)
   if np.shape(scores) != mean.shape:
-    raise ValueError(f"scores {np.shape(scores)} must be [T] for annotator scores "
-                     f"{np.shape(annotator_scores)}")
+    raise ValueError(
+        f"scores {np.shape(scores)} must be [T] for annotator scores "
+        f"{np.shape(annotator_scores)}"
+    )
   return float(mean[rank_by_score(scores)[0]] == mean.max())

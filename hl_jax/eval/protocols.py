@@ -33,7 +33,6 @@ from hl_jax.core import config_checks
 from hl_jax.data import benchmarks
 from hl_jax.eval import metrics
 
-
 Video = benchmarks.Video
 
 
@@ -43,9 +42,9 @@ PROTOCOLS = ("corpus", "youtube_highlights", "tvsum")
 DEFINITIONS = {
     "corpus": "trapezoid AP over all segments (positives: label > 0), mean over domains",
     "youtube_highlights": "trapezoid AP over all clips (positives: match > 0), "
-                          "mean over domains",
+    "mean over domains",
     "tvsum": "top-5 trapezoid AP per annotator (positives: score > lower median), "
-             "mean over 20 annotators, then over categories",
+    "mean over 20 annotators, then over categories",
 }
 
 
@@ -70,8 +69,10 @@ def check_scores(videos: Sequence[Video], scores: Mapping[str, Any]) -> dict[str
     raise ValueError(f"scores for {len(unknown)} video ids not in the split, e.g. {unknown[:5]}")
   missing = sorted(set(expected) - set(scores))
   if missing:
-    raise ValueError(f"no scores for {len(missing)} of the split's {len(expected)} videos, "
-                     f"e.g. {missing[:5]}")
+    raise ValueError(
+        f"no scores for {len(missing)} of the split's {len(expected)} videos, "
+        f"e.g. {missing[:5]}"
+    )
   checked = {}
   for vid, num_clips in expected.items():
     array = np.asarray(scores[vid], np.float64)
@@ -84,8 +85,9 @@ def check_scores(videos: Sequence[Video], scores: Mapping[str, Any]) -> dict[str
   return checked
 
 
-def evaluate(protocol: str, videos: Sequence[Video], scores: Mapping[str, Any], *,
-             split: str = "") -> dict[str, Any]:
+def evaluate(
+    protocol: str, videos: Sequence[Video], scores: Mapping[str, Any], *, split: str = ""
+) -> dict[str, Any]:
   """The protocol's metrics of per-clip scores (keys: see the module docstring).
 
   Args:
@@ -133,8 +135,9 @@ def random_scores(videos: Sequence[Video], seed: int) -> dict[str, np.ndarray]:
   return {v.video_id: rng.random(v.num_clips) for v in videos}
 
 
-def random_baseline(protocol: str, videos: Sequence[Video], seeds: int, *,
-                    split: str = "") -> dict[str, Any]:
+def random_baseline(
+    protocol: str, videos: Sequence[Video], seeds: int, *, split: str = ""
+) -> dict[str, Any]:
   """`evaluate` of `random_scores`, averaged over seeds 0..seeds-1.
 
   Returns:
@@ -143,8 +146,9 @@ def random_baseline(protocol: str, videos: Sequence[Video], seeds: int, *,
   """
   if seeds < 1:
     raise ValueError(f"seeds must be >= 1, got {seeds}")
-  runs = [evaluate(protocol, videos, random_scores(videos, seed), split=split)
-          for seed in range(seeds)]
+  runs = [
+      evaluate(protocol, videos, random_scores(videos, seed), split=split) for seed in range(seeds)
+  ]
   result = dict(runs[0])
   for key in ("mAP", "hit1", "video_mAP", "video_hit1"):
     result[key] = float(np.mean([r[key] for r in runs]))

@@ -30,6 +30,7 @@ class MomentRule:
     min_gap_seconds: moments are at least this far apart in time (0: they
       may touch but never overlap).
   """
+
   top_k: int = 5
   min_moment_seconds: float = 0.0
   max_moment_seconds: float = 10.0
@@ -40,8 +41,10 @@ class MomentRule:
     if self.top_k < 1:
       raise ValueError(f"top_k={self.top_k} must be >= 1")
     if not 0 <= self.min_moment_seconds <= self.max_moment_seconds:
-      raise ValueError(f"need 0 <= min_moment_seconds ({self.min_moment_seconds}) <= "
-                       f"max_moment_seconds ({self.max_moment_seconds})")
+      raise ValueError(
+          f"need 0 <= min_moment_seconds ({self.min_moment_seconds}) <= "
+          f"max_moment_seconds ({self.max_moment_seconds})"
+      )
     if not 0 <= self.merge_quantile <= 1:
       raise ValueError(f"merge_quantile={self.merge_quantile} must be in [0, 1]")
     if self.min_gap_seconds < 0:
@@ -51,6 +54,7 @@ class MomentRule:
 @dataclasses.dataclass(frozen=True)
 class Moment:
   """Segments [start, end) of a video, start_s..end_s seconds, mean score."""
+
   start: int
   end: int
   start_s: float
@@ -58,15 +62,21 @@ class Moment:
   score: float
 
   def to_json(self) -> dict[str, Any]:
-    return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
-            "score": self.score, "start_segment": self.start,
-            "end_segment": self.end}
+    return {
+        "start_s": round(self.start_s, 3),
+        "end_s": round(self.end_s, 3),
+        "score": self.score,
+        "start_segment": self.start,
+        "end_segment": self.end,
+    }
 
 
-def segment_times(num_segments: int, segment_seconds: float,
-                  stride_seconds: float | None = None,
-                  duration_seconds: float | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def segment_times(
+    num_segments: int,
+    segment_seconds: float,
+    stride_seconds: float | None = None,
+    duration_seconds: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
   """Start and end times of a regular grid of segments.
 
   Returns:
@@ -83,8 +93,9 @@ def segment_times(num_segments: int, segment_seconds: float,
   return starts, ends
 
 
-def select_moments(scores: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                   rule: MomentRule) -> list[Moment]:
+def select_moments(
+    scores: np.ndarray, starts: np.ndarray, ends: np.ndarray, rule: MomentRule
+) -> list[Moment]:
   """The top-k moments of one video, greedily by score; the exact rule.
 
   A moment is a run of segments [a, b) lasting ends[b-1] - starts[a] seconds.
@@ -131,22 +142,30 @@ def select_moments(scores: np.ndarray, starts: np.ndarray, ends: np.ndarray,
       break
     if not free[seed]:
       continue
-    a, b = _grow(seed, seed + 1, scores, starts, ends, free & high,
-                 rule.max_moment_seconds, until=math.inf)
-    a, b = _grow(a, b, scores, starts, ends, free, rule.max_moment_seconds,
-                 until=min_len)
+    a, b = _grow(
+        seed, seed + 1, scores, starts, ends, free & high, rule.max_moment_seconds, until=math.inf
+    )
+    a, b = _grow(a, b, scores, starts, ends, free, rule.max_moment_seconds, until=min_len)
     if ends[b - 1] - starts[a] < min_len - 1e-9:
       continue
     gap = rule.min_gap_seconds - 1e-9
     free &= (starts >= ends[b - 1] + gap) | (ends <= starts[a] - gap)
-    moments.append(Moment(int(a), int(b), float(starts[a]), float(ends[b - 1]),
-                          float(scores[a:b].mean())))
+    moments.append(
+        Moment(int(a), int(b), float(starts[a]), float(ends[b - 1]), float(scores[a:b].mean()))
+    )
   return moments
 
 
-def _grow(a: int, b: int, scores: np.ndarray, starts: np.ndarray,
-          ends: np.ndarray, allowed: np.ndarray, max_len: float,
-          until: float) -> tuple[int, int]:
+def _grow(
+    a: int,
+    b: int,
+    scores: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    allowed: np.ndarray,
+    max_len: float,
+    until: float,
+) -> tuple[int, int]:
   """Extends [a, b) by the better allowed neighbour while it lasts < `until`."""
   num = len(scores)
   while ends[b - 1] - starts[a] < until - 1e-9:

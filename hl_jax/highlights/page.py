@@ -34,7 +34,7 @@ import numpy as np
 # The timeline's SVG user units: the plot box sits inside these margins.
 SVG_WIDTH, SVG_HEIGHT = 1000, 230
 _LEFT, _RIGHT, _TOP, _BOTTOM = 60, 16, 34, 34
-_CURVE, _MOMENT = "#1f77b4", "#ff7f0e"   # matplotlib's tab:blue and tab:orange, as the PNG.
+_CURVE, _MOMENT = "#1f77b4", "#ff7f0e"  # matplotlib's tab:blue and tab:orange, as the PNG.
 # Axis steps: 1, 2 or 5 times a power of ten; on a time axis whole minutes or hours.
 _STEPS = (1, 2, 5, 10)
 _TIME_STEPS = (15, 30, 60, 120, 300, 600, 900, 1800, 3600)
@@ -68,8 +68,7 @@ def _ticks(lo: float, hi: float, count: int, time: bool = False) -> np.ndarray:
   return np.arange(math.ceil(lo / step - 1e-9) * step, hi + step * 1e-9, step)
 
 
-def media_url(target: str | os.PathLike[str], page_dir: str | os.PathLike[str] | None
-              ) -> str:
+def media_url(target: str | os.PathLike[str], page_dir: str | os.PathLike[str] | None) -> str:
   """How a page in `page_dir` refers to the file `target` (not yet HTML-escaped).
 
   A relative URL when `page_dir` is given and one exists (always on POSIX),
@@ -80,15 +79,16 @@ def media_url(target: str | os.PathLike[str], page_dir: str | os.PathLike[str] |
   if page_dir is not None:
     try:
       relative = os.path.relpath(absolute, os.path.abspath(page_dir))
-    except ValueError:   # Windows: another drive.
+    except ValueError:  # Windows: another drive.
       pass
     else:
       return urllib.parse.quote(relative.replace(os.sep, "/"))
   return pathlib.Path(absolute).as_uri()
 
 
-def _checked_record(result: Mapping[str, Any], video_index: int
-                    ) -> tuple[str, np.ndarray, np.ndarray, list[dict[str, float]]]:
+def _checked_record(
+    result: Mapping[str, Any], video_index: int
+) -> tuple[str, np.ndarray, np.ndarray, list[dict[str, float]]]:
   """(video_id, segments [T, 2], scores [T], moments) of one video; ValueError names it."""
   videos = result.get("videos")
   if not isinstance(videos, Sequence) or not videos:
@@ -98,32 +98,38 @@ def _checked_record(result: Mapping[str, Any], video_index: int
   record = videos[video_index]
   missing = {"video_id", "segments_s", "scores", "moments"} - set(record)
   if missing:
-    raise ValueError(f"video {video_index} of the result has no {sorted(missing)} "
-                     f"(keys: {sorted(record)})")
+    raise ValueError(
+        f"video {video_index} of the result has no {sorted(missing)} " f"(keys: {sorted(record)})"
+    )
   video_id = str(record["video_id"])
   try:
     segments = np.asarray(record["segments_s"], np.float64).reshape(-1, 2)
     scores = np.asarray(record["scores"], np.float64).reshape(-1)
   except (TypeError, ValueError) as e:
-    raise ValueError(f"video {video_id}: segments_s must be [[start, end]] and scores "
-                     f"numbers ({e})") from e
+    raise ValueError(
+        f"video {video_id}: segments_s must be [[start, end]] and scores " f"numbers ({e})"
+    ) from e
   if not len(scores) or len(segments) != len(scores):
-    raise ValueError(f"video {video_id}: {len(segments)} segments_s for {len(scores)} "
-                     "scores, expected the same number > 0")
+    raise ValueError(
+        f"video {video_id}: {len(segments)} segments_s for {len(scores)} "
+        "scores, expected the same number > 0"
+    )
   if not (np.isfinite(segments).all() and np.isfinite(scores).all()):
     raise ValueError(f"video {video_id}: non-finite segment time or score")
   chosen = [{k: m.get(k) for k in ("start_s", "end_s", "score")} for m in record["moments"]]
   for rank, moment in enumerate(chosen, start=1):
     for key, value in moment.items():
       if not (isinstance(value, numbers.Real) and math.isfinite(value)):
-        raise ValueError(f"video {video_id}: moment {rank}'s {key} is {value!r}, "
-                         "expected a finite number")
+        raise ValueError(
+            f"video {video_id}: moment {rank}'s {key} is {value!r}, " "expected a finite number"
+        )
       moment[key] = float(value)
   return video_id, segments, scores, chosen
 
 
-def timeline_svg(segments: np.ndarray, scores: np.ndarray,
-                 chosen: Sequence[Mapping[str, float]]) -> str:
+def timeline_svg(
+    segments: np.ndarray, scores: np.ndarray, chosen: Sequence[Mapping[str, float]]
+) -> str:
   """The inline SVG: score curve, ranked moment spans, axes and a playhead.
 
   Args:
@@ -156,14 +162,18 @@ def timeline_svg(segments: np.ndarray, scores: np.ndarray,
   ]
   for value in _ticks(lo, hi, 4):
     y = _num(float(y_of(value)))
-    parts.append(f'<line class="grid" x1="{_LEFT}" x2="{_LEFT + width}" y1="{y}" y2="{y}"/>'
-                 f'<text class="ylabel" x="{_LEFT - 6}" y="{y}">{value:.3g}</text>')
+    parts.append(
+        f'<line class="grid" x1="{_LEFT}" x2="{_LEFT + width}" y1="{y}" y2="{y}"/>'
+        f'<text class="ylabel" x="{_LEFT - 6}" y="{y}">{value:.3g}</text>'
+    )
   bottom = _TOP + height
   for value in _ticks(t0, t1, 8, time=True):
     x = _num(float(x_of(value)))
     label = clock(value).rsplit(".", 1)[0] if t1 - t0 >= 60 else f"{value:g} s"
-    parts.append(f'<line class="tick" x1="{x}" x2="{x}" y1="{bottom}" y2="{bottom + 5}"/>'
-                 f'<text class="xlabel" x="{x}" y="{bottom + 19}">{_e(label)}</text>')
+    parts.append(
+        f'<line class="tick" x1="{x}" x2="{x}" y1="{bottom}" y2="{bottom + 5}"/>'
+        f'<text class="xlabel" x="{x}" y="{bottom + 19}">{_e(label)}</text>'
+    )
   for rank, moment in enumerate(chosen, start=1):
     x, x_end = float(x_of(moment["start_s"])), float(x_of(moment["end_s"]))
     # Alternate heights so the labels of neighbouring moments do not collide.
@@ -173,16 +183,19 @@ def timeline_svg(segments: np.ndarray, scores: np.ndarray,
         f'{clock(moment["start_s"])}-{clock(moment["end_s"])}, score {moment["score"]:.3f}'
         f'</title><rect x="{_num(x)}" y="{_TOP}" width="{_num(max(x_end - x, 1.0))}" '
         f'height="{height}"/>'
-        f'<text x="{_num((x + x_end) / 2)}" y="{label_y}">{rank}</text></g>')
+        f'<text x="{_num((x + x_end) / 2)}" y="{label_y}">{rank}</text></g>'
+    )
   centres = segments.mean(axis=1)
-  points = " ".join(f"{_num(float(x))},{_num(float(y))}"
-                    for x, y in zip(x_of(centres), y_of(scores)))
+  points = " ".join(
+      f"{_num(float(x))},{_num(float(y))}" for x, y in zip(x_of(centres), y_of(scores))
+  )
   parts += [
       f'<polyline id="curve" points="{points}"/>',
       f'<line id="playhead" x1="{_LEFT}" x2="{_LEFT}" y1="{_TOP}" y2="{bottom}"/>',
       f'<text class="axis" x="{_LEFT + width / 2}" y="{SVG_HEIGHT - 2}">time</text>',
       f'<text class="axis" transform="translate(14 {_TOP + height / 2}) rotate(-90)">'
-      'score f(x)</text></svg>']
+      "score f(x)</text></svg>",
+  ]
   return "\n".join(parts)
 
 
@@ -195,12 +208,12 @@ def _moment_list(chosen: Sequence[Mapping[str, float]]) -> str:
       f'<span class="rank">{rank}</span>'
       f'<span class="span">{clock(moment["start_s"])} &ndash; {clock(moment["end_s"])}'
       f'</span><span class="score">{moment["score"]:.3f}</span></button></li>'
-      for rank, moment in enumerate(chosen, start=1)]
+      for rank, moment in enumerate(chosen, start=1)
+  ]
   return '<ol id="moments">\n' + "\n".join(items) + "\n</ol>"
 
 
-def _moments_note(result: Mapping[str, Any], record: Mapping[str, Any],
-                  count: int) -> str | None:
+def _moments_note(result: Mapping[str, Any], record: Mapping[str, Any], count: int) -> str | None:
   """Why fewer than top_k moments came back: the JSON's note, else the rule's reason."""
   note = record.get("moments_note") or result.get("moments_note")
   if note:
@@ -209,44 +222,71 @@ def _moments_note(result: Mapping[str, Any], record: Mapping[str, Any],
   top_k = rule.get("top_k")
   if top_k is None or count >= int(top_k):
     return None
-  return (f"{count} of top_k = {top_k} moments: every other segment lies within "
-          f"min_gap_seconds = {rule.get('min_gap_seconds', '?')} s of a chosen moment, "
-          f"or cannot grow to min_moment_seconds = {rule.get('min_moment_seconds', '?')} "
-          "s between them.")
+  return (
+      f"{count} of top_k = {top_k} moments: every other segment lies within "
+      f"min_gap_seconds = {rule.get('min_gap_seconds', '?')} s of a chosen moment, "
+      f"or cannot grow to min_moment_seconds = {rule.get('min_moment_seconds', '?')} "
+      "s between them."
+  )
 
 
-def _header(result: Mapping[str, Any], record: Mapping[str, Any], video_id: str,
-            video_path: str | None, count: int) -> str:
+def _header(
+    result: Mapping[str, Any],
+    record: Mapping[str, Any],
+    video_id: str,
+    video_path: str | None,
+    count: int,
+) -> str:
   source = result.get("source") or {}
   rule = result.get("rule") or {}
   benchmark = " ".join(str(source[k]) for k in ("benchmark", "split") if source.get(k))
-  rows = [("workdir", result.get("workdir")), ("checkpoint step", result.get("checkpoint_step")),
-          ("model family", result.get("model_family")), ("extractor", source.get("extractor")),
-          ("benchmark", benchmark or None), ("feature set", source.get("feature_set")),
-          ("video", video_path), ("segments", len(record["scores"])),
-          ("rule", ", ".join(f"{k} = {v}" for k, v in rule.items()) or None)]
-  items = "".join(f"<dt>{_e(name)}</dt><dd>{_e(value)}</dd>"
-                  for name, value in rows if value is not None)
+  rows = [
+      ("workdir", result.get("workdir")),
+      ("checkpoint step", result.get("checkpoint_step")),
+      ("model family", result.get("model_family")),
+      ("extractor", source.get("extractor")),
+      ("benchmark", benchmark or None),
+      ("feature set", source.get("feature_set")),
+      ("video", video_path),
+      ("segments", len(record["scores"])),
+      ("rule", ", ".join(f"{k} = {v}" for k, v in rule.items()) or None),
+  ]
+  items = "".join(
+      f"<dt>{_e(name)}</dt><dd>{_e(value)}</dd>" for name, value in rows if value is not None
+  )
   note = _moments_note(result, record, count)
   note_html = f'\n<p id="moments-note" class="note">{_e(note)}</p>' if note else ""
-  return (f'<header>\n<h1>Highlights of <span class="id">{_e(video_id)}</span></h1>\n'
-          f'<dl class="meta">{items}</dl>{note_html}\n</header>')
+  return (
+      f'<header>\n<h1>Highlights of <span class="id">{_e(video_id)}</span></h1>\n'
+      f'<dl class="meta">{items}</dl>{note_html}\n</header>'
+  )
 
 
 def _reel_section(reel: Mapping[str, Any] | None, page_dir: str | None) -> str:
   if not reel or not reel.get("reel"):
     return ""
   spans = ", ".join(f"{clock(a)}&ndash;{clock(b)}" for a, b in reel.get("spans_s", []))
-  facts = [f"{float(reel['duration_s']):.1f} s" if reel.get("duration_s") else None,
-           f"from {spans}" if spans else None, _e(reel.get("codec") or ""),
-           "with sound" if reel.get("audio") else None]
-  caveat = (' <span class="warn">(MPEG-4 Part 2: browsers do not play it; open the file '
-            "in a media player)</span>") if reel.get("codec") == "mpeg4" else ""
+  facts = [
+      f"{float(reel['duration_s']):.1f} s" if reel.get("duration_s") else None,
+      f"from {spans}" if spans else None,
+      _e(reel.get("codec") or ""),
+      "with sound" if reel.get("audio") else None,
+  ]
+  caveat = (
+      (
+          ' <span class="warn">(MPEG-4 Part 2: browsers do not play it; open the file '
+          "in a media player)</span>"
+      )
+      if reel.get("codec") == "mpeg4"
+      else ""
+  )
   url = _e(media_url(reel["reel"], page_dir))
-  return ('<section class="reel">\n<h2>Highlight reel</h2>\n'
-          f'<video id="reel" controls preload="metadata" src="{url}"></video>\n'
-          f'<p class="caption"><a href="{url}">{_e(os.path.basename(reel["reel"]))}</a>: '
-          f'{", ".join(f for f in facts if f)}{caveat}</p>\n</section>')
+  return (
+      '<section class="reel">\n<h2>Highlight reel</h2>\n'
+      f'<video id="reel" controls preload="metadata" src="{url}"></video>\n'
+      f'<p class="caption"><a href="{url}">{_e(os.path.basename(reel["reel"]))}</a>: '
+      f'{", ".join(f for f in facts if f)}{caveat}</p>\n</section>'
+  )
 
 
 _CSS = """
@@ -352,9 +392,13 @@ _JS = """
 """
 
 
-def render(result: Mapping[str, Any], video_index: int = 0, *,
-           page_dir: str | os.PathLike[str] | None = None,
-           video_path: str | os.PathLike[str] | None = None) -> str:
+def render(
+    result: Mapping[str, Any],
+    video_index: int = 0,
+    *,
+    page_dir: str | os.PathLike[str] | None = None,
+    video_path: str | os.PathLike[str] | None = None,
+) -> str:
   """The HTML page of one video of a `hl_jax.predict` result.
 
   Args:
@@ -382,14 +426,17 @@ def render(result: Mapping[str, Any], video_index: int = 0, *,
     video_path = source_videos[video_index]
   video_path = None if video_path is None else os.fspath(video_path)
   if video_path is not None:
-    player = (f'<video id="video" controls preload="auto" '
-              f'src="{_e(media_url(video_path, page_dir))}"></video>')
+    player = (
+        f'<video id="video" controls preload="auto" '
+        f'src="{_e(media_url(video_path, page_dir))}"></video>'
+    )
   else:
-    player = ('<p class="missing">No video file for this run (it scored features): '
-              "clicks move the playhead only.</p>")
+    player = (
+        '<p class="missing">No video file for this run (it scored features): '
+        "clicks move the playhead only.</p>"
+    )
   png = record.get("timeline_png")
-  png_link = (f' <a class="png" href="{_e(media_url(png, page_dir))}">(PNG)</a>'
-              if png else "")
+  png_link = f' <a class="png" href="{_e(media_url(png, page_dir))}">(PNG)</a>' if png else ""
   return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -413,9 +460,13 @@ def render(result: Mapping[str, Any], video_index: int = 0, *,
 """
 
 
-def write_page(path: str | os.PathLike[str], result: Mapping[str, Any],
-               video_index: int = 0, *,
-               video_path: str | os.PathLike[str] | None = None) -> pathlib.Path:
+def write_page(
+    path: str | os.PathLike[str],
+    result: Mapping[str, Any],
+    video_index: int = 0,
+    *,
+    video_path: str | os.PathLike[str] | None = None,
+) -> pathlib.Path:
   """Writes `render`'s page for one video to `path` (atomically); returns the path.
 
   Media are referenced relative to `path`'s folder (see `render`).
@@ -431,8 +482,7 @@ def write_page(path: str | os.PathLike[str], result: Mapping[str, Any],
   return path
 
 
-def page_path(output: str | os.PathLike[str], video_id: str, num_videos: int
-              ) -> pathlib.Path:
+def page_path(output: str | os.PathLike[str], video_id: str, num_videos: int) -> pathlib.Path:
   """Named like predict's reels: out/clip.json -> out/clip.html, or out/<stem>_<id>.html."""
   output = pathlib.Path(output)
   if num_videos == 1:
@@ -440,10 +490,13 @@ def page_path(output: str | os.PathLike[str], video_id: str, num_videos: int
   return output.with_name(f"{output.stem}_{video_id}.html")
 
 
-def write_pages(output: str | os.PathLike[str], result: Mapping[str, Any], *,
-                max_pages: int | None = None) -> list[pathlib.Path]:
+def write_pages(
+    output: str | os.PathLike[str], result: Mapping[str, Any], *, max_pages: int | None = None
+) -> list[pathlib.Path]:
   """Pages of the first `max_pages` (None: all) videos beside predict's JSON `output`."""
   videos = result.get("videos") or []
   count = len(videos) if max_pages is None else min(max_pages, len(videos))
-  return [write_page(page_path(output, str(videos[i]["video_id"]), len(videos)), result, i)
-          for i in range(count)]
+  return [
+      write_page(page_path(output, str(videos[i]["video_id"]), len(videos)), result, i)
+      for i in range(count)
+  ]

@@ -47,7 +47,6 @@ import numpy as np
 from hl_jax.core import files
 from hl_jax.video import decoding
 
-
 SEEK_GAP_SECONDS = 10.0
 
 
@@ -135,8 +134,7 @@ def reel_spans(moments: Sequence[dict[str, Any]], max_seconds: float) -> list[Sp
   return take_best(spans, max_seconds) if spans else []
 
 
-def _check_spans(video: str, spans: Sequence[Span], duration: float,
-                 slack: float) -> list[Span]:
+def _check_spans(video: str, spans: Sequence[Span], duration: float, slack: float) -> list[Span]:
   """The spans as float pairs, cut at `duration`; ValueError names a bad one."""
   if len(spans) == 0:
     raise ValueError(f"{video}: no spans to cut a reel from")
@@ -145,8 +143,9 @@ def _check_spans(video: str, spans: Sequence[Span], duration: float,
     try:
       start, end = (float(t) for t in span)
     except (TypeError, ValueError) as e:
-      raise ValueError(f"{video}: span {i} {span!r} is not a (start, end) pair "
-                       "of seconds") from e
+      raise ValueError(
+          f"{video}: span {i} {span!r} is not a (start, end) pair " "of seconds"
+      ) from e
     where = f"{video}: span {i} ({start}, {end})"
     if not (math.isfinite(start) and math.isfinite(end)):
       raise ValueError(f"{where} is not finite")
@@ -182,8 +181,7 @@ class _FrameCursor:
     self._rate = float(_frame_rate(stream))
     self._origin = None
     self._restart()
-    self._seek = (seek and self._next is not None and self._timed
-                  and stream.time_base is not None)
+    self._seek = seek and self._next is not None and self._timed and stream.time_base is not None
 
   def _restart(self) -> None:
     self._frames = self._decode()
@@ -227,8 +225,7 @@ class _FrameCursor:
 class _SoundCursor:
   """Source sound at non-decreasing positions (samples at `rate` from `origin` s)."""
 
-  def __init__(self, container: Any, stream: Any, origin: float, rate: int,
-               layout: str):
+  def __init__(self, container: Any, stream: Any, origin: float, rate: int, layout: str):
     self._container, self._stream = container, stream
     self._origin, self._rate, self._layout = origin, rate, layout
     self._channels = 1 if layout == "mono" else 2
@@ -238,15 +235,18 @@ class _SoundCursor:
     self._frames = self._container.decode(self._stream)
     self._resampler = decoding.import_av().AudioResampler("fltp", self._layout, self._rate)
     self._chunks: list[np.ndarray] = []
-    self._end: int | None = None    # the sample position just after the chunks
+    self._end: int | None = None  # the sample position just after the chunks
     self._done = False
 
   def _pull(self) -> None:
     """Decodes one source frame onto the chunks (silence over gaps)."""
     frame = next(self._frames, None)
     self._done = frame is None
-    pos = (None if frame is None or frame.time is None
-           else round((frame.time - self._origin) * self._rate))
+    pos = (
+        None
+        if frame is None or frame.time is None
+        else round((frame.time - self._origin) * self._rate)
+    )
     if self._end is None:
       self._end = pos or 0
     elif pos is not None and pos > self._end + self._rate // 100:  # a gap > 10 ms
@@ -269,8 +269,8 @@ class _SoundCursor:
     start = (self._end or 0) - buffer.shape[1]
     lo, hi = max(pos, start), min(pos + count, start + buffer.shape[1])
     if hi > lo:
-      out[:, lo - pos:hi - pos] = buffer[:, lo - start:hi - start]
-    self._chunks = [buffer[:, max(0, hi - start):]]  # later requests start later
+      out[:, lo - pos : hi - pos] = buffer[:, lo - start : hi - start]
+    self._chunks = [buffer[:, max(0, hi - start) :]]  # later requests start later
     return out
 
 
@@ -280,8 +280,9 @@ def _output_size(width: int, height: int, limit: int | None) -> tuple[int, int]:
   return max(2, scaled // 2 * 2), max(2, 2 * round(height * scaled / width / 2))
 
 
-def _add_video_stream(container: Any, codec: str, rate: fractions.Fraction,
-                      size: tuple[int, int]) -> Any:
+def _add_video_stream(
+    container: Any, codec: str, rate: fractions.Fraction, size: tuple[int, int]
+) -> Any:
   stream = container.add_stream(codec, rate=rate)
   stream.width, stream.height = size
   stream.pix_fmt = "yuv420p"
@@ -329,8 +330,14 @@ class _SoundTrack:
       self._out.mux(self._stream.encode(chunk))
 
 
-def _encode(video: str, partial: pathlib.Path, plan: Sequence[tuple[float, float, int]],
-            rate: fractions.Fraction, width: int | None, audio: bool) -> dict[str, Any]:
+def _encode(
+    video: str,
+    partial: pathlib.Path,
+    plan: Sequence[tuple[float, float, int]],
+    rate: fractions.Fraction,
+    width: int | None,
+    audio: bool,
+) -> dict[str, Any]:
   """Writes the reel of `plan` [(start, end, frames)] to `partial`."""
   av = decoding.import_av()
   codec, step = video_encoder(), fractions.Fraction(1) / rate
@@ -361,15 +368,27 @@ def _encode(video: str, partial: pathlib.Path, plan: Sequence[tuple[float, float
     out.mux(video_out.encode())
     if sound is not None:
       sound.close()
-  return {"duration_s": float(frames * step), "spans_s": used, "codec": codec,
-          "frames": frames, "audio": sound is not None, "fps": float(rate),
-          "size": list(size)}
+  return {
+      "duration_s": float(frames * step),
+      "spans_s": used,
+      "codec": codec,
+      "frames": frames,
+      "audio": sound is not None,
+      "fps": float(rate),
+      "size": list(size),
+  }
 
 
-def write_reel(video: str | os.PathLike[str], spans: Sequence[Span],
-               output: str | os.PathLike[str], *, max_seconds: float | None = None,
-               fps: float | None = None, width: int | None = None,
-               audio: bool = True) -> dict[str, Any]:
+def write_reel(
+    video: str | os.PathLike[str],
+    spans: Sequence[Span],
+    output: str | os.PathLike[str],
+    *,
+    max_seconds: float | None = None,
+    fps: float | None = None,
+    width: int | None = None,
+    audio: bool = True,
+) -> dict[str, Any]:
   """Cuts `spans` out of `video` and joins them, in time order, into an mp4.
 
   Args:
@@ -413,8 +432,9 @@ def write_reel(video: str | os.PathLike[str], spans: Sequence[Span],
   plan = [(a, b, round((b - a) * rate)) for a, b in merge_spans(spans)]
   plan = [(a, b, n) for a, b, n in plan if n > 0]
   if not plan:
-    raise ValueError(f"{video}: spans {spans} are all shorter than half a frame "
-                     f"at {float(rate):.3f} fps")
+    raise ValueError(
+        f"{video}: spans {spans} are all shorter than half a frame " f"at {float(rate):.3f} fps"
+    )
   output.parent.mkdir(parents=True, exist_ok=True)
   with files.atomic_output(output) as partial:
     result = _encode(video, partial, plan, rate, width, audio)

@@ -24,8 +24,9 @@ from hl_jax.eval import protocols
 from hl_jax.eval import reports
 
 
-def read_predictions(path: str | os.PathLike[str],
-                     videos: Sequence[benchmarks.Video]) -> dict[str, np.ndarray]:
+def read_predictions(
+    path: str | os.PathLike[str], videos: Sequence[benchmarks.Video]
+) -> dict[str, np.ndarray]:
   """Reads and checks a predictions file against the split's videos.
 
   Args:
@@ -50,19 +51,24 @@ def read_predictions(path: str | os.PathLike[str],
     if vid in lines:
       raise ValueError(f"{where}: already given on line {lines[vid]}")
     if vid not in num_clips:
-      raise ValueError(f"{where}: unknown video id, not one of the split's "
-                       f"{len(num_clips)} videos")
+      raise ValueError(
+          f"{where}: unknown video id, not one of the split's " f"{len(num_clips)} videos"
+      )
     if len(values) != num_clips[vid]:
-      raise ValueError(f"{where}: {len(values)} scores but the video has "
-                       f"{num_clips[vid]} clips")
+      raise ValueError(
+          f"{where}: {len(values)} scores but the video has " f"{num_clips[vid]} clips"
+      )
     if not np.isfinite(values).all():
-      raise ValueError(f"{where}: non-finite score at clip "
-                       f"{int(np.argmin(np.isfinite(values)))}")
+      raise ValueError(
+          f"{where}: non-finite score at clip " f"{int(np.argmin(np.isfinite(values)))}"
+      )
     scores[vid], lines[vid] = values, n
   missing = sorted(set(num_clips) - set(scores))
   if missing:
-    raise ValueError(f"{path}: no predictions for {len(missing)} of the split's "
-                     f"{len(num_clips)} videos: {missing[:10]}")
+    raise ValueError(
+        f"{path}: no predictions for {len(missing)} of the split's "
+        f"{len(num_clips)} videos: {missing[:10]}"
+    )
   return scores
 
 
@@ -87,7 +93,8 @@ def _parse_line(line: str, where: str) -> tuple[str, np.ndarray]:
     raise ValueError(f'{where}: expected {{"video_id": str, "scores": [float, ...]}}')
   values = record.get("scores")
   if not isinstance(values, list) or not all(
-      isinstance(x, (int, float)) and not isinstance(x, bool) for x in values):
+      isinstance(x, (int, float)) and not isinstance(x, bool) for x in values
+  ):
     raise ValueError(f"{where} (video {record['video_id']}): 'scores' must be a list of numbers")
   return record["video_id"], np.asarray(values, np.float64)
 
@@ -109,16 +116,25 @@ def scores_from_workdir(workdir: str, videos: Sequence[benchmarks.Video]) -> dic
   # pylint: disable=g-import-not-at-top  # pulls in orbax and the model
   from hl_jax.core import checkpointing
   from hl_jax.highlights import scorers
+
   try:
     return scorers.scores_from_workdir(workdir, videos)
   except checkpointing.CheckpointError as e:
     raise ValueError(str(e)) from e
 
 
-def run(benchmark: str, split: str, output: str | os.PathLike[str], *,
-        manual_dir: str | None = None, data_dir: str | None = None,
-        feature_set: str = "i3d_rgb", predictions: str | None = None,
-        workdir: str | None = None, random_seeds: int = 0) -> dict[str, Any]:
+def run(
+    benchmark: str,
+    split: str,
+    output: str | os.PathLike[str],
+    *,
+    manual_dir: str | None = None,
+    data_dir: str | None = None,
+    feature_set: str = "i3d_rgb",
+    predictions: str | None = None,
+    workdir: str | None = None,
+    random_seeds: int = 0,
+) -> dict[str, Any]:
   """Evaluates one source of scores and writes the report; see the module doc.
 
   Exactly one of `predictions`, `workdir` and `random_seeds` (> 0) is given;
@@ -131,28 +147,42 @@ def run(benchmark: str, split: str, output: str | os.PathLike[str], *,
   if random_seeds < 0:
     raise ValueError(f"random_seeds={random_seeds} must be >= 0 (0: no random baseline)")
   if pathlib.Path(output).suffix != ".json":
-    raise ValueError(f"report path {output} must end in .json (the .md and .png go "
-                     "next to it)")
-  sources = {"predictions": predictions, "workdir": workdir,
-             "random_seeds": random_seeds if random_seeds > 0 else None}
+    raise ValueError(f"report path {output} must end in .json (the .md and .png go " "next to it)")
+  sources = {
+      "predictions": predictions,
+      "workdir": workdir,
+      "random_seeds": random_seeds if random_seeds > 0 else None,
+  }
   given = [k for k, v in sources.items() if v is not None]
   if len(given) != 1:
-    raise app.UsageError("give exactly one of --predictions, --workdir and "
-                         f"--random_seeds=N (N > 0); got {given or 'none'}")
-  videos = benchmarks.load_benchmark(benchmark, split, manual_dir=manual_dir,
-                                     data_dir=data_dir, feature_set=feature_set)
+    raise app.UsageError(
+        "give exactly one of --predictions, --workdir and "
+        f"--random_seeds=N (N > 0); got {given or 'none'}"
+    )
+  videos = benchmarks.load_benchmark(
+      benchmark, split, manual_dir=manual_dir, data_dir=data_dir, feature_set=feature_set
+  )
   if not videos:
     raise ValueError(f"{benchmark} split {split!r} has no videos")
   if random_seeds:
     result = protocols.random_baseline(benchmark, videos, random_seeds, split=split)
   else:
-    scores = (read_predictions(predictions, videos) if predictions
-              else scores_from_workdir(workdir, videos))
+    scores = (
+        read_predictions(predictions, videos)
+        if predictions
+        else scores_from_workdir(workdir, videos)
+    )
     result = protocols.evaluate(benchmark, videos, scores, split=split)
   result["source"] = {given[0]: sources[given[0]]}
   result["feature_set"] = feature_set
   paths = reports.write_report(result, output)
-  logging.info("%s %s: mAP %.2f%%, HIT@1 %.2f%% over %d videos; wrote %s",
-               benchmark, split, 100 * result["mAP"], 100 * result["hit1"],
-               result["num_videos"], ", ".join(str(p) for p in paths.values()))
+  logging.info(
+      "%s %s: mAP %.2f%%, HIT@1 %.2f%% over %d videos; wrote %s",
+      benchmark,
+      split,
+      100 * result["mAP"],
+      100 * result["hit1"],
+      result["num_videos"],
+      ", ".join(str(p) for p in paths.values()),
+  )
   return result

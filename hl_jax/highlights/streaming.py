@@ -53,7 +53,6 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-
 START, END = "start", "end"
 
 
@@ -75,6 +74,7 @@ class StreamConfig:
     segment_seconds: length of one segment (for event times).
     stride_seconds: time between segment starts (None: segment_seconds).
   """
+
   smooth_segments: int = 3
   history_segments: int = 64
   min_history: int = 4
@@ -88,20 +88,27 @@ class StreamConfig:
   stride_seconds: float | None = None
 
   def __post_init__(self):
-    for name in ("smooth_segments", "history_segments", "min_history",
-                 "confirm_segments", "release_segments"):
+    for name in (
+        "smooth_segments",
+        "history_segments",
+        "min_history",
+        "confirm_segments",
+        "release_segments",
+    ):
       if getattr(self, name) < 1:
         raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
     if self.max_highlight_segments < 0:
-      raise ValueError(f"max_highlight_segments={self.max_highlight_segments} must be "
-                       ">= 0 (0: unbounded)")
+      raise ValueError(
+          f"max_highlight_segments={self.max_highlight_segments} must be " ">= 0 (0: unbounded)"
+      )
     for name in ("segment_seconds", "stride_seconds"):
       value = getattr(self, name)
       if value is not None and not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name}={value} must be a finite number of seconds > 0")
     if self.min_history > self.history_segments:
-      raise ValueError(f"min_history={self.min_history} exceeds history_segments="
-                       f"{self.history_segments}")
+      raise ValueError(
+          f"min_history={self.min_history} exceeds history_segments=" f"{self.history_segments}"
+      )
     if not self.exit_z < self.enter_z:
       raise ValueError(f"need exit_z ({self.exit_z}) < enter_z ({self.enter_z})")
     if self.max_latency_segments > self.latency_budget_segments:
@@ -109,7 +116,8 @@ class StreamConfig:
           f"worst-case latency {self.max_latency_segments} segments (moving-average "
           f"lag {self.lag_segments} + max(confirm_segments - 1, release_segments) = "
           f"max({self.confirm_segments - 1}, {self.release_segments})) exceeds "
-          f"latency_budget_segments={self.latency_budget_segments}")
+          f"latency_budget_segments={self.latency_budget_segments}"
+      )
 
   @property
   def lag_segments(self) -> int:
@@ -142,6 +150,7 @@ class Event:
     start_segment: the highlight's first segment (equal to `segment` for a
       start event).
   """
+
   kind: str
   segment: int
   time_s: float
@@ -169,17 +178,17 @@ class OnlineDetector:
 
   def __init__(self, config: StreamConfig):
     self.config = config
-    self._raw = np.zeros(config.smooth_segments, np.float64)      # ring, L
+    self._raw = np.zeros(config.smooth_segments, np.float64)  # ring, L
     self._history = np.zeros(config.history_segments, np.float64)  # ring, H
-    self._t = 0                 # segments seen
-    self._n = 0                 # of them with a finite score (ring positions)
+    self._t = 0  # segments seen
+    self._n = 0  # of them with a finite score (ring positions)
     self.skipped_segments = 0
     self._inside = False
-    self._armed = True          # False after a forced end until m < exit
-    self._run = 0               # length of the current confirming/releasing run
-    self._run_start = 0         # its first segment
-    self._start = 0             # first segment of the open highlight
-    self._last_end = -1         # last segment of the previous highlight
+    self._armed = True  # False after a forced end until m < exit
+    self._run = 0  # length of the current confirming/releasing run
+    self._run_start = 0  # its first segment
+    self._start = 0  # first segment of the open highlight
+    self._last_end = -1  # last segment of the previous highlight
 
   @property
   def segments_seen(self) -> int:
@@ -214,9 +223,15 @@ class OnlineDetector:
   def _event(self, kind: str, segment: int, emitted: int, score: float) -> Event:
     config = self.config
     time = segment * config.stride + (config.segment_seconds if kind == END else 0.0)
-    return Event(kind, segment, time, emitted,
-                 emitted * config.stride + config.segment_seconds, score,
-                 segment if kind == START else self._start)
+    return Event(
+        kind,
+        segment,
+        time,
+        emitted,
+        emitted * config.stride + config.segment_seconds,
+        score,
+        segment if kind == START else self._start,
+    )
 
   def _step(self, x: float) -> Event | None:
     config, t, n = self.config, self._t, self._n
@@ -283,8 +298,7 @@ class StreamingScorer:
   single segment or a few at a time cost one call each.
   """
 
-  def __init__(self, score_fn: Callable[[np.ndarray], np.ndarray],
-               config: StreamConfig):
+  def __init__(self, score_fn: Callable[[np.ndarray], np.ndarray], config: StreamConfig):
     """`score_fn` maps [C, D] features to [C] scores (`families.load_segment_scorer(workdir).score_segments`)."""
     self.score_fn = score_fn
     self.detector = OnlineDetector(config)

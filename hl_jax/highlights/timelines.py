@@ -28,8 +28,15 @@ def timeline(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
   for rank, moment in enumerate(record["moments"], start=1):
     ax.axvspan(moment["start_s"], moment["end_s"], color="tab:orange", alpha=0.3)
     # Alternate heights so the labels of neighbouring moments do not collide.
-    ax.text((moment["start_s"] + moment["end_s"]) / 2, 1.0 + 0.07 * (rank % 2), str(rank),
-            transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=8)
+    ax.text(
+        (moment["start_s"] + moment["end_s"]) / 2,
+        1.0 + 0.07 * (rank % 2),
+        str(rank),
+        transform=ax.get_xaxis_transform(),
+        ha="center",
+        va="bottom",
+        fontsize=8,
+    )
   ax.set_xlim(times[:, 0].min(), times[:, 1].max())
   ax.set_xlabel("time (s)")
   ax.set_ylabel("score f(x)")

@@ -28,11 +28,9 @@ import ml_collections
 import numpy as np
 
 from hl_jax.core import files
-from hl_jax.data import corpora
 from hl_jax.core import parallel
+from hl_jax.data import corpora
 from hl_jax.less_is_more import segment_table
-
-
 
 
 def _subsample(features: np.ndarray, max_segments: int) -> np.ndarray:
@@ -43,9 +41,13 @@ def _subsample(features: np.ndarray, max_segments: int) -> np.ndarray:
   return features[rows]
 
 
-def make_video_stream(data_source: Any, config: ml_collections.ConfigDict, *,
-                      process_index: int = 0,
-                      process_count: int = 1) -> grain.DatasetIterator:
+def make_video_stream(
+    data_source: Any,
+    config: ml_collections.ConfigDict,
+    *,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> grain.DatasetIterator:
   """A shuffled, endlessly repeated Grain stream of this host's videos.
 
   Args:
@@ -90,11 +92,12 @@ def make_video_stream(data_source: Any, config: ml_collections.ConfigDict, *,
 @dataclasses.dataclass
 class Window:
   """One filled table on the host, with where it came from."""
+
   table: segment_table.SegmentTable  # numpy arrays
-  video_ids: list[str]         # window-local video number -> video id
+  video_ids: list[str]  # window-local video number -> video id
   start_state: dict[str, Any]  # Grain state that re-reads this window
-  num_videos_read: int         # videos taken from the stream, rest included
-  num_rows: int                # filled rows of table.features (a prefix)
+  num_videos_read: int  # videos taken from the stream, rest included
+  num_rows: int  # filled rows of table.features (a prefix)
 
 
 class WindowReader:
@@ -104,8 +107,14 @@ class WindowReader:
   so windows never split a video and re-reading from `start_state` is exact.
   """
 
-  def __init__(self, stream: grain.DatasetIterator, capacity: int,
-               feature_dim: int, max_videos: int, dtype: np.dtype):
+  def __init__(
+      self,
+      stream: grain.DatasetIterator,
+      capacity: int,
+      feature_dim: int,
+      max_videos: int,
+      dtype: np.dtype,
+  ):
     self._stream = stream
     self._capacity = capacity
     self._feature_dim = feature_dim
@@ -147,13 +156,15 @@ class WindowReader:
         if rows.ndim != 2 or rows.shape[1] != self._feature_dim:
           raise ValueError(
               f"video {video['video_id']!r} has features of shape {rows.shape}, "
-              f"expected [num_segments, {self._feature_dim}]")
+              f"expected [num_segments, {self._feature_dim}]"
+          )
       size = sum(len(v["features"]) for v in videos)
       if filled + size > self._capacity:
         if filled == 0:
           raise ValueError(
               f"video {videos[0]['video_id']!r} (with its pair group) has {size} "
-              f"segments, more than input.table_segments={self._capacity}")
+              f"segments, more than input.table_segments={self._capacity}"
+          )
         self._pending = (state, item)
         break
       for video in videos:
@@ -170,16 +181,22 @@ class WindowReader:
       if read >= self._max_videos:
         break
       state, item = self._next()
-    return Window(segment_table.make_table(features, owner, buckets, groups), video_ids,
-                  window_start, read, filled)
+    return Window(
+        segment_table.make_table(features, owner, buckets, groups),
+        video_ids,
+        window_start,
+        read,
+        filled,
+    )
 
 
 def num_shards(config: ml_collections.ConfigDict) -> int:
   """S: input.num_shards, or one shard per host when it is 0."""
   shards = config.input.num_shards or jax.process_count()
   if shards % jax.process_count():
-    raise ValueError(f"input.num_shards={shards} is not a multiple of the "
-                     f"{jax.process_count()} hosts")
+    raise ValueError(
+        f"input.num_shards={shards} is not a multiple of the " f"{jax.process_count()} hosts"
+    )
   return shards
 
 
@@ -193,25 +210,25 @@ class TableFeeder:
   at the same steps.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, data: corpora.Corpus,
-               mesh: jax.sharding.Mesh):
+  def __init__(
+      self, config: ml_collections.ConfigDict, data: corpora.Corpus, mesh: jax.sharding.Mesh
+  ):
     shards, hosts = num_shards(config), jax.process_count()
     per_host = shards // hosts
-    self._shards = range(jax.process_index() * per_host,
-                         (jax.process_index() + 1) * per_host)
+    self._shards = range(jax.process_index() * per_host, (jax.process_index() + 1) * per_host)
     inp = config.input
     self._readers, self._shard_lens = [], []
     for shard in self._shards:
       shard_len = len(range(shard, len(data.train_source), shards))
       if shard_len == 0:
-        raise ValueError(f"{data.name}: no training videos in input shard {shard} "
-                         f"of {shards}")
-      stream = make_video_stream(
-          data.train_source, inp, process_index=shard, process_count=shards)
+        raise ValueError(f"{data.name}: no training videos in input shard {shard} " f"of {shards}")
+      stream = make_video_stream(data.train_source, inp, process_index=shard, process_count=shards)
       max_videos = min(inp.window_videos or shard_len, shard_len)
-      self._readers.append(WindowReader(
-          stream, inp.table_segments, data.feature_dim, max_videos,
-          jnp.dtype(inp.table_dtype)))
+      self._readers.append(
+          WindowReader(
+              stream, inp.table_segments, data.feature_dim, max_videos, jnp.dtype(inp.table_dtype)
+          )
+      )
       self._shard_lens.append(shard_len)
     self._name = data.name
     self._num_shards = shards
@@ -238,8 +255,10 @@ class TableFeeder:
 
   def input_state(self) -> dict[str, Any]:
     """What a checkpoint keeps (per host) to re-read the current windows."""
-    return {"window_starts": [w.start_state for w in self._windows],
-            "window_index": self._window_index}
+    return {
+        "window_starts": [w.start_state for w in self._windows],
+        "window_index": self._window_index,
+    }
 
   def current_table(self) -> segment_table.SegmentTable:
     """The device table of the current windows, reading them if needed."""
@@ -248,16 +267,18 @@ class TableFeeder:
     return self._table
 
   def should_refill(self, step: int) -> bool:
-    return (not self._static and step > 0 and self._refill_every > 0
-            and step % self._refill_every == 0)
+    return (
+        not self._static and step > 0 and self._refill_every > 0 and step % self._refill_every == 0
+    )
 
   def refill(self) -> segment_table.SegmentTable:
     self._window_index += 1
     self._read()
     return self._table
 
-  def videos_of_pairs(self, key: jax.Array, num_groups: int, group_size: int,
-                      bags: bool = False) -> list[str] | None:
+  def videos_of_pairs(
+      self, key: jax.Array, num_groups: int, group_size: int, bags: bool = False
+  ) -> list[str] | None:
     """Ids of the videos in the pairs `sample_pairs(table, key, ...)` draws
     from the current windows; None on multi-host runs (shards are remote)."""
     if jax.process_count() > 1 or self._windows is None:
@@ -286,20 +307,28 @@ class TableFeeder:
 
     def global_array(local: np.ndarray) -> jax.Array:
       return jax.make_array_from_process_local_data(
-          self._sharding, local, (shards,) + local.shape[1:])
+          self._sharding, local, (shards,) + local.shape[1:]
+      )
 
     if self._table is None:
       dtype = windows[0].table.features.dtype
-      features = jax.jit(lambda: jnp.zeros((shards, capacity, dim), dtype),
-                         out_shardings=self._sharding)()
+      features = jax.jit(
+          lambda: jnp.zeros((shards, capacity, dim), dtype), out_shardings=self._sharding
+      )()
     else:
       features, self._table = self._table.features, None  # Donated below.
     local = segment_table.stack_tables(
-        [w.table.replace(features=w.table.features[:rows]) for w in windows])
+        [w.table.replace(features=w.table.features[:rows]) for w in windows]
+    )
     features = _write_rows(features, global_array(local.features))
-    return local.replace(features=features, **{
-        field.name: global_array(getattr(local, field.name))
-        for field in dataclasses.fields(local) if field.name != "features"})
+    return local.replace(
+        features=features,
+        **{
+            field.name: global_array(getattr(local, field.name))
+            for field in dataclasses.fields(local)
+            if field.name != "features"
+        },
+    )
 
   def _read_windows(self) -> list[Window]:
     return [reader.read() for reader in self._readers]
@@ -316,12 +345,19 @@ class TableFeeder:
             f"{self._name}: window {self._window_index} of input shard {shard} has "
             f"{int(table.num_short)} short-video and {int(table.num_long)} "
             "long-video segments; pairs need both. Check the bucket thresholds "
-            "or raise input.table_segments / input.window_videos.")
-      logging.info("Shard %d window %d: %d videos, %d short and %d long segments",
-                   shard, self._window_index, len(window.video_ids),
-                   int(table.num_short), int(table.num_long))
+            "or raise input.table_segments / input.window_videos."
+        )
+      logging.info(
+          "Shard %d window %d: %d videos, %d short and %d long segments",
+          shard,
+          self._window_index,
+          len(window.video_ids),
+          int(table.num_short),
+          int(table.num_long),
+      )
     whole = self._window_index == 0 and all(
-        w.num_videos_read == n for w, n in zip(windows, self._shard_lens))
+        w.num_videos_read == n for w, n in zip(windows, self._shard_lens)
+    )
     self._static = _all_hosts(whole)
     if self._static:
       logging.info("The tables hold the whole corpus; no refills.")
@@ -348,6 +384,7 @@ def _max_over_hosts(value: int) -> int:
   if jax.process_count() == 1:
     return value
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
   return int(np.max(multihost_utils.process_allgather(np.array(value))))
 
 
@@ -356,4 +393,5 @@ def _all_hosts(value: bool) -> bool:
   if jax.process_count() == 1:
     return value
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
   return bool(np.all(multihost_utils.process_allgather(np.array(value))))

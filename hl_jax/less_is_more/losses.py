@@ -15,8 +15,9 @@ import jax.numpy as jnp
 import rax
 
 
-def pairwise_hinge(score_short: jnp.ndarray, score_long: jnp.ndarray,
-                   margin: float = 1.0) -> jnp.ndarray:
+def pairwise_hinge(
+    score_short: jnp.ndarray, score_long: jnp.ndarray, margin: float = 1.0
+) -> jnp.ndarray:
   """Hinge that asks a short-video segment to beat a long-video one by `margin`.
 
   Args:
@@ -30,8 +31,9 @@ def pairwise_hinge(score_short: jnp.ndarray, score_long: jnp.ndarray,
   return jax.nn.relu(margin - score_short + score_long)
 
 
-def _rax_pairs(score_short: jnp.ndarray, score_long: jnp.ndarray
-               ) -> tuple[jnp.ndarray, jnp.ndarray]:
+def _rax_pairs(
+    score_short: jnp.ndarray, score_long: jnp.ndarray
+) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Each pair as a two-item list with labels (1, 0): [..., n, 2] scores and labels."""
   scores = jnp.stack([score_short, score_long], axis=-1)
   labels = jnp.broadcast_to(jnp.array([1.0, 0.0], scores.dtype), scores.shape)
@@ -41,8 +43,9 @@ def _rax_pairs(score_short: jnp.ndarray, score_long: jnp.ndarray
 def _logistic(score_short, score_long, margin):
   del margin
   # Unreduced pairwise losses are [..., n, 2 * 2]; one entry is non-zero.
-  return jnp.sum(rax.pairwise_logistic_loss(*_rax_pairs(score_short, score_long),
-                                            reduce_fn=None), -1)
+  return jnp.sum(
+      rax.pairwise_logistic_loss(*_rax_pairs(score_short, score_long), reduce_fn=None), -1
+  )
 
 
 def _listwise_softmax(score_short, score_long, margin):
@@ -56,13 +59,12 @@ def _listwise_softmax(score_short, score_long, margin):
 # "logistic" is rax's pairwise logistic loss log(1 + exp(s_long - s_short)),
 # "softmax" is rax's listwise softmax cross-entropy -log softmax(s)_short (for
 # two items the two coincide; both are kept as the rax entry points).
-PAIR_LOSSES = {"hinge": pairwise_hinge,
-               "logistic": _logistic,
-               "softmax": _listwise_softmax}
+PAIR_LOSSES = {"hinge": pairwise_hinge, "logistic": _logistic, "softmax": _listwise_softmax}
 
 
-def pair_loss(kind: str, score_short: jnp.ndarray, score_long: jnp.ndarray,
-              margin: float = 1.0) -> jnp.ndarray:
+def pair_loss(
+    kind: str, score_short: jnp.ndarray, score_long: jnp.ndarray, margin: float = 1.0
+) -> jnp.ndarray:
   """The per-pair ranking loss named `kind` (`PAIR_LOSSES`), [..., n] -> [..., n]."""
   if kind not in PAIR_LOSSES:
     raise ValueError(f"unknown pair loss {kind!r}; one of {tuple(PAIR_LOSSES)}")
@@ -86,8 +88,7 @@ def uniform_weights(shape: tuple[int, ...]) -> jnp.ndarray:
   return jnp.full(shape, 1.0 / shape[-1], jnp.float32)
 
 
-def weighted_group_loss(pair_loss: jnp.ndarray,
-                        weights: jnp.ndarray) -> jnp.ndarray:
+def weighted_group_loss(pair_loss: jnp.ndarray, weights: jnp.ndarray) -> jnp.ndarray:
   """Per-group loss sum_i w_i * loss_i.
 
   Args:
@@ -114,12 +115,14 @@ def kept_fraction(progress: jnp.ndarray, valid_fraction: float) -> jnp.ndarray:
 
 def entropy(weights: jnp.ndarray) -> jnp.ndarray:
   """-sum_i w_i log w_i over the last axis (0 log 0 = 0), [..., n] -> [...]."""
-  return -jnp.sum(jnp.where(weights > 0, weights * jnp.log(jnp.where(weights > 0, weights, 1.0)),
-                            0.0), axis=-1)
+  return -jnp.sum(
+      jnp.where(weights > 0, weights * jnp.log(jnp.where(weights > 0, weights, 1.0)), 0.0), axis=-1
+  )
 
 
-def capped_simplex(logits: jnp.ndarray, budget: jnp.ndarray, keep: jnp.ndarray,
-                   iterations: int = 40) -> jnp.ndarray:
+def capped_simplex(
+    logits: jnp.ndarray, budget: jnp.ndarray, keep: jnp.ndarray, iterations: int = 40
+) -> jnp.ndarray:
   """Euclidean projection of the logits onto {0 <= w <= 1, sum_i w_i = budget}.
 
   w_i = clip(z_i - tau, 0, 1) over the kept entries (others 0), with tau found
@@ -137,8 +140,10 @@ def capped_simplex(logits: jnp.ndarray, budget: jnp.ndarray, keep: jnp.ndarray,
     [..., n] weights in [0, 1].
   """
   z = jnp.where(keep, logits.astype(jnp.float32), 0.0)
-  k = jnp.minimum(jnp.broadcast_to(budget, z.shape[:-1]).astype(jnp.float32),
-                  jnp.sum(keep, axis=-1).astype(jnp.float32))
+  k = jnp.minimum(
+      jnp.broadcast_to(budget, z.shape[:-1]).astype(jnp.float32),
+      jnp.sum(keep, axis=-1).astype(jnp.float32),
+  )
   zs = jax.lax.stop_gradient(z)
   big = 1e9
 
@@ -166,8 +171,7 @@ def capped_simplex(logits: jnp.ndarray, budget: jnp.ndarray, keep: jnp.ndarray,
   return jnp.where(jnp.isfinite(w), w, 0.0) * (k[..., None] > 0)
 
 
-def smallest_k(pair_loss: jnp.ndarray, budget: jnp.ndarray,
-               keep: jnp.ndarray) -> jnp.ndarray:
+def smallest_k(pair_loss: jnp.ndarray, budget: jnp.ndarray, keep: jnp.ndarray) -> jnp.ndarray:
   """Weight 1 on the round(budget) smallest kept losses of each row, else 0."""
   losses_ = jnp.where(keep, pair_loss, jnp.inf)
   rank = jnp.argsort(jnp.argsort(losses_, axis=-1), axis=-1)
@@ -185,7 +189,7 @@ def weight_diagnostics(weights: jnp.ndarray, pair_loss: jnp.ndarray) -> dict[str
   weights = jax.lax.stop_gradient(weights)
   total = jnp.sum(weights, -1, keepdims=True)
   normalised = weights / jnp.maximum(total, 1e-30)
-  squares = jnp.sum(normalised ** 2, -1)
+  squares = jnp.sum(normalised**2, -1)
   satisfied = (jax.lax.stop_gradient(pair_loss) <= 0.0).astype(jnp.float32)
   return {
       "weight_entropy": jnp.mean(entropy(normalised)),

@@ -14,12 +14,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-
 DROPOUT_MASKS = ("bytes", "flax")
 
 
-def byte_keep_mask(key: jax.Array, keep: float,
-                   shape: tuple[int, ...]) -> jnp.ndarray:
+def byte_keep_mask(key: jax.Array, keep: float, shape: tuple[int, ...]) -> jnp.ndarray:
   """A Bernoulli(keep) mask from random bytes: 4 elements per 32 random bits.
 
   keep must be a multiple of 1/256 (see `ByteDropout`). The bits are drawn with
@@ -47,6 +45,7 @@ class ByteDropout(nn.Module):
     rate: the drop probability.
     deterministic: no dropout if True.
   """
+
   rate: float
   deterministic: bool = False
 
@@ -72,6 +71,7 @@ class MLP(nn.Module):
     dtype: computation dtype.
     param_dtype: parameter dtype.
   """
+
   hidden: Sequence[int]
   dropout: float = 0.0
   dropout_masks: str = "bytes"
@@ -102,6 +102,7 @@ class Scorer(nn.Module):
       (e.g. ((0, 2048), (2048, 4096)): I3D rgb+flow and PANN audio), or one
       range alone to score one stream (((2048, 4096),): audio only).
   """
+
   hidden: Sequence[int]
   dropout: float = 0.0
   dtype: jnp.dtype = jnp.float32
@@ -111,14 +112,17 @@ class Scorer(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray, *, train: bool = False) -> jnp.ndarray:
     if not self.streams:
-      return MLP(self.hidden, self.dropout, self.dropout_masks, self.dtype,
-                 name="mlp")(x, train=train)
+      return MLP(self.hidden, self.dropout, self.dropout_masks, self.dtype, name="mlp")(
+          x, train=train
+      )
     if max(end for _, end in self.streams) > x.shape[-1]:
-      raise ValueError(f"model.streams {self.streams} reach beyond the {x.shape[-1]} "
-                       "features")
-    return sum(MLP(self.hidden, self.dropout, self.dropout_masks, self.dtype,
-                   name=f"mlp_{k}")(x[..., start:end], train=train)
-               for k, (start, end) in enumerate(self.streams))
+      raise ValueError(f"model.streams {self.streams} reach beyond the {x.shape[-1]} " "features")
+    return sum(
+        MLP(self.hidden, self.dropout, self.dropout_masks, self.dtype, name=f"mlp_{k}")(
+            x[..., start:end], train=train
+        )
+        for k, (start, end) in enumerate(self.streams)
+    )
 
 
 class PairWeigher(nn.Module):
@@ -126,17 +130,20 @@ class PairWeigher(nn.Module):
 
   The logit is normalised by a softmax over each group of pairs in the loss.
   """
+
   hidden: Sequence[int]
   dropout: float = 0.0
   dtype: jnp.dtype = jnp.float32
   dropout_masks: str = "bytes"
 
   @nn.compact
-  def __call__(self, x_short: jnp.ndarray, x_long: jnp.ndarray, *,
-               train: bool = False) -> jnp.ndarray:
+  def __call__(
+      self, x_short: jnp.ndarray, x_long: jnp.ndarray, *, train: bool = False
+  ) -> jnp.ndarray:
     x = jnp.concatenate([x_short, x_long], axis=-1)
-    return MLP(self.hidden, self.dropout, self.dropout_masks, self.dtype,
-               name="mlp")(x, train=train)
+    return MLP(self.hidden, self.dropout, self.dropout_masks, self.dtype, name="mlp")(
+        x, train=train
+    )
 
 
 def build(config: ml_collections.ConfigDict) -> tuple[Scorer, PairWeigher]:
@@ -144,15 +151,15 @@ def build(config: ml_collections.ConfigDict) -> tuple[Scorer, PairWeigher]:
   model = config.model
   masks = model.get("dropout_masks", "bytes")
   if masks not in DROPOUT_MASKS:
-    raise ValueError(f"model.dropout_masks={masks!r} is unknown; one of "
-                     f"{DROPOUT_MASKS}")
+    raise ValueError(f"model.dropout_masks={masks!r} is unknown; one of " f"{DROPOUT_MASKS}")
   if not 0.0 <= model.dropout < 1.0:
     raise ValueError(f"model.dropout={model.dropout} must be in [0, 1)")
   dtype = jnp.dtype(model.dtype)
   streams = tuple(tuple(int(b) for b in pair) for pair in model.get("streams", ()))
   if any(len(pair) != 2 or not 0 <= pair[0] < pair[1] for pair in streams):
-    raise ValueError(f"model.streams={streams!r} must be (start, end) column ranges "
-                     "with 0 <= start < end")
+    raise ValueError(
+        f"model.streams={streams!r} must be (start, end) column ranges " "with 0 <= start < end"
+    )
   scorer = Scorer(tuple(model.scorer_hidden), model.dropout, dtype, masks, streams)
   weigher = PairWeigher(tuple(model.weigher_hidden), model.dropout, dtype, masks)
   return scorer, weigher

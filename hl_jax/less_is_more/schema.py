@@ -72,18 +72,24 @@ def _tags(config: Any) -> list[str]:
   problems = []
   tag = config.corpus.tag
   if tag and config.corpus.domain:
-    problems.append(f"corpus.tag={tag!r} and corpus.domain={config.corpus.domain!r}: "
-                    "a tag model trains on every domain's videos; set one of them")
+    problems.append(
+        f"corpus.tag={tag!r} and corpus.domain={config.corpus.domain!r}: "
+        "a tag model trains on every domain's videos; set one of them"
+    )
   if tag and config.input.pair_within:
-    problems.append(f"corpus.tag={tag!r} pairs videos across domains; "
-                    f"input.pair_within={config.input.pair_within!r} would leave no pair")
+    problems.append(
+        f"corpus.tag={tag!r} pairs videos across domains; "
+        f"input.pair_within={config.input.pair_within!r} would leave no pair"
+    )
   return problems
 
 
 def _groups_over_devices(config: Any) -> list[str]:
   if config.num_devices and config.train.num_groups % config.num_devices:
-    return [f"train.num_groups={config.train.num_groups} is not divisible by "
-            f"num_devices={config.num_devices}"]
+    return [
+        f"train.num_groups={config.train.num_groups} is not divisible by "
+        f"num_devices={config.num_devices}"
+    ]
   return []
 
 
@@ -95,11 +101,15 @@ RESUMABLE = ("corpus.manual_dir", "eval.")
 # did (None: whatever the new config says; they did nothing in those runs).
 ADDED = {
     "train.weighting": "softmax",
-    "train.weight_schedule_steps": None, "train.weight_temperature_start": None,
-    "train.weight_entropy_bonus": None, "train.valid_fraction": None,
+    "train.weight_schedule_steps": None,
+    "train.weight_temperature_start": None,
+    "train.weight_entropy_bonus": None,
+    "train.valid_fraction": None,
     "input.pair_within": "",
     "corpus.holdout_fraction": 0.0,
-    "corpus.tag": "", "corpus.tag_pairs": "tag", "train.pair_groups": "random",
+    "corpus.tag": "",
+    "corpus.tag_pairs": "tag",
+    "train.pair_groups": "random",
     "model.streams": [],  # As config.json has it.
     "model_family": "less_is_more",
 }

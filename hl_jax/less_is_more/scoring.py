@@ -1,7 +1,7 @@
 """f as a scorer: per-segment scores from parameters, or from a training workdir.
 
-  scorer = families.load_scorer(workdir)       # a Less-is-More workdir comes here
-  scores = scorer.score_segments(features)     # [S, D] -> [S]
+scorer = families.load_scorer(workdir)       # a Less-is-More workdir comes here
+scores = scorer.score_segments(features)     # [S, D] -> [S]
 """
 
 from __future__ import annotations
@@ -33,14 +33,13 @@ def make_score_fn(scorer: Any, params_f: Any, *, chunk: int) -> evaluators.Score
     padded = -(-max(num, 1) // chunk) * chunk
     x = np.zeros((padded, features.shape[1]), np.float32)
     x[:num] = features
-    outs = [apply(params_f, x[i:i + chunk]) for i in range(0, padded, chunk)]
+    outs = [apply(params_f, x[i : i + chunk]) for i in range(0, padded, chunk)]
     return np.asarray(jnp.concatenate(outs))[:num]
 
   return score
 
 
-def feature_dim(config: ml_collections.ConfigDict, record: Mapping[str, Any],
-                params_f: Any) -> int:
+def feature_dim(config: ml_collections.ConfigDict, record: Mapping[str, Any], params_f: Any) -> int:
   """D, the width of the features f scores: the workdir's record says it.
 
   Workdirs written before config.json held the record: the evaluated
@@ -57,8 +56,12 @@ def feature_dim(config: ml_collections.ConfigDict, record: Mapping[str, Any],
   return int(params_f["mlp"]["Dense_0"]["kernel"].shape[0])
 
 
-def load_scorer(config: ml_collections.ConfigDict, record: Mapping[str, Any],
-                state: Mapping[str, Any], chunk: int | None) -> families.Scorer:
+def load_scorer(
+    config: ml_collections.ConfigDict,
+    record: Mapping[str, Any],
+    state: Mapping[str, Any],
+    chunk: int | None,
+) -> families.Scorer:
   """f of a restored Less-is-More checkpoint (`families.load_scorer` calls this).
 
   Args:
@@ -72,8 +75,10 @@ def load_scorer(config: ml_collections.ConfigDict, record: Mapping[str, Any],
   chunk = config.eval.chunk_segments if chunk is None else chunk
   score_fn = make_score_fn(scorer, params["f"], chunk=chunk)
   return families.Scorer(
-      family="less_is_more", step=int(state["step"]),
+      family="less_is_more",
+      step=int(state["step"]),
       feature_dim=feature_dim(config, record, params["f"]),
-      score_videos=lambda videos: evaluators.score_videos(score_fn,
-                                                          [v.features for v in videos]),
-      score_segments=score_fn, record=dict(record))
+      score_videos=lambda videos: evaluators.score_videos(score_fn, [v.features for v in videos]),
+      score_segments=score_fn,
+      record=dict(record),
+  )

@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
 SHORT, LONG, REST = 0, 1, 2  # The duration_corpus ClassLabel order.
 
 
@@ -43,6 +42,7 @@ class SegmentTable:
       short rows of the same video start in short_index (bag groups).
     short_video_count: [C] int32, how many there are.
   """
+
   features: jnp.ndarray
   video: jnp.ndarray
   short_index: jnp.ndarray
@@ -65,8 +65,9 @@ def stack_tables(tables: list[SegmentTable]) -> SegmentTable:
   return jax.tree.map(lambda *xs: np.stack(xs), *tables)
 
 
-def sample_pairs(table: SegmentTable, key: jax.Array, num_groups: int,
-                 group_size: int, bags: bool = False) -> tuple[jnp.ndarray, jnp.ndarray]:
+def sample_pairs(
+    table: SegmentTable, key: jax.Array, num_groups: int, group_size: int, bags: bool = False
+) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Samples (short, long) segment rows uniformly, inside the compiled step.
 
   The m groups are split evenly over the S shards: the groups of block s draw
@@ -97,21 +98,18 @@ def sample_pairs(table: SegmentTable, key: jax.Array, num_groups: int,
   key_short, key_long = jax.random.split(key)
   take = jax.vmap(lambda index, picks: index[picks])
   if bags:
-    first = jax.random.randint(key_short, shape[:2] + (1,), 0,
-                               table.num_short[:, None, None])
+    first = jax.random.randint(key_short, shape[:2] + (1,), 0, table.num_short[:, None, None])
     bag_start = take(table.short_video_start, first)
     bag_count = take(table.short_video_count, first)
     v = jax.random.uniform(jax.random.fold_in(key_short, 1), shape)
-    i = bag_start + jnp.minimum((v * bag_count).astype(jnp.int32),
-                                jnp.maximum(bag_count - 1, 0))
+    i = bag_start + jnp.minimum((v * bag_count).astype(jnp.int32), jnp.maximum(bag_count - 1, 0))
   else:
     i = jax.random.randint(key_short, shape, 0, table.num_short[:, None, None])
   j = jax.random.randint(key_long, shape, 0, table.num_long[:, None, None])
   start = take(table.short_partner_start, i)
   count = take(table.short_partner_count, i)
   u = jax.random.uniform(jax.random.fold_in(key_long, 1), shape)
-  in_group = start + jnp.minimum((u * count).astype(jnp.int32),
-                                 jnp.maximum(count - 1, 0))
+  in_group = start + jnp.minimum((u * count).astype(jnp.int32), jnp.maximum(count - 1, 0))
   j = jnp.where(count > 0, in_group, j)
   return take(table.short_index, i), take(table.long_index, j)
 
@@ -122,8 +120,9 @@ def gather_features(table: SegmentTable, rows: jnp.ndarray) -> jnp.ndarray:
   return features.reshape((-1,) + features.shape[2:])
 
 
-def make_table(features: np.ndarray, owner: np.ndarray, buckets: np.ndarray,
-                groups: np.ndarray | None = None) -> SegmentTable:
+def make_table(
+    features: np.ndarray, owner: np.ndarray, buckets: np.ndarray, groups: np.ndarray | None = None
+) -> SegmentTable:
   """The table of C filled-or-empty rows.
 
   Args:
@@ -150,8 +149,15 @@ def make_table(features: np.ndarray, owner: np.ndarray, buckets: np.ndarray,
   def pad(rows: np.ndarray) -> np.ndarray:
     return np.pad(rows.astype(np.int32), (0, capacity - len(rows)))
 
-  return SegmentTable(features=features, video=owner, short_index=pad(short),
-                      long_index=pad(long_), num_short=np.int32(len(short)),
-                      num_long=np.int32(len(long_)),
-                      short_partner_start=pad(start), short_partner_count=pad(count),
-                      short_video_start=pad(bag_start), short_video_count=pad(bag_count))
+  return SegmentTable(
+      features=features,
+      video=owner,
+      short_index=pad(short),
+      long_index=pad(long_),
+      num_short=np.int32(len(short)),
+      num_long=np.int32(len(long_)),
+      short_partner_start=pad(start),
+      short_partner_count=pad(count),
+      short_video_start=pad(bag_start),
+      short_video_count=pad(bag_count),
+  )

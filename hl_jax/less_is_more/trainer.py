@@ -54,6 +54,7 @@ class TrainState(run_loop.TrainState):
       (their update was not applied).
     em_prior: [] float32, Ranking-EM's prior valid-pair proportion p.
   """
+
   rng: jnp.ndarray
   nonfinite_steps: jnp.ndarray
   em_prior: jnp.ndarray
@@ -62,8 +63,9 @@ class TrainState(run_loop.TrainState):
 # train.optimizer -> the optax optimizer of a config's train section.
 OPTIMIZERS = {
     "adamw": lambda t: optax.adamw(t.learning_rate, weight_decay=t.weight_decay),
-    "sgd": lambda t: optax.chain(optax.add_decayed_weights(t.weight_decay),
-                                 optax.sgd(t.learning_rate, momentum=t.momentum)),
+    "sgd": lambda t: optax.chain(
+        optax.add_decayed_weights(t.weight_decay), optax.sgd(t.learning_rate, momentum=t.momentum)
+    ),
 }
 
 
@@ -73,9 +75,13 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   return OPTIMIZERS[config.train.optimizer](config.train)
 
 
-def init_state(config: ml_collections.ConfigDict, scorer: models.Scorer,
-               weigher: models.PairWeigher, tx: optax.GradientTransformation,
-               feature_dim: int) -> TrainState:
+def init_state(
+    config: ml_collections.ConfigDict,
+    scorer: models.Scorer,
+    weigher: models.PairWeigher,
+    tx: optax.GradientTransformation,
+    feature_dim: int,
+) -> TrainState:
   """A fresh state from `config.seed`."""
   rng = jax.random.PRNGKey(config.seed)
   key_f, key_h, key_run = jax.random.split(rng, 3)
@@ -83,15 +89,24 @@ def init_state(config: ml_collections.ConfigDict, scorer: models.Scorer,
   params = {"f": scorer.init(key_f, x)["params"]}
   if weightings.get(config.train.weighting).uses_h:
     params["h"] = weigher.init(key_h, x, x)["params"]
-  return TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
-                    rng=key_run, nonfinite_steps=jnp.int32(0),
-                    first_nonfinite_step=jnp.int32(-1),
-                    em_prior=jnp.float32(config.em.prior_init))
+  return TrainState(
+      step=jnp.int32(0),
+      params=params,
+      opt_state=tx.init(params),
+      rng=key_run,
+      nonfinite_steps=jnp.int32(0),
+      first_nonfinite_step=jnp.int32(-1),
+      em_prior=jnp.float32(config.em.prior_init),
+  )
 
 
-def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
-                    weigher: models.PairWeigher,
-                    tx: optax.GradientTransformation, mesh: jax.sharding.Mesh):
+def make_train_step(
+    config: ml_collections.ConfigDict,
+    scorer: models.Scorer,
+    weigher: models.PairWeigher,
+    tx: optax.GradientTransformation,
+    mesh: jax.sharding.Mesh,
+):
   """The jitted `(state, table) -> (state, metrics)` step over `mesh`."""
   m, n = config.train.num_groups, config.train.group_size
   bags = config.train.pair_groups == "video"
@@ -103,21 +118,24 @@ def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
 
   def loss_fn(params, em_prior, step, x_short, x_long, key):
     key_s, key_l, key_h = jax.random.split(key, 3)
-    f_short = scorer.apply({"params": params["f"]}, x_short, train=True,
-                           rngs={"dropout": key_s})
-    f_long = scorer.apply({"params": params["f"]}, x_long, train=True,
-                          rngs={"dropout": key_l})
+    f_short = scorer.apply({"params": params["f"]}, x_short, train=True, rngs={"dropout": key_s})
+    f_long = scorer.apply({"params": params["f"]}, x_long, train=True, rngs={"dropout": key_l})
     pair_loss = losses.pair_loss(config.train.pair_loss, f_short, f_long, margin)
     logits = None
     if weighting.uses_h:
-      logits = weigher.apply({"params": params["h"]}, x_short, x_long,
-                             train=True, rngs={"dropout": key_h})
-    pairs = weightings.Pairs(pair_loss=pair_loss, score_gap=f_short - f_long, logits=logits,
-                             step=step, em_prior=em_prior)
+      logits = weigher.apply(
+          {"params": params["h"]}, x_short, x_long, train=True, rngs={"dropout": key_h}
+      )
+    pairs = weightings.Pairs(
+        pair_loss=pair_loss, score_gap=f_short - f_long, logits=logits, step=step, em_prior=em_prior
+    )
     weights, terms, aux = weighting.weigh(pairs, config)
     loss = jnp.mean(weightings.group_loss(terms))
-    aux.update(loss=loss, pair_loss_unweighted=jnp.mean(pair_loss),
-               pair_accuracy=jnp.mean((f_short > f_long).astype(jnp.float32)))
+    aux.update(
+        loss=loss,
+        pair_loss_unweighted=jnp.mean(pair_loss),
+        pair_accuracy=jnp.mean((f_short > f_long).astype(jnp.float32)),
+    )
     aux.update(losses.weight_diagnostics(weights, pair_loss))
     return loss, aux
 
@@ -127,28 +145,38 @@ def make_train_step(config: ml_collections.ConfigDict, scorer: models.Scorer,
     rows_short, rows_long = segment_table.sample_pairs(table, key_pairs, m, n, bags)
     rows_short = jax.lax.with_sharding_constraint(rows_short, rows_sharding)
     rows_long = jax.lax.with_sharding_constraint(rows_long, rows_sharding)
-    x_short, x_long = (jax.lax.with_sharding_constraint(
-        segment_table.gather_features(table, rows).astype(compute_dtype),
-        pairs_sharding) for rows in (rows_short, rows_long))
+    x_short, x_long = (
+        jax.lax.with_sharding_constraint(
+            segment_table.gather_features(table, rows).astype(compute_dtype), pairs_sharding
+        )
+        for rows in (rows_short, rows_long)
+    )
     grads, aux = jax.grad(loss_fn, has_aux=True)(
-        state.params, state.em_prior, state.step, x_short, x_long, key_dropout)
+        state.params, state.em_prior, state.step, x_short, x_long, key_dropout
+    )
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     finite = run_loop.all_finite(aux["loss"], grads)
     new_state = run_loop.guarded_update(
-        state, finite, params, opt_state,
-        nonfinite_steps=state.nonfinite_steps + (~finite).astype(jnp.int32))
+        state,
+        finite,
+        params,
+        opt_state,
+        nonfinite_steps=state.nonfinite_steps + (~finite).astype(jnp.int32),
+    )
     if weighting.updates_prior:
-      new_prior = weightings.update_prior(state.em_prior, aux["em_posterior"],
-                                          config.em.prior_rate)
-      new_state = new_state.replace(
-          em_prior=jnp.where(finite, new_prior, state.em_prior))
+      new_prior = weightings.update_prior(state.em_prior, aux["em_posterior"], config.em.prior_rate)
+      new_state = new_state.replace(em_prior=jnp.where(finite, new_prior, state.em_prior))
       aux["em_prior"] = new_state.em_prior
     return new_state, aux
 
   replicated = parallel.replicated(mesh)
-  return jax.jit(train_step, in_shardings=(replicated, parallel.per_shard(mesh)),
-                 out_shardings=(replicated, replicated), donate_argnums=0)
+  return jax.jit(
+      train_step,
+      in_shardings=(replicated, parallel.per_shard(mesh)),
+      out_shardings=(replicated, replicated),
+      donate_argnums=0,
+  )
 
 
 def title(config: ml_collections.ConfigDict) -> str:
@@ -163,18 +191,24 @@ class Trainer:
     corpus: the opened training corpus.
     evaluators: what every evaluation runs, in order.
   """
+
   unit = "pairs"
 
   def __init__(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
     if config.train.num_groups % mesh.size:
       raise config_checks.ConfigError(
           f"train.num_groups={config.train.num_groups} is not divisible by the {mesh.size} "
-          "devices")
+          "devices"
+      )
     self._config, self._mesh = config, mesh
     self.corpus = corpora.load_corpus(config)
-    logging.info("Corpus %s: %d training videos, feature dim %d, %d eval videos",
-                 self.corpus.name, len(self.corpus.train_source), self.corpus.feature_dim,
-                 len(self.corpus.eval_videos))
+    logging.info(
+        "Corpus %s: %d training videos, feature dim %d, %d eval videos",
+        self.corpus.name,
+        len(self.corpus.train_source),
+        self.corpus.feature_dim,
+        len(self.corpus.eval_videos),
+    )
     self.evaluators = evaluators.make_evaluators(config, self.corpus)
     self._scorer, self._weigher = models.build(config)
     self._tx = make_optimizer(config)
@@ -184,15 +218,18 @@ class Trainer:
     self._window_first_step: int | None = None
     self.units_per_step = config.train.num_groups * config.train.group_size
     self.scorer_record = {
-        "family": "less_is_more", "feature_dim": self.corpus.feature_dim,
+        "family": "less_is_more",
+        "feature_dim": self.corpus.feature_dim,
         "streams": [list(s) for s in config.model.streams],
         "feature_set": config.eval.feature_set if config.eval.benchmarks else None,
-        "corpus": self.corpus.name}
+        "corpus": self.corpus.name,
+    }
 
   def init_state(self) -> TrainState:
-    return jax.device_put(init_state(self._config, self._scorer, self._weigher, self._tx,
-                                     self.corpus.feature_dim),
-                          parallel.replicated(self._mesh))
+    return jax.device_put(
+        init_state(self._config, self._scorer, self._weigher, self._tx, self.corpus.feature_dim),
+        parallel.replicated(self._mesh),
+    )
 
   def restore_input(self, input_state: dict[str, Any] | None) -> None:
     if input_state is not None:
@@ -212,8 +249,11 @@ class Trainer:
 
   def evaluate(self, state: TrainState, step: int) -> dict[str, Any]:
     """Runs every evaluator on f: {"step", <evaluator name>: its results}."""
-    score_fn = scoring.make_score_fn(self._scorer, parallel.first_replica(state.params["f"]),
-                                     chunk=self._config.eval.chunk_segments)
+    score_fn = scoring.make_score_fn(
+        self._scorer,
+        parallel.first_replica(state.params["f"]),
+        chunk=self._config.eval.chunk_segments,
+    )
     results: dict[str, Any] = {"step": step}
     for evaluator in self.evaluators:
       results[evaluator.name] = result = evaluator.run(score_fn)
@@ -224,22 +264,28 @@ class Trainer:
     return evaluators.scalars(evaluation)
 
   def describe(self, means: dict[str, float]) -> str:
-    return (f"loss {means['loss']:.4f} pair_acc {means['pair_accuracy']:.3f} "
-            f"pairs/group {means['effective_pairs']:.2f}")
+    return (
+        f"loss {means['loss']:.4f} pair_acc {means['pair_accuracy']:.3f} "
+        f"pairs/group {means['effective_pairs']:.2f}"
+    )
 
   def where_nonfinite(self, state: TrainState, step: int) -> str:
     """The videos of step `step`'s pairs, when they came from the current windows."""
     if self._window_first_step is None or step < self._window_first_step:
       return ""
     key = jax.random.fold_in(parallel.first_replica(state.rng), step)
-    videos = self._feeder.videos_of_pairs(jax.random.split(key)[0],
-                                          self._config.train.num_groups,
-                                          self._config.train.group_size,
-                                          self._config.train.pair_groups == "video")
+    videos = self._feeder.videos_of_pairs(
+        jax.random.split(key)[0],
+        self._config.train.num_groups,
+        self._config.train.group_size,
+        self._config.train.pair_groups == "video",
+    )
     if not videos:
       return ""
-    return (f"; its pairs came from videos {', '.join(videos[:20])}"
-            f"{' ...' if len(videos) > 20 else ''}")
+    return (
+        f"; its pairs came from videos {', '.join(videos[:20])}"
+        f"{' ...' if len(videos) > 20 else ''}"
+    )
 
   def results(self, final: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
     """The final evaluation, and with held-out videos the one they select.
@@ -251,9 +297,13 @@ class Trainer:
     selected = heldout.select(history)
     if selected is not None:
       results["selected"] = selected
-      logging.info("Selected step %d of %d evaluations by %s (%.4f)", selected["step"],
-                   len(history), selected["selected_by"],
-                   selected["heldout"]["heldout"]["pair_accuracy"])
+      logging.info(
+          "Selected step %d of %d evaluations by %s (%.4f)",
+          selected["step"],
+          len(history),
+          selected["selected_by"],
+          selected["heldout"]["heldout"]["pair_accuracy"],
+      )
     return results
 
   def markdown(self, results: dict[str, Any]) -> str:

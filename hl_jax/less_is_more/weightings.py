@@ -53,6 +53,7 @@ class Pairs:
     step: [] int32, the train step (for schedules).
     em_prior: [] float32, Ranking-EM's prior valid-pair proportion p.
   """
+
   pair_loss: jnp.ndarray
   score_gap: jnp.ndarray
   logits: jnp.ndarray | None
@@ -62,8 +63,9 @@ class Pairs:
 
 # (pairs, config) -> ([m, n] weights, the [m] per-group loss terms whose sum is
 # minimised (f's, then h's for a weighting with h), {name: [] diagnostic}).
-WeighFn = Callable[[Pairs, Any],
-                   tuple[jnp.ndarray, tuple[jnp.ndarray, ...], dict[str, jnp.ndarray]]]
+WeighFn = Callable[
+    [Pairs, Any], tuple[jnp.ndarray, tuple[jnp.ndarray, ...], dict[str, jnp.ndarray]]
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +80,7 @@ class Weighting:
     updates_prior: whether the step updates `em_prior` from aux "em_posterior".
     summary: one line for tables and docs.
   """
+
   name: str
   uses_h: bool
   weigh: WeighFn
@@ -116,8 +119,11 @@ def _ranking_em(pairs: Pairs, config: Any):
   del config
   posterior = em_posterior(jax.lax.stop_gradient(pairs.score_gap), pairs.em_prior)
   weights = posterior / jnp.sum(posterior, axis=-1, keepdims=True)
-  return (weights, (losses.weighted_group_loss(pairs.pair_loss, weights),),
-          {"em_posterior": jnp.mean(posterior)})
+  return (
+      weights,
+      (losses.weighted_group_loss(pairs.pair_loss, weights),),
+      {"em_posterior": jnp.mean(posterior)},
+  )
 
 
 def _softmax(pairs: Pairs, config: Any):
@@ -128,8 +134,9 @@ def _softmax(pairs: Pairs, config: Any):
   return weights, (loss_f, loss_h), {}
 
 
-def _detached_losses(pair_loss: jnp.ndarray, weights: jnp.ndarray, scale: Any = 1.0
-                     ) -> tuple[jnp.ndarray, jnp.ndarray]:
+def _detached_losses(
+    pair_loss: jnp.ndarray, weights: jnp.ndarray, scale: Any = 1.0
+) -> tuple[jnp.ndarray, jnp.ndarray]:
   """f's loss on detached weights, h's on detached losses: (loss_f, loss_h), [m] each."""
   loss_f = scale * losses.weighted_group_loss(pair_loss, jax.lax.stop_gradient(weights))
   loss_h = scale * losses.weighted_group_loss(jax.lax.stop_gradient(pair_loss), weights)
@@ -168,8 +175,9 @@ def _capped_simplex(pairs: Pairs, config: Any):
   n = pairs.pair_loss.shape[-1]
   kept = losses.kept_fraction(progress, config.train.valid_fraction)
   weights = losses.capped_simplex(pairs.logits, kept * n, _unsatisfied(pairs))
-  loss_f, loss_h = _detached_losses(pairs.pair_loss, weights,
-                                    _budget_scale(pairs, progress, config))
+  loss_f, loss_h = _detached_losses(
+      pairs.pair_loss, weights, _budget_scale(pairs, progress, config)
+  )
   return weights, (loss_f, loss_h), {}
 
 
@@ -177,34 +185,59 @@ def _self_paced(pairs: Pairs, config: Any):
   progress = _progress(pairs, config)
   n = pairs.pair_loss.shape[-1]
   kept = losses.kept_fraction(progress, config.train.valid_fraction)
-  weights = losses.smallest_k(jax.lax.stop_gradient(pairs.pair_loss), kept * n,
-                              _unsatisfied(pairs))
-  loss_f, loss_h = _detached_losses(pairs.pair_loss, weights,
-                                    _budget_scale(pairs, progress, config))
+  weights = losses.smallest_k(jax.lax.stop_gradient(pairs.pair_loss), kept * n, _unsatisfied(pairs))
+  loss_f, loss_h = _detached_losses(
+      pairs.pair_loss, weights, _budget_scale(pairs, progress, config)
+  )
   return weights, (loss_f, loss_h), {}
 
 
 _SCHEDULE = ("train.weight_schedule_steps",)
-WEIGHTINGS: dict[str, Weighting] = {w.name: w for w in (
-    Weighting("softmax", True, _softmax,
-              summary="the paper's joint model: softmax(h) per group"),
-    Weighting("ranking_d", False, _ranking_d,
-              summary="Ranking-D: 1/n per pair, no h"),
-    Weighting("ranking_em", False, _ranking_em, ("em.prior_init", "em.prior_rate"),
-              updates_prior=True,
-              summary="Ranking-EM: normalised EM posteriors that a pair is valid, no h"),
-    Weighting("detached", True, _detached,
-              summary="softmax(h) over the unsatisfied pairs; f trains on detached weights"),
-    Weighting("tempered", True, _tempered,
-              _SCHEDULE + ("train.weight_temperature_start", "train.weight_entropy_bonus"),
-              summary="detached, softmax(h / T) with T falling to 1 over the schedule"),
-    Weighting("capped_simplex", True, _capped_simplex,
-              _SCHEDULE + ("train.valid_fraction",),
-              summary="h's logits projected onto {0 <= w <= 1, sum w = q n}, q falling "
-                      "to train.valid_fraction"),
-    Weighting("self_paced", False, _self_paced, _SCHEDULE + ("train.valid_fraction",),
-              summary="weight 1 on the q n smallest-loss unsatisfied pairs, no h"),
-)}
+WEIGHTINGS: dict[str, Weighting] = {
+    w.name: w
+    for w in (
+        Weighting(
+            "softmax", True, _softmax, summary="the paper's joint model: softmax(h) per group"
+        ),
+        Weighting("ranking_d", False, _ranking_d, summary="Ranking-D: 1/n per pair, no h"),
+        Weighting(
+            "ranking_em",
+            False,
+            _ranking_em,
+            ("em.prior_init", "em.prior_rate"),
+            updates_prior=True,
+            summary="Ranking-EM: normalised EM posteriors that a pair is valid, no h",
+        ),
+        Weighting(
+            "detached",
+            True,
+            _detached,
+            summary="softmax(h) over the unsatisfied pairs; f trains on detached weights",
+        ),
+        Weighting(
+            "tempered",
+            True,
+            _tempered,
+            _SCHEDULE + ("train.weight_temperature_start", "train.weight_entropy_bonus"),
+            summary="detached, softmax(h / T) with T falling to 1 over the schedule",
+        ),
+        Weighting(
+            "capped_simplex",
+            True,
+            _capped_simplex,
+            _SCHEDULE + ("train.valid_fraction",),
+            summary="h's logits projected onto {0 <= w <= 1, sum w = q n}, q falling "
+            "to train.valid_fraction",
+        ),
+        Weighting(
+            "self_paced",
+            False,
+            _self_paced,
+            _SCHEDULE + ("train.valid_fraction",),
+            summary="weight 1 on the q n smallest-loss unsatisfied pairs, no h",
+        ),
+    )
+}
 NAMES = tuple(WEIGHTINGS)
 # Every key some weighting reads: a run's config may change the ones its own
 # weighting does not read without changing the run.

@@ -64,15 +64,15 @@ from typing import Sequence
 
 import numpy as np
 
-
 METHODS = ("knn", "centroid", "video_max")
 
 
 NORMALIZATIONS = ("l2", "centered_l2")
 
 
-def _flatten(features: Sequence[np.ndarray], groups: Sequence[str],
-             what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _flatten(
+    features: Sequence[np.ndarray], groups: Sequence[str], what: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """[N, D] float32 rows, [N] video index, [N] group name of a list of videos."""
   if len(features) != len(groups):
     raise ValueError(f"{what}: {len(features)} feature arrays but {len(groups)} groups")
@@ -80,8 +80,10 @@ def _flatten(features: Sequence[np.ndarray], groups: Sequence[str],
     raise ValueError(f"{what}: no videos")
   dims = {np.shape(f)[1] if np.ndim(f) == 2 else None for f in features}
   if len(dims) != 1 or None in dims:
-    raise ValueError(f"{what}: every video needs [T, D] features with one D, got "
-                     f"shapes {sorted({np.shape(f) for f in features})[:5]}")
+    raise ValueError(
+        f"{what}: every video needs [T, D] features with one D, got "
+        f"shapes {sorted({np.shape(f) for f in features})[:5]}"
+    )
   lengths = [len(f) for f in features]
   rows = np.concatenate([np.asarray(f, np.float32) for f in features])
   video = np.repeat(np.arange(len(features)), lengths)
@@ -113,12 +115,18 @@ def _video_max(sims: np.ndarray, ref_video: np.ndarray) -> np.ndarray:
   return np.nanmean(best, axis=1)
 
 
-def recurrence_scores(videos_features: Sequence[np.ndarray], groups: Sequence[str], *,
-                      reference_features: Sequence[np.ndarray] | None = None,
-                      reference_groups: Sequence[str] | None = None,
-                      method: str = "knn", k: int = 20, normalize: str = "l2",
-                      exclude_same_video: bool = True,
-                      chunk_size: int = 1024) -> list[np.ndarray]:
+def recurrence_scores(
+    videos_features: Sequence[np.ndarray],
+    groups: Sequence[str],
+    *,
+    reference_features: Sequence[np.ndarray] | None = None,
+    reference_groups: Sequence[str] | None = None,
+    method: str = "knn",
+    k: int = 20,
+    normalize: str = "l2",
+    exclude_same_video: bool = True,
+    chunk_size: int = 1024,
+) -> list[np.ndarray]:
   """Per-segment recurrence of each video's segments in other videos of its group.
 
   Args:
@@ -146,8 +154,10 @@ def recurrence_scores(videos_features: Sequence[np.ndarray], groups: Sequence[st
       group has no reference segment (naming the group).
   """
   if method not in METHODS or normalize not in NORMALIZATIONS:
-    raise ValueError(f"method {method!r} / normalize {normalize!r}: expected one of "
-                     f"{list(METHODS)} / {list(NORMALIZATIONS)}")
+    raise ValueError(
+        f"method {method!r} / normalize {normalize!r}: expected one of "
+        f"{list(METHODS)} / {list(NORMALIZATIONS)}"
+    )
   if k < 1 or chunk_size < 1:
     raise ValueError(f"k={k} and chunk_size={chunk_size} must be >= 1")
   queries, q_video, q_group = _flatten(videos_features, groups, "queries")
@@ -162,8 +172,11 @@ def recurrence_scores(videos_features: Sequence[np.ndarray], groups: Sequence[st
     refs, r_video, r_group = _flatten(reference_features, reference_groups, "reference")
     if refs.shape[1] != queries.shape[1]:
       raise ValueError(f"queries are {queries.shape[1]}-d, reference {refs.shape[1]}-d")
-  center = (refs.astype(np.float64).mean(axis=0).astype(np.float32)
-            if normalize == "centered_l2" else None)
+  center = (
+      refs.astype(np.float64).mean(axis=0).astype(np.float32)
+      if normalize == "centered_l2"
+      else None
+  )
   q_unit = _unit(queries, center)
   r_unit = q_unit if transductive else _unit(refs, center)
   exclude = transductive and exclude_same_video
@@ -171,29 +184,45 @@ def recurrence_scores(videos_features: Sequence[np.ndarray], groups: Sequence[st
   for group in sorted(set(q_group)):
     q_rows, r_rows = np.flatnonzero(q_group == group), np.flatnonzero(r_group == group)
     _check_reference(group, q_video[q_rows], r_video[r_rows], exclude)
-    out[q_rows] = _group_scores(q_unit[q_rows], q_video[q_rows], r_unit[r_rows],
-                                r_video[r_rows], method=method, k=k, exclude=exclude,
-                                chunk_size=chunk_size)
+    out[q_rows] = _group_scores(
+        q_unit[q_rows],
+        q_video[q_rows],
+        r_unit[r_rows],
+        r_video[r_rows],
+        method=method,
+        k=k,
+        exclude=exclude,
+        chunk_size=chunk_size,
+    )
   return np.split(out, np.cumsum([len(f) for f in videos_features])[:-1])
 
 
-def _check_reference(group: str, q_video: np.ndarray, r_video: np.ndarray,
-                     exclude: bool) -> None:
+def _check_reference(group: str, q_video: np.ndarray, r_video: np.ndarray, exclude: bool) -> None:
   """Raises unless every query video of `group` has a reference segment."""
   if exclude:  # A segment of another video.
     lonely = [v for v in np.unique(q_video) if not np.any(r_video != v)]
   else:
     lonely = [] if len(r_video) else list(np.unique(q_video))
   if lonely:
-    raise ValueError(f"group {group!r}: no reference segments for {len(lonely)} "
-                     f"query video(s) (reference set: "
-                     f"{'the other query videos' if exclude else 'the given videos'} "
-                     "of the group)")
+    raise ValueError(
+        f"group {group!r}: no reference segments for {len(lonely)} "
+        f"query video(s) (reference set: "
+        f"{'the other query videos' if exclude else 'the given videos'} "
+        "of the group)"
+    )
 
 
-def _group_scores(q_unit: np.ndarray, q_video: np.ndarray, ref: np.ndarray,
-                  r_video: np.ndarray, *, method: str, k: int, exclude: bool,
-                  chunk_size: int) -> np.ndarray:
+def _group_scores(
+    q_unit: np.ndarray,
+    q_video: np.ndarray,
+    ref: np.ndarray,
+    r_video: np.ndarray,
+    *,
+    method: str,
+    k: int,
+    exclude: bool,
+    chunk_size: int,
+) -> np.ndarray:
   """[N_g] scores of one group's query rows against its reference rows [M_g, D]."""
   if method == "centroid":
     return _centroid(q_unit, q_video, ref, r_video, exclude)
@@ -207,8 +236,9 @@ def _group_scores(q_unit: np.ndarray, q_video: np.ndarray, ref: np.ndarray,
   return out
 
 
-def _centroid(q_unit: np.ndarray, q_video: np.ndarray, ref: np.ndarray,
-              ref_video: np.ndarray, exclude: bool) -> np.ndarray:
+def _centroid(
+    q_unit: np.ndarray, q_video: np.ndarray, ref: np.ndarray, ref_video: np.ndarray, exclude: bool
+) -> np.ndarray:
   """[N_g] mean cosine of each query row to the group's reference rows."""
   total, count = ref.astype(np.float64).sum(axis=0), len(ref)
   out = np.empty(len(q_unit), np.float64)

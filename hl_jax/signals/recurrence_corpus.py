@@ -75,11 +75,10 @@ from absl import logging
 from etils import epath
 import numpy as np
 
-from hl_jax.data import features_file
 from hl_jax.core import files
+from hl_jax.data import features_file
 from hl_jax.signals import recurrence
 from tfds_builders.duration_corpus import readers
-
 
 COLUMN = "segment_signal"
 
@@ -99,6 +98,7 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 @dataclasses.dataclass(frozen=True)
 class Manifest:
   """A manifest as read: its file, columns, raw rows and validated records."""
+
   path: pathlib.Path
   columns: list[str]
   rows: list[dict[str, Any]]
@@ -108,6 +108,7 @@ class Manifest:
 @dataclasses.dataclass(frozen=True)
 class Built:
   """What `build` wrote: the new manifest, for `num_videos` videos of width D."""
+
   manifest: pathlib.Path
   num_videos: int
   feature_dim: int
@@ -143,13 +144,16 @@ def load_all_features(records: Sequence[readers.VideoRecord]) -> list[np.ndarray
   for record in records:
     features.append(load_features(record))
     if features[-1].shape[1] != features[0].shape[1]:
-      raise ValueError(f"{record.where}: features are {features[-1].shape[1]}-d but "
-                       f"video {records[0].video_id!r}'s are {features[0].shape[1]}-d")
+      raise ValueError(
+          f"{record.where}: features are {features[-1].shape[1]}-d but "
+          f"video {records[0].video_id!r}'s are {features[0].shape[1]}-d"
+      )
   return features
 
 
-def score_videos(features: Sequence[np.ndarray], domains: Sequence[str], *,
-                 k: int = 20, group_by: str = "domain") -> list[np.ndarray]:
+def score_videos(
+    features: Sequence[np.ndarray], domains: Sequence[str], *, k: int = 20, group_by: str = "domain"
+) -> list[np.ndarray]:
   """Per video, its [T_i] float32 recurrence against the other videos of its group.
 
   Args:
@@ -166,24 +170,32 @@ def score_videos(features: Sequence[np.ndarray], domains: Sequence[str], *,
   if group_by not in GROUP_BY:
     raise ValueError(f"group_by={group_by!r}: expected one of {list(GROUP_BY)}")
   if len(features) < 2:
-    raise ValueError(f"{len(features)} video(s): recurrence compares a video with "
-                     "other videos, so it needs at least 2")
+    raise ValueError(
+        f"{len(features)} video(s): recurrence compares a video with "
+        "other videos, so it needs at least 2"
+    )
   groups = [str(d) for d in domains] if group_by == "domain" else ["all"] * len(features)
   size = collections.Counter(groups)
   shared = [i for i, g in enumerate(groups) if size[g] > 1]
   scores: list[np.ndarray] = [np.empty(0, np.float32)] * len(features)
   if shared:
-    got = recurrence.recurrence_scores([features[i] for i in shared],
-                                       [groups[i] for i in shared], k=k)
+    got = recurrence.recurrence_scores(
+        [features[i] for i in shared], [groups[i] for i in shared], k=k
+    )
     for i, s in zip(shared, got):
       scores[i] = s
   for i in (i for i, g in enumerate(groups) if size[g] == 1):
     others = [f for j, f in enumerate(features) if j != i]
-    logging.info("domain %r has one video: compared with all %d other videos",
-                 groups[i], len(others))
+    logging.info(
+        "domain %r has one video: compared with all %d other videos", groups[i], len(others)
+    )
     scores[i] = recurrence.recurrence_scores(
-        [features[i]], ["all"], reference_features=others,
-        reference_groups=["all"] * len(others), k=k)[0]
+        [features[i]],
+        ["all"],
+        reference_features=others,
+        reference_groups=["all"] * len(others),
+        k=k,
+    )[0]
   return scores
 
 
@@ -201,8 +213,10 @@ def _file_names(records: Sequence[readers.VideoRecord]) -> list[str]:
   for record, name in zip(records, names):
     other = seen.setdefault(name.casefold(), record.video_id)
     if other != record.video_id:
-      raise ValueError(f"{record.where}: videos {other!r} and {record.video_id!r} "
-                       f"would share the score file {SIGNAL_DIR}/{name}; rename one")
+      raise ValueError(
+          f"{record.where}: videos {other!r} and {record.video_id!r} "
+          f"would share the score file {SIGNAL_DIR}/{name}; rename one"
+      )
   return names
 
 
@@ -218,15 +232,19 @@ def _relocated(value: str, manual_dir: pathlib.Path, out_dir: pathlib.Path) -> s
   return pathlib.Path(relative).as_posix()
 
 
-def _manifest_bytes(columns: Sequence[str], rows: Sequence[dict[str, Any]],
-                    suffix: str) -> bytes:
+def _manifest_bytes(columns: Sequence[str], rows: Sequence[dict[str, Any]], suffix: str) -> bytes:
   if suffix == ".jsonl":
     return "".join(json.dumps(row) + "\n" for row in rows).encode("utf-8")
   text = io.StringIO()
   writer = csv.DictWriter(text, fieldnames=list(columns), lineterminator="\n")
   writer.writeheader()
-  writer.writerows({c: "" if row.get(c) is None else row[c] if isinstance(row[c], str)
-                    else json.dumps(row[c]) for c in columns} for row in rows)
+  writer.writerows(
+      {
+          c: "" if row.get(c) is None else row[c] if isinstance(row[c], str) else json.dumps(row[c])
+          for c in columns
+      }
+      for row in rows
+  )
   return text.getvalue().encode("utf-8")
 
 
@@ -235,21 +253,33 @@ def _check_output(output: pathlib.Path, manifest: Manifest) -> None:
   if output.suffix not in (".csv", ".jsonl"):
     raise app.UsageError(f"--output_manifest={output} must end in .csv or .jsonl")
   if output.resolve() == manifest.path.resolve():
-    raise app.UsageError(f"--output_manifest={output} is the input manifest; the "
-                         f"default is {manifest.path.parent / CORPUS_DIR / 'manifest.csv'}")
+    raise app.UsageError(
+        f"--output_manifest={output} is the input manifest; the "
+        f"default is {manifest.path.parent / CORPUS_DIR / 'manifest.csv'}"
+    )
   if output.name not in readers.MANIFEST_NAMES:
-    logging.warning("the builder reads only %s: rename %s before building",
-                    " / ".join(readers.MANIFEST_NAMES), output)
+    logging.warning(
+        "the builder reads only %s: rename %s before building",
+        " / ".join(readers.MANIFEST_NAMES),
+        output,
+    )
     return
   for name in readers.MANIFEST_NAMES:
     if name != output.name and (output.parent / name).exists():
-      raise ValueError(f"{output.parent / name} exists next to --output_manifest="
-                       f"{output}; the builder reads one manifest per folder: remove it")
+      raise ValueError(
+          f"{output.parent / name} exists next to --output_manifest="
+          f"{output}; the builder reads one manifest per folder: remove it"
+      )
 
 
-def build(manual_dir: str | os.PathLike[str],
-          output_manifest: str | os.PathLike[str] | None = None, *, k: int = 20,
-          group_by: str = "domain", overwrite: bool = False) -> Built:
+def build(
+    manual_dir: str | os.PathLike[str],
+    output_manifest: str | os.PathLike[str] | None = None,
+    *,
+    k: int = 20,
+    group_by: str = "domain",
+    overwrite: bool = False,
+) -> Built:
   """Writes the score files and the new manifest (see the module docstring).
 
   Args:
@@ -266,15 +296,19 @@ def build(manual_dir: str | os.PathLike[str],
   manual_dir = pathlib.Path(os.path.abspath(os.path.expanduser(manual_dir)))
   manifest = read_manifest(manual_dir)
   if COLUMN in manifest.columns and not overwrite:
-    raise ValueError(f"{manifest.path} already has a {COLUMN!r} column; pass "
-                     "--overwrite to replace it with recurrence scores")
-  output = pathlib.Path(os.path.abspath(os.path.expanduser(
-      output_manifest or manual_dir / CORPUS_DIR / "manifest.csv")))
+    raise ValueError(
+        f"{manifest.path} already has a {COLUMN!r} column; pass "
+        "--overwrite to replace it with recurrence scores"
+    )
+  output = pathlib.Path(
+      os.path.abspath(
+          os.path.expanduser(output_manifest or manual_dir / CORPUS_DIR / "manifest.csv")
+      )
+  )
   _check_output(output, manifest)
   names = _file_names(manifest.records)
   features = load_all_features(manifest.records)
-  scores = score_videos(features, [r.domain for r in manifest.records], k=k,
-                        group_by=group_by)
+  scores = score_videos(features, [r.domain for r in manifest.records], k=k, group_by=group_by)
   (manual_dir / SIGNAL_DIR).mkdir(exist_ok=True)
   for name, score in zip(names, scores):
     data = io.BytesIO()
@@ -282,9 +316,14 @@ def build(manual_dir: str | os.PathLike[str],
     files.write_bytes(manual_dir / SIGNAL_DIR / name, data.getvalue())
   out_dir = output.parent
   out_dir.mkdir(parents=True, exist_ok=True)
-  rows = [{**row, "feature_path": _relocated(str(row["feature_path"]), manual_dir, out_dir),
-           COLUMN: _relocated(f"{SIGNAL_DIR}/{name}", manual_dir, out_dir)}
-          for row, name in zip(manifest.rows, names)]
+  rows = [
+      {
+          **row,
+          "feature_path": _relocated(str(row["feature_path"]), manual_dir, out_dir),
+          COLUMN: _relocated(f"{SIGNAL_DIR}/{name}", manual_dir, out_dir),
+      }
+      for row, name in zip(manifest.rows, names)
+  ]
   columns = manifest.columns + ([] if COLUMN in manifest.columns else [COLUMN])
   files.write_bytes(output, _manifest_bytes(columns, rows, output.suffix))
   return Built(output, len(rows), features[0].shape[1])

@@ -31,6 +31,7 @@ from hl_jax.taohighlight import targets
 @dataclasses.dataclass(frozen=True, eq=False)
 class Example:
   """One video's model inputs and targets, unpadded."""
+
   video_id: str
   visual: np.ndarray  # [T, Dv]: rgb + flow (+ the weak channel).
   audio: np.ndarray | None  # [T, Da], context "audio" only.
@@ -45,36 +46,46 @@ def _by_group(videos: Sequence[benchmarks.Video]) -> dict[str, list[benchmarks.V
   return {g: list(vs) for g, vs in itertools.groupby(order, key=lambda v: v.group)}
 
 
-def select_labelled(videos: Sequence[benchmarks.Video], num_labelled: int) -> list[benchmarks.Video]:
+def select_labelled(
+    videos: Sequence[benchmarks.Video], num_labelled: int
+) -> list[benchmarks.Video]:
   """The first `num_labelled` videos of each group in sha1 order (0: all), in input order."""
-  keep = {v.video_id for vs in _by_group(videos).values() for v in vs[:num_labelled or None]}
+  keep = {v.video_id for vs in _by_group(videos).values() for v in vs[: num_labelled or None]}
   return [v for v in videos if v.video_id in keep]
 
 
-def cv_split(videos: Sequence[benchmarks.Video], folds: int, fold: int
-             ) -> tuple[list[benchmarks.Video], list[benchmarks.Video]]:
+def cv_split(
+    videos: Sequence[benchmarks.Video], folds: int, fold: int
+) -> tuple[list[benchmarks.Video], list[benchmarks.Video]]:
   """(train, held out): fold `fold` of `folds` holds the group's i-th sha1-ordered
   videos with i % folds == fold, so every group is split alike."""
   if folds < 2 or not 0 <= fold < folds:
     raise ValueError(f"cv_folds={folds}, cv_fold={fold}: need folds >= 2, 0 <= fold < folds")
-  held = {v.video_id for vs in _by_group(videos).values()
-          for i, v in enumerate(vs) if i % folds == fold}
-  return ([v for v in videos if v.video_id not in held],
-          [v for v in videos if v.video_id in held])
+  held = {
+      v.video_id for vs in _by_group(videos).values() for i, v in enumerate(vs) if i % folds == fold
+  }
+  return ([v for v in videos if v.video_id not in held], [v for v in videos if v.video_id in held])
 
 
-def load_videos(config: ml_collections.ConfigDict
-                ) -> tuple[list[benchmarks.Video], list[benchmarks.Video], str]:
+def load_videos(
+    config: ml_collections.ConfigDict,
+) -> tuple[list[benchmarks.Video], list[benchmarks.Video], str]:
   """(train videos, evaluation videos, the evaluation split's name)."""
-  load = functools.partial(benchmarks.load_benchmark, config.benchmark,
-                           manual_dir=os.path.join(config.data_root, config.benchmark),
-                           data_dir=config.data_dir or None, feature_set=config.feature_set)
+  load = functools.partial(
+      benchmarks.load_benchmark,
+      config.benchmark,
+      manual_dir=os.path.join(config.data_root, config.benchmark),
+      data_dir=config.data_dir or None,
+      feature_set=config.feature_set,
+  )
 
   def of_group(videos):
     kept = [v for v in videos if v.group == config.group or not config.group]
     if config.group and not kept:
-      raise ValueError(f"group={config.group!r} has no {config.benchmark} videos; groups: "
-                       f"{sorted({v.group for v in videos})}")
+      raise ValueError(
+          f"group={config.group!r} has no {config.benchmark} videos; groups: "
+          f"{sorted({v.group for v in videos})}"
+      )
     return kept
 
   train_videos = of_group(load("train"))
@@ -91,16 +102,23 @@ def weak_channel(workdir: str, videos: Sequence[benchmarks.Video]) -> dict[str, 
   scorer = families.load_segment_scorer(workdir)
   score_fn, dim, step = scorer.score_segments, scorer.feature_dim, scorer.step
   if dim > videos[0].features.shape[1]:
-    raise ValueError(f"weak.workdir={workdir} scores {dim}-d features but the videos "
-                     f"have {videos[0].features.shape[1]}-d ones")
+    raise ValueError(
+        f"weak.workdir={workdir} scores {dim}-d features but the videos "
+        f"have {videos[0].features.shape[1]}-d ones"
+    )
   logging.info("Feeding f of %s (step %d, %d-d) as a visual channel", workdir, step, dim)
   scores = evaluators.score_videos(score_fn, [v.features[:, :dim] for v in videos])
-  return {v.video_id: ((s - s.mean()) / max(float(s.std()), 1e-6)).astype(np.float32)
-          for v, s in zip(videos, scores)}
+  return {
+      v.video_id: ((s - s.mean()) / max(float(s.std()), 1e-6)).astype(np.float32)
+      for v, s in zip(videos, scores)
+  }
 
 
-def make_examples(videos: Sequence[benchmarks.Video], config: ml_collections.ConfigDict,
-                  weak: dict[str, np.ndarray] | None = None) -> list[Example]:
+def make_examples(
+    videos: Sequence[benchmarks.Video],
+    config: ml_collections.ConfigDict,
+    weak: dict[str, np.ndarray] | None = None,
+) -> list[Example]:
   """The model inputs and targets of `videos` (see the module docstring). A video
   without .labels (prediction) gets zero targets."""
   dv, context = config.model.visual_dim, config.model.context
@@ -109,31 +127,46 @@ def make_examples(videos: Sequence[benchmarks.Video], config: ml_collections.Con
     labels = getattr(v, "labels", None)
     num_clips = len(v.features) if labels is None else v.num_clips
     if v.features.ndim != 2 or v.features.shape[1] < dv or len(v.features) != num_clips:
-      raise ValueError(f"video {v.video_id}: features {v.features.shape} for {num_clips} "
-                       f"labelled clips; need [T, >= {dv}] (model.visual_dim={dv})")
+      raise ValueError(
+          f"video {v.video_id}: features {v.features.shape} for {num_clips} "
+          f"labelled clips; need [T, >= {dv}] (model.visual_dim={dv})"
+      )
     visual = v.features[:, :dv]
     if weak is not None:
       visual = np.concatenate([visual, weak[v.video_id][:, None]], axis=1)
     use = config.model.use_text and context
     audio = v.features[:, dv:] if use == "audio" else None
     text = getattr(v, "text", None) if use == "text" else None
-    saliency, segment = (targets.targets(labels, config.benchmark,
-                                              config.loss.segment_length)
-                         if labels is not None else (np.zeros(num_clips, np.float32), (0, 0)))
-    examples.append(Example(v.video_id, visual.astype(np.float32), audio,
-                            None if text is None else np.asarray(text, np.float32),
-                            saliency, segment))
+    saliency, segment = (
+        targets.targets(labels, config.benchmark, config.loss.segment_length)
+        if labels is not None
+        else (np.zeros(num_clips, np.float32), (0, 0))
+    )
+    examples.append(
+        Example(
+            v.video_id,
+            visual.astype(np.float32),
+            audio,
+            None if text is None else np.asarray(text, np.float32),
+            saliency,
+            segment,
+        )
+    )
   return examples
 
 
-def collate(examples: Sequence[Example], t_max: int, l_max: int = 0,
-            text_width: int = 0) -> dict[str, np.ndarray]:
+def collate(
+    examples: Sequence[Example], t_max: int, l_max: int = 0, text_width: int = 0
+) -> dict[str, np.ndarray]:
   """A padded batch: visual [B, T_max, Dv], mask (a prefix) and saliency [B, T_max],
   segment [B, 2], audio [B, T_max, Da] if any, text [B, L_max, Dt] + text_mask if l_max."""
   b, first = len(examples), examples[0]
-  out = {"visual": np.zeros((b, t_max, first.visual.shape[1]), np.float32),
-         "mask": np.zeros((b, t_max), bool), "saliency": np.zeros((b, t_max), np.float32),
-         "segment": np.array([e.segment for e in examples], np.int32)}
+  out = {
+      "visual": np.zeros((b, t_max, first.visual.shape[1]), np.float32),
+      "mask": np.zeros((b, t_max), bool),
+      "saliency": np.zeros((b, t_max), np.float32),
+      "segment": np.array([e.segment for e in examples], np.int32),
+  }
   if first.audio is not None:
     out["audio"] = np.zeros((b, t_max, first.audio.shape[1]), np.float32)
   if l_max:  # A video without text gets no valid token: the model uses no context.
@@ -145,7 +178,7 @@ def collate(examples: Sequence[Example], t_max: int, l_max: int = 0,
     if "audio" in out:
       out["audio"][i, :t] = e.audio
     if l_max and e.text is not None:
-      out["text"][i, :len(e.text)], out["text_mask"][i, :len(e.text)] = e.text, True
+      out["text"][i, : len(e.text)], out["text_mask"][i, : len(e.text)] = e.text, True
   return out
 
 
@@ -163,5 +196,6 @@ def batch_indices(num_videos: int, batch_size: int, seed: int, step: int) -> np.
   for epoch in np.unique(pos // num_videos):
     here = pos // num_videos == epoch
     out[here] = np.random.default_rng([seed, int(epoch)]).permutation(num_videos)[
-        pos[here] % num_videos]
+        pos[here] % num_videos
+    ]
   return out

@@ -5,7 +5,6 @@ half-open [start, end) clip ranges. The choices where the article is silent
 are listed in hl_jax/taohighlight/network.py's docstring.
 """
 
-
 from __future__ import annotations
 
 from typing import Sequence
@@ -15,12 +14,12 @@ import optax
 
 from hl_jax.core import ops
 
-
 REG_SCALES = ("video", "clips")  # total_loss's units of L_reg.
 
 
-def expected_boundaries(start_logits: jnp.ndarray, end_logits: jnp.ndarray,
-                        mask: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+def expected_boundaries(
+    start_logits: jnp.ndarray, end_logits: jnp.ndarray, mask: jnp.ndarray
+) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Softmax-expected (start, end) [B] in clip units, end half-open (E[t] + 1)."""
   t = jnp.arange(start_logits.shape[-1], dtype=jnp.float32)
   p_start = ops.masked_softmax(start_logits, mask)
@@ -28,15 +27,22 @@ def expected_boundaries(start_logits: jnp.ndarray, end_logits: jnp.ndarray,
   return p_start @ t, p_end @ t + 1.0
 
 
-def l_reg(pred_start: jnp.ndarray, pred_end: jnp.ndarray, gt_start: jnp.ndarray,
-          gt_end: jnp.ndarray) -> jnp.ndarray:
+def l_reg(
+    pred_start: jnp.ndarray, pred_end: jnp.ndarray, gt_start: jnp.ndarray, gt_end: jnp.ndarray
+) -> jnp.ndarray:
   """|pred_start - gt_start| + |pred_end - gt_end|, all [B] -> [B]."""
   return jnp.abs(pred_start - gt_start) + jnp.abs(pred_end - gt_end)
 
 
-def segment_alignment(pred_segments: jnp.ndarray, gt: jnp.ndarray,
-                      pred_feats: jnp.ndarray, gt_feat: jnp.ndarray,
-                      theta_r: float, theta_d: float, theta_s: float) -> jnp.ndarray:
+def segment_alignment(
+    pred_segments: jnp.ndarray,
+    gt: jnp.ndarray,
+    pred_feats: jnp.ndarray,
+    gt_feat: jnp.ndarray,
+    theta_r: float,
+    theta_d: float,
+    theta_s: float,
+) -> jnp.ndarray:
   """e = theta_r IoU + theta_d |c_pred - c_gt| / U + theta_s cos.
 
   Args:
@@ -64,16 +70,14 @@ def l_ag(alignment: jnp.ndarray, valid: jnp.ndarray | None = None) -> jnp.ndarra
   return -jnp.sum(alignment, axis=-1)
 
 
-def saliency_loss(saliency: jnp.ndarray, target: jnp.ndarray,
-                  mask: jnp.ndarray) -> jnp.ndarray:
+def saliency_loss(saliency: jnp.ndarray, target: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
   """Sigmoid BCE of [B, T] logits on [B, T] targets in [0, 1], mean over valid clips -> [B]."""
   bce = optax.sigmoid_binary_cross_entropy(saliency, target)
   bce = jnp.where(mask, bce, 0.0)
   return jnp.sum(bce, -1) / jnp.maximum(jnp.sum(mask, -1), 1)
 
 
-def candidate_segments(top_idx: jnp.ndarray, mask: jnp.ndarray,
-                       length: int) -> jnp.ndarray:
+def candidate_segments(top_idx: jnp.ndarray, mask: jnp.ndarray, length: int) -> jnp.ndarray:
   """Fixed-length segments [B, K, 2] starting at the picks, shifted into the video."""
   n = jnp.sum(mask, -1, keepdims=True).astype(top_idx.dtype)
   start = jnp.maximum(jnp.minimum(top_idx, n - length), 0)
@@ -89,11 +93,18 @@ def segment_features(features: jnp.ndarray, segments: jnp.ndarray) -> jnp.ndarra
   return total / jnp.maximum(jnp.sum(inside, -1, keepdims=True), 1.0)
 
 
-def total_loss(out: dict[str, jnp.ndarray], mask: jnp.ndarray, gt: jnp.ndarray,
-               saliency_target: jnp.ndarray, length: int,
-               thetas: Sequence[float] = (1.0, -1.0, 1.0), w_ag: float = 1.0,
-               w_sal: float = 1.0, w_reg: float = 1.0, reg_scale: str = "video"
-               ) -> dict[str, jnp.ndarray]:
+def total_loss(
+    out: dict[str, jnp.ndarray],
+    mask: jnp.ndarray,
+    gt: jnp.ndarray,
+    saliency_target: jnp.ndarray,
+    length: int,
+    thetas: Sequence[float] = (1.0, -1.0, 1.0),
+    w_ag: float = 1.0,
+    w_sal: float = 1.0,
+    w_reg: float = 1.0,
+    reg_scale: str = "video",
+) -> dict[str, jnp.ndarray]:
   """The per-video [B] parts and their weighted "total", from the model's output.
 
   gt is [B, 2] half-open; thetas are (theta_r, theta_d, theta_s). reg_scale
@@ -110,11 +121,13 @@ def total_loss(out: dict[str, jnp.ndarray], mask: jnp.ndarray, gt: jnp.ndarray,
     reg = reg / jnp.maximum(jnp.sum(mask, -1), 1).astype(jnp.float32)
   cands = candidate_segments(out["top_idx"], mask, length)
   feats = out["features"]
-  e = segment_alignment(cands.astype(jnp.float32), gt,
-                        segment_features(feats, cands),
-                        segment_features(feats, gt[:, None].astype(jnp.int32))[:, 0],
-                        *thetas)
+  e = segment_alignment(
+      cands.astype(jnp.float32),
+      gt,
+      segment_features(feats, cands),
+      segment_features(feats, gt[:, None].astype(jnp.int32))[:, 0],
+      *thetas,
+  )
   ag = l_ag(e, out["top_valid"])
   sal = saliency_loss(out["saliency"], saliency_target, mask)
-  return {"reg": reg, "ag": ag, "saliency": sal,
-          "total": w_reg * reg + w_ag * ag + w_sal * sal}
+  return {"reg": reg, "ag": ag, "saliency": sal, "total": w_reg * reg + w_ag * ag + w_sal * sal}

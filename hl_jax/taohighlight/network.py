@@ -38,14 +38,12 @@ Choices where the article is silent (all configurable where they are numbers):
 
 from __future__ import annotations
 
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from hl_jax.core import ops
-
 
 NEG = -1e9  # Logit of a masked clip: -inf-safe in softmax, BCE and top_k.
 
@@ -60,6 +58,7 @@ class GCN(nn.Module):
     layers: number of graph convolutions.
     temperature: the adjacency is softmax(cos / temperature) over valid nodes.
   """
+
   layers: int = 2
   temperature: float = 0.1
 
@@ -75,6 +74,7 @@ class GCN(nn.Module):
 
 class VisualStream(nn.Module):
   """Bidirectional GRU over clip features, [B, T, Dv] -> [B, T, H]."""
+
   hidden: int
 
   @nn.compact
@@ -83,8 +83,10 @@ class VisualStream(nn.Module):
       raise ValueError(f"hidden={self.hidden} must be even (H/2 per direction)")
     visual = jnp.where(mask[..., None], visual, 0.0)
     lengths = jnp.sum(mask, axis=-1).astype(jnp.int32)
-    gru = nn.Bidirectional(nn.RNN(nn.GRUCell(self.hidden // 2, name="forward")),
-                           nn.RNN(nn.GRUCell(self.hidden // 2, name="backward")))
+    gru = nn.Bidirectional(
+        nn.RNN(nn.GRUCell(self.hidden // 2, name="forward")),
+        nn.RNN(nn.GRUCell(self.hidden // 2, name="backward")),
+    )
     return gru(visual, seq_lengths=lengths) * mask[..., None]
 
 
@@ -95,12 +97,14 @@ class QFGA(nn.Module):
     hidden: H.
     temperature: the token graph's softmax temperature.
   """
+
   hidden: int
   temperature: float = 0.1
 
   @nn.compact
-  def __call__(self, text: jnp.ndarray, mask: jnp.ndarray,
-               query: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+  def __call__(
+      self, text: jnp.ndarray, mask: jnp.ndarray, query: jnp.ndarray
+  ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Tokens [B, L, Dt], mask [B, L], query [B, H].
 
     Returns:
@@ -122,12 +126,18 @@ class CoAttention(nn.Module):
     heads: attention heads.
     dropout: dropout rate on the attention weights and output.
   """
+
   heads: int
   dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, visual: jnp.ndarray, context: jnp.ndarray | None,
-               context_mask: jnp.ndarray | None, train: bool = False) -> jnp.ndarray:
+  def __call__(
+      self,
+      visual: jnp.ndarray,
+      context: jnp.ndarray | None,
+      context_mask: jnp.ndarray | None,
+      train: bool = False,
+  ) -> jnp.ndarray:
     """visual [B, T, H], context [B, S, H] with mask [B, S] -> [B, T, H].
 
     context None gives the visual features unchanged (the "w/o text" ablation).
@@ -135,8 +145,11 @@ class CoAttention(nn.Module):
     if context is None:
       return visual
     attend = nn.MultiHeadDotProductAttention(
-        self.heads, qkv_features=visual.shape[-1], dropout_rate=self.dropout,
-        deterministic=not train)
+        self.heads,
+        qkv_features=visual.shape[-1],
+        dropout_rate=self.dropout,
+        deterministic=not train,
+    )
     out = attend(visual, context, mask=context_mask[:, None, None, :])
     # A video with no valid key would average masked values: give it nothing.
     out = out * jnp.any(context_mask, axis=-1)[:, None, None]
@@ -152,6 +165,7 @@ class GraphFineTune(nn.Module):
     use_graph: False gives the plain scorer (the "w/o graph" ablation).
     temperature: the clip graph's softmax temperature.
   """
+
   k: int
   use_graph: bool = True
   temperature: float = 0.1
@@ -176,8 +190,7 @@ class GraphFineTune(nn.Module):
       onehot = jax.nn.one_hot(top_idx, feats.shape[1]) * top_valid[..., None]
       feats = feats + jnp.einsum("bkt,bkh->bth", onehot, delta)
     logits = jnp.where(mask, scorer(feats)[..., 0], NEG)
-    return {"logits": logits, "features": feats, "top_idx": top_idx,
-            "top_valid": top_valid}
+    return {"logits": logits, "features": feats, "top_idx": top_idx, "top_valid": top_valid}
 
 
 class TaoHighlight(nn.Module):
@@ -193,6 +206,7 @@ class TaoHighlight(nn.Module):
     context: "text" (QFGA tokens) or "audio" (per-clip, [B, T, Da]) as keys.
     temperature: the graphs' softmax temperature.
   """
+
   hidden: int = 128
   heads: int = 4
   k: int = 8
@@ -203,10 +217,15 @@ class TaoHighlight(nn.Module):
   temperature: float = 0.1
 
   @nn.compact
-  def __call__(self, visual: jnp.ndarray, visual_mask: jnp.ndarray,
-               text: jnp.ndarray | None = None, text_mask: jnp.ndarray | None = None,
-               train: bool = False, audio: jnp.ndarray | None = None
-               ) -> dict[str, jnp.ndarray]:
+  def __call__(
+      self,
+      visual: jnp.ndarray,
+      visual_mask: jnp.ndarray,
+      text: jnp.ndarray | None = None,
+      text_mask: jnp.ndarray | None = None,
+      train: bool = False,
+      audio: jnp.ndarray | None = None,
+  ) -> dict[str, jnp.ndarray]:
     """visual [B, T, Dv], visual_mask [B, T] (bool, a prefix), text [B, L, Dt]
     with text_mask [B, L], or audio [B, T, Da].
 
@@ -234,6 +253,11 @@ class TaoHighlight(nn.Module):
     graph = GraphFineTune(self.k, self.use_graph, self.temperature)(fused, mask)
     bounds = nn.Dense(2, name="boundaries")(graph["features"])
     bounds = jnp.where(mask[..., None], bounds, NEG)
-    return {"saliency": graph["logits"], "start_logits": bounds[..., 0],
-            "end_logits": bounds[..., 1], "features": graph["features"],
-            "top_idx": graph["top_idx"], "top_valid": graph["top_valid"]}
+    return {
+        "saliency": graph["logits"],
+        "start_logits": bounds[..., 0],
+        "end_logits": bounds[..., 1],
+        "features": graph["features"],
+        "top_idx": graph["top_idx"],
+        "top_valid": graph["top_valid"],
+    }

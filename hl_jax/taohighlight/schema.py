@@ -33,9 +33,12 @@ SCHEMA: dict[str, cc.Rule] = {
     "model.context": cc.choice(network.CONTEXTS),
     "model.visual_dim": cc.integer(1),
     "loss.segment_length": cc.integer(1),
-    "loss.thetas": cc.Rule(lambda v: isinstance(v, (tuple, list)) and len(v) == 3
-                           and all(cc.real(-1e9).check(t) for t in v),
-                           "three finite numbers (theta_r, theta_d, theta_s)"),
+    "loss.thetas": cc.Rule(
+        lambda v: isinstance(v, (tuple, list))
+        and len(v) == 3
+        and all(cc.real(-1e9).check(t) for t in v),
+        "three finite numbers (theta_r, theta_d, theta_s)",
+    ),
     "loss.w_ag": cc.real(0),
     "loss.w_sal": cc.real(0),
     "loss.w_reg": cc.real(0),
@@ -56,15 +59,19 @@ def _folds(config: Any) -> list[str]:
 def _visual_dim(config: Any) -> list[str]:
   width = benchmarks.FEATURE_DIMS[config.feature_set]
   if config.model.visual_dim > width:
-    return [f"model.visual_dim={config.model.visual_dim} is wider than the "
-            f"{width}-d features of feature_set={config.feature_set!r}"]
+    return [
+        f"model.visual_dim={config.model.visual_dim} is wider than the "
+        f"{width}-d features of feature_set={config.feature_set!r}"
+    ]
   return []
 
 
 def _batch_over_devices(config: Any) -> list[str]:
   if config.num_devices and config.train.batch_size % config.num_devices:
-    return [f"train.batch_size={config.train.batch_size} is not a multiple of "
-            f"num_devices={config.num_devices}"]
+    return [
+        f"train.batch_size={config.train.batch_size} is not a multiple of "
+        f"num_devices={config.num_devices}"
+    ]
   return []
 
 

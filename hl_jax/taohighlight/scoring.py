@@ -15,8 +15,12 @@ from hl_jax.taohighlight import inputs
 from hl_jax.taohighlight import trainer
 
 
-def load_scorer(config: ml_collections.ConfigDict, record: Mapping[str, Any],
-                state: Mapping[str, Any], chunk: int | None) -> families.Scorer:
+def load_scorer(
+    config: ml_collections.ConfigDict,
+    record: Mapping[str, Any],
+    state: Mapping[str, Any],
+    chunk: int | None,
+) -> families.Scorer:
   """TaoHighlight of a restored checkpoint (`families.load_scorer` calls this).
 
   Its `score_videos` maps videos (.video_id, .features [T_i, D] of the run's
@@ -29,14 +33,19 @@ def load_scorer(config: ml_collections.ConfigDict, record: Mapping[str, Any],
   predict_fn = trainer.steps_of(config, mesh).predict
 
   def score_videos(videos: Sequence[Any]) -> list[np.ndarray]:
-    weak = (inputs.weak_channel(config.weak.workdir, videos) if config.weak.workdir
-            else None)
+    weak = inputs.weak_channel(config.weak.workdir, videos) if config.weak.workdir else None
     examples = inputs.make_examples(videos, config, weak)
-    scores, _ = trainer.predict_examples(predict_fn, state["params"], examples, 1,
-                                         *inputs.padded_lengths(examples), mesh)
+    scores, _ = trainer.predict_examples(
+        predict_fn, state["params"], examples, 1, *inputs.padded_lengths(examples), mesh
+    )
     return [s.astype(np.float32) for s in scores]
 
   dim = record.get("feature_dim") or benchmarks.FEATURE_DIMS[config.feature_set]
-  return families.Scorer(family="taohighlight", step=int(state["step"]),
-                         feature_dim=int(dim), score_videos=score_videos,
-                         score_segments=None, record=dict(record))
+  return families.Scorer(
+      family="taohighlight",
+      step=int(state["step"]),
+      feature_dim=int(dim),
+      score_videos=score_videos,
+      score_segments=None,
+      record=dict(record),
+  )

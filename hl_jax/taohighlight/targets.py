@@ -6,7 +6,6 @@ start logits into a fixed-length segment; `iou_summary` compares decoded and
 true segments.
 """
 
-
 from __future__ import annotations
 
 from typing import Sequence
@@ -15,9 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 
-
-def decode_segment(start_logits: np.ndarray, mask: np.ndarray,
-                   length: int) -> tuple[int, int]:
+def decode_segment(start_logits: np.ndarray, mask: np.ndarray, length: int) -> tuple[int, int]:
   """[start, end) of `length` clips from the argmax start over valid clips [T].
 
   The video ends after its last valid clip; a start that would run past it
@@ -32,8 +29,7 @@ def decode_segment(start_logits: np.ndarray, mask: np.ndarray,
   return start, min(start + length, video_end)
 
 
-def decode_segments(start_logits: jnp.ndarray, mask: jnp.ndarray,
-                    length: int) -> jnp.ndarray:
+def decode_segments(start_logits: jnp.ndarray, mask: jnp.ndarray, length: int) -> jnp.ndarray:
   """Batched `decode_segment`: [B, T] -> [B, 2] int32 (jit-able)."""
   mask = mask.astype(bool)
   t = jnp.arange(mask.shape[-1])
@@ -79,8 +75,7 @@ def target_segment_yth(labels: np.ndarray) -> tuple[int, int]:
   return best
 
 
-def targets(labels: np.ndarray, benchmark: str, length: int
-            ) -> tuple[np.ndarray, tuple[int, int]]:
+def targets(labels: np.ndarray, benchmark: str, length: int) -> tuple[np.ndarray, tuple[int, int]]:
   """(saliency [T] float32 in [0, 1], segment) of one video's benchmark labels.
 
   tvsum: [T, 20] scores 1..5 give (mean - 1) / 4 and `target_segment_tvsum` of
@@ -99,13 +94,16 @@ def segment_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
   return inter / union if union > 0 else 0.0
 
 
-def iou_summary(pred: Sequence[tuple[int, int]],
-                gt: Sequence[tuple[int, int]]) -> dict[str, float]:
+def iou_summary(pred: Sequence[tuple[int, int]], gt: Sequence[tuple[int, int]]) -> dict[str, float]:
   """mean_iou and the shares of videos with IoU >= 0.5 and >= 0.7."""
   if len(pred) != len(gt) or not pred:
-    raise ValueError(f"iou_summary: {len(pred)} predictions for {len(gt)} "
-                     "true segments (need the same, non-zero number)")
+    raise ValueError(
+        f"iou_summary: {len(pred)} predictions for {len(gt)} "
+        "true segments (need the same, non-zero number)"
+    )
   ious = np.array([segment_iou(p, g) for p, g in zip(pred, gt)])
-  return {"mean_iou": float(ious.mean()),
-          "share_iou_0.5": float(np.mean(ious >= 0.5)),
-          "share_iou_0.7": float(np.mean(ious >= 0.7))}
+  return {
+      "mean_iou": float(ious.mean()),
+      "share_iou_0.5": float(np.mean(ious >= 0.5)),
+      "share_iou_0.7": float(np.mean(ious >= 0.7)),
+  }

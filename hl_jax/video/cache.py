@@ -11,6 +11,7 @@ extract go through one `video_features.extract_many` (batches across videos).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import time
@@ -18,18 +19,20 @@ from typing import Any, Sequence
 
 from absl import logging
 
-import dataclasses
-from hl_jax.data import features_file
 from hl_jax.core import cli
+from hl_jax.data import features_file
 from hl_jax.video import extraction
 from hl_jax.video import extractors
 
 
-def features_for_videos(videos: Sequence[str], folder: str | os.PathLike[str], *,
-                        extractor: str = extractors.DEFAULT_EXTRACTOR,
-                        segment_seconds: float | None = None,
-                        extractor_options: dict[str, Any] | None = None
-                        ) -> list[pathlib.Path]:
+def features_for_videos(
+    videos: Sequence[str],
+    folder: str | os.PathLike[str],
+    *,
+    extractor: str = extractors.DEFAULT_EXTRACTOR,
+    segment_seconds: float | None = None,
+    extractor_options: dict[str, Any] | None = None,
+) -> list[pathlib.Path]:
   """Features files of video files, extracted once and cached in `folder`.
 
   The cache of video V is `<folder>/<V's stem>.<extractor>.npz`; it is
@@ -52,25 +55,34 @@ def features_for_videos(videos: Sequence[str], folder: str | os.PathLike[str], *
   caches = [pathlib.Path(folder) / f"{stem}.{extractor}.npz" for stem in stems]
   todo = [i for i, cache in enumerate(caches) if not cache.is_file()]
   made = None
-  if len(todo) < len(videos):     # some cached: are they of this extractor?
+  if len(todo) < len(videos):  # some cached: are they of this extractor?
     made = extractors.make_extractor(extractor, **options)
     signature = made.signature()
-    todo = [i for i, cache in enumerate(caches)
-            if features_file.read_signature(cache) != signature]
+    todo = [i for i, cache in enumerate(caches) if features_file.read_signature(cache) != signature]
   if todo:
     made = made or extractors.make_extractor(extractor, **options)
-    logging.info("extracting %s features of %d videos (%s)", extractor, len(todo),
-                 made.description)
+    logging.info("extracting %s features of %d videos (%s)", extractor, len(todo), made.description)
     start, segments = time.perf_counter(), 0
     for done, result in enumerate(extraction.extract_many([videos[i] for i in todo], made)):
       index = todo[result.index]
       segments += 0 if result.features is None else len(result.features)
       elapsed = time.perf_counter() - start
-      logging.info("%d/%d videos extracted (%s), %d segments, %.2f segments/s", done + 1,
-                   len(todo), videos[index], segments, segments / max(elapsed, 1e-9))
+      logging.info(
+          "%d/%d videos extracted (%s), %d segments, %.2f segments/s",
+          done + 1,
+          len(todo),
+          videos[index],
+          segments,
+          segments / max(elapsed, 1e-9),
+      )
       if result.error is not None:
         raise ValueError(f"{videos[index]}: {cli.message(result.error)}") from result.error
-      features_file.write(caches[index], result.features, result.duration,
-                          dataclasses.asdict(made.config), extractor=made.description,
-                          video=videos[index])
+      features_file.write(
+          caches[index],
+          result.features,
+          result.duration,
+          dataclasses.asdict(made.config),
+          extractor=made.description,
+          video=videos[index],
+      )
   return caches

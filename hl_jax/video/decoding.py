@@ -42,6 +42,7 @@ class DecodeConfig:
       what the video has of it. True: every segment is sampled at the same
       rate F / s, and times past the video's end show its last frame.
   """
+
   segment_seconds: float = 2.0
   frames_per_segment: int = 4
   frame_size: int = 64
@@ -52,22 +53,28 @@ class DecodeConfig:
     if not (math.isfinite(self.segment_seconds) and self.segment_seconds > 0):
       raise ValueError(f"segment_seconds={self.segment_seconds} must be a finite number > 0")
     if self.frames_per_segment < 1 or self.frame_size < 8:
-      raise ValueError(f"need frames_per_segment >= 1 (got {self.frames_per_segment}) "
-                       f"and frame_size >= 8 (got {self.frame_size})")
+      raise ValueError(
+          f"need frames_per_segment >= 1 (got {self.frames_per_segment}) "
+          f"and frame_size >= 8 (got {self.frame_size})"
+      )
     if self.resize_shorter is not None and self.resize_shorter < self.frame_size:
-      raise ValueError(f"resize_shorter={self.resize_shorter} must be >= "
-                       f"frame_size={self.frame_size} (the centre crop)")
+      raise ValueError(
+          f"resize_shorter={self.resize_shorter} must be >= "
+          f"frame_size={self.frame_size} (the centre crop)"
+      )
 
   @classmethod
-  def at_rate(cls, segment_seconds: float, fps: float, frame_size: int,
-              resize_shorter: int | None = None) -> "DecodeConfig":
+  def at_rate(
+      cls, segment_seconds: float, fps: float, frame_size: int, resize_shorter: int | None = None
+  ) -> "DecodeConfig":
     """Frames at a fixed rate: round(s * fps) per segment, at (k + 1/2) / fps."""
     if not (math.isfinite(fps) and fps > 0):
       raise ValueError(f"fps={fps} must be a finite number > 0")
     frames = round(segment_seconds * fps)
     if frames < 1 or abs(frames - segment_seconds * fps) > 1e-6:
-      raise ValueError(f"segment_seconds={segment_seconds} x fps={fps} must be a whole "
-                       "number of frames >= 1")
+      raise ValueError(
+          f"segment_seconds={segment_seconds} x fps={fps} must be a whole " "number of frames >= 1"
+      )
     return cls(segment_seconds, frames, frame_size, resize_shorter, fixed_rate=True)
 
 
@@ -75,8 +82,9 @@ def import_av():
   try:
     import av  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise ImportError("decoding videos needs PyAV: pip install av "
-                      "(or the project's [video] extra)") from e
+    raise ImportError(
+        "decoding videos needs PyAV: pip install av " "(or the project's [video] extra)"
+    ) from e
   return av
 
 
@@ -87,8 +95,7 @@ def num_segments(duration: float, segment_seconds: float) -> int:
   return max(1, whole + (rest >= segment_seconds / 2 - 1e-9))
 
 
-def sample_times(index: int, duration: float | None,
-                 config: DecodeConfig) -> np.ndarray:
+def sample_times(index: int, duration: float | None, config: DecodeConfig) -> np.ndarray:
   """[F] sampling times (seconds) in segment `index`, cut at `duration`."""
   lo = index * config.segment_seconds
   hi = lo + config.segment_seconds
@@ -100,8 +107,9 @@ def sample_times(index: int, duration: float | None,
 
 def video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
   if not container.streams.video:
-    raise ValueError(f"{path} has no video stream (streams: "
-                     f"{[s.type for s in container.streams] or 'none'})")
+    raise ValueError(
+        f"{path} has no video stream (streams: " f"{[s.type for s in container.streams] or 'none'})"
+    )
   return container.streams.video[0]
 
 
@@ -146,15 +154,17 @@ def frame_array(frame: Any, config: DecodeConfig) -> np.ndarray:
   if config.resize_shorter is None:
     return frame.to_ndarray(width=size, height=size, format="rgb24")
   width, height = resized_size(frame.width, frame.height, config.resize_shorter)
-  image = frame.to_ndarray(width=width, height=height, format="rgb24",
-                           interpolation="BILINEAR")
+  image = frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="BILINEAR")
   top, left = (height - size) // 2, (width - size) // 2
-  return np.ascontiguousarray(image[top:top + size, left:left + size])
+  return np.ascontiguousarray(image[top : top + size, left : left + size])
 
 
-def iter_segments(path: str | os.PathLike[str], config: DecodeConfig,
-                  duration: float | None = None,
-                  info: dict[str, float] | None = None) -> Iterator[np.ndarray]:
+def iter_segments(
+    path: str | os.PathLike[str],
+    config: DecodeConfig,
+    duration: float | None = None,
+    info: dict[str, float] | None = None,
+) -> Iterator[np.ndarray]:
   """Decodes a video and yields each segment's sampled frames as they complete.
 
   Args:
@@ -197,8 +207,9 @@ def iter_segments(path: str | os.PathLike[str], config: DecodeConfig,
         if len(frames) == config.frames_per_segment:
           yield np.stack(frames)
           index, frames = index + 1, []
-          targets = (sample_times(index, duration, config)
-                     if total is None or index < total else None)
+          targets = (
+              sample_times(index, duration, config) if total is None or index < total else None
+          )
       if targets is None:
         if info is not None:
           info["duration"] = float(duration)

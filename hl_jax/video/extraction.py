@@ -21,12 +21,16 @@ import numpy as np
 
 # DecodeConfig, iter_segments, video_duration: this module's API too (from hl_jax.video.decoding).
 from hl_jax.video import decoding
-from hl_jax.video import segment_embedder
 from hl_jax.video import extractors
+from hl_jax.video import segment_embedder
 
 
-def extract(path: str | os.PathLike[str], embed_fn: segment_embedder.EmbedFn, config: decoding.DecodeConfig,
-            batch: int = 16) -> tuple[np.ndarray, float]:
+def extract(
+    path: str | os.PathLike[str],
+    embed_fn: segment_embedder.EmbedFn,
+    config: decoding.DecodeConfig,
+    batch: int = 16,
+) -> tuple[np.ndarray, float]:
   """Segment features of a video.
 
   Returns:
@@ -55,6 +59,7 @@ class VideoResult:
     duration: seconds (the video stream's, else its last frame's end).
     error: the exception that stopped it, or None.
   """
+
   index: int
   path: str
   features: np.ndarray | None
@@ -65,9 +70,13 @@ class VideoResult:
 _DONE = object()
 
 
-def extract_many(paths: Sequence[str | os.PathLike[str]], extractor: extractors.Extractor, *,
-                 decode_threads: int = 2, max_queued: int | None = None
-                 ) -> Iterator[VideoResult]:
+def extract_many(
+    paths: Sequence[str | os.PathLike[str]],
+    extractor: extractors.Extractor,
+    *,
+    decode_threads: int = 2,
+    max_queued: int | None = None,
+) -> Iterator[VideoResult]:
   """Features of many videos: decoding on host threads, overlapped with the model.
 
   `decode_threads` threads decode videos (one each at a time; FFmpeg and the
@@ -102,20 +111,23 @@ def extract_many(paths: Sequence[str | os.PathLike[str]], extractor: extractors.
         return
       try:
         info: dict[str, float] = {}
-        for frames in decoding.iter_segments(paths[index], extractor.config,
-                                    decoding.video_duration(paths[index]), info):
+        for frames in decoding.iter_segments(
+            paths[index], extractor.config, decoding.video_duration(paths[index]), info
+        ):
           if not put((index, frames, None)):
             return
         put((index, _DONE, info["duration"]))
       except Exception as e:  # pylint: disable=broad-except  # reported per video
         put((index, e, None))
 
-  threads = [threading.Thread(target=decode_worker, daemon=True,
-                              name=f"decode-{k}") for k in range(decode_threads)]
+  threads = [
+      threading.Thread(target=decode_worker, daemon=True, name=f"decode-{k}")
+      for k in range(decode_threads)
+  ]
   for thread in threads:
     thread.start()
-  segments: dict[int, list[np.ndarray]] = {}   # video -> embedded segments so far
-  expected: dict[int, float] = {}              # video -> duration, once decoded
+  segments: dict[int, list[np.ndarray]] = {}  # video -> embedded segments so far
+  expected: dict[int, float] = {}  # video -> duration, once decoded
   failed: set[int] = set()
   pending: list[tuple[int, np.ndarray]] = []
   running = len(threads)
@@ -130,8 +142,7 @@ def extract_many(paths: Sequence[str | os.PathLike[str]], extractor: extractors.
     done = [i for i in expected if not any(j == i for j, _ in pending)]
     for index in done:
       rows = segments.pop(index, [])
-      yield VideoResult(index, paths[index], np.stack(rows).astype(np.float32),
-                        expected.pop(index))
+      yield VideoResult(index, paths[index], np.stack(rows).astype(np.float32), expected.pop(index))
 
   try:
     while running:
@@ -160,12 +171,11 @@ def extract_many(paths: Sequence[str | os.PathLike[str]], extractor: extractors.
       thread.join(timeout=5)
 
 
-def extract_video(path: str | os.PathLike[str], extractor: extractors.Extractor,
-                  decode_threads: int = 1) -> tuple[np.ndarray, float]:
+def extract_video(
+    path: str | os.PathLike[str], extractor: extractors.Extractor, decode_threads: int = 1
+) -> tuple[np.ndarray, float]:
   """([T, D] features, duration) of one video; its decode error is raised."""
-  result, = extract_many([path], extractor, decode_threads=decode_threads)
+  (result,) = extract_many([path], extractor, decode_threads=decode_threads)
   if result.error is not None:
     raise result.error
   return result.features, result.duration
-
-

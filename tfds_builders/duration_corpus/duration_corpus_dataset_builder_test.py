@@ -20,8 +20,16 @@ from tfds_builders.duration_corpus import readers
 from tfds_builders.duration_corpus import synthetic
 
 DUMMY_DATA = pathlib.Path(__file__).parent / 'dummy_data'
-FEATURE_KEYS = {'video_id', 'domain', 'duration_s', 'bucket', 'signal',
-                'pair_group', 'features', 'labels'}
+FEATURE_KEYS = {
+    'video_id',
+    'domain',
+    'duration_s',
+    'bucket',
+    'signal',
+    'pair_group',
+    'features',
+    'labels',
+}
 SHORT, LONG, REST = synthetic.SHORT, synthetic.LONG, synthetic.REST
 
 
@@ -31,8 +39,7 @@ def _examples(builder, split: str) -> dict[str, dict]:
 
 
 def _manifest_config(dim: int = 8) -> dcb.DurationCorpusConfig:
-  return dcb.DurationCorpusConfig(name=f'manifest_d{dim}', source='manifest',
-                                  feature_dim=dim)
+  return dcb.DurationCorpusConfig(name=f'manifest_d{dim}', source='manifest', feature_dim=dim)
 
 
 @pytest.fixture(scope='module')
@@ -43,22 +50,43 @@ def tiny(tmp_path_factory):
 def test_name_and_configs():
   assert dcb.Builder.name == 'duration_corpus'
   assert list(dcb.Builder.builder_configs) == [
-      'synthetic', 'synthetic_tiny', 'manifest', 'manifest_ctr',
-      'manifest_segment_signal', 'youtube_highlights',
-      'youtube_highlights_rgb_flow', 'youtube_highlights_rgb_flow_audio', 'tvsum',
-      'tvsum_rgb_flow_audio']
+      'synthetic',
+      'synthetic_tiny',
+      'manifest',
+      'manifest_ctr',
+      'manifest_segment_signal',
+      'youtube_highlights',
+      'youtube_highlights_rgb_flow',
+      'youtube_highlights_rgb_flow_audio',
+      'tvsum',
+      'tvsum_rgb_flow_audio',
+  ]
   assert dcb.Builder(data_dir='/nonexistent').builder_config.name == 'synthetic'
   dims = {n: c.feature_dim for n, c in dcb.Builder.builder_configs.items()}
-  assert dims == {'synthetic': 128, 'synthetic_tiny': 16, 'manifest': 1024,
-                  'manifest_ctr': 1024, 'manifest_segment_signal': 1024,
-                  'youtube_highlights': 1024, 'youtube_highlights_rgb_flow': 2048,
-                  'youtube_highlights_rgb_flow_audio': 4096, 'tvsum': 1024,
-                  'tvsum_rgb_flow_audio': 4096}
+  assert dims == {
+      'synthetic': 128,
+      'synthetic_tiny': 16,
+      'manifest': 1024,
+      'manifest_ctr': 1024,
+      'manifest_segment_signal': 1024,
+      'youtube_highlights': 1024,
+      'youtube_highlights_rgb_flow': 2048,
+      'youtube_highlights_rgb_flow_audio': 4096,
+      'tvsum': 1024,
+      'tvsum_rgb_flow_audio': 4096,
+  }
 
 
-@pytest.mark.parametrize('kwargs', [
-    dict(source='video'), dict(bucketing='median'), dict(feature_dim=0),
-    dict(short_max_s=50.0), dict(short_quantile=0.8)])
+@pytest.mark.parametrize(
+    'kwargs',
+    [
+        dict(source='video'),
+        dict(bucketing='median'),
+        dict(feature_dim=0),
+        dict(short_max_s=50.0),
+        dict(short_quantile=0.8),
+    ],
+)
 def test_config_validation(kwargs):
   with pytest.raises(ValueError, match='config bad'):
     dcb.DurationCorpusConfig(name='bad', **kwargs)
@@ -100,7 +128,8 @@ def test_synthetic_is_deterministic(tiny, tmp_path):
         assert np.asarray(ex[key]).tobytes() == np.asarray(b[vid][key]).tobytes()
   other = dataclasses.replace(config.synthetic, seed=1)
   assert synthetic.generate(other, 16)[1]['train'].features.tobytes() != (
-      first['train'].features.tobytes())
+      first['train'].features.tobytes()
+  )
 
 
 def test_default_synthetic_statistics():
@@ -154,8 +183,7 @@ def test_domain_quantile_buckets():
   got = dcb.assign_buckets(durations, domains, ids, config)
   # Domain a, ranked: v0 10, v6 20, v2 30, v3 30, v1 50, v5 70, v4 90 (n=7):
   # 2 short, 2 long, 3 rest. Domain b has one video: rest.
-  np.testing.assert_array_equal(
-      got, [SHORT, REST, REST, REST, LONG, LONG, SHORT, REST])
+  np.testing.assert_array_equal(got, [SHORT, REST, REST, REST, LONG, LONG, SHORT, REST])
 
 
 def test_manifest_dummy_data(tmp_path):
@@ -163,26 +191,39 @@ def test_manifest_dummy_data(tmp_path):
   assert list(builder.info.splits) == ['train']
   train = _examples(builder, 'train')
   assert {v: int(ex['bucket']) for v, ex in train.items()} == {
-      'clip_a': SHORT, 'clip_b': SHORT, 'clip_c': REST, 'clip_d': LONG,
-      'clip_e': LONG}
+      'clip_a': SHORT,
+      'clip_b': SHORT,
+      'clip_c': REST,
+      'clip_d': LONG,
+      'clip_e': LONG,
+  }
   assert train['clip_e']['domain'] == b'all'
   assert train['clip_a']['domain'] == b'dog'
   expected = np.load(DUMMY_DATA / 'features' / 'clip_d.npz')['features']
   np.testing.assert_array_equal(train['clip_d']['features'], expected.astype(np.float32))
-  np.testing.assert_array_equal(train['clip_a']['features'],
-                                np.load(DUMMY_DATA / 'features' / 'clip_a.npy'))
+  np.testing.assert_array_equal(
+      train['clip_a']['features'], np.load(DUMMY_DATA / 'features' / 'clip_a.npy')
+  )
   assert all((ex['labels'] == -1).all() for ex in train.values())
 
 
 def test_manifest_jsonl_absolute_paths(tmp_path):
   manual = tmp_path / 'manual'
   manual.mkdir()
-  rows = [{'video_id': 'x', 'duration_s': 7, 'feature_path':
-           str(DUMMY_DATA / 'features' / 'clip_a.npy')},
-          {'video_id': 'y', 'duration_s': '99.5', 'domain': 'dog',
-           'feature_path': str(DUMMY_DATA / 'features' / 'clip_b.npz')}]
-  (manual / 'manifest.jsonl').write_text(
-      '\n'.join(json.dumps(r) for r in rows) + '\n\n')
+  rows = [
+      {
+          'video_id': 'x',
+          'duration_s': 7,
+          'feature_path': str(DUMMY_DATA / 'features' / 'clip_a.npy'),
+      },
+      {
+          'video_id': 'y',
+          'duration_s': '99.5',
+          'domain': 'dog',
+          'feature_path': str(DUMMY_DATA / 'features' / 'clip_b.npz'),
+      },
+  ]
+  (manual / 'manifest.jsonl').write_text('\n'.join(json.dumps(r) for r in rows) + '\n\n')
   builder = dcb.get_builder(_manifest_config(), tmp_path / 'data', manual_dir=manual)
   train = _examples(builder, 'train')
   assert (int(train['x']['bucket']), int(train['y']['bucket'])) == (SHORT, LONG)
@@ -192,17 +233,21 @@ def _write_feature_files(d: pathlib.Path) -> None:
   """The feature files that the bad manifests point at (D = 8)."""
   nan, inf = np.zeros((3, 8)), np.zeros((3, 8))
   nan[1, 2], inf[2, 0] = np.nan, np.inf
-  arrays = {'ok': np.zeros((3, 8)), 'nan': nan, 'inf': inf,
-            'wide': np.zeros((3, 9)), 'empty': np.zeros((0, 8)),
-            'flat': np.zeros(8)}
+  arrays = {
+      'ok': np.zeros((3, 8)),
+      'nan': nan,
+      'inf': inf,
+      'wide': np.zeros((3, 9)),
+      'empty': np.zeros((0, 8)),
+      'flat': np.zeros(8),
+  }
   for name, array in arrays.items():
     np.save(d / f'{name}.npy', array.astype(np.float32))
   np.savez(d / 'nokey.npz', feats=np.zeros((3, 8)))
 
 
 def _csv(*rows: str) -> tuple[str, str]:
-  return 'manifest.csv', 'video_id,duration_s,feature_path\n' + ''.join(
-      r + '\n' for r in rows)
+  return 'manifest.csv', 'video_id,duration_s,feature_path\n' + ''.join(r + '\n' for r in rows)
 
 
 def _jsonl(*lines: str) -> tuple[str, str]:
@@ -211,49 +256,107 @@ def _jsonl(*lines: str) -> tuple[str, str]:
 
 _OK_JSON = '{"video_id": "a", "duration_s": 3, "feature_path": "ok.npy"}'
 BAD_MANIFESTS = [  # (manifest file, content), error, regex of the message
-    (('manifest.csv', 'video_id,feature_path\na,ok.npy\n'), ValueError,
-     r'manifest.csv line 1: .*lacks column.*duration_s', 'no column'),
-    (_csv('a,10,ok.npy', 'b,10,ok.npy,oops'), ValueError,
-     r'manifest.csv line 3: malformed row', 'extra field'),
-    (_csv('a,10,ok.npy', 'b,10'), ValueError,
-     r'manifest.csv line 3: malformed row', 'missing field'),
-    (_jsonl(_OK_JSON, '{"video_id": "b",'), ValueError,
-     r'manifest.jsonl line 2: malformed JSON', 'bad json'),
-    (_jsonl('[1, 2]'), ValueError,
-     r'manifest.jsonl line 1: expected a JSON object', 'json list'),
-    (_csv('a,,ok.npy'), ValueError,
-     r'line 2 \(video a\): duration_s is missing', 'no duration'),
-    (_jsonl('{"video_id": "a", "feature_path": "ok.npy"}'), ValueError,
-     r'line 1 \(video a\): duration_s is missing', 'no duration json'),
-    (_csv('a,-3,ok.npy'), ValueError,
-     r'line 2 \(video a\): duration_s .-3. must be', 'negative duration'),
-    (_csv('a,ten,ok.npy'), ValueError,
-     r"video a\): duration_s 'ten' is not a number", 'text duration'),
-    (_csv('a,nan,ok.npy'), ValueError,
-     r'video a\): duration_s .nan. must be a finite', 'nan duration'),
-    (_csv('a,10,ok.npy', 'b,10,missing.npy'), FileNotFoundError,
-     r'line 3 \(video b\): feature file .*missing.npy not found', 'no file'),
-    (_csv('a,10,wide.npy'), ValueError,
-     r'video a\): features have dim 9 .*wide.npy.*feature_dim is 8', 'wrong dim'),
-    (_csv('a,10,flat.npy'), ValueError,
-     r'video a\): .*flat.npy has shape \(8,\)', 'not 2-d'),
-    (_csv('a,10,empty.npy'), ValueError,
-     r'video a\): .*empty.npy has zero segments', 'zero segments'),
-    (_csv('a,10,nan.npy'), ValueError,
-     r'video a\): 1 NaN/Inf values .*first at row 1', 'nan features'),
-    (_csv('a,10,inf.npy'), ValueError,
-     r'video a\): 1 NaN/Inf values .*first at row 2', 'inf features'),
-    (_csv('a,10,nokey.npz'), ValueError,
-     r"video a\): .*nokey.npz has no key 'features' \(keys: feats\)", 'npz key'),
-    (_csv('a,10,ok.npy', 'b,20,ok.npy', 'a,30,ok.npy'), ValueError,
-     r'line 4 \(video a\): duplicate video_id, first at line 2', 'duplicate'),
+    (
+        ('manifest.csv', 'video_id,feature_path\na,ok.npy\n'),
+        ValueError,
+        r'manifest.csv line 1: .*lacks column.*duration_s',
+        'no column',
+    ),
+    (
+        _csv('a,10,ok.npy', 'b,10,ok.npy,oops'),
+        ValueError,
+        r'manifest.csv line 3: malformed row',
+        'extra field',
+    ),
+    (
+        _csv('a,10,ok.npy', 'b,10'),
+        ValueError,
+        r'manifest.csv line 3: malformed row',
+        'missing field',
+    ),
+    (
+        _jsonl(_OK_JSON, '{"video_id": "b",'),
+        ValueError,
+        r'manifest.jsonl line 2: malformed JSON',
+        'bad json',
+    ),
+    (_jsonl('[1, 2]'), ValueError, r'manifest.jsonl line 1: expected a JSON object', 'json list'),
+    (_csv('a,,ok.npy'), ValueError, r'line 2 \(video a\): duration_s is missing', 'no duration'),
+    (
+        _jsonl('{"video_id": "a", "feature_path": "ok.npy"}'),
+        ValueError,
+        r'line 1 \(video a\): duration_s is missing',
+        'no duration json',
+    ),
+    (
+        _csv('a,-3,ok.npy'),
+        ValueError,
+        r'line 2 \(video a\): duration_s .-3. must be',
+        'negative duration',
+    ),
+    (
+        _csv('a,ten,ok.npy'),
+        ValueError,
+        r"video a\): duration_s 'ten' is not a number",
+        'text duration',
+    ),
+    (
+        _csv('a,nan,ok.npy'),
+        ValueError,
+        r'video a\): duration_s .nan. must be a finite',
+        'nan duration',
+    ),
+    (
+        _csv('a,10,ok.npy', 'b,10,missing.npy'),
+        FileNotFoundError,
+        r'line 3 \(video b\): feature file .*missing.npy not found',
+        'no file',
+    ),
+    (
+        _csv('a,10,wide.npy'),
+        ValueError,
+        r'video a\): features have dim 9 .*wide.npy.*feature_dim is 8',
+        'wrong dim',
+    ),
+    (_csv('a,10,flat.npy'), ValueError, r'video a\): .*flat.npy has shape \(8,\)', 'not 2-d'),
+    (
+        _csv('a,10,empty.npy'),
+        ValueError,
+        r'video a\): .*empty.npy has zero segments',
+        'zero segments',
+    ),
+    (
+        _csv('a,10,nan.npy'),
+        ValueError,
+        r'video a\): 1 NaN/Inf values .*first at row 1',
+        'nan features',
+    ),
+    (
+        _csv('a,10,inf.npy'),
+        ValueError,
+        r'video a\): 1 NaN/Inf values .*first at row 2',
+        'inf features',
+    ),
+    (
+        _csv('a,10,nokey.npz'),
+        ValueError,
+        r"video a\): .*nokey.npz has no key 'features' \(keys: feats\)",
+        'npz key',
+    ),
+    (
+        _csv('a,10,ok.npy', 'b,20,ok.npy', 'a,30,ok.npy'),
+        ValueError,
+        r'line 4 \(video a\): duplicate video_id, first at line 2',
+        'duplicate',
+    ),
     (_csv(',10,ok.npy'), ValueError, r'line 2: video_id is missing', 'no video id'),
     (_csv(), ValueError, r'lists no videos', 'no rows'),
 ]
 
 
-@pytest.mark.parametrize('manifest,error,pattern', [
-    pytest.param(*case[:3], id=case[3]) for case in BAD_MANIFESTS])
+@pytest.mark.parametrize(
+    'manifest,error,pattern', [pytest.param(*case[:3], id=case[3]) for case in BAD_MANIFESTS]
+)
 def test_manifest_bad_inputs(tmp_path, manifest, error, pattern):
   manual = tmp_path / 'manual'
   manual.mkdir()
@@ -290,12 +393,13 @@ def test_both_manifests_is_an_error(tmp_path):
 
 def _fake_youtube_highlights(root: pathlib.Path) -> None:
   """A YouTube Highlights layout: 3 usable videos, one val, two skipped."""
-  anno = {v: {'domain': 'dog', 'fps': 25.0, 'frames': str(f)}
-          for v, f in [('good', 500), ('good2', 2500), ('good3', 100),
-                       ('valvid', 300), ('nofeat', 400)]}
-  splits = {'dog': {'train': ['good', 'good2', 'valvid', 'noanno', 'nofeat',
-                              'good3'],
-                    'val': ['valvid']}}
+  anno = {
+      v: {'domain': 'dog', 'fps': 25.0, 'frames': str(f)}
+      for v, f in [('good', 500), ('good2', 2500), ('good3', 100), ('valvid', 300), ('nofeat', 400)]
+  }
+  splits = {
+      'dog': {'train': ['good', 'good2', 'valvid', 'noanno', 'nofeat', 'good3'], 'val': ['valvid']}
+  }
   (root / 'labels').mkdir(parents=True)
   (root / 'splits').mkdir()
   (root / readers.YTH_ANNOTATIONS).write_text(json.dumps(anno))
@@ -311,17 +415,23 @@ def test_youtube_highlights_layout_without_real_data(tmp_path):
   manual = tmp_path / 'yth'
   _fake_youtube_highlights(manual)
   records, skipped = readers.list_youtube_highlights(
-      manual, 'features_umt_f16', ('i3d_rgb', 'i3d_flow'))
+      manual, 'features_umt_f16', ('i3d_rgb', 'i3d_flow')
+  )
   assert [r.video_id for r in records] == ['good', 'good2', 'good3']
   assert records[0].duration_s == 20.0
-  assert skipped == {'in_val_split': ['valvid'], 'no_annotation': ['noanno'],
-                     'no_features': ['nofeat']}
-  builder = dcb.get_builder('youtube_highlights_rgb_flow', tmp_path / 'data',
-                            manual_dir=manual)
+  assert skipped == {
+      'in_val_split': ['valvid'],
+      'no_annotation': ['noanno'],
+      'no_features': ['nofeat'],
+  }
+  builder = dcb.get_builder('youtube_highlights_rgb_flow', tmp_path / 'data', manual_dir=manual)
   train = _examples(builder, 'train')
   assert train['good2']['features'].shape == (49, 2048)
   assert [int(train[v]['bucket']) for v in ('good', 'good2', 'good3')] == [
-      REST, LONG, SHORT]  # per-domain thirds of 3 videos
+      REST,
+      LONG,
+      SHORT,
+  ]  # per-domain thirds of 3 videos
 
 
 @pytest.mark.slow
@@ -341,8 +451,7 @@ def test_youtube_highlights_real_data(shared_data, tmp_path):
   assert not rgb.keys() & val_ids
   assert rgb.keys() <= train_ids
   counts = np.bincount([int(ex['bucket']) for ex in rgb.values()], minlength=3)
-  assert dict(zip(synthetic.BUCKET_NAMES, counts)) == {
-      'short': 76, 'long': 76, 'rest': 82}
+  assert dict(zip(synthetic.BUCKET_NAMES, counts)) == {'short': 76, 'long': 76, 'rest': 82}
   for ex in rgb.values():
     assert ex['features'].shape == (len(ex['labels']), 1024)
     assert (ex['labels'] == -1).all()
@@ -358,8 +467,8 @@ def test_youtube_highlights_real_data(shared_data, tmp_path):
 def test_shards_for_a_remote_data_dir_are_staged_locally(tmp_path, monkeypatch):
   """The gs:// path of StagedExampleWriter, on local paths (no GCS here)."""
   from tfds_builders.duration_corpus import file_writer  # pylint: disable=g-import-not-at-top
-  direct = dcb.get_builder(_manifest_config(), tmp_path / 'direct',
-                           manual_dir=DUMMY_DATA)
+
+  direct = dcb.get_builder(_manifest_config(), tmp_path / 'direct', manual_dir=DUMMY_DATA)
   staged_paths = []
   real_write = dcb.tfds.core.writer.ExampleWriter.write
 
@@ -369,11 +478,11 @@ def test_shards_for_a_remote_data_dir_are_staged_locally(tmp_path, monkeypatch):
 
   monkeypatch.setattr(file_writer, 'is_remote', lambda path: True)
   monkeypatch.setattr(dcb.tfds.core.writer.ExampleWriter, 'write', spy)
-  staged = dcb.get_builder(_manifest_config(), tmp_path / 'staged',
-                           manual_dir=DUMMY_DATA)
+  staged = dcb.get_builder(_manifest_config(), tmp_path / 'staged', manual_dir=DUMMY_DATA)
   assert staged_paths and all('duration_corpus_shard_' in p for p in staged_paths)
   a, b = direct.as_data_source('train'), staged.as_data_source('train')
   assert [x['features'].tobytes() for x in a] == [x['features'].tobytes() for x in b]
   shards = sorted(staged.data_path.glob('*.array_record*'))
   assert [p.read_bytes() for p in shards] == [
-      p.read_bytes() for p in sorted(direct.data_path.glob('*.array_record*'))]
+      p.read_bytes() for p in sorted(direct.data_path.glob('*.array_record*'))
+  ]

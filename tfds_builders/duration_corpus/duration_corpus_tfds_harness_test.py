@@ -23,12 +23,12 @@ _YTH_DUMMY = pathlib.Path(__file__).parents[1] / "youtube_highlights" / "dummy_d
 
 def _d8(name: str) -> dcb.DurationCorpusConfig:
   """A manifest config at the dummy features' width (D = 8)."""
-  return dataclasses.replace(dcb.Builder.builder_configs[name], name=f"{name}_d8",
-                             feature_dim=8)
+  return dataclasses.replace(dcb.Builder.builder_configs[name], name=f"{name}_d8", feature_dim=8)
 
 
 class DurationCorpusSyntheticTest(tfds.testing.DatasetBuilderTestCase):
   """The synthetic corpus needs no manual_dir."""
+
   DATASET_CLASS = dcb.Builder
   BUILDER_CONFIG_NAMES_TO_TEST = ["synthetic_tiny"]
   SPLITS = {"train": 60, "val": 12}
@@ -36,6 +36,7 @@ class DurationCorpusSyntheticTest(tfds.testing.DatasetBuilderTestCase):
 
 class DurationCorpusManifestTest(tfds.testing.DatasetBuilderTestCase):
   """manual_dir = dummy_data/ (manifest.csv, .npy and .npz features)."""
+
   DATASET_CLASS = dcb.Builder
   BUILDER_CONFIG_NAMES_TO_TEST = [_d8("manifest"), _d8("manifest_ctr")]
   SPLITS = {"train": 5}
@@ -43,6 +44,7 @@ class DurationCorpusManifestTest(tfds.testing.DatasetBuilderTestCase):
 
 class DurationCorpusSegmentSignalTest(tfds.testing.DatasetBuilderTestCase):
   """'<vid>#hi' / '<vid>#lo' examples of the 3 videos with a usable spread."""
+
   DATASET_CLASS = dcb.Builder
   BUILDER_CONFIG_NAMES_TO_TEST = [_d8("manifest_segment_signal")]
   SPLITS = {"train": 6}
@@ -50,6 +52,7 @@ class DurationCorpusSegmentSignalTest(tfds.testing.DatasetBuilderTestCase):
 
 class DurationCorpusYouTubeHighlightsTest(tfds.testing.DatasetBuilderTestCase):
   """manual_dir = the youtube_highlights builder's dummy_data/ (3 usable train videos)."""
+
   DATASET_CLASS = dcb.Builder
   EXAMPLE_DIR = str(_YTH_DUMMY)
   BUILDER_CONFIG_NAMES_TO_TEST = ["youtube_highlights", "youtube_highlights_rgb_flow"]

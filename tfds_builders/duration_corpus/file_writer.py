@@ -32,8 +32,11 @@ def is_remote(path: epath.PathLike) -> bool:
 class StagedExampleWriter(writer_lib.ExampleWriter):
   """An ExampleWriter that stages remote shards on local disk, then copies them."""
 
-  def write(self, path: epath.PathLike, examples: Iterable,
-            ) -> file_adapters.ExamplePositions | None:
+  def write(
+      self,
+      path: epath.PathLike,
+      examples: Iterable,
+  ) -> file_adapters.ExamplePositions | None:
     if not is_remote(path):
       return super().write(path, examples)
     with tempfile.TemporaryDirectory(prefix='duration_corpus_shard_') as tmp:

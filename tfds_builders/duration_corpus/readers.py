@@ -34,8 +34,10 @@ YTH_SPLITS = 'splits/umt_youtube_splits.json'
 TVSUM_ANNOTATIONS = 'labels/umt_tvsum_anno.json'
 TVSUM_SPLITS = 'splits/umt_tvsum_splits.json'
 # UMT-release sources: (annotations, splits) inside manual_dir.
-UMT_LAYOUTS = {'youtube_highlights': (YTH_ANNOTATIONS, YTH_SPLITS),
-               'tvsum': (TVSUM_ANNOTATIONS, TVSUM_SPLITS)}
+UMT_LAYOUTS = {
+    'youtube_highlights': (YTH_ANNOTATIONS, YTH_SPLITS),
+    'tvsum': (TVSUM_ANNOTATIONS, TVSUM_SPLITS),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +54,7 @@ class VideoRecord:
       unless the config names another manifest column); finite.
     segment_signal_path: a [T] per-segment signal file, or None.
   """
+
   video_id: str
   domain: str
   duration_s: float
@@ -67,7 +70,8 @@ def find_manifest(manual_dir: epath.Path) -> epath.Path:
   if not found:
     raise FileNotFoundError(
         f'no manifest in {manual_dir}: expected one of {", ".join(MANIFEST_NAMES)} '
-        f'with columns {", ".join(REQUIRED_COLUMNS)} and optional domain')
+        f'with columns {", ".join(REQUIRED_COLUMNS)} and optional domain'
+    )
   if len(found) > 1:
     raise ValueError(f'both {found[0]} and {found[1]} exist; keep only one')
   return found[0]
@@ -86,7 +90,8 @@ def _csv_rows(path: epath.Path, required: tuple[str, ...]):
         if None in row or None in row.values():
           raise ValueError(
               f'{path} line {reader.line_num}: malformed row, expected '
-              f'{len(header)} fields ({", ".join(header)})')
+              f'{len(header)} fields ({", ".join(header)})'
+          )
         yield reader.line_num, row
     except (csv.Error, UnicodeDecodeError) as e:
       raise ValueError(f'{path} line {reader.line_num}: malformed CSV ({e})') from e
@@ -134,8 +139,7 @@ def parse_duration(value: Any, where: str) -> float:
   return duration
 
 
-def _path(manual_dir: epath.Path, row: dict[str, Any], column: str,
-          where: str) -> epath.Path:
+def _path(manual_dir: epath.Path, row: dict[str, Any], column: str, where: str) -> epath.Path:
   """A path column of a manifest row, relative to manual_dir or absolute."""
   value = str(row.get(column) or '').strip()
   if not value:
@@ -157,8 +161,9 @@ def _domain_and_tags(row: dict[str, Any], where: str) -> str:
   return '|'.join(names) or DEFAULT_DOMAIN
 
 
-def read_manifest(manual_dir: os.PathLike[str] | str, signal: str = DURATION,
-                  segment_signal: str = '') -> list[VideoRecord]:
+def read_manifest(
+    manual_dir: os.PathLike[str] | str, signal: str = DURATION, segment_signal: str = ''
+) -> list[VideoRecord]:
   """Parses and validates the manifest of `manual_dir` (files not opened yet).
 
   Args:
@@ -173,10 +178,10 @@ def read_manifest(manual_dir: os.PathLike[str] | str, signal: str = DURATION,
   """
   manual_dir = epath.Path(manual_dir)
   path = find_manifest(manual_dir)
-  required = tuple(dict.fromkeys(
-      REQUIRED_COLUMNS + (signal,) + ((segment_signal,) if segment_signal else ())))
-  rows = (_csv_rows(path, required) if path.suffix == '.csv'
-          else _jsonl_rows(path))
+  required = tuple(
+      dict.fromkeys(REQUIRED_COLUMNS + (signal,) + ((segment_signal,) if segment_signal else ()))
+  )
+  rows = _csv_rows(path, required) if path.suffix == '.csv' else _jsonl_rows(path)
   records, first_seen = [], {}
   for line_num, row in rows:
     where = f'{path} line {line_num}'
@@ -185,25 +190,24 @@ def read_manifest(manual_dir: os.PathLike[str] | str, signal: str = DURATION,
       raise ValueError(f'{where}: video_id is missing')
     where = f'{where} (video {video_id})'
     if video_id in first_seen:
-      raise ValueError(f'{where}: duplicate video_id, first at line '
-                       f'{first_seen[video_id]}')
+      raise ValueError(f'{where}: duplicate video_id, first at line ' f'{first_seen[video_id]}')
     first_seen[video_id] = line_num
     duration = parse_duration(row.get(DURATION), where)
-    value = (duration if signal == DURATION
-             else parse_number(row.get(signal), signal, where))
+    value = duration if signal == DURATION else parse_number(row.get(signal), signal, where)
     feature_path = _path(manual_dir, row, 'feature_path', where)
-    segment_path = (_path(manual_dir, row, segment_signal, where)
-                    if segment_signal else None)
+    segment_path = _path(manual_dir, row, segment_signal, where) if segment_signal else None
     domain = _domain_and_tags(row, where)
-    records.append(VideoRecord(video_id, domain, duration, (feature_path,),
-                               where, value, segment_path))
+    records.append(
+        VideoRecord(video_id, domain, duration, (feature_path,), where, value, segment_path)
+    )
   if not records:
     raise ValueError(f'{path} lists no videos')
   return records
 
 
-def _load_array(path: epath.Path, where: str, npz_key: str = NPZ_KEY,
-                what: str = 'feature file') -> np.ndarray:
+def _load_array(
+    path: epath.Path, where: str, npz_key: str = NPZ_KEY, what: str = 'feature file'
+) -> np.ndarray:
   """The array of one .npy file, or key `npz_key` of one .npz file."""
   if not path.is_file():
     raise FileNotFoundError(f'{where}: {what} {path} not found')
@@ -218,10 +222,10 @@ def _load_array(path: epath.Path, where: str, npz_key: str = NPZ_KEY,
         if npz_key in files:
           return z[npz_key]
   except (ValueError, EOFError, OSError, zipfile.BadZipFile) as e:
-    raise ValueError(f'{where}: {what} {path} is not a readable {path.suffix} '
-                     f'file ({e})') from e
-  raise ValueError(f'{where}: {path} has no key {npz_key!r} '
-                   f'(keys: {", ".join(files)})')
+    raise ValueError(
+        f'{where}: {what} {path} is not a readable {path.suffix} ' f'file ({e})'
+    ) from e
+  raise ValueError(f'{where}: {path} has no key {npz_key!r} ' f'(keys: {", ".join(files)})')
 
 
 def load_features(record: VideoRecord, feature_dim: int) -> np.ndarray:
@@ -244,24 +248,35 @@ def load_features(record: VideoRecord, feature_dim: int) -> np.ndarray:
     if parts and a.shape[0] == parts[0].shape[0] + 1:
       # One TVSum audio file has a row more than the video's I3D rows: drop
       # it, as the tvsum benchmark builder does (umt_release.load_features).
-      logging.warning('%s: %s has %d rows, %s %d; dropping its last row', record.where,
-                      path, a.shape[0], record.feature_paths[0], parts[0].shape[0])
+      logging.warning(
+          '%s: %s has %d rows, %s %d; dropping its last row',
+          record.where,
+          path,
+          a.shape[0],
+          record.feature_paths[0],
+          parts[0].shape[0],
+      )
       a = a[:-1]
     if parts and a.shape[0] != parts[0].shape[0]:
-      raise ValueError(f'{record.where}: {path} has {a.shape[0]} rows but '
-                       f'{record.feature_paths[0]} has {parts[0].shape[0]}')
+      raise ValueError(
+          f'{record.where}: {path} has {a.shape[0]} rows but '
+          f'{record.feature_paths[0]} has {parts[0].shape[0]}'
+      )
     parts.append(a.astype(np.float32))
   features = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
   if features.shape[1] != feature_dim:
     raise ValueError(
         f'{record.where}: features have dim {features.shape[1]} '
         f'({", ".join(str(p) for p in record.feature_paths)}), config '
-        f'feature_dim is {feature_dim}')
+        f'feature_dim is {feature_dim}'
+    )
   bad = ~np.isfinite(features)
   if bad.any():
     rows = np.flatnonzero(bad.any(axis=1))
-    raise ValueError(f'{record.where}: {bad.sum()} NaN/Inf values in '
-                     f'{len(rows)} segment(s), first at row {rows[0]}')
+    raise ValueError(
+        f'{record.where}: {bad.sum()} NaN/Inf values in '
+        f'{len(rows)} segment(s), first at row {rows[0]}'
+    )
   return features
 
 
@@ -279,27 +294,32 @@ def load_segment_signal(record: VideoRecord, num_segments: int) -> np.ndarray:
   path = record.segment_signal_path
   a = _load_array(path, record.where, SEGMENT_SIGNAL_NPZ_KEY, 'segment signal file')
   if a.ndim != 1:
-    raise ValueError(f'{record.where}: segment signal {path} has shape {a.shape}, '
-                     'expected [T]')
+    raise ValueError(f'{record.where}: segment signal {path} has shape {a.shape}, ' 'expected [T]')
   if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-    raise ValueError(f'{record.where}: segment signal {path} has dtype {a.dtype}, '
-                     'expected numbers')
+    raise ValueError(
+        f'{record.where}: segment signal {path} has dtype {a.dtype}, ' 'expected numbers'
+    )
   if len(a) != num_segments:
     raise ValueError(
         f'{record.where}: segment signal {path} has {len(a)} values but the '
         f'features ({", ".join(str(p) for p in record.feature_paths)}) have '
-        f'{num_segments} segments')
+        f'{num_segments} segments'
+    )
   a = a.astype(np.float64)
   bad = ~np.isfinite(a)
   if bad.any():
-    raise ValueError(f'{record.where}: segment signal {path} has {bad.sum()} '
-                     f'NaN/Inf values, first at segment {np.flatnonzero(bad)[0]}')
+    raise ValueError(
+        f'{record.where}: segment signal {path} has {bad.sum()} '
+        f'NaN/Inf values, first at segment {np.flatnonzero(bad)[0]}'
+    )
   return a
 
 
 def list_youtube_highlights(
-    manual_dir: os.PathLike[str] | str, feature_root: str,
-    feature_sets: tuple[str, ...], source: str = 'youtube_highlights',
+    manual_dir: os.PathLike[str] | str,
+    feature_root: str,
+    feature_sets: tuple[str, ...],
+    source: str = 'youtube_highlights',
 ) -> tuple[list[VideoRecord], dict[str, list[str]]]:
   """The TRAIN-split videos of YouTube Highlights (or TVSum) with all feature sets.
 
@@ -327,24 +347,22 @@ def list_youtube_highlights(
   for rel in (annotations, splits_file):
     path = manual_dir / rel
     if not path.is_file():
-      raise FileNotFoundError(f'{path} not found: manual_dir must be '
-                              f'laid out like the {source} UMT release')
+      raise FileNotFoundError(
+          f'{path} not found: manual_dir must be ' f'laid out like the {source} UMT release'
+      )
     try:
       doc = json.loads(path.read_bytes().decode('utf-8'))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
       raise ValueError(f'{path}: malformed JSON ({e})') from e
     if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
-      raise ValueError(f'{path}: expected a JSON object of objects, as in the UMT '
-                       'release')
+      raise ValueError(f'{path}: expected a JSON object of objects, as in the UMT ' 'release')
     docs.append(doc)
   anno, splits = docs
   val_ids = {v for d in splits.values() for v in d.get('val', [])}
-  records, skipped = [], {'in_val_split': [], 'no_annotation': [],
-                          'no_features': []}
+  records, skipped = [], {'in_val_split': [], 'no_annotation': [], 'no_features': []}
   for domain in sorted(splits):
     for vid in splits[domain].get('train', []):
-      paths = tuple(manual_dir / feature_root / s / f'{vid}.npz'
-                    for s in feature_sets)
+      paths = tuple(manual_dir / feature_root / s / f'{vid}.npz' for s in feature_sets)
       if vid in val_ids:
         skipped['in_val_split'].append(vid)
       elif vid not in anno:
@@ -358,6 +376,5 @@ def list_youtube_highlights(
         except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
           raise ValueError(f'{where}: bad frames / fps ({e!r})') from e
         duration = parse_duration(duration, where)
-        records.append(VideoRecord(vid, domain, duration, paths, where,
-                                   signal=duration))
+        records.append(VideoRecord(vid, domain, duration, paths, where, signal=duration))
   return records, skipped

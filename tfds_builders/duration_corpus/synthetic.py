@@ -44,36 +44,35 @@ SHORT, LONG, REST = 0, 1, 2
 @dataclasses.dataclass(frozen=True)
 class SyntheticParams:
   """Parameters of the synthetic generator (all tuples are (short, long, rest))."""
+
   seed: int = 0
-  domains: tuple[str, ...] = ('dog', 'gymnastics', 'parkour', 'skating',
-                              'skiing', 'surfing')
+  domains: tuple[str, ...] = ('dog', 'gymnastics', 'parkour', 'skating', 'skiing', 'surfing')
   # Sizes and durations.
   num_train: int = 3000
   bucket_probs: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
-  short_range_s: tuple[float, float] = (5.0, 15.0)    # uniform
-  long_range_s: tuple[float, float] = (45.0, 240.0)   # log-uniform
-  rest_range_s: tuple[float, float] = (15.0, 45.0)    # uniform
+  short_range_s: tuple[float, float] = (5.0, 15.0)  # uniform
+  long_range_s: tuple[float, float] = (45.0, 240.0)  # log-uniform
+  rest_range_s: tuple[float, float] = (15.0, 45.0)  # uniform
   segment_s: float = 4.0
   min_segments: int = 2
   max_segments: int = 64
   num_val_per_domain: int = 20
-  val_segments: tuple[int, int] = (20, 40)            # inclusive range
+  val_segments: tuple[int, int] = (20, 40)  # inclusive range
   # Directions and scales.
-  domain_mix: float = 0.7            # a in h_d = normalize(u + a v_d)
-  background_rank: int = 8           # R
-  background_scale: float = 2.0      # b
-  video_offset_scale: float = 1.0    # o
-  noise_scale: float = 1.0           # sigma
-  highlight_strength: float = 3.0    # S
-  highlight_jitter: float = 0.3      # jit
-  junk_strength: float = 1.75        # g
+  domain_mix: float = 0.7  # a in h_d = normalize(u + a v_d)
+  background_rank: int = 8  # R
+  background_scale: float = 2.0  # b
+  video_offset_scale: float = 1.0  # o
+  noise_scale: float = 1.0  # sigma
+  highlight_strength: float = 3.0  # S
+  highlight_jitter: float = 0.3  # jit
+  junk_strength: float = 1.75  # g
   # Highlight fractions and junk.
-  highlight_beta: tuple[tuple[float, float], ...] = ((6.0, 4.0), (1.5, 8.5),
-                                                     (3.5, 6.5))
+  highlight_beta: tuple[tuple[float, float], ...] = ((6.0, 4.0), (1.5, 8.5), (3.5, 6.5))
   junk_video_fraction: tuple[float, float, float] = (0.25, 0.0, 0.1)
   junk_highlight_beta: tuple[float, float] = (0.5, 20.0)
   val_highlight_beta: tuple[float, float] = (9.0, 21.0)
-  val_junk_fraction: float = 0.2     # of the val non-highlight segments
+  val_junk_fraction: float = 0.2  # of the val non-highlight segments
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +85,7 @@ class Latents:
     background: [K, D, R] orthonormal background bases B_d.
     junk: [D] j, unit norm, orthogonal to u and every h_d.
   """
+
   shared: np.ndarray
   highlight: np.ndarray
   background: np.ndarray
@@ -107,6 +107,7 @@ class Split:
     highlight: [N] bool ground truth.
     junk_segment: [N] bool, segment carries the junk signature.
   """
+
   video_ids: list[str]
   domain: np.ndarray
   duration_s: np.ndarray
@@ -128,8 +129,7 @@ class Split:
     return np.repeat(np.arange(len(self.video_ids)), self.num_segments)
 
 
-def duration_bucket(duration_s: np.ndarray, short_max_s: float,
-                    long_min_s: float) -> np.ndarray:
+def duration_bucket(duration_s: np.ndarray, short_max_s: float, long_min_s: float) -> np.ndarray:
   """Bucket per video: SHORT if d < short_max_s, LONG if d > long_min_s, else REST.
 
   Args:
@@ -148,8 +148,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
   return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def make_latents(rng: np.random.Generator, dim: int,
-                 p: SyntheticParams) -> Latents:
+def make_latents(rng: np.random.Generator, dim: int, p: SyntheticParams) -> Latents:
   """Draws u, h_d, B_d and j (see the module docstring)."""
   k = len(p.domains)
   shared = _unit(rng.normal(size=dim))
@@ -161,8 +160,7 @@ def make_latents(rng: np.random.Generator, dim: int,
   return Latents(shared, highlight, background, junk)
 
 
-def _durations(rng: np.random.Generator, bucket: np.ndarray,
-               p: SyntheticParams) -> np.ndarray:
+def _durations(rng: np.random.Generator, bucket: np.ndarray, p: SyntheticParams) -> np.ndarray:
   """[V] float32 durations: uniform in short / rest, log-uniform in long."""
   u = rng.random(len(bucket))
   lo = np.array([p.short_range_s[0], np.log(p.long_range_s[0]), p.rest_range_s[0]])
@@ -171,9 +169,15 @@ def _durations(rng: np.random.Generator, bucket: np.ndarray,
   return np.where(bucket == LONG, np.exp(d), d).astype(np.float32)
 
 
-def _render(rng: np.random.Generator, lat: Latents, p: SyntheticParams,
-            domain: np.ndarray, num_segments: np.ndarray, highlight: np.ndarray,
-            junk_segment: np.ndarray) -> np.ndarray:
+def _render(
+    rng: np.random.Generator,
+    lat: Latents,
+    p: SyntheticParams,
+    domain: np.ndarray,
+    num_segments: np.ndarray,
+    highlight: np.ndarray,
+    junk_segment: np.ndarray,
+) -> np.ndarray:
   """[N, D] float32 features of N = sum(num_segments) segments."""
   v, dim = len(domain), lat.shared.shape[0]
   seg_video = np.repeat(np.arange(v), num_segments)
@@ -186,7 +190,8 @@ def _render(rng: np.random.Generator, lat: Latents, p: SyntheticParams,
     x[rows] += coeff[rows] @ lat.background[k].T
   x += p.video_offset_scale * rng.normal(size=(v, dim))[seg_video]
   strength = p.highlight_strength * rng.uniform(
-      1 - p.highlight_jitter, 1 + p.highlight_jitter, size=n)
+      1 - p.highlight_jitter, 1 + p.highlight_jitter, size=n
+  )
   x += (highlight * strength)[:, None] * lat.highlight[seg_domain]
   x += (junk_segment * p.junk_strength)[:, None] * lat.junk
   return x.astype(np.float32)
@@ -197,8 +202,13 @@ def _num_segments(duration_s: np.ndarray, p: SyntheticParams) -> np.ndarray:
   return np.clip(n, p.min_segments, p.max_segments).astype(np.int64)
 
 
-def make_train(rng: np.random.Generator, lat: Latents, p: SyntheticParams,
-               short_max_s: float, long_min_s: float) -> Split:
+def make_train(
+    rng: np.random.Generator,
+    lat: Latents,
+    p: SyntheticParams,
+    short_max_s: float,
+    long_min_s: float,
+) -> Split:
   """The unlabelled training videos (ground truth kept for diagnostics)."""
   v = p.num_train
   intended = rng.choice(3, size=v, p=np.asarray(p.bucket_probs) / sum(p.bucket_probs))
@@ -214,16 +224,25 @@ def make_train(rng: np.random.Generator, lat: Latents, p: SyntheticParams,
   junk_segment = junk_video[seg_video]
   features = _render(rng, lat, p, domain, num_segments, highlight, junk_segment)
   return Split(
-      video_ids=[f'syn_train_{i:05d}' for i in range(v)], domain=domain,
+      video_ids=[f'syn_train_{i:05d}' for i in range(v)],
+      domain=domain,
       duration_s=duration,
       bucket=duration_bucket(duration, short_max_s, long_min_s),
       junk_video=junk_video,
       row_splits=np.concatenate([[0], np.cumsum(num_segments)]),
-      features=features, highlight=highlight, junk_segment=junk_segment)
+      features=features,
+      highlight=highlight,
+      junk_segment=junk_segment,
+  )
 
 
-def make_val(rng: np.random.Generator, lat: Latents, p: SyntheticParams,
-             short_max_s: float, long_min_s: float) -> Split:
+def make_val(
+    rng: np.random.Generator,
+    lat: Latents,
+    p: SyntheticParams,
+    short_max_s: float,
+    long_min_s: float,
+) -> Split:
   """Labelled evaluation videos, domain-balanced, durations in every bucket.
 
   Evaluation needs lists long enough for a stable AP, so a val video has
@@ -248,15 +267,21 @@ def make_val(rng: np.random.Generator, lat: Latents, p: SyntheticParams,
   junk_segment = ~highlight & (rng.random(len(seg_video)) < p.val_junk_fraction)
   features = _render(rng, lat, p, domain, num_segments, highlight, junk_segment)
   return Split(
-      video_ids=[f'syn_val_{i:04d}' for i in range(v)], domain=domain,
+      video_ids=[f'syn_val_{i:04d}' for i in range(v)],
+      domain=domain,
       duration_s=duration,
       bucket=duration_bucket(duration, short_max_s, long_min_s),
-      junk_video=np.zeros(v, bool), row_splits=row_splits, features=features,
-      highlight=highlight, junk_segment=junk_segment)
+      junk_video=np.zeros(v, bool),
+      row_splits=row_splits,
+      features=features,
+      highlight=highlight,
+      junk_segment=junk_segment,
+  )
 
 
-def generate(p: SyntheticParams, dim: int, short_max_s: float = 15.0,
-             long_min_s: float = 45.0) -> tuple[Latents, dict[str, Split]]:
+def generate(
+    p: SyntheticParams, dim: int, short_max_s: float = 15.0, long_min_s: float = 45.0
+) -> tuple[Latents, dict[str, Split]]:
   """The whole corpus: latents, then train, then val, from one seeded stream."""
   rng = np.random.default_rng(p.seed)
   lat = make_latents(rng, dim, p)

@@ -31,17 +31,30 @@ TOO_FEW_SEGMENTS = 'too few segments for the quantiles'
 TIED_ACROSS_CUT = 'segment signal tied across the cut'
 
 
-def make_example(video_id: str, domain: str, duration_s: float, bucket: int,
-                 features: np.ndarray, labels: np.ndarray | None = None, *,
-                 signal: float | None = None, pair_group: str = '') -> dict:
+def make_example(
+    video_id: str,
+    domain: str,
+    duration_s: float,
+    bucket: int,
+    features: np.ndarray,
+    labels: np.ndarray | None = None,
+    *,
+    signal: float | None = None,
+    pair_group: str = '',
+) -> dict:
   """One duration_corpus example (see the README for the features)."""
   if labels is None:
     labels = np.full(len(features), -1, np.int32)
-  return {'video_id': video_id, 'domain': domain,
-          'duration_s': np.float32(duration_s), 'bucket': int(bucket),
-          'signal': np.float32(duration_s if signal is None else signal),
-          'pair_group': pair_group,
-          'features': features, 'labels': labels.astype(np.int32)}
+  return {
+      'video_id': video_id,
+      'domain': domain,
+      'duration_s': np.float32(duration_s),
+      'bucket': int(bucket),
+      'signal': np.float32(duration_s if signal is None else signal),
+      'pair_group': pair_group,
+      'features': features,
+      'labels': labels.astype(np.int32),
+  }
 
 
 def preference_key(values: np.ndarray, direction: str) -> np.ndarray:
@@ -50,9 +63,12 @@ def preference_key(values: np.ndarray, direction: str) -> np.ndarray:
   return values if direction == LOWER_IS_BETTER else -values
 
 
-def split_segments(signal: np.ndarray, short_quantile: float,
-                   long_quantile: float, direction: str,
-                   ) -> tuple[np.ndarray, np.ndarray] | str:
+def split_segments(
+    signal: np.ndarray,
+    short_quantile: float,
+    long_quantile: float,
+    direction: str,
+) -> tuple[np.ndarray, np.ndarray] | str:
   """The preferred and the less preferred segments of one video.
 
   Segments are ranked by preference (ties by segment index); the
@@ -77,7 +93,7 @@ def split_segments(signal: np.ndarray, short_quantile: float,
   if num_hi == 0 or num_lo == 0:
     return TOO_FEW_SEGMENTS
   ranked = np.lexsort((np.arange(t), key))
-  hi, lo = ranked[:num_hi], ranked[t - num_lo:]
+  hi, lo = ranked[:num_hi], ranked[t - num_lo :]
   if key[hi].max() >= key[lo].min():
     return TIED_ACROSS_CUT
   return np.sort(hi), np.sort(lo)
@@ -94,36 +110,63 @@ class ExampleMaker:
     long_quantile: 1 - share of less preferred segments (segment_signal only).
     direction: LOWER_IS_BETTER or HIGHER_IS_BETTER.
   """
+
   feature_dim: int
   segment_signal: bool = False
   short_quantile: float = 1 / 3
   long_quantile: float = 2 / 3
   direction: str = LOWER_IS_BETTER
 
-  def __call__(self, record: readers.VideoRecord, bucket: int,
-               ) -> tuple[list[tuple[str, dict]], str | None]:
+  def __call__(
+      self,
+      record: readers.VideoRecord,
+      bucket: int,
+  ) -> tuple[list[tuple[str, dict]], str | None]:
     """Returns ((key, example) list, reason the video was skipped or None)."""
     features = readers.load_features(record, self.feature_dim)
     if not self.segment_signal:
-      return [(record.video_id, make_example(
-          record.video_id, record.domain, record.duration_s, bucket, features,
-          signal=record.signal))], None
+      return [
+          (
+              record.video_id,
+              make_example(
+                  record.video_id,
+                  record.domain,
+                  record.duration_s,
+                  bucket,
+                  features,
+                  signal=record.signal,
+              ),
+          )
+      ], None
     signal = readers.load_segment_signal(record, len(features))
-    split = split_segments(signal, self.short_quantile, self.long_quantile,
-                           self.direction)
+    split = split_segments(signal, self.short_quantile, self.long_quantile, self.direction)
     if isinstance(split, str):
       return [], split
     examples = []
-    for rows, suffix, side in ((split[0], PREFERRED_SUFFIX, synthetic.SHORT),
-                               (split[1], OTHER_SUFFIX, synthetic.LONG)):
+    for rows, suffix, side in (
+        (split[0], PREFERRED_SUFFIX, synthetic.SHORT),
+        (split[1], OTHER_SUFFIX, synthetic.LONG),
+    ):
       key = record.video_id + suffix
-      examples.append((key, make_example(
-          key, record.domain, record.duration_s, side, features[rows],
-          signal=float(signal[rows].mean()), pair_group=record.video_id)))
+      examples.append(
+          (
+              key,
+              make_example(
+                  key,
+                  record.domain,
+                  record.duration_s,
+                  side,
+                  features[rows],
+                  signal=float(signal[rows].mean()),
+                  pair_group=record.video_id,
+              ),
+          )
+      )
     return examples, None
 
-  def generate(self, records: list[readers.VideoRecord], buckets: np.ndarray,
-               name: str) -> Iterator[tuple[str, dict]]:
+  def generate(
+      self, records: list[readers.VideoRecord], buckets: np.ndarray, name: str
+  ) -> Iterator[tuple[str, dict]]:
     """Yields the examples of all records in order; logs the skipped videos."""
     skipped: dict[str, list[str]] = {}
     num_examples = 0
@@ -134,35 +177,56 @@ class ExampleMaker:
       num_examples += len(examples)
       yield from examples
     for reason, ids in skipped.items():
-      logging.warning('duration_corpus/%s: skipped %d videos (%s): %s', name,
-                      len(ids), reason, ' '.join(ids[:20]))
+      logging.warning(
+          'duration_corpus/%s: skipped %d videos (%s): %s',
+          name,
+          len(ids),
+          reason,
+          ' '.join(ids[:20]),
+      )
     if not num_examples:
-      raise ValueError(f'duration_corpus/{name}: no video gave an example '
-                       f'(skipped: { {r: len(v) for r, v in skipped.items()} })')
+      raise ValueError(
+          f'duration_corpus/{name}: no video gave an example '
+          f'(skipped: { {r: len(v) for r, v in skipped.items()} })'
+      )
 
 
 def _plan_line(record: readers.VideoRecord, bucket: int) -> str:
-  return json.dumps({
-      'video_id': record.video_id, 'domain': record.domain,
-      'duration_s': record.duration_s, 'signal': record.signal,
-      'feature_paths': [str(p) for p in record.feature_paths],
-      'segment_signal_path': (str(record.segment_signal_path)
-                              if record.segment_signal_path else None),
-      'where': record.where, 'bucket': int(bucket)})
+  return json.dumps(
+      {
+          'video_id': record.video_id,
+          'domain': record.domain,
+          'duration_s': record.duration_s,
+          'signal': record.signal,
+          'feature_paths': [str(p) for p in record.feature_paths],
+          'segment_signal_path': (
+              str(record.segment_signal_path) if record.segment_signal_path else None
+          ),
+          'where': record.where,
+          'bucket': int(bucket),
+      }
+  )
 
 
 def parse_plan_line(line: str) -> tuple[readers.VideoRecord, int]:
   """The (record, bucket) of one plan line."""
   d = json.loads(line)
   segment_path = d['segment_signal_path']
-  return readers.VideoRecord(
-      d['video_id'], d['domain'], d['duration_s'],
-      tuple(epath.Path(p) for p in d['feature_paths']), d['where'], d['signal'],
-      epath.Path(segment_path) if segment_path else None), d['bucket']
+  return (
+      readers.VideoRecord(
+          d['video_id'],
+          d['domain'],
+          d['duration_s'],
+          tuple(epath.Path(p) for p in d['feature_paths']),
+          d['where'],
+          d['signal'],
+          epath.Path(segment_path) if segment_path else None,
+      ),
+      d['bucket'],
+  )
 
 
-def write_plan(records: list[readers.VideoRecord], buckets: np.ndarray,
-               path: epath.Path) -> None:
+def write_plan(records: list[readers.VideoRecord], buckets: np.ndarray, path: epath.Path) -> None:
   """Writes the records and their buckets as JSONL for the Beam workers."""
   with path.open('w') as f:
     for record, bucket in zip(records, buckets):
@@ -187,16 +251,17 @@ def beam_examples(plan_path: epath.Path, maker: ExampleMaker, name: str) -> Any:
     examples, reason = maker(record, bucket)
     if reason:
       beam.metrics.Metrics.counter('duration_corpus', f'skipped: {reason}').inc()
-      logging.warning('duration_corpus/%s: skipped video %s (%s)', name,
-                      record.video_id, reason)
+      logging.warning('duration_corpus/%s: skipped video %s (%s)', name, record.video_id, reason)
     beam.metrics.Metrics.counter('duration_corpus', 'examples').inc(len(examples))
     return examples
 
   @beam.ptransform_fn
   def generate(root):
-    return (root
-            | 'ReadPlan' >> beam.io.ReadFromText(str(plan_path))
-            | 'Reshuffle' >> beam.Reshuffle()  # Spread feature reads over workers.
-            | 'MakeExamples' >> beam.FlatMap(make))
+    return (
+        root
+        | 'ReadPlan' >> beam.io.ReadFromText(str(plan_path))
+        | 'Reshuffle' >> beam.Reshuffle()  # Spread feature reads over workers.
+        | 'MakeExamples' >> beam.FlatMap(make)
+    )
 
   return generate()  # pylint: disable=no-value-for-parameter

@@ -52,16 +52,19 @@ def lighthouse_entry(row: dict[str, Any], vid: str, source: epath.Path) -> dict[
   `query` is the title and `label` UMT's `anno`; `duration` counts 2-second
   shots, not seconds (lighthouse's quirk), and is not read.
   """
-  return {"domain": umt_release.field(row, vid, "domain", source),
-          "title": umt_release.field(row, vid, "query", source),
-          "anno": umt_release.field(row, vid, "label", source)}
+  return {
+      "domain": umt_release.field(row, vid, "domain", source),
+      "title": umt_release.field(row, vid, "query", source),
+      "anno": umt_release.field(row, vid, "label", source),
+  }
 
 
 LAYOUTS = {
     "staged": layouts.staged("tvsum", ("i3d_rgb", "i3d_flow", "pann_audio"), TITLE_DIR),
     "umt": layouts.umt("tvsum", umt_splits.TVSUM_SPLITS, title=True),
-    "lighthouse": layouts.lighthouse("tvsum", lighthouse_entry, i3d=True, title=True,
-                                     missing=("fps", "frames")),
+    "lighthouse": layouts.lighthouse(
+        "tvsum", lighthouse_entry, i3d=True, title=True, missing=("fps", "frames")
+    ),
 }
 
 
@@ -73,7 +76,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {
       "1.0.0": "UMT annotations, standard 4/1 per-category split, float16 features.",
       "1.1.0": "title tokens: title_tokens [L, 512] and title_embedding [512], UMT's CLIP "
-               "text features of the title.",
+      "text features of the title.",
   }
   BUILDER_CONFIGS = list(umt_release.FEATURE_SETS)
   DEFAULT_CONFIG_NAME = "i3d_rgb"
@@ -103,27 +106,37 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "video_id": tfds.features.Text(),
-            "category": tfds.features.Text(),
-            "title": tfds.features.Text(),
-            "fps": tfds.features.Scalar(np.float32),
-            "frames": tfds.features.Scalar(np.int32),
-            "duration_s": tfds.features.Scalar(np.float32),
-            "scores": tfds.features.Tensor(shape=(None, NUM_ANNOTATORS), dtype=np.float32),
-            "features": tfds.features.Tensor(
-                shape=(None, self.builder_config.dim), dtype=np.float16,
-                encoding=tfds.features.Encoding.BYTES),
-            "title_tokens": tfds.features.Tensor(shape=(None, TEXT_DIM), dtype=np.float32),
-            "title_embedding": tfds.features.Tensor(shape=(TEXT_DIM,), dtype=np.float32),
-        }),
+        features=tfds.features.FeaturesDict(
+            {
+                "video_id": tfds.features.Text(),
+                "category": tfds.features.Text(),
+                "title": tfds.features.Text(),
+                "fps": tfds.features.Scalar(np.float32),
+                "frames": tfds.features.Scalar(np.int32),
+                "duration_s": tfds.features.Scalar(np.float32),
+                "scores": tfds.features.Tensor(shape=(None, NUM_ANNOTATORS), dtype=np.float32),
+                "features": tfds.features.Tensor(
+                    shape=(None, self.builder_config.dim),
+                    dtype=np.float16,
+                    encoding=tfds.features.Encoding.BYTES,
+                ),
+                "title_tokens": tfds.features.Tensor(shape=(None, TEXT_DIM), dtype=np.float32),
+                "title_embedding": tfds.features.Tensor(shape=(TEXT_DIM,), dtype=np.float32),
+            }
+        ),
         homepage="https://github.com/yalesong/tvsum",
         metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    release = layouts.open_release(LAYOUTS, dl_manager.manual_dir, self.layout,
-                                   self.builder_config, self.name, self.BUILDER_CONFIGS)
+    release = layouts.open_release(
+        LAYOUTS,
+        dl_manager.manual_dir,
+        self.layout,
+        self.builder_config,
+        self.name,
+        self.BUILDER_CONFIGS,
+    )
     self.info.metadata[layouts.METADATA_KEY] = release.layout.name
     labels = release.labels
     umt_release.check_groups(labels.splits, labels.entries, "domain", labels.sources)
@@ -132,8 +145,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     ids["other"] = sorted(set(labels.entries) - set(ids["train"]) - set(ids["val"]))
     return {s: self._generate_examples(release, vids) for s, vids in ids.items() if vids}
 
-  def _generate_examples(self, release: layouts.Release,
-                         video_ids: list[str]) -> Iterator[tuple[str, dict]]:
+  def _generate_examples(
+      self, release: layouts.Release, video_ids: list[str]
+  ) -> Iterator[tuple[str, dict]]:
     for vid in video_ids:
       yield vid, self._example(release, vid)
 
@@ -146,8 +160,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       duration_s = frames / fps
     scores = umt_release.array_field(entry, vid, "anno", source, np.float32)
     if scores.ndim != 2 or scores.shape[1] != NUM_ANNOTATORS or not len(scores):
-      raise ValueError(f"video {vid}: 'anno' in {source} has shape {scores.shape}, "
-                       f"expected [T, {NUM_ANNOTATORS}]")
+      raise ValueError(
+          f"video {vid}: 'anno' in {source} has shape {scores.shape}, "
+          f"expected [T, {NUM_ANNOTATORS}]"
+      )
     if not np.isfinite(scores).all():
       raise ValueError(f"video {vid}: 'anno' in {source} holds NaN/Inf")
     kinds = self.builder_config.kinds
@@ -189,10 +205,16 @@ def load_title(path: epath.Path, video_id: str) -> tuple[np.ndarray, np.ndarray]
       array = umt_release.load_array(path, key)
     except KeyError as e:  # load_array's message already names the file
       raise ValueError(f"video {video_id}: {e.args[0]}") from None
-    if (array.ndim != 2 or array.shape[1] != TEXT_DIM or not len(array)
-        or (key == "text" and len(array) != 1)):
-      raise ValueError(f"{path}: video {video_id} title {key!r} has shape "
-                       f"{array.shape}, expected [{rows}, {TEXT_DIM}]")
+    if (
+        array.ndim != 2
+        or array.shape[1] != TEXT_DIM
+        or not len(array)
+        or (key == "text" and len(array) != 1)
+    ):
+      raise ValueError(
+          f"{path}: video {video_id} title {key!r} has shape "
+          f"{array.shape}, expected [{rows}, {TEXT_DIM}]"
+      )
     array = array.astype(np.float32)
     if not np.isfinite(array).all():
       raise ValueError(f"{path}: video {video_id} title {key!r} holds NaN/Inf")

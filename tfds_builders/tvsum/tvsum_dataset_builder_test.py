@@ -28,7 +28,8 @@ def _dummy_spec():
 def _build(manual_dir, data_dir, config="i3d_rgb"):
   builder = tvb.Builder(config=config, data_dir=str(data_dir), file_format="array_record")
   builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+  )
   return builder
 
 
@@ -39,8 +40,13 @@ def _by_id(builder, split):
 def test_name_and_configs():
   assert tvb.Builder.name == "tvsum"
   dims = {c.name: c.dim for c in tvb.Builder.BUILDER_CONFIGS}
-  assert dims == {"i3d_rgb": 1024, "i3d_rgb_flow": 2048, "i3d_rgb_flow_audio": 4096,
-                  "clip": 512, "clip_slowfast": 2816}
+  assert dims == {
+      "i3d_rgb": 1024,
+      "i3d_rgb_flow": 2048,
+      "i3d_rgb_flow_audio": 4096,
+      "clip": 512,
+      "clip_slowfast": 2816,
+  }
   assert str(tvb.Builder.VERSION) == "1.1.0"
   assert "title tokens" in tvb.Builder.RELEASE_NOTES["1.1.0"]
 
@@ -84,8 +90,10 @@ def _copy_dummy(tmp_path):
 
 
 def _break_rows(manual):
-  np.savez_compressed(manual / "features_umt_f16" / "i3d_rgb" / "dummyBK_val.npz",
-                      features=np.zeros((6, 1024), np.float16))
+  np.savez_compressed(
+      manual / "features_umt_f16" / "i3d_rgb" / "dummyBK_val.npz",
+      features=np.zeros((6, 1024), np.float16),
+  )
 
 
 def _break_missing_file(manual):
@@ -93,8 +101,9 @@ def _break_missing_file(manual):
 
 
 def _break_inf(manual):
-  np.save(manual / "features_umt_f16" / "i3d_rgb" / "dummyBK_trn.npy",
-          np.full((5, 1024), 1e6))  # overflows float16
+  np.save(
+      manual / "features_umt_f16" / "i3d_rgb" / "dummyBK_trn.npy", np.full((5, 1024), 1e6)
+  )  # overflows float16
   (manual / "features_umt_f16" / "i3d_rgb" / "dummyBK_trn.npz").unlink()
 
 
@@ -111,8 +120,11 @@ def _break_title_key(manual):
 
 
 def _break_title_shape(manual):
-  np.savez_compressed(_title_file(manual, "dummyBK_trn"), token=np.zeros((3, 256), np.float16),
-                      text=np.zeros((1, 512), np.float16))
+  np.savez_compressed(
+      _title_file(manual, "dummyBK_trn"),
+      token=np.zeros((3, 256), np.float16),
+      text=np.zeros((1, 512), np.float16),
+  )
 
 
 def _break_title_zip(manual):
@@ -130,19 +142,28 @@ def _break_split_json(manual):
   (manual / tvb.SPLITS).write_text('{"BK": {"train": ["dummyBK_trn"]}}')
 
 
-@pytest.mark.parametrize("breaker, error, words", [
-    (_break_rows, ValueError, ("dummyBK_val", "i3d_rgb", "6 rows", "4 clips")),
-    (_break_missing_file, FileNotFoundError, ("dummyVT_val", "i3d_rgb")),
-    (_break_inf, ValueError, ("dummyBK_trn.npy", "NaN/Inf")),
-    (_break_missing_title, FileNotFoundError,
-     ("video dummyBK_val", "title tokens", "clip_title_query/dummyBK_val.npz")),
-    (_break_title_key, ValueError, ("video dummyVT_trn", "dummyVT_trn.npz", "no key 'text'")),
-    (_break_title_shape, ValueError, ("dummyBK_trn.npz", "video dummyBK_trn", "(3, 256)",
-                                      "[L, 512]")),
-    (_break_title_zip, ValueError, ("clip_title_query/dummyVT_val.npz", "not a readable")),
-    (_break_scores, ValueError, ("dummyVT_trn", "'anno'")),
-    (_break_split_json, ValueError, ("umt_tvsum_splits.json", "'BK'", "'val'")),
-])
+@pytest.mark.parametrize(
+    "breaker, error, words",
+    [
+        (_break_rows, ValueError, ("dummyBK_val", "i3d_rgb", "6 rows", "4 clips")),
+        (_break_missing_file, FileNotFoundError, ("dummyVT_val", "i3d_rgb")),
+        (_break_inf, ValueError, ("dummyBK_trn.npy", "NaN/Inf")),
+        (
+            _break_missing_title,
+            FileNotFoundError,
+            ("video dummyBK_val", "title tokens", "clip_title_query/dummyBK_val.npz"),
+        ),
+        (_break_title_key, ValueError, ("video dummyVT_trn", "dummyVT_trn.npz", "no key 'text'")),
+        (
+            _break_title_shape,
+            ValueError,
+            ("dummyBK_trn.npz", "video dummyBK_trn", "(3, 256)", "[L, 512]"),
+        ),
+        (_break_title_zip, ValueError, ("clip_title_query/dummyVT_val.npz", "not a readable")),
+        (_break_scores, ValueError, ("dummyVT_trn", "'anno'")),
+        (_break_split_json, ValueError, ("umt_tvsum_splits.json", "'BK'", "'val'")),
+    ],
+)
 def test_errors_name_the_culprit(tmp_path, breaker, error, words):
   manual = _copy_dummy(tmp_path)
   breaker(manual)

@@ -29,17 +29,21 @@ UNKNOWN = ("fps", "frames", "duration_s")  # what lighthouse's rows do not carry
 
 
 def _build(manual_dir, data_dir, config="i3d_rgb", layout="auto"):
-  builder = tvb.Builder(config=config, data_dir=str(data_dir), file_format="array_record",
-                        layout=layout)
+  builder = tvb.Builder(
+      config=config, data_dir=str(data_dir), file_format="array_record", layout=layout
+  )
   builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+  )
   return builder
 
 
 def _examples(builder):
   """{split: {video_id: example}} of every split the builder wrote."""
-  return {split: {ex["video_id"].decode(): ex for ex in builder.as_data_source(split=split)}
-          for split in builder.info.splits}
+  return {
+      split: {ex["video_id"].decode(): ex for ex in builder.as_data_source(split=split)}
+      for split in builder.info.splits
+  }
 
 
 def _assert_same(got, want, skip=()):
@@ -69,16 +73,24 @@ def _restricted(examples, ids):
   return {s: {v: ex for v, ex in by_id.items() if v in ids} for s, by_id in examples.items()}
 
 
-@pytest.mark.parametrize("folder, layout, root", [
-    ("", "staged", ""),
-    ("umt", "umt", "umt/data/tvsum"),
-    ("umt/data/tvsum", "umt", "umt/data/tvsum"),
-    ("lighthouse", "lighthouse", "lighthouse"),
-])
+@pytest.mark.parametrize(
+    "folder, layout, root",
+    [
+        ("", "staged", ""),
+        ("umt", "umt", "umt/data/tvsum"),
+        ("umt/data/tvsum", "umt", "umt/data/tvsum"),
+        ("lighthouse", "lighthouse", "lighthouse"),
+    ],
+)
 def test_detects_the_layout(folder, layout, root):
-  release = layouts.open_release(tvb.LAYOUTS, DUMMY / folder, "auto",
-                                 tvb.Builder.builder_configs["i3d_rgb"], "tvsum",
-                                 tvb.Builder.BUILDER_CONFIGS)
+  release = layouts.open_release(
+      tvb.LAYOUTS,
+      DUMMY / folder,
+      "auto",
+      tvb.Builder.builder_configs["i3d_rgb"],
+      "tvsum",
+      tvb.Builder.BUILDER_CONFIGS,
+  )
   assert release.layout.name == layout
   assert pathlib.Path(release.root) == DUMMY / root
 
@@ -90,8 +102,7 @@ def test_umt_layout_equals_staged(tmp_path, caplog, dummy, monkeypatch):
   assert "video dummyVT_val: pann_audio features have 7 rows, labels 6" in caplog.text
   staged = _examples(_build(DUMMY, tmp_path / "staged", config))
   _assert_same(_examples(umt), _restricted(staged, dummy.SUBSET))
-  assert tvb.Builder(config=config, data_dir=str(tmp_path / "umt")).info.metadata[
-      "layout"] == "umt"
+  assert tvb.Builder(config=config, data_dir=str(tmp_path / "umt")).info.metadata["layout"] == "umt"
 
 
 def test_lighthouse_layout_equals_staged(tmp_path, dummy):
@@ -117,13 +128,23 @@ def test_lighthouse_clip_slowfast(tmp_path, dummy):
     np.testing.assert_array_equal(ex["title_embedding"], text[0].astype(np.float32))
 
 
-@pytest.mark.parametrize("folder, config, words", [
-    ("lighthouse", "i3d_rgb_flow_audio", (
-        "tvsum/i3d_rgb_flow_audio", "lighthouse layout", "no pann_audio features",
-        "ships i3d_rgb, i3d_flow, clip, slowfast",
-        "can build: i3d_rgb, i3d_rgb_flow, clip, clip_slowfast")),
-    ("umt", "clip_slowfast", ("umt layout", "no clip, slowfast features")),
-])
+@pytest.mark.parametrize(
+    "folder, config, words",
+    [
+        (
+            "lighthouse",
+            "i3d_rgb_flow_audio",
+            (
+                "tvsum/i3d_rgb_flow_audio",
+                "lighthouse layout",
+                "no pann_audio features",
+                "ships i3d_rgb, i3d_flow, clip, slowfast",
+                "can build: i3d_rgb, i3d_rgb_flow, clip, clip_slowfast",
+            ),
+        ),
+        ("umt", "clip_slowfast", ("umt layout", "no clip, slowfast features")),
+    ],
+)
 def test_refuses_configs_a_layout_cannot_build(tmp_path, folder, config, words):
   with pytest.raises(ValueError) as info:
     _build(DUMMY / folder, tmp_path, config)
@@ -139,12 +160,16 @@ def test_unrecognised_folder_names_each_layout(tmp_path):
     _build(tmp_path / "manual", tmp_path / "data")
   message = str(info.value)
   assert "\n" not in message
-  for word in ("holds no tvsum layout", "staged: labels/umt_tvsum_anno.json",
-               "features_umt_f16/clip_title_query/<vid>.npz",
-               "umt: [data/tvsum/]tvsum_anno.json", "query_features/<vid>.npz",
-               "lighthouse: data/tvsum/tvsum_{train,val}_release.jsonl",
-               "features/tvsum/i3d/<vid>_{rgb,opt}.npy",
-               "features/tvsum/{clip,slowfast,clip_text}/<vid>.npz"):
+  for word in (
+      "holds no tvsum layout",
+      "staged: labels/umt_tvsum_anno.json",
+      "features_umt_f16/clip_title_query/<vid>.npz",
+      "umt: [data/tvsum/]tvsum_anno.json",
+      "query_features/<vid>.npz",
+      "lighthouse: data/tvsum/tvsum_{train,val}_release.jsonl",
+      "features/tvsum/i3d/<vid>_{rgb,opt}.npy",
+      "features/tvsum/{clip,slowfast,clip_text}/<vid>.npz",
+  ):
     assert word in message
 
 
@@ -161,8 +186,9 @@ def test_lighthouse_title_without_text_is_named(tmp_path):
 
 def test_real_umt_split_equals_staged(shared_data):
   staged = json.loads((shared_data / "tvsum" / tvb.SPLITS).read_text())
-  assert {g: {s: list(ids) for s, ids in by.items()}
-          for g, by in umt_splits.TVSUM_SPLITS.items()} == staged
+  assert {
+      g: {s: list(ids) for s, ids in by.items()} for g, by in umt_splits.TVSUM_SPLITS.items()
+  } == staged
 
 
 def _link(target, path):
@@ -194,8 +220,10 @@ def test_real_lighthouse_layout(shared_data, tmp_path):
   """lighthouse's real jsonl, with the real I3D and title files, reads as UMT's data."""
   real, lighthouse = shared_data / "tvsum", tmp_path / "lighthouse"
   for split in ("train", "val"):
-    _link(real / "labels" / f"lighthouse_tvsum_{split}_release.jsonl",
-          lighthouse / "data" / "tvsum" / f"tvsum_{split}_release.jsonl")
+    _link(
+        real / "labels" / f"lighthouse_tvsum_{split}_release.jsonl",
+        lighthouse / "data" / "tvsum" / f"tvsum_{split}_release.jsonl",
+    )
   _write_rgb_npy(real, lighthouse / "features" / "tvsum" / "i3d")
   for path in (real / "features_umt_f16" / tvb.TITLE_DIR).iterdir():
     _link(path, lighthouse / "features" / "tvsum" / "clip_text" / path.name)

@@ -44,8 +44,10 @@ def lighthouse_entry(row: dict[str, Any], vid: str, source: epath.Path) -> dict[
   lighthouse's rows carry UMT's fields (domain, fps, frames, clip, match) next
   to its own `label` [[match > 0]] per clip and `duration` (frames / fps).
   """
-  entry = {k: umt_release.field(row, vid, k, source)
-           for k in ("domain", "fps", "frames", "clip", "match")}
+  entry = {
+      k: umt_release.field(row, vid, k, source)
+      for k in ("domain", "fps", "frames", "clip", "match")
+  }
   match = umt_release.array_field(row, vid, "match", source, np.float64)
   label = umt_release.array_field(row, vid, "label", source, np.float64)
   if label.shape != (len(match), 1) or (label[:, 0] != (match > 0)).any():
@@ -92,25 +94,35 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "video_id": tfds.features.Text(),
-            "domain": tfds.features.Text(),
-            "fps": tfds.features.Scalar(np.float32),
-            "frames": tfds.features.Scalar(np.int32),
-            "duration_s": tfds.features.Scalar(np.float32),
-            "clips": tfds.features.Tensor(shape=(None, 2), dtype=np.int32),
-            "match": tfds.features.Tensor(shape=(None,), dtype=np.int8),
-            "features": tfds.features.Tensor(
-                shape=(None, self.builder_config.dim), dtype=np.float16,
-                encoding=tfds.features.Encoding.BYTES),
-        }),
+        features=tfds.features.FeaturesDict(
+            {
+                "video_id": tfds.features.Text(),
+                "domain": tfds.features.Text(),
+                "fps": tfds.features.Scalar(np.float32),
+                "frames": tfds.features.Scalar(np.int32),
+                "duration_s": tfds.features.Scalar(np.float32),
+                "clips": tfds.features.Tensor(shape=(None, 2), dtype=np.int32),
+                "match": tfds.features.Tensor(shape=(None,), dtype=np.int8),
+                "features": tfds.features.Tensor(
+                    shape=(None, self.builder_config.dim),
+                    dtype=np.float16,
+                    encoding=tfds.features.Encoding.BYTES,
+                ),
+            }
+        ),
         homepage="https://github.com/aliensunmin/DomainSpecificHighlight",
         metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    release = layouts.open_release(LAYOUTS, dl_manager.manual_dir, self.layout,
-                                   self.builder_config, self.name, self.BUILDER_CONFIGS)
+    release = layouts.open_release(
+        LAYOUTS,
+        dl_manager.manual_dir,
+        self.layout,
+        self.builder_config,
+        self.name,
+        self.BUILDER_CONFIGS,
+    )
     self.info.metadata[layouts.METADATA_KEY] = release.layout.name
     labels = release.labels
     umt_release.check_groups(labels.splits, labels.entries, "domain", labels.sources)
@@ -119,14 +131,19 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     ids["other"] = sorted(set(labels.entries) - set(ids["train"]) - set(ids["val"]))
     without = sorted(v for v in labels.entries if not release.has_any_features(v))
     if without:
-      logging.warning("youtube_highlights: %d of %d annotated videos have no feature "
-                      "files of any kind and are skipped: %s", len(without),
-                      len(labels.entries), without)
+      logging.warning(
+          "youtube_highlights: %d of %d annotated videos have no feature "
+          "files of any kind and are skipped: %s",
+          len(without),
+          len(labels.entries),
+          without,
+      )
     ids = {s: [v for v in vids if v not in without] for s, vids in ids.items()}
     return {s: self._generate_examples(release, vids) for s, vids in ids.items() if vids}
 
-  def _generate_examples(self, release: layouts.Release,
-                         video_ids: list[str]) -> Iterator[tuple[str, dict]]:
+  def _generate_examples(
+      self, release: layouts.Release, video_ids: list[str]
+  ) -> Iterator[tuple[str, dict]]:
     for vid in video_ids:
       yield vid, self._example(release, vid)
 
@@ -136,8 +153,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     clips = umt_release.array_field(entry, vid, "clip", source, np.float64)
     match = umt_release.array_field(entry, vid, "match", source, np.float64)
     if clips.ndim != 2 or clips.shape[1] != 2 or len(clips) != len(match) or not len(match):
-      raise ValueError(f"video {vid}: 'clip' {clips.shape} and 'match' {match.shape} "
-                       f"in {source} must be [T, 2] and [T]")
+      raise ValueError(
+          f"video {vid}: 'clip' {clips.shape} and 'match' {match.shape} "
+          f"in {source} must be [T, 2] and [T]"
+      )
     if (clips != np.round(clips)).any():
       raise ValueError(f"video {vid}: 'clip' in {source} holds non-integer frame numbers")
     if not np.isin(match, (-1, 0, 1)).all():

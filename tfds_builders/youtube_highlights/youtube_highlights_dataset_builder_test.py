@@ -27,7 +27,8 @@ def _dummy_spec():
 def _build(manual_dir, data_dir, config="i3d_rgb"):
   builder = ytb.Builder(config=config, data_dir=str(data_dir), file_format="array_record")
   builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+  )
   return builder
 
 
@@ -38,8 +39,13 @@ def _by_id(builder, split):
 def test_name_and_configs():
   assert ytb.Builder.name == "youtube_highlights"
   dims = {c.name: c.dim for c in ytb.Builder.BUILDER_CONFIGS}
-  assert dims == {"i3d_rgb": 1024, "i3d_rgb_flow": 2048, "i3d_rgb_flow_audio": 4096,
-                  "clip": 512, "clip_slowfast": 2816}
+  assert dims == {
+      "i3d_rgb": 1024,
+      "i3d_rgb_flow": 2048,
+      "i3d_rgb_flow_audio": 4096,
+      "clip": 512,
+      "clip_slowfast": 2816,
+  }
 
 
 def test_dummy_data(tmp_path, caplog):
@@ -119,16 +125,22 @@ def _break_key(manual):
   path.write_text(path.read_text().replace('"match"', '"matches"', 1))
 
 
-@pytest.mark.parametrize("breaker, error, words", [
-    (_break_missing_file, FileNotFoundError, ("dummyDog_02", "i3d_rgb",
-                                              "features_umt_f16/i3d_rgb/dummyDog_02.npz")),
-    (_break_frames, ValueError, ("dummyDog_01", "249.5", "umt_youtube_anno.json")),
-    (_break_nan, ValueError, ("dummyDog_02.npz", "NaN", "row 1")),
-    (_break_dim, ValueError, ("dummyDog_02.npz", "(3, 512)", "1024")),
-    (_break_rows, ValueError, ("dummyDog_02", "i3d_rgb", "5 rows", "3 clips")),
-    (_break_json, ValueError, ("malformed JSON", "umt_youtube_anno.json")),
-    (_break_key, KeyError, ("dummyDog_01", "'match'", "umt_youtube_anno.json")),
-])
+@pytest.mark.parametrize(
+    "breaker, error, words",
+    [
+        (
+            _break_missing_file,
+            FileNotFoundError,
+            ("dummyDog_02", "i3d_rgb", "features_umt_f16/i3d_rgb/dummyDog_02.npz"),
+        ),
+        (_break_frames, ValueError, ("dummyDog_01", "249.5", "umt_youtube_anno.json")),
+        (_break_nan, ValueError, ("dummyDog_02.npz", "NaN", "row 1")),
+        (_break_dim, ValueError, ("dummyDog_02.npz", "(3, 512)", "1024")),
+        (_break_rows, ValueError, ("dummyDog_02", "i3d_rgb", "5 rows", "3 clips")),
+        (_break_json, ValueError, ("malformed JSON", "umt_youtube_anno.json")),
+        (_break_key, KeyError, ("dummyDog_01", "'match'", "umt_youtube_anno.json")),
+    ],
+)
 def test_errors_name_the_culprit(tmp_path, breaker, error, words):
   manual = _copy_dummy(tmp_path)
   breaker(manual)

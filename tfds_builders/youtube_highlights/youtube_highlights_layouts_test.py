@@ -28,17 +28,21 @@ LIGHTHOUSE_JSONL = "data/youtube_highlight/youtube_highlight_{}_release.jsonl"
 
 
 def _build(manual_dir, data_dir, config="i3d_rgb", layout="auto"):
-  builder = ytb.Builder(config=config, data_dir=str(data_dir), file_format="array_record",
-                        layout=layout)
+  builder = ytb.Builder(
+      config=config, data_dir=str(data_dir), file_format="array_record", layout=layout
+  )
   builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+  )
   return builder
 
 
 def _examples(builder):
   """{split: {video_id: example}} of every split the builder wrote."""
-  return {split: {ex["video_id"].decode(): ex for ex in builder.as_data_source(split=split)}
-          for split in builder.info.splits}
+  return {
+      split: {ex["video_id"].decode(): ex for ex in builder.as_data_source(split=split)}
+      for split in builder.info.splits
+  }
 
 
 def _assert_same(got, want, skip=()):
@@ -69,17 +73,25 @@ def _restricted(examples, ids):
 
 
 def _release(manual_dir, layout="auto", config="i3d_rgb"):
-  return layouts.open_release(ytb.LAYOUTS, manual_dir, layout,
-                              ytb.Builder.builder_configs[config], "youtube_highlights",
-                              ytb.Builder.BUILDER_CONFIGS)
+  return layouts.open_release(
+      ytb.LAYOUTS,
+      manual_dir,
+      layout,
+      ytb.Builder.builder_configs[config],
+      "youtube_highlights",
+      ytb.Builder.BUILDER_CONFIGS,
+  )
 
 
-@pytest.mark.parametrize("folder, layout, root", [
-    ("", "staged", ""),
-    ("umt", "umt", "umt/data/youtube"),  # a UMT checkout
-    ("umt/data/youtube", "umt", "umt/data/youtube"),  # UMT's dataset folder itself
-    ("lighthouse", "lighthouse", "lighthouse"),
-])
+@pytest.mark.parametrize(
+    "folder, layout, root",
+    [
+        ("", "staged", ""),
+        ("umt", "umt", "umt/data/youtube"),  # a UMT checkout
+        ("umt/data/youtube", "umt", "umt/data/youtube"),  # UMT's dataset folder itself
+        ("lighthouse", "lighthouse", "lighthouse"),
+    ],
+)
 def test_detects_the_layout(folder, layout, root):
   release = _release(DUMMY / folder, config="clip" if layout == "lighthouse" else "i3d_rgb")
   assert release.layout.name == layout
@@ -92,22 +104,28 @@ def test_umt_layout_equals_staged(tmp_path, dummy, umt_dummy_split, config):
   staged = _build(DUMMY, tmp_path / "staged", config)
   umt = _build(DUMMY / "umt", tmp_path / "umt", config)
   assert {s: sorted(e) for s, e in _examples(umt).items()} == {
-      "train": ["dummyDog_02"], "val": ["dummySurf02"], "other": ["dummyOther1"]}
+      "train": ["dummyDog_02"],
+      "val": ["dummySurf02"],
+      "other": ["dummyOther1"],
+  }
   _assert_same(_examples(umt), _restricted(_examples(staged), dummy.UMT_VIDEOS))
   # The layout is recorded with the data and read back by a new builder.
-  assert ytb.Builder(config=config, data_dir=str(tmp_path / "umt")).info.metadata[
-      "layout"] == "umt"
-  assert layouts.built_from(ytb.Builder(config=config, data_dir=str(tmp_path / "staged"))
-                            ) == "staged"
+  assert ytb.Builder(config=config, data_dir=str(tmp_path / "umt")).info.metadata["layout"] == "umt"
+  assert (
+      layouts.built_from(ytb.Builder(config=config, data_dir=str(tmp_path / "staged"))) == "staged"
+  )
 
 
 def test_umt_layout_takes_umts_split(tmp_path, caplog):
   """UMT's own split lists none of the dummy ids: every video is "other"."""
   umt = _examples(_build(DUMMY / "umt", tmp_path))
   assert {s: sorted(e) for s, e in umt.items()} == {
-      "other": ["dummyDog_02", "dummyOther1", "dummySurf02"]}
-  assert "UMT's split (tfds_builders/umt_splits.py): 419 split video ids have no " \
-         "annotation" in caplog.text
+      "other": ["dummyDog_02", "dummyOther1", "dummySurf02"]
+  }
+  assert (
+      "UMT's split (tfds_builders/umt_splits.py): 419 split video ids have no "
+      "annotation" in caplog.text
+  )
 
 
 def test_lighthouse_layout_equals_staged(tmp_path, dummy):
@@ -125,14 +143,32 @@ def test_lighthouse_layout_equals_staged(tmp_path, dummy):
       np.testing.assert_array_equal(ex["features"], want)
 
 
-@pytest.mark.parametrize("folder, config, words", [
-    ("lighthouse", "i3d_rgb", ("youtube_highlights/i3d_rgb", "lighthouse layout",
-                               "no i3d_rgb features", "can build: clip, clip_slowfast")),
-    ("lighthouse", "i3d_rgb_flow_audio", ("no i3d_rgb, i3d_flow, pann_audio features",)),
-    ("", "clip_slowfast", ("staged layout", "no clip, slowfast features",
-                           "can build: i3d_rgb, i3d_rgb_flow, i3d_rgb_flow_audio")),
-    ("umt", "clip", ("umt layout", "no clip features")),
-])
+@pytest.mark.parametrize(
+    "folder, config, words",
+    [
+        (
+            "lighthouse",
+            "i3d_rgb",
+            (
+                "youtube_highlights/i3d_rgb",
+                "lighthouse layout",
+                "no i3d_rgb features",
+                "can build: clip, clip_slowfast",
+            ),
+        ),
+        ("lighthouse", "i3d_rgb_flow_audio", ("no i3d_rgb, i3d_flow, pann_audio features",)),
+        (
+            "",
+            "clip_slowfast",
+            (
+                "staged layout",
+                "no clip, slowfast features",
+                "can build: i3d_rgb, i3d_rgb_flow, i3d_rgb_flow_audio",
+            ),
+        ),
+        ("umt", "clip", ("umt layout", "no clip features")),
+    ],
+)
 def test_refuses_configs_a_layout_cannot_build(tmp_path, folder, config, words):
   with pytest.raises(ValueError) as info:
     _build(DUMMY / folder, tmp_path, config)
@@ -149,11 +185,15 @@ def test_unrecognised_folder_names_each_layout(tmp_path):
     _build(tmp_path / "manual", tmp_path / "data")
   message = str(info.value)
   assert "\n" not in message
-  for word in ("staged: labels/umt_youtube_anno.json", "splits/umt_youtube_splits.json",
-               "umt: [data/youtube/]youtube_anno.json", "video_features/<vid>_{rgb,opt}.npy",
-               "audio_features/<vid>.npy", "lighthouse: data/youtube_highlight/"
-               "youtube_highlight_{train,val}_release.jsonl",
-               "features/youtube_highlight/{clip,slowfast}/<vid>.npz"):
+  for word in (
+      "staged: labels/umt_youtube_anno.json",
+      "splits/umt_youtube_splits.json",
+      "umt: [data/youtube/]youtube_anno.json",
+      "video_features/<vid>_{rgb,opt}.npy",
+      "audio_features/<vid>.npy",
+      "lighthouse: data/youtube_highlight/" "youtube_highlight_{train,val}_release.jsonl",
+      "features/youtube_highlight/{clip,slowfast}/<vid>.npz",
+  ):
     assert word in message
 
 
@@ -166,8 +206,11 @@ def test_explicit_layout(tmp_path):
   both = tmp_path / "both"
   shutil.copytree(DUMMY, both, ignore=shutil.ignore_patterns("lighthouse", "umt"))
   shutil.copytree(DUMMY / "lighthouse" / "data", both / "data")
-  with pytest.raises(ValueError, match=r"several youtube_highlights layouts \(staged, "
-                                       r"lighthouse\); choose one with layout="):
+  with pytest.raises(
+      ValueError,
+      match=r"several youtube_highlights layouts \(staged, "
+      r"lighthouse\); choose one with layout=",
+  ):
     _build(both, tmp_path / "b")
   assert _build(both, tmp_path / "c", layout="staged").info.metadata["layout"] == "staged"
 
@@ -204,15 +247,17 @@ def test_lighthouse_bad_line_names_file_and_line(tmp_path):
   shutil.copytree(DUMMY / "lighthouse", manual)
   path = manual / LIGHTHOUSE_JSONL.format("train")
   path.write_text(path.read_text() + "{not json\n")
-  with pytest.raises(ValueError, match=r"malformed JSON in .*youtube_highlight_train_"
-                                       r"release.jsonl line 4"):
+  with pytest.raises(
+      ValueError, match=r"malformed JSON in .*youtube_highlight_train_" r"release.jsonl line 4"
+  ):
     _build(manual, tmp_path / "data", "clip")
 
 
 def test_real_umt_split_equals_staged(shared_data):
   staged = json.loads((shared_data / "youtube_highlights" / ytb.SPLITS).read_text())
-  assert {g: {s: list(ids) for s, ids in by.items()}
-          for g, by in umt_splits.YOUTUBE_SPLITS.items()} == staged
+  assert {
+      g: {s: list(ids) for s, ids in by.items()} for g, by in umt_splits.YOUTUBE_SPLITS.items()
+  } == staged
 
 
 def test_real_umt_layout(shared_data, tmp_path):

@@ -36,15 +36,21 @@ import pathlib
 import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
-KIND_DIMS = {"i3d_rgb": 1024, "i3d_flow": 1024, "pann_audio": 2048, "clip": 512,
-             "slowfast": 2304}
+KIND_DIMS = {"i3d_rgb": 1024, "i3d_flow": 1024, "pann_audio": 2048, "clip": 512, "slowfast": 2304}
 NUM_ANNOTATORS = 20
 TEXT_DIM = 512
 STAGED_KINDS = ("i3d_rgb", "i3d_flow", "pann_audio")
-UMT_FILES = {"i3d_rgb": "video_features/{vid}_rgb.npy", "i3d_flow": "video_features/{vid}_opt.npy",
-             "pann_audio": "audio_features/{vid}.npy"}
-LIGHTHOUSE_FILES = {"i3d_rgb": "i3d/{vid}_rgb.npy", "i3d_flow": "i3d/{vid}_opt.npy",
-                    "clip": "clip/{vid}.npz", "slowfast": "slowfast/{vid}.npz"}
+UMT_FILES = {
+    "i3d_rgb": "video_features/{vid}_rgb.npy",
+    "i3d_flow": "video_features/{vid}_opt.npy",
+    "pann_audio": "audio_features/{vid}.npy",
+}
+LIGHTHOUSE_FILES = {
+    "i3d_rgb": "i3d/{vid}_rgb.npy",
+    "i3d_flow": "i3d/{vid}_opt.npy",
+    "clip": "clip/{vid}.npz",
+    "slowfast": "slowfast/{vid}.npz",
+}
 
 # (video_id, category, number of 2-second shots, extra audio rows)
 VIDEOS = (
@@ -115,8 +121,11 @@ def main() -> None:
   umt, features_dir = HERE / "umt" / "data" / "tvsum", HERE / "lighthouse" / "features" / "tvsum"
   for i, (vid, category, num_clips, _) in enumerate(VIDEOS):
     anno[vid] = {
-        "fps": FPS, "frames": str(60 * num_clips - 7), "domain": category,
-        "title": f"Dummy {category} video {i}", "url": f"https://example.com/{vid}",
+        "fps": FPS,
+        "frames": str(60 * num_clips - 7),
+        "domain": category,
+        "title": f"Dummy {category} video {i}",
+        "url": f"https://example.com/{vid}",
         "length": f"0:{2 * num_clips:02d}",
         "anno": rng.integers(1, 6, size=(num_clips, NUM_ANNOTATORS)).astype(float).tolist(),
     }
@@ -132,16 +141,26 @@ def main() -> None:
     for kind, template in LIGHTHOUSE_FILES.items():
       save(features_dir / template.format(vid=vid), features=features(i, kind))
     save(features_dir / "clip_text" / f"{vid}.npz", token=token, text=text)
-    lighthouse[split_of(vid)].append({
-        "qid": vid, "query": anno[vid]["title"], "duration": num_clips, "vid": vid,
-        "relevant_clip_ids": None, "relevant_windows": None, "label": anno[vid]["anno"],
-        "domain": category})
+    lighthouse[split_of(vid)].append(
+        {
+            "qid": vid,
+            "query": anno[vid]["title"],
+            "duration": num_clips,
+            "vid": vid,
+            "relevant_clip_ids": None,
+            "relevant_windows": None,
+            "label": anno[vid]["anno"],
+            "domain": category,
+        }
+    )
   write_text(HERE / "labels" / "umt_tvsum_anno.json", json.dumps(anno, indent=1))
   write_text(HERE / "splits" / "umt_tvsum_splits.json", json.dumps(SPLITS, indent=1))
   write_text(umt / "tvsum_anno.json", json.dumps({v: anno[v] for v in SUBSET}, indent=1))
   for split, rows in lighthouse.items():
-    write_text(HERE / "lighthouse" / "data" / "tvsum" / f"tvsum_{split}_release.jsonl",
-               "".join(json.dumps(row) + "\n" for row in rows))
+    write_text(
+        HERE / "lighthouse" / "data" / "tvsum" / f"tvsum_{split}_release.jsonl",
+        "".join(json.dumps(row) + "\n" for row in rows),
+    )
 
 
 if __name__ == "__main__":

@@ -33,11 +33,13 @@ import pathlib
 import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
-KIND_DIMS = {"i3d_rgb": 1024, "i3d_flow": 1024, "pann_audio": 2048, "clip": 512,
-             "slowfast": 2304}
+KIND_DIMS = {"i3d_rgb": 1024, "i3d_flow": 1024, "pann_audio": 2048, "clip": 512, "slowfast": 2304}
 STAGED_KINDS = ("i3d_rgb", "i3d_flow", "pann_audio")
-UMT_FILES = {"i3d_rgb": "video_features/{vid}_rgb.npy", "i3d_flow": "video_features/{vid}_opt.npy",
-             "pann_audio": "audio_features/{vid}.npy"}
+UMT_FILES = {
+    "i3d_rgb": "video_features/{vid}_rgb.npy",
+    "i3d_flow": "video_features/{vid}_opt.npy",
+    "pann_audio": "audio_features/{vid}.npy",
+}
 
 # (video_id, domain, match per clip, feature files: "npz", "npy" or None)
 VIDEOS = (
@@ -52,8 +54,7 @@ VIDEOS = (
 )
 SPLITS = {
     "dog": {"train": ["dummyDog_01", "dummyDog_02", "dummyNoAnno"], "val": ["dummyDog_03"]},
-    "surfing": {"train": ["dummySurf01", "dummyNoFeat"],
-                "val": ["dummySurf02", "dummySurf03"]},
+    "surfing": {"train": ["dummySurf01", "dummyNoFeat"], "val": ["dummySurf02", "dummySurf03"]},
 }
 # One train, one val and one "other" video, in UMT's release.
 UMT_VIDEOS = ("dummyDog_02", "dummySurf02", "dummyOther1")
@@ -97,7 +98,9 @@ def main() -> None:
   for i, (vid, domain, match, files) in enumerate(VIDEOS):
     num_clips = len(match)
     anno[vid] = {
-        "fps": FPS, "frames": str(50 * num_clips + 50), "domain": domain,
+        "fps": FPS,
+        "frames": str(50 * num_clips + 50),
+        "domain": domain,
         "clip": [[50.0 * t, 50.0 * t + 100.0] for t in range(num_clips)],
         "match": list(match),
     }
@@ -110,22 +113,41 @@ def main() -> None:
         save(HERE / "umt" / "data" / "youtube" / template.format(vid=vid), features(i, kind))
     if split_of(vid) is not None:
       # lighthouse's rows: UMT's fields, `label` [[match > 0]], `duration` in seconds.
-      lighthouse[split_of(vid)].append({
-          "qid": vid, "query": domain, "duration": (50 * num_clips + 50) / FPS, "vid": vid,
-          "relevant_clip_ids": None, "relevant_windows": None,
-          "label": [[int(m > 0)] for m in match], "domain": domain,
-          "frames": float(50 * num_clips + 50), "fps": FPS, "clip": anno[vid]["clip"],
-          "match": list(match)})
+      lighthouse[split_of(vid)].append(
+          {
+              "qid": vid,
+              "query": domain,
+              "duration": (50 * num_clips + 50) / FPS,
+              "vid": vid,
+              "relevant_clip_ids": None,
+              "relevant_windows": None,
+              "label": [[int(m > 0)] for m in match],
+              "domain": domain,
+              "frames": float(50 * num_clips + 50),
+              "fps": FPS,
+              "clip": anno[vid]["clip"],
+              "match": list(match),
+          }
+      )
       for kind in ("clip", "slowfast"):
-        save(HERE / "lighthouse" / "features" / "youtube_highlight" / kind / f"{vid}.npz",
-             features(i, kind))
+        save(
+            HERE / "lighthouse" / "features" / "youtube_highlight" / kind / f"{vid}.npz",
+            features(i, kind),
+        )
   write_json(HERE / "labels" / "umt_youtube_anno.json", anno)
   write_json(HERE / "splits" / "umt_youtube_splits.json", SPLITS)
-  write_json(HERE / "umt" / "data" / "youtube" / "youtube_anno.json",
-             {vid: anno[vid] for vid in UMT_VIDEOS})
+  write_json(
+      HERE / "umt" / "data" / "youtube" / "youtube_anno.json",
+      {vid: anno[vid] for vid in UMT_VIDEOS},
+  )
   for split, rows in lighthouse.items():
-    path = (HERE / "lighthouse" / "data" / "youtube_highlight" /
-            f"youtube_highlight_{split}_release.jsonl")
+    path = (
+        HERE
+        / "lighthouse"
+        / "data"
+        / "youtube_highlight"
+        / f"youtube_highlight_{split}_release.jsonl"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
