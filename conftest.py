@@ -1,7 +1,8 @@
 """Pytest set-up shared by tests/ and tfds_builders/.
 
 Forces 4 host CPU devices (before jax is imported) so multi-device code runs
-everywhere, and marks absl flags as parsed so Grain worker processes start.
+everywhere, sends gs:// paths to gcsfs as launch.py does, and marks absl flags
+as parsed so Grain worker processes start.
 An XLA_FLAGS of your own is kept: the device count is appended to it, unless
 it already sets one (then the tests run on that many devices).
 """
@@ -29,6 +30,9 @@ def forced_device_count(xla_flags: str) -> int | None:
 
 os.environ["XLA_FLAGS"] = with_device_count(os.environ.get("XLA_FLAGS", ""))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# gs:// paths through gcsfs, as launch.py sets it, even with TensorFlow installed
+# (etils.epath would send them to tf.io.gfile, which no emulator can serve).
+os.environ.setdefault("EPATH_USE_TF", "false")
 
 from absl import flags  # noqa: E402
 import pytest  # noqa: E402

@@ -8,9 +8,20 @@ Rerunning the same command resumes from the newest checkpoint in --workdir.
 A user error (a bad config argument, key or value, a workdir of another
 config, bad data) ends in one line, `launch.py: error: ...`, and exit status
 1; --verbosity=1 shows its traceback too.
+
+--workdir and --config.data_dir may be gs:// URLs (pip install -e '.[gcs]'),
+shared by every host of a pod. A SIGTERM (a spot VM's or a scheduler's
+preemption notice) saves a checkpoint of the current step before the run
+stops, with one line and exit status 143 (128 + SIGTERM: the run did not
+finish); rerunning the same command resumes from it.
 """
 
+import os
 import sys
+
+# gs:// through gcsfs on every host, whether or not TensorFlow is installed
+# (etils.epath would otherwise pick tf.io.gfile, and decides at its first use).
+os.environ.setdefault("EPATH_USE_TF", "false")
 
 from absl import app
 from absl import flags
@@ -29,6 +40,8 @@ from hl_jax.core import writers
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
 flags.mark_flags_as_required(["config", "workdir"])
+
+PREEMPTED_EXIT_STATUS = 128 + 15  # As if ended by SIGTERM, after saving the step.
 
 # What a user can fix: config values and workdirs (ConfigError is a ValueError),
 # data files (the builders name the file, line and video), a stopped run.
@@ -63,6 +76,9 @@ def main(argv):
   )
   try:
     run_loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except run_loop.Preempted as e:
+    print(f"launch.py: {e}", file=sys.stderr)
+    sys.exit(PREEMPTED_EXIT_STATUS)
   except _USER_ERRORS as e:
     if logging.get_verbosity() >= 1:
       raise

@@ -41,6 +41,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # video id, stratified by domain and bucket) and scored by the label-free
   # "heldout" evaluator, which picks results.json's "selected" step. In [0, 0.5).
   config.corpus.holdout_fraction = 0.0
+  # Share of the training videos that trains (1: all). Below 1, the first
+  # max(1, round(share * n)) videos of each (domain, duration bucket) stratum in
+  # sha1(video id) order: a smaller share is inside any larger one (the
+  # corpus-size study, experiments/corpus_size.py). In (0, 1].
+  config.corpus.train_fraction = 1.0
 
   config.input = ml_collections.ConfigDict()
   config.input.table_segments = 131072  # Rows of the resident segment table.

@@ -44,6 +44,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.cv_fold = 0
 
   config.model = ml_collections.ConfigDict()
+  # "taohighlight", or a plain baseline with the same inputs and outputs
+  # (hl_jax/taohighlight/baselines.py; configs/saliency_baseline.py).
+  config.model.kind = "taohighlight"
+  config.model.layers = 2  # model.kind "transformer" only: encoder blocks.
   config.model.hidden = 128
   config.model.heads = 4
   config.model.k = 8
@@ -64,6 +68,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.loss.reg_scale = "video"
 
   config.train.batch_size = 8  # Videos per step; a multiple of the device count.
+  # False: every batch padded to the longest video of the run (one compiled step);
+  # True: to the next power of two >= its own longest video (a few compiled
+  # steps, far less padding: the same model, another dropout stream).
+  config.train.pad_per_batch = False
   config.train.num_steps = 300
   config.train.learning_rate = 1e-3
   config.train.weight_decay = 1e-4

@@ -18,6 +18,14 @@ config: build with `--feature_dim=128`, train with builder_config=manifest_d128.
 A list with a `ctr` column also builds duration_corpus/manifest_ctr
 (tfds_builders/duration_corpus/README.md).
 
+Feature spaces: a model scores only features of the extractor it was trained
+on (each features file records its `feature_space`; the workdir records the
+corpus's). `--extractor=i3d_imagenet --extractor_weights=i3d_rgb.pt` (DeepMind's
+rgb_imagenet, verified; `--clip_grid=tvsum` 2-s shots by default, or
+youtube_highlights' 100-frame windows) gives the benchmarks' own space, so a
+corpus extracted with it trains models that also score the staged benchmark
+features; the default i3d gives hl_jax's own (rgb_scratch) space.
+
 --videos: video paths one a line (blank and # lines skipped), or a .csv /
 .jsonl with a `video` column, optional `video_id` (default: the file's stem),
 `domain` (default empty: 'all' to the builder) and other columns (signals such

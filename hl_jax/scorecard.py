@@ -10,7 +10,9 @@ writes out/yth_val.json, out/yth_val.md (per-group table) and out/yth_val.png
 and no other. Instead of --predictions, --workdir scores the split with a
 trained checkpoint (hl_jax.predict) and --random_seeds=N averages N seeds of
 uniform random scores (the chance baseline: ~51% YouTube Highlights val, ~42%
-TVSum val). Bad input ends in one line, `hl_jax.scorecard: error: ...`,
+TVSum val). --manual_dir may hold our staged copy, UMT's data release or
+lighthouse's (--layout=auto detects which; README "Get the data"); lighthouse's
+builds --feature_set=clip or clip_slowfast. Bad input ends in one line, `hl_jax.scorecard: error: ...`,
 naming the file, line and video (hl_jax/core/cli.py).
 """
 
@@ -37,8 +39,15 @@ def _define_flags() -> None:
   flags.DEFINE_string(
       "manual_dir",
       None,
-      "Raw data (like ../shared/data/<benchmark>); needed to build the "
-      "TFDS dataset the first time.",
+      "Raw data: our staged copy (../shared/data/<benchmark>), UMT's or "
+      "lighthouse's release; needed to build the TFDS dataset the first time.",
+  )
+  flags.DEFINE_enum(
+      "layout",
+      "auto",
+      benchmarks.LAYOUTS,
+      "Which release --manual_dir holds: our staged copy, UMT's or lighthouse's "
+      "(auto: detect it).",
   )
   flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's).")
   flags.DEFINE_enum(
@@ -65,6 +74,7 @@ def main(argv: Sequence[str]) -> None:
       manual_dir=FLAGS.manual_dir,
       data_dir=FLAGS.data_dir,
       feature_set=FLAGS.feature_set,
+      layout=FLAGS.layout,
       predictions=FLAGS.predictions,
       workdir=FLAGS.workdir,
       random_seeds=FLAGS.random_seeds,

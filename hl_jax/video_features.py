@@ -16,6 +16,14 @@ Extractors (`make_extractor`, flag --extractor):
   segment, the usual "I3D feature", of the benchmarks' i3d_rgb width and kind
   but not their checkpoint (BENCHMARKS.md section 6 measures the gap).
   bfloat16 on accelerators, float32 on the CPU; data parallel over devices.
+- "i3d_imagenet": the benchmarks' own I3D features (v-iashin/video_features'
+  network and preprocessing), for models trained on the staged benchmark
+  features: DeepMind's rgb_imagenet weights, which you supply and which are
+  verified, one feature per clip of --clip_grid (tvsum: 2-s shots;
+  youtube_highlights: 100-frame windows at stride 50):
+
+    python -m hl_jax.video_features --video=V.mp4 --output=F.npz \
+      --extractor=i3d_imagenet --extractor_weights=i3d_rgb.pt --clip_grid=youtube_highlights
 - "untrained": `SegmentEmbedder`, a tiny conv net on F = 4 frames squashed
   to 64 x 64, from a fixed seed or --extractor_weights. Deterministic and
   fast, for tests and plumbing; its features are MEANINGLESS as highlight
@@ -28,15 +36,15 @@ Decoding (segments, frame sampling, resize and crop): `hl_jax.video.decoding`; t
 untrained extractor and its weights files: `hl_jax.video.segment_embedder`.
 
 Output .npz: `features` [T, D] float32, `segment_seconds`, `stride_seconds`
-(= segment_seconds), `duration_seconds`, `frames_per_segment`, `frame_size`,
-`resize_shorter` (0: none), `fixed_rate`, `extractor` and `video` (strings),
-written whole or not at all. Bad input ends in one line,
+(= segment_seconds, but 50 frames for the youtube_highlights grid),
+`duration_seconds`, `frames_per_segment`, `frame_size`, `resize_shorter`
+(0: none), `fixed_rate`, `extractor`, `video`, `signature` (JSON) and
+`feature_space` (strings), written whole or not at all. Bad input ends in one line,
 `hl_jax.video_features: error: ...` (hl_jax/core/cli.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Sequence
 
@@ -45,7 +53,6 @@ from absl import flags
 from absl import logging
 
 from hl_jax.core import cli
-from hl_jax.data import features_file
 
 # DecodeConfig, iter_segments, video_duration: this module's API too (from hl_jax.video.decoding).
 from hl_jax.video import extraction
@@ -69,25 +76,18 @@ def main(argv: Sequence[str]) -> None:
   extractor = extractors.extractor_from_flags()
   if not os.path.isfile(FLAGS.video):
     raise FileNotFoundError(f"--video={FLAGS.video}: no such file")
-  features, duration = extraction.extract_video(FLAGS.video, extractor)
-  features_file.write(
-      FLAGS.output,
-      features,
-      duration,
-      dataclasses.asdict(extractor.config),
-      extractor=extractor.description,
-      video=FLAGS.video,
-  )
+  result = extraction.extract_one(FLAGS.video, extractor)
+  extraction.write_features(FLAGS.output, result, extractor)
   logging.info(
       "%s: %.2f s, %d segments of %d-d features (%s) -> %s",
       FLAGS.video,
-      duration,
-      len(features),
-      features.shape[1],
+      result.duration,
+      len(result.features),
+      result.features.shape[1],
       extractor.description,
       FLAGS.output,
   )
-  print(f"{FLAGS.output}: features {features.shape}, {duration:.2f} s")
+  print(f"{FLAGS.output}: features {result.features.shape}, {result.duration:.2f} s")
 
 
 if __name__ == "__main__":

@@ -146,6 +146,27 @@ CASES = {
         ["exactly one of --features, --video and --benchmark"],
         **{"a.npy": _npy()},
     ),
+    "predict_features_and_videos_differ": _case(
+        PREDICT,
+        ["--features={tmp}/a.npy,{tmp}/b.npy", "--video={tmp}/v.mp4"],
+        ["2 features files but 1 videos", "one --video per --features file"],
+        **{"a.npy": _npy(), "b.npy": _npy()},
+    ),
+    "predict_layout_unknown": _case(
+        PREDICT, ["--benchmark=tvsum", "--layout=umd"], ["--layout", "umd", "lighthouse"]
+    ),
+    "predict_benchmark_not_that_layout": _case(
+        PREDICT,
+        [
+            "--benchmark=tvsum",
+            "--manual_dir={tmp}/tvsum",
+            "--layout=umt",
+            "--feature_set=i3d_rgb",
+            "--data_dir={tmp}/tfds",
+        ],
+        ["tvsum", "is not tvsum's umt layout, which expects", "tvsum_anno.json"],
+        tvsum=lambda path, _: shutil.copytree(TVSUM_DUMMY, path),
+    ),
     "predict_npz_stride_zero": _case(
         PREDICT,
         ["--features={tmp}/s.npz"],
@@ -199,6 +220,19 @@ CASES = {
         ("hl_jax.scorecard", "--benchmark=tvsum", "--output={tmp}/out/r.txt"),
         ["--random_seeds=1"],
         ["r.txt", "must end in .json"],
+    ),
+    "scorecard_layout_unknown": _case(
+        SCORECARD, ["--random_seeds=1", "--layout=UMT"], ["--layout", "UMT", "auto"]
+    ),
+    "scorecard_lighthouse_has_no_audio": _case(
+        SCORECARD,
+        [
+            "--random_seeds=1",
+            "--manual_dir=" + str(TVSUM_DUMMY / "lighthouse"),
+            "--feature_set=i3d_rgb_flow_audio",
+            "--data_dir={tmp}/tfds",
+        ],
+        ["tvsum/i3d_rgb_flow_audio cannot be built from the lighthouse layout", "pann_audio"],
     ),
     "scorecard_not_built_no_manual_dir": _case(
         SCORECARD,

@@ -77,6 +77,14 @@ def test_parameter_tree_matches_checkpoint(variables):
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(variables))
 
 
+def test_expected_shapes_are_traced_once_and_copied():
+  first = i3d.expected_shapes()
+  traced = i3d._expected_shapes.cache_info().misses  # pylint: disable=protected-access
+  first.clear()  # a caller's copy: the cache keeps its own
+  assert len(i3d.expected_shapes()) == 230
+  assert i3d._expected_shapes.cache_info().misses == traced  # pylint: disable=protected-access
+
+
 def test_mismatched_tree_names_each_leaf(variables):
   bad = jax.tree.map(lambda a: a, variables)
   del bad["params"]["Mixed_3b"]["Branch_0/Conv3d_0a_1x1"]["Conv_0"]

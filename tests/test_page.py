@@ -7,8 +7,11 @@ can) and skip, saying why, without them. They load the page from disk
 the timeline has one point per segment, that clicking the second moment
 seeks the video to its start and plays it to its end (the frame on screen
 then is read back from its picture), and that the reel plays as a second
-video. A screenshot goes to the test's tmp folder and, when
-$HL_JAX_PAGE_SCREENSHOT names a file, there too.
+video. The end-to-end test loads the page that hl_jax.predict writes for a
+generated video scored by a tiny model trained in the test, and checks the
+errors, the timeline, the seek of the second moment and the reel.
+Screenshots go to the tests' tmp folders and, from the end-to-end test, to
+the file $HL_JAX_PAGE_SCREENSHOT names when it is set.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import base64
 import fractions
 import io
+import json
 import math
 import os
 import pathlib
@@ -152,6 +156,43 @@ def test_header_names_the_run():
       ("extractor", "i3d"),
   ):
     assert f"<dt>{name}</dt><dd>{value}</dd>" in text
+
+
+def test_a_reel_shorter_than_asked_says_so():
+  result = make_result(reel="/v/clip.reel.mp4")
+  result["videos"][0]["reel"]["asked_s"] = 6.0  # the reel lasts 4.0 s
+  assert "4.0 s of the 6 s asked (the moments last no longer)" in page.render(result)
+  result["videos"][0]["reel"]["asked_s"] = 4.0
+  text = page.render(result)
+  assert "asked" not in text and "clip.reel.mp4</a>: 4.0 s, from" in text
+
+
+def test_feature_space_record_is_shown_and_an_override_warned():
+  assert "feature space" not in page.render(make_result())
+  result = make_result()
+  result["feature_space"] = {
+      "model": "video_features/i3d_rgb_imagenet",
+      "features": "video_features/i3d_rgb_imagenet",
+      "status": "same",
+      "note": "",
+  }
+  text = page.render(result)
+  assert "<dt>feature space</dt><dd>video_features/i3d_rgb_imagenet</dd>" in text
+  assert 'id="feature-space-note"' not in text
+  result["feature_space"] |= {
+      "features": "hl_jax/i3d_rgb_scratch",
+      "status": "override",
+      "note": "scored despite the mismatch",
+  }
+  text = page.render(result)
+  assert (
+      "<dt>feature space</dt><dd>hl_jax/i3d_rgb_scratch (model trained on "
+      "video_features/i3d_rgb_imagenet)</dd>"
+  ) in text
+  assert (
+      '<p id="feature-space-note" class="note warn">Feature space override: scored '
+      "despite the mismatch.</p>"
+  ) in text
 
 
 def test_without_a_video_there_is_no_player_but_a_reason():
@@ -327,10 +368,10 @@ def _shown_frame(element) -> int:
   return videos.frame_index((rgb * 255).round().astype(np.uint8))
 
 
-def test_page_in_a_browser(browser, tmp_path):
-  driver = browser
+def _playable(driver) -> dict[str, str]:
+  """{suffix: canPlayType} of the codecs `_encode_clip` can write."""
   driver.get("data:text/html,<video id=v></video>")
-  playable = {
+  return {
       suffix: driver.execute_script(
           "return document.getElementById('v').canPlayType(arguments[0])", mime
       )
@@ -339,6 +380,11 @@ def test_page_in_a_browser(browser, tmp_path):
           (".webm", 'video/webm; codecs="vp09.00.10.08"'),
       )
   }
+
+
+def test_page_in_a_browser(browser, tmp_path):
+  driver = browser
+  playable = _playable(driver)
   media = tmp_path / "media"
   media.mkdir()
   clip = _encode_clip(media / "my clip", SEGMENTS, playable)
@@ -406,7 +452,75 @@ def test_page_in_a_browser(browser, tmp_path):
   errors = driver.execute_script("return window.__errors")
   severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
   assert not errors and not severe, (errors, severe)
+  _screenshot(driver, tmp_path / "page.png")
 
+
+@pytest.fixture(scope="module")
+def tiny_workdir(tmp_path_factory):
+  """A tiny model (D = 16) trained on synthetic_tiny for 10 steps."""
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  from hl_jax.core import run_loop  # pylint: disable=g-import-not-at-top
+
+  config = tiny.get_config()
+  config.data_dir = str(tmp_path_factory.mktemp("tfds"))
+  config.train.num_steps = 10
+  path = str(tmp_path_factory.mktemp("workdir"))
+  run_loop.train_and_evaluate(config, path)
+  return path
+
+
+def test_page_that_predict_writes_in_a_browser(browser, tiny_workdir, tmp_path):
+  """End to end: a video through hl_jax.predict.run to its page, clicked in Chromium."""
+  from hl_jax.highlights import moments  # pylint: disable=g-import-not-at-top
+  from hl_jax.highlights import predict  # pylint: disable=g-import-not-at-top
+
+  driver = browser
+  (tmp_path / "media").mkdir()
+  clip = _encode_clip(tmp_path / "media" / "ride", SEGMENTS, _playable(driver))
+  out = tmp_path / "out" / "ride.json"
+  # Half the segments are high (merge_quantile 0.5), moments at most 2 s with no
+  # gap: the 6 high segments cannot all join one moment, so at least two come back.
+  result = predict.run(
+      tiny_workdir,
+      out,
+      videos=[str(clip)],
+      extractor="untrained",
+      extractor_options={"feature_dim": 16, "frame_size": 16},
+      segment_seconds=1.0,
+      reel_seconds=3,
+      rule=moments.MomentRule(top_k=3, max_moment_seconds=2, merge_quantile=0.5, min_gap_seconds=0),
+  )
+  (record,) = result["videos"]
+  assert record["page"] == str(out.with_suffix(".html"))
+  assert len(record["moments"]) >= 2 and record["num_segments"] == SEGMENTS
+  assert json.loads(out.read_text())["videos"][0]["page"] == record["page"]
+  driver.get(pathlib.Path(record["page"]).as_uri())
+  driver.get_log("browser")
+  driver.execute_script("window.scrollTo(0, 0)")
+  _wait(driver, "return document.getElementById('video').readyState >= 2", "the video")
+
+  curve = driver.execute_script("""
+      const c = document.getElementById('curve'), box = c.getBBox();
+      return {n: c.points.numberOfItems, width: box.width, height: box.height,
+              spans: document.querySelectorAll('#timeline .moment-span rect').length};""")
+  assert curve["n"] == SEGMENTS and curve["width"] > 800 and curve["height"] > 0
+  assert curve["spans"] == len(record["moments"])
+
+  driver.execute_script("""
+      window.__seeks = [];
+      const v = document.getElementById('video');
+      v.addEventListener('seeked', () => __seeks.push(v.currentTime));""")
+  second = driver.find_elements("css selector", "button.moment")[1]
+  second.click()
+  seeks = _wait(driver, "return __seeks.length && __seeks", "the seek")
+  assert seeks[0] == pytest.approx(record["moments"][1]["start_s"], abs=0.05)
+  assert "active" in second.get_attribute("class")
+  if record.get("reel"):
+    _wait(driver, "return document.getElementById('reel').readyState >= 1", "the reel")
+
+  errors = driver.execute_script("return window.__errors")
+  severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+  assert not errors and not severe, (errors, severe)
   _screenshot(driver, tmp_path / "page.png")
   if os.environ.get(SCREENSHOT_ENV):
     shutil.copyfile(tmp_path / "page.png", os.environ[SCREENSHOT_ENV])

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -15,9 +16,11 @@ from hl_jax.core import families
 from hl_jax.core import run_loop
 from hl_jax.highlights import moments
 from hl_jax.highlights import predict
+from hl_jax.highlights import scorers
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 YTH_DUMMY = REPO / "tfds_builders" / "youtube_highlights" / "dummy_data"
+TVSUM_DUMMY = REPO / "tfds_builders" / "tvsum" / "dummy_data"
 
 
 def test_load_features_file(tmp_path):
@@ -114,19 +117,58 @@ def test_load_features_file_missing(tmp_path):
     predict.load_features_file(tmp_path / "nope.npy")
 
 
-def test_yth_clip_times_come_from_the_annotation(tmp_path):
-  videos = predict.benchmark_videos(
+def test_yth_clip_times_come_from_the_examples(tmp_path, monkeypatch):
+  """UMT's release (no labels/umt_youtube_anno.json) at 20 fps: times are frames / fps."""
+  from tfds_builders import layouts  # pylint: disable=g-import-not-at-top
+  from tfds_builders.youtube_highlights import youtube_highlights_dataset_builder as ytb  # pylint: disable=g-import-not-at-top
+
+  release = tmp_path / "UMT"
+  shutil.copytree(YTH_DUMMY / "umt", release)
+  anno_path = release / "data" / "youtube" / "youtube_anno.json"
+  anno = json.loads(anno_path.read_text())
+  for entry in anno.values():
+    entry["fps"] = 20.0
+  anno_path.write_text(json.dumps(anno))
+  # UMT's split is its code and lists none of the dummy ids: the dummy's split.
+  split = {
+      "surfing": {"train": [], "val": ["dummySurf02"]},
+      "dog": {"train": ["dummyDog_02"], "val": []},
+  }
+  monkeypatch.setitem(ytb.LAYOUTS, "umt", layouts.umt("youtube", split))
+  (video,) = predict.benchmark_videos(
       "youtube_highlights",
       "val",
-      manual_dir=str(YTH_DUMMY),
+      manual_dir=str(release),
+      data_dir=str(tmp_path / "tfds"),
+      feature_set="i3d_rgb",
+      layout="umt",
+  )
+  clips = np.asarray(anno["dummySurf02"]["clip"])  # frames [0, 100], [50, 150], [100, 200]
+  np.testing.assert_allclose(video.starts, clips[:, 0] / 20)
+  np.testing.assert_allclose(video.ends, clips[:, 1] / 20)
+  np.testing.assert_allclose(video.ends, [5.0, 7.5, 10.0])
+  # Built, the dataset needs no manual_dir.
+  (again,) = predict.benchmark_videos(
+      "youtube_highlights",
+      "val",
+      manual_dir=None,
+      data_dir=str(tmp_path / "tfds"),
+      feature_set="i3d_rgb",
+  )
+  np.testing.assert_array_equal(again.starts, video.starts)
+
+
+def test_tvsum_shots_are_two_seconds(tmp_path):
+  videos = predict.benchmark_videos(
+      "tvsum",
+      "val",
+      manual_dir=str(TVSUM_DUMMY / "lighthouse"),  # lighthouse's TVSum rows have no fps
       data_dir=str(tmp_path),
       feature_set="i3d_rgb",
   )
-  anno = json.loads((YTH_DUMMY / "labels" / "umt_youtube_anno.json").read_text())
-  for video in videos:
-    clips = np.asarray(anno[video.video_id]["clip"]) / anno[video.video_id]["fps"]
-    np.testing.assert_allclose(video.starts, clips[:, 0])
-    np.testing.assert_allclose(video.ends, clips[:, 1])
+  (video,) = videos
+  np.testing.assert_array_equal(video.starts, [0, 2, 4, 6, 8, 10])
+  np.testing.assert_array_equal(video.ends, [2, 4, 6, 8, 10, 12])
 
 
 @pytest.fixture(scope="module")
@@ -170,8 +212,19 @@ def test_run_features_files(workdir, tmp_path):
     assert record["moments"] == [m.to_json() for m in expected]
     assert 1 <= len(record["moments"]) <= 3
     assert all(m["end_s"] - m["start_s"] <= 6 for m in record["moments"])
+    assert record["moments_note"] == moments.shortfall_note(
+        np.asarray(record["scores"]), *np.asarray(record["segments_s"]).T, rule, expected
+    )
+    assert (record["moments_note"] is None) == (len(record["moments"]) == 3)
     assert pathlib.Path(record["timeline_png"]).read_bytes()[:4] == b"\x89PNG"
+    # A page per video, without a player (no video file), named like the reels.
+    assert record["page"] == str(out.parent / f"pred_{record['video_id']}.html")
+    text = pathlib.Path(record["page"]).read_text()
+    assert '<video id="video"' not in text and text.count('class="moment"') == len(
+        record["moments"]
+    )
   assert pathlib.Path(one["timeline_png"]).parent.name == "pred_timelines"
+  assert result["extractor"] is None and "extractor" not in result["source"]
 
 
 def test_run_errors(workdir, tmp_path):
@@ -181,6 +234,18 @@ def test_run_errors(workdir, tmp_path):
   with pytest.raises(app.UsageError, match="exactly one of --features, --video and --benchmark"):
     predict.run(workdir, tmp_path / "x.json")
   np.save(tmp_path / "ok.npy", np.zeros((3, 16), np.float32))
+  with pytest.raises(app.UsageError, match="exactly one of --features, --video and --benchmark"):
+    predict.run(
+        workdir, tmp_path / "x.json", features=[str(tmp_path / "ok.npy")], benchmark="tvsum"
+    )
+  with pytest.raises(ValueError, match="1 features files but 2 videos: give one --video per"):
+    predict.run(
+        workdir, tmp_path / "x.json", features=[str(tmp_path / "ok.npy")], videos=["a.mp4", "b.mp4"]
+    )
+  with pytest.raises(FileNotFoundError, match="--video=nope.mp4: no such file"):
+    predict.run(
+        workdir, tmp_path / "x.json", features=[str(tmp_path / "ok.npy")], videos=["nope.mp4"]
+    )
   with pytest.raises(ValueError, match="max_plots=-1 must be >= 0"):
     predict.run(workdir, tmp_path / "x.json", features=[str(tmp_path / "ok.npy")], max_plots=-1)
   assert not (tmp_path / "x.json").exists()
@@ -259,6 +324,20 @@ def test_run_videos_extracts_caches_and_cuts_reels(workdir, tmp_path):
     assert any(a <= best["start_s"] + 1e-6 < b for a, b in reel["spans_s"])
   assert result["videos"][0]["reel"]["audio"] and not result["videos"][1]["reel"]["audio"]
   assert [len(r["scores"]) for r in result["videos"]] == [5, 3]
+  # b's 3 segments: q(0.75) lies between the best two, so only the best is high:
+  # one 2-s moment, and a 2-s reel rather than one padded to the 3 s asked.
+  b = result["videos"][1]
+  assert len(b["moments"]) == 1 and b["moments"][0]["end_s"] - b["moments"][0]["start_s"] == 2
+  assert b["reel"]["asked_s"] == 3 and b["reel"]["duration_s"] == pytest.approx(2, abs=0.05)
+  assert b["moments_note"].startswith("1 of top_k = 2 moments: a moment starts only at a high")
+  # A page per video beside the JSON, playing the video by a relative path.
+  for record, clip in zip(result["videos"], clips):
+    assert record["page"] == str(out.parent / f"pred_{record['video_id']}.html")
+    text = pathlib.Path(record["page"]).read_text()
+    assert f'<video id="video" controls preload="auto" src="../{pathlib.Path(clip).name}">' in text
+    assert pathlib.Path(record["reel"]["reel"]).name in text
+  assert result["extractor"]["extractor"] == result["source"]["extractor"]
+  assert result["extractor"]["feature_dim"] == 16
   # A second run reuses the caches; another extractor setting replaces them.
   stamps = [c.stat().st_mtime_ns for c in caches]
   assert run() == result and [c.stat().st_mtime_ns for c in caches] == stamps
@@ -266,3 +345,71 @@ def test_run_videos_extracts_caches_and_cuts_reels(workdir, tmp_path):
   other = run()
   assert [c.stat().st_mtime_ns for c in caches] != stamps
   assert other["videos"][0]["scores"] != result["videos"][0]["scores"]
+
+
+def test_run_features_with_videos_to_play(workdir, tmp_path):
+  """--features with --video: the videos are played and cut, not extracted."""
+  pytest.importorskip("av")
+  import videos  # pylint: disable=g-import-not-at-top  # tests/videos.py
+
+  clip = videos.make_video(tmp_path / "ride.mp4", seconds=8, fps=10)
+  np.savez(
+      tmp_path / "ride.npz",
+      features=np.random.default_rng(2).normal(size=(4, 16)).astype(np.float32),
+      segment_seconds=2.0,
+      duration_seconds=8.0,
+  )
+  out = tmp_path / "out" / "ride.json"
+  result = predict.run(
+      workdir,
+      out,
+      features=[str(tmp_path / "ride.npz")],
+      videos=[clip],
+      reel_seconds=4,
+      rule=moments.MomentRule(top_k=2, merge_quantile=0.5, max_moment_seconds=2),
+  )
+  (record,) = result["videos"]
+  assert result["source"]["videos"] == [clip] and record["video_id"] == "ride"
+  assert sorted(p.name for p in out.parent.iterdir()) == [
+      "ride.html",
+      "ride.json",
+      "ride.png",
+      "ride.reel.mp4",
+  ]  # no features extracted
+  assert '<video id="video" controls preload="auto" src="../ride.mp4">' in (
+      pathlib.Path(record["page"]).read_text()
+  )
+  assert record["reel"]["spans_s"] == sorted([m["start_s"], m["end_s"]] for m in record["moments"])
+
+
+def test_features_of_another_space_are_refused_unless_overridden(workdir, tmp_path, monkeypatch):
+  av = pytest.importorskip("av")
+  del av
+  import videos  # pylint: disable=g-import-not-at-top  # tests/videos.py
+
+  clip = str(videos.make_video(tmp_path / "a.mp4", seconds=4, fps=10))
+  out = tmp_path / "out" / "a.json"
+  options = {"feature_dim": 16, "frame_size": 16}
+  # As if the model had been trained on the staged benchmark features.
+  monkeypatch.setattr(
+      scorers, "model_feature_space", lambda workdir: "video_features/i3d_rgb_imagenet"
+  )
+  with pytest.raises(
+      ValueError,
+      match=r"--video=.*a.mp4 has hl_jax/untrained seed 0 features "
+      r"but the model in .* was trained on video_features/i3d_rgb_imagenet "
+      r"features; extract with --extractor=i3d_imagenet",
+  ):
+    predict.run(workdir, out, videos=[clip], extractor="untrained", extractor_options=options)
+  assert not out.exists()
+  result = predict.run(
+      workdir,
+      out,
+      videos=[clip],
+      extractor="untrained",
+      extractor_options=options,
+      allow_feature_space_mismatch=True,
+  )
+  assert result["feature_space"]["status"] == "override"
+  assert json.loads(out.read_text())["feature_space"]["model"] == "video_features/i3d_rgb_imagenet"
+  assert result["extractor"]["extractor"].startswith("SegmentEmbedder")

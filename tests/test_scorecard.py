@@ -136,6 +136,7 @@ def test_cli_end_to_end(tmp_path, data_dir, yth_val):
   proc = _cli(*common, f"--predictions={preds}", f"--output={out}")
   assert proc.returncode == 0, proc.stderr
   result = json.loads(out.read_text())
+  assert result["layout"] == "staged"
   # dummySurf03 has no positive clip: AP 0, so surfing is 0.5 even with perfect scores.
   assert result["per_group"] == {"dog": 1.0, "surfing": 0.5} and result["mAP"] == 0.75
   assert result["source"] == {"predictions": str(preds)}
@@ -148,6 +149,31 @@ def test_cli_end_to_end(tmp_path, data_dir, yth_val):
   assert proc.returncode == 1
   assert "line 2 (video dummySurf02): 1 scores but the video has 3 clips" in proc.stderr
   assert not (tmp_path / "bad.json").exists()
+
+
+def test_cli_reads_lighthouse_release(tmp_path, yth_val):
+  """lighthouse's YouTube Highlights (jsonl + CLIP npz), named by --layout."""
+  preds = tmp_path / "preds.jsonl"
+  scorecard.write_predictions(preds, _perfect(yth_val))  # the same videos and labels
+  out = tmp_path / "lh.json"
+  common = [
+      "--benchmark=youtube_highlights",
+      f"--manual_dir={YTH_DUMMY / 'lighthouse'}",
+      f"--data_dir={tmp_path / 'tfds'}",
+      f"--predictions={preds}",
+  ]
+  proc = _cli(*common, "--layout=lighthouse", "--feature_set=clip", f"--output={out}")
+  assert proc.returncode == 0, proc.stderr
+  result = json.loads(out.read_text())
+  assert result["mAP"] == 0.75 and (result["feature_set"], result["layout"]) == (
+      "clip",
+      "lighthouse",
+  )
+  # The I3D feature sets are not in lighthouse's YouTube Highlights: one line.
+  proc = _cli(*common, "--feature_set=i3d_rgb", f"--output={tmp_path / 'x.json'}")
+  assert proc.returncode == 1
+  (line,) = [l for l in proc.stderr.splitlines() if l.startswith("hl_jax.scorecard: error:")]
+  assert "youtube_highlights/i3d_rgb cannot be built from the lighthouse layout" in line
 
 
 def test_run_random_seeds(tmp_path, data_dir):

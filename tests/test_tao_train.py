@@ -15,6 +15,7 @@ from hl_jax.core import families
 from hl_jax.core import parallel
 from hl_jax.core import run_loop
 from hl_jax.data import benchmarks
+from hl_jax.data import features_file
 from hl_jax.eval import protocols
 from hl_jax.highlights import predict
 from hl_jax.taohighlight import inputs
@@ -114,6 +115,7 @@ def test_train_writes_results_and_resumes_exactly(tmp_path, monkeypatch):
       "family": "taohighlight",
       "feature_dim": 4096,
       "feature_set": "i3d_rgb_flow_audio",
+      "feature_space": features_file.staged_feature_space("i3d_rgb_flow_audio"),
       "benchmark": "tvsum",
   }
   val = benchmarks.load_benchmark("tvsum", "val", manual_dir="")

@@ -6,7 +6,6 @@ dependency) check the name map against DeepMind's rgb_scratch CRCs. About 15 s o
 half of it one compilation and four forward passes of I3D.
 """
 
-import functools
 import json
 import pathlib
 import pickle
@@ -125,14 +124,6 @@ def test_name_map_covers_deepmind_torch_and_flax():
 
 
 # ------------------------------------------------------------------------ synthetic checkpoints
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cached_expected_shapes():
-  """i3d.check_variables traces the module's init on every call (~1 s); once is enough here."""
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(i3d, "expected_shapes", functools.cache(i3d.expected_shapes))
-    yield
 
 
 def _random_tensors(seed: int) -> dict[str, np.ndarray]:

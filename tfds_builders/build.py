@@ -5,9 +5,15 @@ r"""Builds hl_jax's TFDS datasets as ArrayRecord, without TensorFlow.
   python -m tfds_builders.build youtube_highlights/i3d_rgb \
       --manual_dir=../shared/data/youtube_highlights [--data_dir=~/tensorflow_datasets]
   python -m tfds_builders.build tvsum/i3d_rgb --manual_dir=../shared/data/tvsum
+  python -m tfds_builders.build tvsum/i3d_rgb_flow_audio --manual_dir=/path/to/UMT --layout=umt
+  python -m tfds_builders.build youtube_highlights/clip_slowfast --manual_dir=lighthouse
   python -m tfds_builders.build duration_corpus/youtube_highlights \
       --manual_dir=../shared/data/youtube_highlights
   python -m tfds_builders.build duration_corpus/synthetic
+
+youtube_highlights and tvsum read our staged copy, UMT's data release or
+lighthouse's (`tfds_builders.layouts`); `--layout=auto` (the default) detects
+which one --manual_dir holds, `staged` / `umt` / `lighthouse` insists on one.
 
 duration_corpus only: `--feature_dim=N` derives a config of another width from
 the registered one, named `<config>_d<N>` (TFDS keeps one folder per config
@@ -42,6 +48,7 @@ from absl import logging
 from etils import epath
 import tensorflow_datasets as tfds
 
+from tfds_builders import layouts
 from tfds_builders.duration_corpus import duration_corpus_dataset_builder as dcb
 
 PROGRAM = "tfds_builders.build"
@@ -104,8 +111,12 @@ def build(
     data_dir: str | None,
     feature_dim: int = 0,
     beam_args: Sequence[str] | None = None,
+    layout: str = "auto",
 ) -> tfds.core.DatasetBuilder:
   """Builds `<dataset>/<config>` (if not built yet) and returns its builder.
+
+  `layout` (youtube_highlights and tvsum only): the release in manual_dir,
+  one of `layouts.CHOICES` ("auto": detect it).
 
   Raises:
     app.UsageError: an unknown dataset, a flag that does not apply to it, or
@@ -119,7 +130,10 @@ def build(
     raise app.UsageError(f"unknown dataset {name!r}; one of {DATASETS}")
   manual_dir = os.path.expanduser(manual_dir) if manual_dir else None
   data_dir = os.path.expanduser(data_dir) if data_dir else None
+  layouts.check_choice(layout)
   if name == "duration_corpus":
+    if layout != "auto":
+      raise app.UsageError(f"--layout applies to youtube_highlights and tvsum only, not {name}")
     return build_corpus(
         config or dcb.Builder.DEFAULT_CONFIG_NAME, data_dir, manual_dir, feature_dim, beam_args
     )
@@ -132,7 +146,9 @@ def build(
     raise ValueError(
         f"unknown config {config!r}; registered: " f"{', '.join(module.Builder.builder_configs)}"
     )
-  builder = module.Builder(config=config or None, file_format="array_record", data_dir=data_dir)
+  builder = module.Builder(
+      config=config or None, file_format="array_record", data_dir=data_dir, layout=layout
+  )
   check_manual_dir(builder, manual_dir)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   return builder
@@ -200,7 +216,12 @@ def main(argv):
   before = _local_paths(root, name) if name in DATASETS else None
   try:
     builder = build(
-        argv[1], flag_values.manual_dir, flag_values.data_dir, flag_values.feature_dim, beam_args
+        argv[1],
+        flag_values.manual_dir,
+        flag_values.data_dir,
+        flag_values.feature_dim,
+        beam_args,
+        layout=flag_values.layout,
     )
   except USER_ERRORS as e:
     if name in DATASETS:
@@ -221,6 +242,13 @@ if __name__ == "__main__":
       "data_dir",
       None,
       "TFDS data_dir, local or gs:// (default: " "$TFDS_DATA_DIR or ~/tensorflow_datasets).",
+  )
+  flags.DEFINE_enum(
+      "layout",
+      "auto",
+      layouts.CHOICES,
+      "youtube_highlights and tvsum: the release in --manual_dir (staged: our copy, "
+      "umt: UMT's data release, lighthouse: lighthouse's; auto: detect it).",
   )
   flags.DEFINE_integer(
       "feature_dim",

@@ -8,7 +8,12 @@ Grain's Orbax handler) with what that host needs to re-read its input exactly
 windows and the window number). Each host restores its own file. Orbax writes each
 checkpoint to `<step>.orbax-checkpoint-tmp` and renames it to `<step>` when
 complete, so a save interrupted midway leaves that tmp directory behind and
-never replaces a good checkpoint.
+never replaces a good checkpoint. On an object store (a gs:// workdir), where
+a rename is a copy, Orbax writes `<step>` in place and marks it complete with
+`<step>/commit_success.txt` last; a step without it is an unfinished save.
+The checkpoints of a workdir URL go to that URL itself (Orbax and tensorstore
+write gs:// directly), so every host of a pod saves into, and a recreated
+slice resumes from, the same directory.
 
 `restore_latest` restores the newest checkpoint that is whole. A newer one that
 is partial or corrupt (a missing file or directory, unreadable JSON, a data file
@@ -33,12 +38,14 @@ import sys
 from typing import Any
 
 from absl import logging
+from etils import epath
 import grain
 import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from hl_jax.core import files
 from hl_jax.core import workdir as workdir_lib
 
 CHECKPOINTS_NAME = "checkpoints"
@@ -80,8 +87,9 @@ class CheckpointError(RuntimeError):
 
 
 def checkpoint_dir(workdir: str) -> str:
-  """`<workdir>/checkpoints`, absolute (Orbax wants absolute paths)."""
-  return os.path.abspath(os.path.join(workdir, CHECKPOINTS_NAME))
+  """`<workdir>/checkpoints`: absolute if local (Orbax wants that), a URL left as it is."""
+  directory = os.path.join(workdir, CHECKPOINTS_NAME)
+  return directory if files.is_remote(directory) else os.path.abspath(directory)
 
 
 def make_manager(workdir: str, *, max_to_keep: int) -> ocp.CheckpointManager:
@@ -96,10 +104,13 @@ def make_manager(workdir: str, *, max_to_keep: int) -> ocp.CheckpointManager:
 
 def has_checkpoints(workdir: str) -> bool:
   """Whether `<workdir>/checkpoints` holds any step (finished or not)."""
-  directory = checkpoint_dir(workdir)
-  return os.path.isdir(directory) and any(
-      name.split(".")[0].isdigit() for name in os.listdir(directory)
-  )
+  return any(name.split(".")[0].isdigit() for name in _names(checkpoint_dir(workdir)))
+
+
+def _names(directory: str) -> list[str]:
+  """The entries of `directory` (empty if it does not exist)."""
+  path = epath.Path(directory)
+  return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
 
 
 def restore_state(workdir: str) -> dict[str, Any]:
@@ -119,7 +130,7 @@ def restore_state(workdir: str) -> dict[str, Any]:
     CheckpointError: checkpoints exist but none restores.
   """
   directory = checkpoint_dir(workdir)
-  if not os.path.isdir(directory):
+  if not epath.Path(directory).is_dir():
     raise FileNotFoundError(f"no checkpoint in {directory}")
   manager = ocp.CheckpointManager(directory, item_names=("state", "input"))
   restored = restore_latest(manager, None, read_only=True)
@@ -155,14 +166,16 @@ def restore_latest(
   """The newest whole checkpoint restored onto `abstract_state`'s shardings.
 
   Newer steps that are partial or corrupt are skipped and renamed to
-  `<step>.corrupt`; unfinished saves (`*.orbax-checkpoint-tmp`) are skipped
-  and left to Orbax, which replaces one when it saves that step again. One
-  warning names everything skipped and what was wrong with it.
+  `<step>.corrupt`; unfinished saves (`*.orbax-checkpoint-tmp`, or on an
+  object store a `<step>` without its commit marker) are skipped and left to
+  Orbax, which replaces one when it saves that step again. One warning names
+  everything skipped and what was wrong with it.
 
   Args:
     manager: the run's checkpoint manager.
     abstract_state: a pytree of `jax.ShapeDtypeStruct` with shardings; None
-      restores the arrays as saved.
+      restores the arrays as saved, on this process's first device (so a
+      checkpoint of any number of hosts reads in one process).
     read_only: restore only `state` (input_state is None), in this process
       alone, and rename nothing.
 
@@ -175,10 +188,11 @@ def restore_latest(
   """
   manager.reload()
   directory = str(manager.directory)
+  finished = set(manager.all_steps())
   skipped = [
       (name, "unfinished save: the process stopped while writing it")
-      for name in sorted(os.listdir(directory))
-      if TMP_SUFFIX in name
+      for name in _names(directory)
+      if TMP_SUFFIX in name or (name.isdigit() and int(name) not in finished)
   ]
   bad_steps = []
   for step in sorted(manager.all_steps(), reverse=True):
@@ -235,13 +249,11 @@ def find_problems(step_dir: str, with_input: bool = True) -> list[str]:
   """
   problems = []
   for name in _json_files(with_input):
-    path = os.path.join(step_dir, name)
-    if not os.path.exists(path):
-      problems.append(f"missing {name}")
-      continue
+    path = epath.Path(step_dir) / name
     try:
-      with open(path, encoding="utf-8") as f:
-        json.load(f)
+      json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+      problems.append(f"missing {name}")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
       problems.append(f"unreadable {name}: {e}")
   return problems
@@ -251,17 +263,21 @@ def _try_restore(
     manager: ocp.CheckpointManager, step: int, abstract_state: Any, state_only: bool = False
 ) -> tuple[Any, str]:
   """(the restored items of `step`, "") or (None, why they did not restore)."""
-  items = {"state": ocp.args.StandardRestore(abstract_state)}
-  if not state_only:
-    items["input"] = grain.checkpoint.CheckpointRestore(_InputState())
   _ignore_late_reads()  # Before: the late reads can land while `restore` raises.
   try:
+    if abstract_state is None:  # Onto this process, whatever topology saved it.
+      abstract_state = _here(os.path.join(str(manager.directory), str(step)))
+    items = {"state": ocp.args.StandardRestore(abstract_state)}
+    if not state_only:
+      items["input"] = grain.checkpoint.CheckpointRestore(_InputState())
     return manager.restore(step, args=ocp.args.Composite(**items)), ""
   except Exception as e:  # pylint: disable=broad-except
     # Tensorstore and Orbax raise many types for unreadable data; the message
     # is what tells the user, and an older checkpoint is the remedy either way.
     step_dir = os.path.join(str(manager.directory), str(step))
-    _REPORTED_FAILURES.step_dirs.update({step_dir, os.path.realpath(step_dir)})
+    _REPORTED_FAILURES.step_dirs.add(step_dir)
+    if not files.is_remote(step_dir):
+      _REPORTED_FAILURES.step_dirs.add(os.path.realpath(step_dir))
     message = (str(e).strip().splitlines() or [""])[0]
     return None, f"restore failed: {type(e).__name__}: {message[:300]}"
 
@@ -292,6 +308,23 @@ _REPORTED_FAILURES = _ReportedFailures()
 
 
 std_logging.getLogger("asyncio").addFilter(_REPORTED_FAILURES)
+
+
+def _here(step_dir: str) -> Any:
+  """The saved state's arrays as ShapeDtypeStructs on this process's first device.
+
+  Without such a target Orbax restores onto the saved shardings, which name
+  the devices of the processes that saved them: a checkpoint of a multi-host
+  run would not restore in one process (a reader) at all.
+  """
+  metadata = ocp.StandardCheckpointHandler().metadata(epath.Path(step_dir) / "state")
+  sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree.map(
+      lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding)
+      if isinstance(leaf, ocp.metadata.ArrayMetadata)
+      else leaf,
+      metadata.tree,
+  )
 
 
 def _ignore_late_reads() -> None:
@@ -325,10 +358,10 @@ def _set_aside(manager: ocp.CheckpointManager, steps: list[int]) -> None:
     for step in steps:
       path = os.path.join(directory, str(step))
       target, n = path + CORRUPT_SUFFIX, 1
-      while os.path.exists(target):
+      while epath.Path(target).exists():
         n += 1
         target = f"{path}{CORRUPT_SUFFIX}.{n}"
-      os.rename(path, target)
+      epath.Path(path).rename(target)  # On an object store: a copy, then a delete.
       logging.warning("Renamed corrupt checkpoint %s to %s", path, target)
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top

@@ -225,6 +225,18 @@ def validate(
     raise ConfigError("bad config: " + "; ".join(problems))
 
 
+def divides_over_devices(key: str, what: str = "divisible by") -> Callable[[Any], list[str]]:
+  """A check: the integer at `key` (e.g. train.num_groups) splits over num_devices."""
+
+  def check(config: Any) -> list[str]:
+    value = flatten(config.to_dict() if hasattr(config, "to_dict") else config)[key]
+    if config.num_devices and value % config.num_devices:
+      return [f"{key}={value} is not {what} num_devices={config.num_devices}"]
+    return []
+
+  return check
+
+
 def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
   """Raises a one-line ValueError unless `value` is one of `choices`."""
   if value not in choices:

@@ -10,8 +10,8 @@ this layer names the families without importing them.
   family = families.of_config(config)             # config.model_family
   scorer = families.load_scorer("/tmp/hl_jax/w")   # any family's workdir
 
-Adding a family: a folder with a `family` module, one line in `MODULES`, its
-name in `config_checks.FAMILIES`.
+Adding a family: a folder with a `family` module (`FAMILY = families.make(...)`),
+one line in `MODULES`, its name in `config_checks.FAMILIES`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ class Scorer:
     score_segments: segments scored one by one, each on its own (None for a
       family that scores a video as a sequence): what streaming and weak
       feeds need.
-    record: the workdir's scorer record (config.json "scorer").
+    record: the workdir's scorer record (config.json "scorer"): "family",
+      "feature_dim", "feature_space" (the space of the features it was trained
+      on, hl_jax/data/features_file.py; absent in older workdirs), ...
   """
 
   family: str
@@ -57,6 +59,23 @@ class Scorer:
   score_videos: VideosFn
   score_segments: SegmentsFn | None
   record: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Restored:
+  """A workdir's newest whole checkpoint, as a family's scorer loader gets it.
+
+  Attributes:
+    config: the workdir's config (today's key names).
+    record: its scorer record (config.json "scorer").
+    state: the restored train state (numpy arrays).
+    chunk: segments per compiled call of a per-segment scorer (None: the config's).
+  """
+
+  config: Any
+  record: Mapping[str, Any]
+  state: Mapping[str, Any]
+  chunk: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +93,7 @@ class Family:
       may change them), as a function of the saved config.
     make_trainer: (config, mesh) -> run_loop.Trainer for one run.
     num_input_shards: config -> S, the mesh's 'shard' axis.
-    load_scorer: (config, scorer record, state, chunk) -> Scorer, from a
-      restored checkpoint state (numpy arrays).
+    load_scorer: Restored -> Scorer.
   """
 
   name: str
@@ -86,7 +104,33 @@ class Family:
   irrelevant: Callable[[Mapping[str, Any]], Sequence[str]]
   make_trainer: Callable[..., Any]
   num_input_shards: Callable[[Any], int]
-  load_scorer: Callable[..., Scorer]
+  load_scorer: Callable[[Restored], Scorer]
+
+
+def make(
+    name: str,
+    schema: Any,
+    *,
+    make_trainer: Callable[..., Any],
+    load_scorer: Callable[[Restored], Scorer],
+    num_input_shards: Callable[[Any], int] = lambda config: 1,
+) -> Family:
+  """A Family whose config keys are described by a `schema` module.
+
+  The module defines SCHEMA, CHECKS, RESUMABLE and ADDED (and optionally
+  `irrelevant(saved_flat_config)`), as hl_jax/less_is_more/schema.py does.
+  """
+  return Family(
+      name=name,
+      schema=schema.SCHEMA,
+      checks=schema.CHECKS,
+      resumable=schema.RESUMABLE,
+      added=schema.ADDED,
+      irrelevant=getattr(schema, "irrelevant", lambda saved: ()),
+      make_trainer=make_trainer,
+      num_input_shards=num_input_shards,
+      load_scorer=load_scorer,
+  )
 
 
 def get(name: str) -> Family:
@@ -129,7 +173,7 @@ def load_scorer(workdir: str, chunk: int | None = None) -> Scorer:
     raise ValueError(f"chunk={chunk} must be >= 1 (None: the config's)")
   config, record = workdir_lib.load_config(workdir)
   state = checkpointing.restore_state(workdir)
-  return get(record["family"]).load_scorer(config, record, state, chunk)
+  return get(record["family"]).load_scorer(Restored(config, record, state, chunk))
 
 
 def load_segment_scorer(workdir: str, chunk: int | None = None) -> Scorer:

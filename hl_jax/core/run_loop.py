@@ -20,12 +20,22 @@ Rerunning with the same workdir resumes from its newest checkpoint. A step
 whose loss or gradient is not finite is never applied (`guarded_update`): the
 run stops at the next log or checkpoint step with the last checkpoint intact
 (`train.on_nonfinite="skip"`, where a family offers it, counts them instead).
+
+Preemption: a SIGTERM (what a spot VM, a maintenance event, SLURM or
+Kubernetes send before they stop a job) does not kill the run. At the next
+step boundary it saves a checkpoint of that step, waits until it is written,
+and raises `Preempted`; rerunning the same command resumes from it. With
+several JAX processes, JAX's preemption service (started by
+jax.distributed.initialize) passes one host's notice to all of them and
+picks the step every host saves at (Orbax's `reached_preemption`).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import signal
+import threading
 import time
 from typing import Any, Protocol
 
@@ -46,6 +56,16 @@ from hl_jax.core import writers
 
 class NonFiniteError(FloatingPointError):
   """Training met a non-finite loss or gradient."""
+
+
+class Preempted(Exception):
+  """The run was told to stop (SIGTERM) and saved a checkpoint at `step` first."""
+
+  def __init__(self, step: int):
+    super().__init__(
+        f"preempted at step {step}: its checkpoint is saved; rerun the same command to resume"
+    )
+    self.step = step
 
 
 @flax.struct.dataclass
@@ -151,11 +171,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   Raises:
     config_checks.ConfigError: a bad config (before anything is written), or a
       workdir whose checkpoints came from another config.
-    workdir.WorkdirLockedError: another run holds the workdir.
+    workdir.WorkdirLockedError: another run holds the workdir (or took over its
+      lease while this one ran).
     NonFiniteError: a non-finite step with train.on_nonfinite="stop".
+    Preempted: a SIGTERM (or another host's preemption notice) arrived; the
+      checkpoint of the step it stopped at is saved.
   """
   family = families.validate(config)
-  with workdir_lib.exclusive(workdir):
+  with workdir_lib.exclusive(workdir) as guard:
     saved = (
         workdir_lib.read_config_json(workdir) if checkpointing.has_checkpoints(workdir) else None
     )
@@ -173,11 +196,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           workdir,
           "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()),
       )
-    return _run(config, workdir, family)
+    return _run(config, workdir, family, guard)
 
 
 def _run(
-    config: ml_collections.ConfigDict, workdir: str, family: families.Family
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    family: families.Family,
+    guard: workdir_lib.Guard,
 ) -> dict[str, Any]:
   start_time = time.time()
   available = jax.device_count()
@@ -228,21 +254,30 @@ def _run(
       mesh.size,
   )
   interval_start, interval = time.time(), []
-  while step < num_steps:
-    state, metrics = trainer.train_step(state, step)
-    step += 1
-    interval.append(metrics)
-    if step % config.train.sync_every == 0:
-      jax.block_until_ready(metrics)  # Bounds queued steps (forced-CPU devices).
-    if step % config.train.log_every == 0 or step == num_steps:
-      check_finite()
-      _log(writer, trainer, step, num_steps, interval, time.time() - interval_start)
-      interval_start, interval = time.time(), []
-    if step % config.checkpoint.every_steps == 0 or step == num_steps:
-      check_finite()
-      checkpointing.save(manager, step, state, trainer.input_state())
-    if every and step % every == 0 and step < num_steps:
-      evaluate(step)
+  with _PreemptionNotice() as notice:
+    while step < num_steps:
+      state, metrics = trainer.train_step(state, step)
+      step += 1
+      interval.append(metrics)
+      if step % config.train.sync_every == 0:
+        jax.block_until_ready(metrics)  # Bounds queued steps (forced-CPU devices).
+      if step % config.train.log_every == 0 or step == num_steps:
+        check_finite()
+        _log(writer, trainer, step, num_steps, interval, time.time() - interval_start)
+        interval_start, interval = time.time(), []
+      saving = step % config.checkpoint.every_steps == 0 or step == num_steps
+      preempted = notice.reached(manager, step)
+      if saving or preempted:
+        check_finite()
+        guard.check()
+        checkpointing.save(manager, step, state, trainer.input_state())
+      if preempted:
+        manager.wait_until_finished()
+        writer.flush()
+        logging.warning("Preempted at step %d: its checkpoint is saved in %s", step, workdir)
+        raise Preempted(step)
+      if every and step % every == 0 and step < num_steps:
+        evaluate(step)
   manager.wait_until_finished()
   final = evaluate(step)
   skipped = check_finite()
@@ -257,6 +292,41 @@ def _run(
     print(markdown)
   writer.flush()
   return results
+
+
+class _PreemptionNotice:
+  """Whether the run was told to stop: SIGTERM here, or JAX's preemption service.
+
+  Alone (no jax.distributed), a SIGTERM handler notes the signal. With
+  jax.distributed, JAX already handles SIGTERM (its preemption notifier, in
+  C++; a Python handler would replace it): one host's notice reaches every
+  host, and `reached_preemption_sync_point` (asked through Orbax's manager at
+  every step, on every host) turns true on all of them at the same step.
+  """
+
+  def __init__(self):
+    self._signalled = False
+    self._previous: Any = None
+
+  def __enter__(self) -> _PreemptionNotice:
+    if not jax.distributed.is_initialized() and (
+        threading.current_thread() is threading.main_thread()
+    ):
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def __exit__(self, *exc) -> None:
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+      self._previous = None
+
+  def _handle(self, signum: int, frame: Any) -> None:
+    del signum, frame
+    self._signalled = True
+
+  def reached(self, manager: Any, step: int) -> bool:
+    """Whether to save `step` and stop (call at every step, on every process)."""
+    return manager.reached_preemption(step) or self._signalled
 
 
 def _check_finite(state: Any, trainer: Trainer, on_nonfinite: str) -> int:

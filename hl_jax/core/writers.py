@@ -8,12 +8,21 @@ TensorBoard events with tensorboardX instead; everything else is clu's. So
 importing hl_jax never imports TensorFlow (seconds per process saved where it
 is installed).
 
+A workdir on an object store (gs://, s3://) works too. An object cannot be
+appended to, so each file is kept in memory and uploaded whole through
+etils.epath: TensorBoard's event files at each of tensorboardX's flushes
+(every 2 minutes and at the end; `_ObjectRecordWriter`, registered with
+tensorboardX in place of its own GCS writer, which uploads again whenever it
+is garbage-collected, even at exit), metrics.jsonl at most every
+`JsonlWriter.upload_every_s` seconds and at each flush.
+
 `quiet_libraries` keeps the INFO chatter of TFDS, Beam, orbax and grain out of
 the absl log, so the log holds the trainer's own lines.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -23,8 +32,12 @@ import types
 from typing import Any, Mapping
 
 from absl import logging as absl_logging
+from etils import epath
 import numpy as np
 import tensorboardX
+from tensorboardX import record_writer
+
+from hl_jax.core import files
 
 
 def _import_clu_metric_writers() -> types.ModuleType:
@@ -50,15 +63,38 @@ metric_writers = _import_clu_metric_writers()
 
 
 class JsonlWriter(metric_writers.MetricWriter):
-  """Appends one JSON object per write: {"step", "time", <name>: value, ...}."""
+  """Appends one JSON object per write: {"step", "time", <name>: value, ...}.
+
+  A local file is appended to. An object (a URL), which cannot be appended
+  to, is read once, kept in memory with the new lines, and uploaded whole at
+  most every `upload_every_s` seconds and at each flush and close.
+  """
+
+  upload_every_s = 30.0
 
   def __init__(self, path: str):
-    self._file = open(path, "a", encoding="utf-8")
+    self._path = path
+    self._remote = files.is_remote(path)
+    if self._remote:
+      existing = epath.Path(path)
+      self._lines = [existing.read_text()] if existing.exists() else []
+      self._uploaded = time.monotonic()
+    else:
+      self._file = open(path, "a", encoding="utf-8")
 
   def _write(self, step: int, kind: str, values: Mapping[str, Any]) -> None:
     row = {"step": int(step), "time": time.time(), "kind": kind}
     row.update({k: _jsonable(v) for k, v in values.items()})
-    self._file.write(json.dumps(row) + "\n")
+    if not self._remote:
+      self._file.write(json.dumps(row) + "\n")
+      return
+    self._lines.append(json.dumps(row) + "\n")
+    if time.monotonic() - self._uploaded > self.upload_every_s:
+      self._upload()
+
+  def _upload(self) -> None:
+    files.write_text(self._path, "".join(self._lines))
+    self._uploaded = time.monotonic()
 
   def write_summaries(self, step, values, metadata=None):
     self._write(step, "summary", values)
@@ -85,10 +121,50 @@ class JsonlWriter(metric_writers.MetricWriter):
     pass
 
   def flush(self):
-    self._file.flush()
+    if self._remote:
+      self._upload()
+    else:
+      self._file.flush()
 
   def close(self):
-    self._file.close()
+    if self._remote:
+      self._upload()
+    else:
+      self._file.close()
+
+
+class _ObjectRecordWriter:
+  """An event file on an object store: kept in memory, uploaded whole at each flush."""
+
+  def __init__(self, url: str):
+    self._url = url
+    self._buffer = io.BytesIO()
+    self._uploaded_size = -1
+
+  def write(self, data: bytes) -> None:
+    self._buffer.write(data)
+
+  def flush(self) -> None:
+    if self._buffer.tell() != self._uploaded_size:
+      files.write_bytes(self._url, self._buffer.getvalue())
+      self._uploaded_size = self._buffer.tell()
+
+  def close(self) -> None:
+    self.flush()
+
+
+class _ObjectRecordWriterFactory:
+  """tensorboardX's hook for a URL prefix ("gs", "s3"): where its event files go."""
+
+  def open(self, path: str) -> _ObjectRecordWriter:
+    return _ObjectRecordWriter(path)
+
+  def directory_check(self, path: str) -> None:
+    del path  # Object stores have no folders to create.
+
+
+for _prefix in ("gs", "s3"):
+  record_writer.register_writer_factory(_prefix, _ObjectRecordWriterFactory())
 
 
 class TensorboardWriter(metric_writers.MetricWriter):
@@ -162,7 +238,7 @@ def create_writer(workdir: str, *, is_chief: bool) -> metric_writers.MetricWrite
   """
   if not is_chief:
     return metric_writers.MultiWriter([])  # Writes to no one.
-  os.makedirs(workdir, exist_ok=True)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   return metric_writers.AsyncMultiWriter(
       [
           TensorboardWriter(os.path.join(workdir, "tensorboard")),
@@ -172,8 +248,9 @@ def create_writer(workdir: str, *, is_chief: bool) -> metric_writers.MetricWrite
 
 
 # INFO records from these packages are progress chatter (dataset generation,
-# checkpoint bookkeeping, worker start-up); their warnings still show.
-_CHATTY_PATHS = ("/orbax/", "/grain/", "/tensorflow_datasets/", "/apache_beam/")
+# checkpoint bookkeeping, worker start-up, gcsfs's read-ahead set-up for every
+# file it opens); their warnings still show.
+_CHATTY_PATHS = ("/orbax/", "/grain/", "/tensorflow_datasets/", "/apache_beam/", "/gcsfs/")
 
 
 _CHATTY_LOGGERS = ("tensorflow_datasets", "apache_beam")

@@ -9,7 +9,9 @@ signal: tagged videos preferred over the others), `GroupedSource` (the two
 sides of a video split by a per-segment signal kept together), and
 `TrainingPart` (`corpus.holdout_fraction` > 0: a deterministic,
 bucket-stratified part kept away from training for label-free model
-selection, `Corpus.heldout`, hl_jax/eval/heldout.py). How the training videos
+selection, `Corpus.heldout`, hl_jax/eval/heldout.py), and `NestedFraction`
+(`corpus.train_fraction` < 1: a stratified share of the training videos, each
+smaller share inside the larger, for the corpus-size study). How the training videos
 reach the train step is hl_jax/less_is_more/input_pipeline.py's job.
 """
 
@@ -79,6 +81,10 @@ def load_corpus(config: ml_collections.ConfigDict) -> Corpus:
     # Sides of one video split by a per-segment signal: keep them together so
     # that their pairs are drawn within the video.
     train_source = GroupedSource(train_source)
+  fraction = config.corpus.get("train_fraction", 1.0)
+  if fraction < 1.0:  # The corpus-size study: a nested, stratified part of the corpus.
+    train_source = NestedFraction(train_source, fraction)
+    name += f" ({fraction:g} of its training videos)"
   domain = config.corpus.domain
   if domain:  # Ours-S: one model per domain, trained on that domain only.
     train_source = DomainSubset(train_source, domain)
@@ -153,6 +159,13 @@ def _corpus_builder(config: ml_collections.ConfigDict) -> Any:
 
   name = config.corpus.builder_config
   if name in dcb.Builder.builder_configs:
+    if files.is_remote(config.data_dir) and not (
+        dcb.Builder(config=name, data_dir=config.data_dir, file_format="array_record").is_prepared()
+    ):
+      manual = f"--manual_dir={config.corpus.manual_dir}" if config.corpus.manual_dir else ""
+      raise FileNotFoundError(
+          benchmarks.not_built_remotely(f"duration_corpus/{name}", config.data_dir, manual)
+      )
     with benchmarks._quiet_build(f"duration_corpus/{name}"):
       return dcb.get_builder(
           name, data_dir=config.data_dir or None, manual_dir=config.corpus.manual_dir or None
@@ -202,6 +215,56 @@ def _domain_of(item: Any) -> str:
   return files.as_text((item[0] if isinstance(item, list) else item)["domain"])
 
 
+def sha1_strata(
+    source: Any,
+) -> tuple[dict[tuple[str, tuple[int, ...]], list[int]], list[list[int]]]:
+  """The items of a source by stratum, each stratum in a stable order; their buckets.
+
+  A stratum is (domain, sorted buckets of the item's videos); its items are in
+  the order of sha1 of their pair_group (else video_id): stable across runs,
+  machines and Python hash seeds.
+
+  Returns:
+    ({stratum: [item index, ...] in sha1 order}, [bucket list of each item]).
+  """
+  keyed: dict[tuple[str, tuple[int, ...]], list[tuple[str, int]]] = {}
+  buckets: list[list[int]] = []
+  for index in range(len(source)):
+    examples = examples_of(source[index])
+    first = examples[0]
+    key = files.as_text(first.get("pair_group", "")) or files.as_text(first["video_id"])
+    buckets.append([int(e["bucket"]) for e in examples])
+    stratum = (files.as_text(first["domain"]), tuple(sorted(buckets[-1])))
+    keyed.setdefault(stratum, []).append((hashlib.sha1(key.encode()).hexdigest(), index))
+  return {k: [index for _, index in sorted(v)] for k, v in keyed.items()}, buckets
+
+
+class NestedFraction(_IndexSubset):
+  """A share of a source's items, the same strata in proportion, in source order.
+
+  In each stratum of `sha1_strata` (domain x duration buckets), the first
+  max(1, round(fraction * n)) items in sha1 order are kept. The kept items of
+  a smaller fraction are among those of any larger one (the corpus-size
+  study's nested corpora), and the choice is stable across runs and machines.
+  """
+
+  def __init__(self, source: Any, fraction: float):
+    if not 0 < fraction <= 1:
+      raise ValueError(f"corpus.train_fraction={fraction} must be in (0, 1]")
+    self._source = source
+    self._fraction = fraction
+    strata, _ = sha1_strata(source)
+    kept = {
+        index
+        for members in strata.values()
+        for index in members[: max(1, int(fraction * len(members) + 0.5))]
+    }
+    self._indices = sorted(kept)
+
+  def __repr__(self) -> str:  # Deterministic, as Grain checks it on restore.
+    return f"NestedFraction({self._source!r}, train_fraction={self._fraction!r})"
+
+
 class TrainingPart(_IndexSubset):
   """The items of a source left for training by a hold-out, in source order.
 
@@ -217,19 +280,10 @@ class TrainingPart(_IndexSubset):
       raise ValueError(f"holdout fraction {fraction} must be in (0, 0.5)")
     self._source = source
     self._fraction = fraction
-    strata: dict[tuple[str, tuple[int, ...]], list[tuple[str, int]]] = {}
-    self._buckets: list[list[int]] = []
-    for index in range(len(source)):
-      examples = examples_of(source[index])
-      first = examples[0]
-      key = files.as_text(first.get("pair_group", "")) or files.as_text(first["video_id"])
-      self._buckets.append([int(e["bucket"]) for e in examples])
-      stratum = (files.as_text(first["domain"]), tuple(sorted(self._buckets[-1])))
-      strata.setdefault(stratum, []).append((hashlib.sha1(key.encode()).hexdigest(), index))
+    strata, self._buckets = sha1_strata(source)
     held = set()
     for members in strata.values():
-      members.sort()
-      held.update(index for _, index in members[: int(fraction * len(members) + 0.5)])
+      held.update(members[: int(fraction * len(members) + 0.5)])
     self._heldout = sorted(held)
     self._indices = [i for i in range(len(source)) if i not in held]
 

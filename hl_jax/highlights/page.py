@@ -9,9 +9,11 @@ page, else a file:// URL); draws its scores as an inline SVG (one point per
 segment, at its centre; the moments shaded and numbered by rank; a playhead
 that follows the video; a click seeks there); lists the moments (a click
 seeks to the moment's start and plays it to its end); shows the highlight
-reel as a second <video> when predict wrote one; and heads it all with the
-workdir, checkpoint step, model family, extractor and moment rule, saying
-why when fewer than top_k moments came back ("moments_note" of the video or
+reel as a second <video> when predict wrote one (saying so when it is
+shorter than the length asked: only moments go in); and heads it all with the
+workdir, checkpoint step, model family, extractor, feature space (a
+warning when the features were scored unchecked or despite a mismatch) and
+moment rule, saying why when fewer than top_k moments came back ("moments_note" of the video or
 of the result, else the rule's reason).
 
 Everything is inline (CSS, JS, SVG): no server, no network. Media files are
@@ -230,6 +232,26 @@ def _moments_note(result: Mapping[str, Any], record: Mapping[str, Any], count: i
   )
 
 
+def _feature_space(result: Mapping[str, Any]) -> tuple[str | None, str | None]:
+  """(header row, warning) of the result's "feature_space" record, if it has one.
+
+  The record, {"model", "features", "status", "note"}, names the space the
+  model was trained in and that of the scored features; "status" is "same",
+  "unchecked" (a space unknown) or "override" (scored despite a mismatch),
+  and the latter two are shown as a warning.
+  """
+  space = result.get("feature_space")
+  if not isinstance(space, Mapping):
+    return None, None
+  features, model = space.get("features"), space.get("model")
+  row = f"{features}" if model in (None, features) else f"{features} (model trained on {model})"
+  status = space.get("status")
+  warning = None
+  if status in ("override", "unchecked"):
+    warning = f"Feature space {status}: {space.get('note') or 'see the JSON'}."
+  return row, warning
+
+
 def _header(
     result: Mapping[str, Any],
     record: Mapping[str, Any],
@@ -247,6 +269,7 @@ def _header(
       ("extractor", source.get("extractor")),
       ("benchmark", benchmark or None),
       ("feature set", source.get("feature_set")),
+      ("feature space", _feature_space(result)[0]),
       ("video", video_path),
       ("segments", len(record["scores"])),
       ("rule", ", ".join(f"{k} = {v}" for k, v in rule.items()) or None),
@@ -256,6 +279,9 @@ def _header(
   )
   note = _moments_note(result, record, count)
   note_html = f'\n<p id="moments-note" class="note">{_e(note)}</p>' if note else ""
+  warning = _feature_space(result)[1]
+  if warning:
+    note_html = f'\n<p id="feature-space-note" class="note warn">{_e(warning)}</p>' + note_html
   return (
       f'<header>\n<h1>Highlights of <span class="id">{_e(video_id)}</span></h1>\n'
       f'<dl class="meta">{items}</dl>{note_html}\n</header>'
@@ -266,8 +292,14 @@ def _reel_section(reel: Mapping[str, Any] | None, page_dir: str | None) -> str:
   if not reel or not reel.get("reel"):
     return ""
   spans = ", ".join(f"{clock(a)}&ndash;{clock(b)}" for a, b in reel.get("spans_s", []))
+  duration, asked = reel.get("duration_s"), reel.get("asked_s")
+  if duration and asked and float(duration) < float(asked) - 0.05:
+    # Only the moments go in: shorter than asked rather than padded.
+    length = f"{float(duration):.1f} s of the {float(asked):g} s asked (the moments last no longer)"
+  else:
+    length = f"{float(duration):.1f} s" if duration else None
   facts = [
-      f"{float(reel['duration_s']):.1f} s" if reel.get("duration_s") else None,
+      length,
       f"from {spans}" if spans else None,
       _e(reel.get("codec") or ""),
       "with sound" if reel.get("audio") else None,

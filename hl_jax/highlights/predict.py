@@ -6,14 +6,14 @@ The library behind `python -m hl_jax.predict` (whose docstring describes the
 inputs, outputs and files): features files (`load_features_file`), video files
 (extracted and cached by hl_jax/video/cache.py) or a benchmark split
 (`benchmark_videos`) are scored by any family's scorer (`families.load_scorer`)
-and turned into moments (hl_jax/highlights/moments.py), a timeline PNG per video
-and, for video files, a reel (hl_jax/highlights/reel.py).
+and turned into moments (hl_jax/highlights/moments.py), a timeline PNG per
+video, a page per video (hl_jax/highlights/page.py) and, for video files, a
+reel (hl_jax/highlights/reel.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import pathlib
@@ -25,19 +25,16 @@ import numpy as np
 
 from hl_jax.core import cli
 from hl_jax.core import families
+from hl_jax.core import files
 from hl_jax.data import benchmarks
 from hl_jax.data import features_file
 from hl_jax.highlights import moments
+from hl_jax.highlights import page
 from hl_jax.highlights import reel
 from hl_jax.highlights import scorers
 from hl_jax.highlights import timelines
 from hl_jax.video import cache
 from hl_jax.video import extractors
-
-_YTH_ANNOTATION = os.path.join("labels", "umt_youtube_anno.json")
-
-
-_TVSUM_SHOT_SECONDS = 2.0
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -101,60 +98,78 @@ def load_features_file(
 
 
 def benchmark_videos(
-    benchmark: str, split: str, *, manual_dir: str | None, data_dir: str | None, feature_set: str
+    benchmark: str,
+    split: str,
+    *,
+    manual_dir: str | None,
+    data_dir: str | None,
+    feature_set: str,
+    layout: str = "auto",
 ) -> list[TimedVideo]:
-  """A benchmark split's videos with their segments' time ranges."""
+  """A benchmark split's videos with their segments' time ranges.
+
+  The times come with the TFDS examples (`benchmarks.Video.segments_s`), so
+  any release the builders read works, and a built dataset needs no
+  manual_dir.
+  """
   videos = benchmarks.load_benchmark(
-      benchmark, split, manual_dir=manual_dir, data_dir=data_dir, feature_set=feature_set
+      benchmark,
+      split,
+      manual_dir=manual_dir,
+      data_dir=data_dir,
+      feature_set=feature_set,
+      layout=layout,
   )
   if not videos:
     raise ValueError(f"{benchmark} split {split!r} has no videos")
-  clips = {}
-  if benchmark == "youtube_highlights":
-    anno = os.path.join(manual_dir or "", _YTH_ANNOTATION)
-    if not manual_dir or not os.path.exists(anno):
-      raise FileNotFoundError(
-          f"{anno} not found: YouTube Highlights clip times come from "
-          "its annotation file; pass --manual_dir"
-      )
-    try:
-      with open(anno) as f:
-        clips = {
-            vid: np.asarray(a["clip"], np.float64) / float(a["fps"])
-            for vid, a in json.load(f).items()
-        }
-    except (KeyError, TypeError, ValueError) as e:
-      raise ValueError(
-          f"{anno}: not a UMT annotation file ({cli.message(e)}); pass "
-          "the --manual_dir the dataset was built from"
-      ) from e
   timed = []
   for v in videos:
-    if benchmark == "youtube_highlights":
-      if v.video_id not in clips:
-        raise ValueError(
-            f"video {v.video_id} is not in {anno}; pass the --manual_dir "
-            "the dataset was built from"
-        )
-      starts, ends = clips[v.video_id][:, 0], clips[v.video_id][:, 1]
-    else:
-      starts, ends = moments.segment_times(v.num_clips, _TVSUM_SHOT_SECONDS)
-    if len(starts) != len(v.features):
+    if v.segments_s is None or len(v.segments_s) != len(v.features):
       raise ValueError(
-          f"video {v.video_id}: {len(starts)} clip times for " f"{len(v.features)} feature rows"
+          f"video {v.video_id}: clip times of shape "
+          f"{None if v.segments_s is None else v.segments_s.shape} for "
+          f"{len(v.features)} feature rows"
       )
+    if not np.isfinite(v.segments_s).all():
+      raise ValueError(
+          f"video {v.video_id}: non-finite clip times (an fps of "
+          f"{benchmark} in {manual_dir} that is 0 or missing)"
+      )
+    starts, ends = v.segments_s[:, 0], v.segments_s[:, 1]
     timed.append(TimedVideo(v.video_id, v.features, starts, ends, v.text))
   return timed
+
+
+def extractor_signature(features: Sequence[str]) -> dict[str, Any] | None:
+  """The extractor signature the features files share (None: none carries one).
+
+  Raises:
+    ValueError: files written by different extractors (one model cannot
+      score both feature spaces).
+  """
+  signatures = {}
+  for path in features:
+    signature = features_file.read_signature(path)
+    if signature is not None:
+      signatures.setdefault(signature["extractor"], (path, signature))
+  if len(signatures) > 1:
+    (a, _), (b, _) = list(signatures.values())[:2]
+    raise ValueError(
+        f"features files of different extractors: {a} and {b}; score each "
+        "extractor's features with a model trained on them"
+    )
+  return next(iter(signatures.values()))[1] if signatures else None
 
 
 def predict(workdir: str, videos: Sequence[TimedVideo], rule: moments.MomentRule) -> dict[str, Any]:
   """Scores `videos` with the workdir's f in one batched pass and picks moments.
 
   Returns:
-    {"workdir", "checkpoint_step", "rule", "videos": [{"video_id",
-    "num_segments", "segments_s": [[start, end]] , "scores": [T],
-    "moments": [{"start_s", "end_s", "score", "start_segment",
-    "end_segment"}]}]}.
+    {"workdir", "checkpoint_step", "model_family", "scorer", "rule",
+    "videos": [{"video_id", "num_segments", "segments_s": [[start, end]],
+    "scores": [T], "moments": [{"start_s", "end_s", "score",
+    "start_segment", "end_segment"}], "moments_note": why fewer than top_k
+    moments came back (`moments.shortfall_note`), or None}]}.
   """
   scorer = families.load_scorer(workdir)
   scorers.check_dims(videos, scorer, workdir)
@@ -169,10 +184,11 @@ def predict(workdir: str, videos: Sequence[TimedVideo], rule: moments.MomentRule
             "segments_s": np.round(np.stack([video.starts, video.ends], 1), 3).tolist(),
             "scores": [float(s) for s in scores],
             "moments": [m.to_json() for m in chosen],
+            "moments_note": moments.shortfall_note(scores, video.starts, video.ends, rule, chosen),
         }
     )
   return {
-      "workdir": os.path.abspath(workdir),
+      "workdir": workdir if files.is_remote(workdir) else os.path.abspath(workdir),
       "checkpoint_step": scorer.step,
       "model_family": scorer.family,
       "scorer": dict(scorer.record),
@@ -196,31 +212,57 @@ def run(
     manual_dir: str | None = None,
     data_dir: str | None = None,
     feature_set: str | None = None,
+    layout: str = "auto",
     rule: moments.MomentRule = moments.MomentRule(),
     max_plots: int = 8,
+    allow_feature_space_mismatch: bool = False,
 ) -> dict[str, Any]:
-  """Predicts for features files or a benchmark split; writes JSON and PNGs.
+  """Predicts for videos, features files or a benchmark split; writes JSON, PNGs, pages.
 
-  Exactly one of `features`, `videos` and `benchmark` is given. `videos`
-  are extracted with `extractor` (cached next to `output`: `feature_cache`)
-  and, with `reel_seconds` > 0, each gets a highlight reel of its best moments
-  (`reel.write_reel`). `feature_set` None takes the one the workdir was
-  evaluated with (config.eval.feature_set).
+  One source: `videos` (extracted with `extractor`, cached next to `output`:
+  `cache.features_for_videos`), `features`, or `benchmark` (read from
+  `manual_dir` in `layout`). `videos` may also come with `features`, one per
+  features file in the same order: then they are not extracted, only played
+  on the pages and cut into reels. Where videos are known, each gets a
+  highlight reel of its best moments with `reel_seconds` > 0
+  (`reel.write_reel`) and a page (`page.write_page`: player, timeline,
+  moments, reel); otherwise the first `max_plots` videos get a page without
+  a player. `feature_set` None takes the one the workdir was evaluated with
+  (config.eval.feature_set). Files are named after `output`, whose path is
+  made absolute, and so are the paths the JSON records. Features of another
+  feature space than the model's are refused in one line
+  (`scorers.check_feature_space`) unless `allow_feature_space_mismatch`.
 
   Returns:
-    The JSON written to `output` (see `predict`), plus "source",
-    "timeline_png" per plotted video and "reel" per video with a reel.
+    The JSON written to `output` (see `predict`), plus "source", "extractor"
+    (the features files' extractor signature: which network and preprocessing,
+    or None), "feature_space" (`scorers.check_feature_space`'s record), and per video
+    "timeline_png" (plotted videos), "reel" (videos with a reel: write_reel's
+    record plus "asked_s", the reel_seconds asked) and "page".
   """
-  if (bool(features) + bool(videos) + bool(benchmark)) != 1:
-    raise app.UsageError("give exactly one of --features, --video and --benchmark")
-  output = pathlib.Path(output)
+  if bool(benchmark) == bool(features or videos):
+    raise app.UsageError(
+        "give exactly one of --features, --video and --benchmark (or --features "
+        "with --video: the videos to play)"
+    )
+  output = pathlib.Path(os.path.abspath(output))
   if output.suffix != ".json":
     raise ValueError(f"output {output} must end in .json")
   if max_plots < 0:
     raise ValueError(f"max_plots={max_plots} must be >= 0")
   if not (math.isfinite(reel_seconds) and reel_seconds >= 0):
     raise ValueError(f"reel_seconds={reel_seconds} must be a finite number >= 0")
-  if videos:
+  extracted = bool(videos) and not features
+  if features and videos:
+    if len(features) != len(videos):
+      raise ValueError(
+          f"{len(features)} features files but {len(videos)} videos: give one "
+          "--video per --features file, in the same order, to play them"
+      )
+    for video in videos:
+      if not os.path.isfile(video):
+        raise FileNotFoundError(f"--video={video}: no such file")
+  elif videos:
     output.parent.mkdir(parents=True, exist_ok=True)
     features = [
         str(p)
@@ -233,28 +275,51 @@ def run(
         )
     ]
     segment_seconds = None
+  signature = None
   if features:
     inputs = [load_features_file(p, segment_seconds) for p in features]
-    ids = [v.video_id for v in inputs]
-    if len(set(ids)) != len(ids):
-      raise ValueError(f"features files with the same stem: {sorted(ids)}")
-    source = {"features": [os.path.abspath(p) for p in features]}
-    if videos:  # named by the video, not by its cache '<stem>.<extractor>.npz'
+    if extracted:  # named by the video, not by its cache '<stem>.<extractor>.npz'
       inputs = [
           dataclasses.replace(v, video_id=pathlib.Path(path).stem)
           for v, path in zip(inputs, videos)
       ]
+    ids = [v.video_id for v in inputs]
+    if len(set(ids)) != len(ids):
+      raise ValueError(f"features files with the same stem: {sorted(ids)}")
+    source = {"features": [os.path.abspath(p) for p in features]}
+    if videos:
       source["videos"] = [os.path.abspath(v) for v in videos]
-      source["extractor"] = str(features_file.read_signature(features[0])["extractor"])
+    signature = extractor_signature(features)
+    if signature is not None:
+      source["extractor"] = signature["extractor"]
+    space = features_file.read_feature_space(features[0])
+    named = f"--video={videos[0]}" if extracted else f"--features={features[0]}"
   else:
     if feature_set is None:
       feature_set = scorers.feature_set(workdir)
     inputs = benchmark_videos(
-        benchmark, split, manual_dir=manual_dir, data_dir=data_dir, feature_set=feature_set
+        benchmark,
+        split,
+        manual_dir=manual_dir,
+        data_dir=data_dir,
+        feature_set=feature_set,
+        layout=layout,
     )
-    source = {"benchmark": benchmark, "split": split, "feature_set": feature_set}
+    source = {
+        "benchmark": benchmark,
+        "split": split,
+        "feature_set": feature_set,
+        "layout": benchmarks.built_layout(benchmark, data_dir=data_dir, feature_set=feature_set),
+    }
+    space = features_file.staged_feature_space(feature_set)
+    named = f"--benchmark={benchmark} ({feature_set})"
+  checked = scorers.check_feature_space(
+      workdir, space, source=named, override=allow_feature_space_mismatch
+  )
   result = predict(workdir, inputs, rule)
   result["source"] = source
+  result["extractor"] = signature
+  result["feature_space"] = checked
   output.parent.mkdir(parents=True, exist_ok=True)
   if len(inputs) == 1:
     pngs = [output.with_suffix(".png")]
@@ -272,14 +337,22 @@ def run(
           if len(videos) == 1
           else output.with_name(f"{output.stem}_{record['video_id']}.reel.mp4")
       )
+      # Only the moments: a reel shorter than asked, not padded with the rest.
       spans = reel.reel_spans(record["moments"], reel_seconds)
-      record["reel"] = reel.write_reel(video, spans, target) if spans else None
-  output.write_text(json.dumps(result, indent=1) + "\n")
+      record["reel"] = (
+          dict(reel.write_reel(video, spans, target), asked_s=reel_seconds) if spans else None
+      )
+  num_pages = len(inputs) if videos else min(max_plots, len(inputs))
+  for i, record in enumerate(result["videos"][:num_pages]):
+    path = page.page_path(output, record["video_id"], len(inputs))
+    record["page"] = str(page.write_page(path, result, i))
+  files.write_json(output, result)
   logging.info(
-      "%d videos, %d moments; wrote %s and %d timelines",
+      "%d videos, %d moments; wrote %s, %d timelines and %d pages",
       len(inputs),
       sum(len(r["moments"]) for r in result["videos"]),
       output,
       len(pngs),
+      num_pages,
   )
   return result

@@ -131,6 +131,7 @@ def run(
     manual_dir: str | None = None,
     data_dir: str | None = None,
     feature_set: str = "i3d_rgb",
+    layout: str = "auto",
     predictions: str | None = None,
     workdir: str | None = None,
     random_seeds: int = 0,
@@ -138,11 +139,13 @@ def run(
   """Evaluates one source of scores and writes the report; see the module doc.
 
   Exactly one of `predictions`, `workdir` and `random_seeds` (> 0) is given;
-  `output` ends in .json.
+  `output` ends in .json. `manual_dir` holds the benchmark in `layout`
+  (`benchmarks.load_benchmark`).
 
   Returns:
     The result written to `output` (see `evaluation.evaluate`), plus
-    "source" and "feature_set".
+    "source", "feature_set" and "layout" (the release the dataset was built
+    from).
   """
   if random_seeds < 0:
     raise ValueError(f"random_seeds={random_seeds} must be >= 0 (0: no random baseline)")
@@ -160,7 +163,12 @@ def run(
         f"--random_seeds=N (N > 0); got {given or 'none'}"
     )
   videos = benchmarks.load_benchmark(
-      benchmark, split, manual_dir=manual_dir, data_dir=data_dir, feature_set=feature_set
+      benchmark,
+      split,
+      manual_dir=manual_dir,
+      data_dir=data_dir,
+      feature_set=feature_set,
+      layout=layout,
   )
   if not videos:
     raise ValueError(f"{benchmark} split {split!r} has no videos")
@@ -175,6 +183,7 @@ def run(
     result = protocols.evaluate(benchmark, videos, scores, split=split)
   result["source"] = {given[0]: sources[given[0]]}
   result["feature_set"] = feature_set
+  result["layout"] = benchmarks.built_layout(benchmark, data_dir=data_dir, feature_set=feature_set)
   paths = reports.write_report(result, output)
   logging.info(
       "%s %s: mAP %.2f%%, HIT@1 %.2f%% over %d videos; wrote %s",

@@ -6,14 +6,10 @@ from hl_jax.less_is_more import schema
 from hl_jax.less_is_more import scoring
 from hl_jax.less_is_more import trainer
 
-FAMILY = families.Family(
-    name="less_is_more",
-    schema=schema.SCHEMA,
-    checks=schema.CHECKS,
-    resumable=schema.RESUMABLE,
-    added=schema.ADDED,
-    irrelevant=schema.irrelevant,
+FAMILY = families.make(
+    "less_is_more",
+    schema,
     make_trainer=trainer.Trainer,
-    num_input_shards=input_pipeline.num_shards,
     load_scorer=scoring.load_scorer,
+    num_input_shards=input_pipeline.num_shards,
 )

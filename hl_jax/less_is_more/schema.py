@@ -30,6 +30,7 @@ SCHEMA: dict[str, cc.Rule] = {
     "corpus.tag": cc.text("a tag ('' for none)"),
     "corpus.tag_pairs": cc.choice(TAG_PAIRS),
     "corpus.holdout_fraction": cc.real(0, 0.5, open_high=True),
+    "corpus.train_fraction": cc.real(0, 1, open_low=True),
     "input.table_segments": cc.integer(1),
     "input.window_videos": cc.integer(0, note="0: as many as fit"),
     "input.refill_every_steps": cc.integer(0),
@@ -84,16 +85,7 @@ def _tags(config: Any) -> list[str]:
   return problems
 
 
-def _groups_over_devices(config: Any) -> list[str]:
-  if config.num_devices and config.train.num_groups % config.num_devices:
-    return [
-        f"train.num_groups={config.train.num_groups} is not divisible by "
-        f"num_devices={config.num_devices}"
-    ]
-  return []
-
-
-CHECKS = (_tags, _groups_over_devices)
+CHECKS = (_tags, cc.divides_over_devices("train.num_groups"))
 
 # Keys a resume may change beside the common ones (config_checks.COMMON_RESUMABLE).
 RESUMABLE = ("corpus.manual_dir", "eval.")
@@ -107,6 +99,7 @@ ADDED = {
     "train.valid_fraction": None,
     "input.pair_within": "",
     "corpus.holdout_fraction": 0.0,
+    "corpus.train_fraction": 1.0,
     "corpus.tag": "",
     "corpus.tag_pairs": "tag",
     "train.pair_groups": "random",

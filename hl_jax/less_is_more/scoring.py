@@ -56,20 +56,13 @@ def feature_dim(config: ml_collections.ConfigDict, record: Mapping[str, Any], pa
   return int(params_f["mlp"]["Dense_0"]["kernel"].shape[0])
 
 
-def load_scorer(
-    config: ml_collections.ConfigDict,
-    record: Mapping[str, Any],
-    state: Mapping[str, Any],
-    chunk: int | None,
-) -> families.Scorer:
+def load_scorer(restored: families.Restored) -> families.Scorer:
   """f of a restored Less-is-More checkpoint (`families.load_scorer` calls this).
 
-  Args:
-    config: the workdir's config.
-    record: its scorer record (config.json "scorer").
-    state: the restored train state (numpy arrays).
-    chunk: segments per compiled call (None: the config's eval.chunk_segments).
+  Its chunk (segments per compiled call) is the config's eval.chunk_segments
+  unless `restored.chunk` says otherwise.
   """
+  config, record, state, chunk = (restored.config, restored.record, restored.state, restored.chunk)
   params = state["params"]
   scorer, _ = models.build(config)
   chunk = config.eval.chunk_segments if chunk is None else chunk

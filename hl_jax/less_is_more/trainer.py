@@ -31,6 +31,7 @@ from hl_jax.core import config_checks
 from hl_jax.core import parallel
 from hl_jax.core import run_loop
 from hl_jax.data import corpora
+from hl_jax.data import features_file
 from hl_jax.eval import evaluators
 from hl_jax.eval import heldout
 from hl_jax.eval import reports
@@ -223,6 +224,10 @@ class Trainer:
         "streams": [list(s) for s in config.model.streams],
         "feature_set": config.eval.feature_set if config.eval.benchmarks else None,
         "corpus": self.corpus.name,
+        # Which extractor's features it scores (hl_jax.highlights.scorers.check_feature_space).
+        "feature_space": features_file.corpus_feature_space(
+            config.corpus.builder_config, config.corpus.manual_dir or None
+        ),
     }
 
   def init_state(self) -> TrainState:

@@ -1,60 +1,13 @@
-r"""Recurrence as a build step: a per-segment signal file for each video of a manifest corpus.
+"""Recurrence scores as the per-segment signal of a manifest corpus (`build`).
 
-The label-free recurrence score of `hl_jax.signals.recurrence` (defaults: kNN, k=20,
-cosine) becomes the `segment_signal` of a manifest corpus (see
-tfds_builders/duration_corpus/README.md, "The `manifest` corpus"). The
-duration_corpus config `manifest_segment_signal` then splits each video into
-its most recurrent third (`<vid>#hi`, preferred) and its least recurrent third
-(`<vid>#lo`), and the trainer pairs the two within the video. For I3D
-features (1024-d, what `hl_jax.extract_corpus` writes):
+  built = recurrence_corpus.build("/data/my_corpus")   # writes recurrence/ and a new manifest
 
-  # 1. Scores and a manifest that names them (/data/my_corpus holds manifest.csv).
-  python -m hl_jax.recurrence_build --manual_dir=/data/my_corpus
-  # 2. The TFDS corpus, in a data_dir of its own (below).
-  python -m tfds_builders.build duration_corpus/manifest_segment_signal \
-      --manual_dir=/data/my_corpus/recurrence_corpus --data_dir=/data/tfds_recurrence
-  # 3. Training (a manifest corpus has a train split only).
-  python launch.py --config=configs/joint.py --workdir=/data/runs/my_corpus_recurrence \
-      --config.corpus.builder_config=manifest_segment_signal \
-      --config.corpus.manual_dir=/data/my_corpus/recurrence_corpus \
-      --config.data_dir=/data/tfds_recurrence
-
-The builder reads `manifest.csv` / `manifest.jsonl` of --manual_dir only, so
-the new manifest goes to a folder of its own, by default
-DIR/recurrence_corpus/manifest.csv. `manifest_segment_signal` is a registered
-name and TFDS reuses a dataset already built under it: a data_dir that holds
-one built from another per-segment signal (viewers) would silently give that
-one, hence the separate data_dir. Another width D builds with `--feature_dim=D`
-into `manifest_segment_signal_d<D>`; train with that name (the trainer reads
-the within-video pairing from the examples' `pair_group`).
-
-Which segments a score sees (transductive over the manifest, no labels): a
-segment of video v is compared with the segments of the OTHER videos of the
-manifest that share v's `domain` (--group_by=domain, the default; videos
-without a domain form the domain 'all', as in the builder), or with those of
-all other videos of the manifest (--group_by=all). v's own segments never
-count. A video alone in its domain is compared with all other videos of the
-manifest (logged). Only `feature_path` and `domain` are read: no label, no
-duration, ctr or other column. A video's score thus depends on which other
-videos the manifest lists (add or drop videos and it changes); videos you
-evaluate on must not be in the manifest if the evaluation is to stay
-inductive.
-
-Files (all written atomically, a rerun on the same inputs gives
-byte-identical files): DIR/recurrence/<video_id>.npy, [T] float32, T the
-video's feature rows (an id that is not a plain file name gets a cleaned name
-plus a hash of the id); the new manifest, last, so it exists only when every
-score file does: the input manifest's rows, columns and order, `feature_path`
-rewritten to be correct from the new manifest's folder (relative where it
-can be, absolute else), plus a `segment_signal` column (relative paths to
-the score files). A manifest that already has a `segment_signal` column is
-refused unless --overwrite (which replaces that column). The output format
-is the --output_manifest suffix: .csv or .jsonl. Local paths only.
-
-Cost: all features are held in memory (sum of T x D x 4 bytes); the scores
-take a [1024, M_g] similarity block at a time, M_g a domain's segments.
-User errors end in one line, `hl_jax.recurrence_build: error: ...`, naming
-the manifest, line, video or file.
+The library behind `python -m hl_jax.recurrence_build`, whose docstring
+describes the files, what each score sees and the cost: every video's
+segments are scored by `hl_jax.signals.recurrence.recurrence_scores` against
+the other videos of its domain, the scores are written one file per video,
+and the manifest is rewritten with a `segment_signal` column naming them.
+No label is read.
 """
 
 from __future__ import annotations

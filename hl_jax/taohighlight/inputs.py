@@ -189,6 +189,13 @@ def padded_lengths(examples: Sequence[Example]) -> tuple[int, int, int]:
   return t_max, max((len(x) for x in texts), default=0), texts[0].shape[1] if texts else 0
 
 
+def bucket_length(length: int, t_max: int, smallest: int = 32) -> int:
+  """The padded length of a batch whose longest video has `length` clips: the next
+  power of two >= length (at least `smallest`), at most t_max (train.pad_per_batch:
+  at most log2(t_max / smallest) + 2 compiled shapes)."""
+  return min(t_max, max(smallest, 1 << max(length - 1, 0).bit_length()))
+
+
 def batch_indices(num_videos: int, batch_size: int, seed: int, step: int) -> np.ndarray:
   """The [batch_size] training videos of `step`: epochs of seeded permutations, in turn."""
   pos = step * batch_size + np.arange(batch_size)

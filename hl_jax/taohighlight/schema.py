@@ -8,10 +8,11 @@ several keys. A config is checked before a run writes anything
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 from hl_jax.core import config_checks as cc
 from hl_jax.data import benchmarks
+from hl_jax.taohighlight import baselines
 from hl_jax.taohighlight import losses
 from hl_jax.taohighlight import network
 
@@ -23,6 +24,8 @@ SCHEMA: dict[str, cc.Rule] = {
     "num_labelled": cc.integer(0, note="0: every train video of each group"),
     "cv_folds": cc.integer(0, note="0: off; else >= 2"),
     "cv_fold": cc.integer(0),
+    "model.kind": cc.choice(baselines.KINDS),
+    "model.layers": cc.integer(1, note="transformer encoder blocks (model.kind transformer)"),
     "model.hidden": cc.integer(1),
     "model.heads": cc.integer(1),
     "model.k": cc.integer(1),
@@ -44,6 +47,7 @@ SCHEMA: dict[str, cc.Rule] = {
     "loss.w_reg": cc.real(0),
     "loss.reg_scale": cc.choice(losses.REG_SCALES),
     "train.batch_size": cc.integer(1),
+    "train.pad_per_batch": cc.boolean(),
     "weak.workdir": cc.text("a training workdir whose f feeds a channel ('' for none)"),
 }
 
@@ -66,22 +70,29 @@ def _visual_dim(config: Any) -> list[str]:
   return []
 
 
-def _batch_over_devices(config: Any) -> list[str]:
-  if config.num_devices and config.train.batch_size % config.num_devices:
+def _baseline_losses(config: Any) -> list[str]:
+  if config.model.kind in baselines.BUILDERS and (config.loss.w_ag or config.loss.w_reg):
     return [
-        f"train.batch_size={config.train.batch_size} is not a multiple of "
-        f"num_devices={config.num_devices}"
+        f"model.kind={config.model.kind!r} has no segment head: it trains the saliency "
+        f"loss alone (loss.w_ag={config.loss.w_ag}, loss.w_reg={config.loss.w_reg} must be 0)"
     ]
   return []
 
 
-CHECKS = (_folds, _visual_dim, _batch_over_devices)
+CHECKS = (
+    _folds,
+    _visual_dim,
+    _baseline_losses,
+    cc.divides_over_devices("train.batch_size", "a multiple of"),
+)
 # Keys a resume may change beside the common ones (config_checks.COMMON_RESUMABLE).
 RESUMABLE = ()
 # Keys added after runs were made, with the value that means what those runs did.
-ADDED = {"train.sync_every": 10, "num_devices": 0, "model_family": "taohighlight"}
-
-
-def irrelevant(saved: Mapping[str, Any]) -> list[str]:
-  del saved
-  return []
+ADDED = {
+    "train.sync_every": 10,
+    "num_devices": 0,
+    "model_family": "taohighlight",
+    "model.kind": "taohighlight",
+    "model.layers": None,  # Read by model.kind transformer only.
+    "train.pad_per_batch": False,
+}

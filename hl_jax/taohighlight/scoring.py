@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import jax
-import ml_collections
 import numpy as np
 
 from hl_jax.core import families
@@ -15,12 +14,7 @@ from hl_jax.taohighlight import inputs
 from hl_jax.taohighlight import trainer
 
 
-def load_scorer(
-    config: ml_collections.ConfigDict,
-    record: Mapping[str, Any],
-    state: Mapping[str, Any],
-    chunk: int | None,
-) -> families.Scorer:
+def load_scorer(restored: families.Restored) -> families.Scorer:
   """TaoHighlight of a restored checkpoint (`families.load_scorer` calls this).
 
   Its `score_videos` maps videos (.video_id, .features [T_i, D] of the run's
@@ -28,7 +22,7 @@ def load_scorer(
   all padded to one shape (one compile), on one device. It has no per-segment
   scorer: a video is scored as a sequence.
   """
-  del chunk
+  config, record, state = restored.config, restored.record, restored.state
   mesh = parallel.make_mesh(jax.devices()[:1])
   predict_fn = trainer.steps_of(config, mesh).predict
 

@@ -25,6 +25,7 @@ import json
 from typing import Any, NamedTuple, Sequence
 
 from absl import logging
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
@@ -36,8 +37,10 @@ from hl_jax.core import config_checks
 from hl_jax.core import parallel
 from hl_jax.core import run_loop
 from hl_jax.data import benchmarks
+from hl_jax.data import features_file
 from hl_jax.eval import protocols
 from hl_jax.eval import reports
+from hl_jax.taohighlight import baselines
 from hl_jax.taohighlight import inputs
 from hl_jax.taohighlight import losses
 from hl_jax.taohighlight import network
@@ -46,9 +49,15 @@ from hl_jax.taohighlight import targets
 TrainState = run_loop.TrainState
 
 
-def build_model(config: ml_collections.ConfigDict) -> network.TaoHighlight:
-  """TaoHighlight with the config.model keys of the same names."""
-  return network.TaoHighlight(**{k: v for k, v in config.model.items() if k != "visual_dim"})
+def build_model(config: ml_collections.ConfigDict) -> nn.Module:
+  """The network of config.model.kind: TaoHighlight with the config.model keys of the
+  same names, or a plain baseline (hl_jax/taohighlight/baselines.py). Configs made
+  before model.kind existed are TaoHighlight."""
+  kind = config.model.get("kind", "taohighlight")
+  if kind in baselines.BUILDERS:
+    return baselines.BUILDERS[kind](config.model)
+  unused = ("visual_dim", "kind", "layers")  # Not TaoHighlight's.
+  return network.TaoHighlight(**{k: v for k, v in config.model.items() if k not in unused})
 
 
 def _context(batch: dict[str, Any]) -> dict[str, Any]:
@@ -235,6 +244,8 @@ class Trainer:
         "feature_dim": benchmarks.FEATURE_DIMS[config.feature_set],
         "feature_set": config.feature_set,
         "benchmark": config.benchmark,
+        # Which extractor's features it scores (hl_jax.highlights.scorers.check_feature_space).
+        "feature_space": features_file.staged_feature_space(config.feature_set),
     }
 
   def init_state(self) -> TrainState:
@@ -255,9 +266,11 @@ class Trainer:
     )
 
   def train_step(self, state: TrainState, step: int) -> tuple[TrainState, dict[str, Any]]:
-    batch = inputs.collate(
-        [self.train_examples[i] for i in self._batch_indices(step)], *self._shapes
-    )
+    examples = [self.train_examples[i] for i in self._batch_indices(step)]
+    t_max, l_max, text_width = self._shapes
+    if self._config.train.get("pad_per_batch", False):  # A few compiled lengths, less padding.
+      t_max = inputs.bucket_length(max(len(e.visual) for e in examples), t_max)
+    batch = inputs.collate(examples, t_max, l_max, text_width)
     batch = jax.device_put(batch, parallel.batch_sharded(self._mesh))
     return self._steps.train_step(state, batch, self._rng)
 

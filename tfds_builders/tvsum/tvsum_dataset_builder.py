@@ -21,7 +21,7 @@ With TensorFlow installed, `PYTHONPATH=. tfds build tfds_builders/tvsum
 --manual_dir=... --config=i3d_rgb --file_format=array_record` should do the
 same (untested: this project runs without TensorFlow). Without data_dir, TFDS
 uses $TFDS_DATA_DIR or ~/tensorflow_datasets.
-`hl_jax.datasets.load_benchmark` builds it on first use.
+`hl_jax.data.benchmarks.load_benchmark` builds it on first use.
 """
 
 from __future__ import annotations
