@@ -2,7 +2,9 @@
 
 Forces 4 host CPU devices (before jax is imported) so multi-device code runs
 everywhere, sends gs:// paths to gcsfs as launch.py does, and marks absl flags
-as parsed so Grain worker processes start.
+as parsed so Grain worker processes start. Shared fixtures: `shared_data` (the
+real data, or a skip), `tiny_data_dir` (synthetic_tiny built) and `tiny_workdir`
+(a tiny model trained on it).
 An XLA_FLAGS of your own is kept: the device count is appended to it, unless
 it already sets one (then the tests run on that many devices).
 """
@@ -54,4 +56,31 @@ def shared_data() -> pathlib.Path:
   path = shared_data_dir()
   if not path.is_dir():
     pytest.skip(f"real data not found at {path} (set ${SHARED_DATA_ENV} to its location)")
+  return path
+
+
+@pytest.fixture(scope="module")
+def tiny_workdir(tmp_path_factory) -> str:
+  """A tiny model (D = 16) trained on synthetic_tiny for 10 steps (once per test module)."""
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  from hl_jax.core import run_loop  # pylint: disable=g-import-not-at-top
+
+  config = tiny.get_config()
+  config.data_dir = str(tmp_path_factory.mktemp("tfds"))
+  config.train.num_steps = 10
+  path = str(tmp_path_factory.mktemp("workdir"))
+  run_loop.train_and_evaluate(config, path)
+  return path
+
+
+@pytest.fixture(scope="module")
+def tiny_data_dir(tmp_path_factory) -> str:
+  """A TFDS data_dir with synthetic_tiny built (once per test module), so that runs only read it."""
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  from hl_jax.data import corpora  # pylint: disable=g-import-not-at-top
+
+  path = str(tmp_path_factory.mktemp("tfds"))
+  config = tiny.get_config()
+  config.data_dir = path
+  corpora.load_corpus(config)
   return path

@@ -54,7 +54,7 @@ _CONFIG_OVERRIDES = flags.DEFINE_list(
     "config_overrides",
     [],
     "section.key=value changes to the training config, e.g. "
-    "model.dropout_masks=flax (the masks of the figures in README.md).",
+    "model.dropout_masks=flax (the masks of the figures in BENCHMARKS.md).",
 )
 _DATA_ROOT = flags.DEFINE_string("data_root", joint.DATA_ROOT, "Real data (../shared/data).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's).")

@@ -29,7 +29,9 @@ trains) is in the table.
 
 Every run is `run_loop.train_and_evaluate` in <output_dir>/runs/<name>; a
 finished run is reused, an interrupted one resumes, a run dir of other
-settings (CHECKED_KEYS) is refused. No setting or checkpoint is chosen on an
+settings (CHECKED_KEYS) is refused. Invocations may run side by side on one
+--output_dir (one per core): each skips the runs another holds. No setting or
+checkpoint is chosen on an
 evaluation split: the numbers are the last evaluation. Writes
 <output_dir>/corpus_size.{md,json,png}; --report_only trains nothing.
 """
@@ -73,9 +75,9 @@ SYNTHETIC_VIDEOS = 100_000
 SYNTHETIC_CORPUS = f"synthetic_n{SYNTHETIC_VIDEOS}"
 SYNTHETIC_SIZES = (1_000, 3_000, 10_000, 30_000, 100_000)
 # Compute: 300 steps of 2,048 pairs at every size (the default synthetic run has
-# 2,000); 4x that at the two largest sizes.
+# 2,000); twice that at the two largest sizes.
 SYNTHETIC_STEPS = 300
-LONG_STEPS = 1_200
+LONG_STEPS = 600
 # A new window every 30 steps: a 300-step run reads 10 windows (of ~12k videos,
 # ~8k of them short or long), so the largest corpus is streamed about once.
 REFILL_EVERY = 30
@@ -284,10 +286,14 @@ def train_runs(runs: Sequence[Run], data_dir: str, output_dir: str, train: bool)
     if results is None and train:
       print(f"[{k + 1}/{len(runs)}] {run.name}: training {run.steps} steps", flush=True)
       os.makedirs(workdir(run), exist_ok=True)
-      with PeakRss() as rss:
-        with open(os.path.join(workdir(run), "stdout.txt"), "a") as log:
-          with contextlib.redirect_stdout(log):
-            results = run_loop.train_and_evaluate(config, workdir(run))
+      try:
+        with PeakRss() as rss:
+          with open(os.path.join(workdir(run), "stdout.txt"), "a") as log:
+            with contextlib.redirect_stdout(log):
+              run_loop.train_and_evaluate(config, workdir(run))
+      except workdir_lib.WorkdirLockedError:  # Another invocation trains it: take the next.
+        print("    skipped: another process holds its workdir", flush=True)
+        continue
       files.write_json(os.path.join(workdir(run), "cost.json"), {"peak_rss_mib": rss.peak_mib})
       results = finished(workdir(run), config)
       print(f"    {results['wall_s']:.0f} s, peak RSS {rss.peak_mib:.0f} MiB", flush=True)

@@ -9,7 +9,7 @@ Every run is configs/taohighlight.py trained by `run_loop.train_and_evaluate`.
    (k = MAX_FOLDS = 2; seed 0), never on val; the best mean
    fold mAP (first in GRID order on a tie) -> cv_choice.json, used by the later stages.
 2. ablation: full / no_text (YTH: no audio context stream) / no_graph / no_ag, seeds
-   0..N-1: val mAP, IoU, beside the supervised anchors of ../shared/REFERENCE.md.
+   0..N-1: val mAP, IoU, beside the published supervised anchors (cited by paper in RESULTS.md).
 3. weak_to_strong: val mAP against num_labelled (NUM_LABELLED), from labels alone and with
    a Less-is-More scorer fed as a channel (skipped without --weak_workdir_<tvsum|yth>).
 4. per_group: the full model trained on each category / domain alone (PER_GROUP_STEPS).
@@ -55,7 +55,7 @@ VARIANTS = ("full", "no_text", "no_graph", "no_ag")
 # 0: all. TVSum: 2 = half of every category's 4; YTH: 10 = 15-48% of a domain's 21-68.
 NUM_LABELLED = {"tvsum": (1, 2, 0), "youtube_highlights": (10, 0)}
 SPLIT_FILES = {"tvsum": "umt_tvsum_splits.json", "youtube_highlights": "umt_youtube_splits.json"}
-# (method, supervision, YTH val mAP, TVSum val top-5 mAP), from ../shared/REFERENCE.md.
+# (method, supervision, YTH val mAP, TVSum val top-5 mAP), as the papers report them.
 ANCHORS = (
     ("UMT (CVPR'22)", "full highlight labels, audio+visual", 74.9, 83.1),
     ("Joint-VA (ICCV'21)", "full highlight labels, audio+visual", 71.8, 76.3),
@@ -433,7 +433,7 @@ def markdown(report: dict[str, Any]) -> str:
   )
   for b in settings["benchmarks"]:
     lines += [
-        f"| {b} | *{a[0]}: {a[1]} (REFERENCE.md)* | "
+        f"| {b} | *{a[0]}: {a[1]} (published)* | "
         f"*{a[2 if b == 'youtube_highlights' else 3]:.1f}* | | | |"
         for a in ANCHORS
     ]

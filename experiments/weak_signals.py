@@ -91,9 +91,9 @@ MAIN_METHOD, RGB_METHODS = "joint_detached", ("ranking_d", "joint")
 # video (train.pair_groups="video"): multiple-instance bags for tag models.
 BAGS = "_bags"
 BAG_METHODS = ("joint" + BAGS, MAIN_METHOD + BAGS)
-# Anchors of ../shared/REFERENCE.md: (name, supervision, YTH val, TVSum val).
+# Anchors, cited by paper in RESULTS.md: (name, supervision, YTH val, TVSum val).
 ANCHORS = [
-    ("feature norm (REFERENCE.md)", NO_LABELS, 61.2, 59.3),
+    ("feature norm (RESULTS.md, label-free baselines)", NO_LABELS, 61.2, 59.3),
     ("AVT zero-shot", NO_LABELS, 60.5, 61.6),
     ("audio-visual recurrence (WACV'25)", NO_LABELS, 68.3, 60.3),
     ("MINI-Net (best checkpoint on test)", TAGS, 64.4, 73.2),

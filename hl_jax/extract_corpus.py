@@ -155,8 +155,7 @@ def shard_from_flags() -> tuple[int, int]:
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
+  del argv  # cli.run refuses arguments that are not flags
   shard_index, num_shards = shard_from_flags()
   videos, carried = corpus_extraction.read_video_list(FLAGS.videos)
   output_dir = pathlib.Path(FLAGS.output_dir).expanduser()

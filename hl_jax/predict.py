@@ -25,7 +25,7 @@ each file's path ("timeline_png", "page", "reel").
 Video files (--video): features are extracted on the fly with --extractor
 (default i3d: Kinetics-400 I3D RGB, 1024-d per 2-s segment, the width and kind
 of the benchmarks' i3d_rgb features, though not their checkpoint: BENCHMARKS.md
-section 6 measures the gap) and cached next
+measures the gap) and cached next
 to the output as `<stem>.<extractor>.npz` (`feature_cache`: reused while the
 extractor is the same). Each video also gets a highlight reel (`reel`): its
 best moments, best first until --reel_seconds (default 30), cut from the video
@@ -52,7 +52,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from absl import app
 from absl import flags
 
 from hl_jax.core import checkpointing
@@ -121,18 +120,7 @@ def _define_flags() -> None:
       "Predict for a benchmark split instead of --features.",
   )
   flags.DEFINE_enum("split", "val", benchmarks.SPLITS, "Benchmark split.")
-  flags.DEFINE_string(
-      "manual_dir",
-      None,
-      "Raw benchmark data: our staged copy (../shared/data/<name>), UMT's or lighthouse's release.",
-  )
-  flags.DEFINE_enum(
-      "layout",
-      "auto",
-      benchmarks.LAYOUTS,
-      "Which release --manual_dir holds (auto: detect it).",
-  )
-  flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's).")
+  benchmarks.define_source_flags()
   flags.DEFINE_string("feature_set", None, "Benchmark features (default: the workdir's).")
   flags.DEFINE_string("output", None, "JSON path; timeline PNGs, pages and reels go next to it.")
   flags.DEFINE_integer("top_k", 5, "Moments per video (at most).")
@@ -160,8 +148,7 @@ def _define_flags() -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
+  del argv  # cli.run refuses arguments that are not flags
   rule = moments.MomentRule(
       FLAGS.top_k,
       FLAGS.min_moment_seconds,
@@ -184,10 +171,8 @@ def main(argv: Sequence[str]) -> None:
       segment_seconds=FLAGS.segment_seconds,
       benchmark=FLAGS.benchmark,
       split=FLAGS.split,
-      manual_dir=FLAGS.manual_dir,
-      data_dir=FLAGS.data_dir,
       feature_set=FLAGS.feature_set,
-      layout=FLAGS.layout,
+      **benchmarks.source_from_flags(),
       rule=rule,
       max_plots=FLAGS.max_plots,
   )

@@ -61,7 +61,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from absl import app
 from absl import flags
 
 from hl_jax.core import cli
@@ -100,8 +99,7 @@ def _define_flags() -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
+  del argv  # cli.run refuses arguments that are not flags
   built = recurrence_corpus.build(
       FLAGS.manual_dir,
       FLAGS.output_manifest,

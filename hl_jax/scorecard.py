@@ -21,7 +21,6 @@ from __future__ import annotations
 import pathlib
 from typing import Sequence
 
-from absl import app
 from absl import flags
 
 from hl_jax.core import cli
@@ -36,20 +35,7 @@ def _define_flags() -> None:
   # the trainer) cannot clash with flags of the same name such as --workdir.
   flags.DEFINE_enum("benchmark", None, benchmarks.BENCHMARKS, "Benchmark to score.")
   flags.DEFINE_enum("split", "val", benchmarks.SPLITS, "Split to score.")
-  flags.DEFINE_string(
-      "manual_dir",
-      None,
-      "Raw data: our staged copy (../shared/data/<benchmark>), UMT's or "
-      "lighthouse's release; needed to build the TFDS dataset the first time.",
-  )
-  flags.DEFINE_enum(
-      "layout",
-      "auto",
-      benchmarks.LAYOUTS,
-      "Which release --manual_dir holds: our staged copy, UMT's or lighthouse's "
-      "(auto: detect it).",
-  )
-  flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's).")
+  benchmarks.define_source_flags()
   flags.DEFINE_enum(
       "feature_set",
       "i3d_rgb",
@@ -65,16 +51,13 @@ def _define_flags() -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
+  del argv  # cli.run refuses arguments that are not flags
   scorecard.run(
       FLAGS.benchmark,
       FLAGS.split,
       FLAGS.output,
-      manual_dir=FLAGS.manual_dir,
-      data_dir=FLAGS.data_dir,
       feature_set=FLAGS.feature_set,
-      layout=FLAGS.layout,
+      **benchmarks.source_from_flags(),
       predictions=FLAGS.predictions,
       workdir=FLAGS.workdir,
       random_seeds=FLAGS.random_seeds,

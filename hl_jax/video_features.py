@@ -14,7 +14,7 @@ Extractors (`make_extractor`, flag --extractor):
   kinetics-i3d test-time preprocessing. The network's Mixed_5c output
   ([T/8, 7, 7, 1024]) is averaged over time and space: one 1024-d vector per
   segment, the usual "I3D feature", of the benchmarks' i3d_rgb width and kind
-  but not their checkpoint (BENCHMARKS.md section 6 measures the gap).
+  but not their checkpoint (BENCHMARKS.md, "How close are its features to the staged benchmark features?", measures the gap).
   bfloat16 on accelerators, float32 on the CPU; data parallel over devices.
 - "i3d_imagenet": the benchmarks' own I3D features (v-iashin/video_features'
   network and preprocessing), for models trained on the staged benchmark
@@ -48,7 +48,6 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -71,8 +70,7 @@ def _define_flags() -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
+  del argv  # cli.run refuses arguments that are not flags
   extractor = extractors.extractor_from_flags()
   if not os.path.isfile(FLAGS.video):
     raise FileNotFoundError(f"--video={FLAGS.video}: no such file")

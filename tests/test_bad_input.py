@@ -19,7 +19,6 @@ import os
 import pathlib
 import shutil
 import subprocess
-import sys
 from typing import Callable
 
 import numpy as np
@@ -29,6 +28,8 @@ from configs import tiny
 from hl_jax.core import cli
 from hl_jax.core import run_loop
 from hl_jax.highlights import streaming
+
+import programs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TVSUM_DUMMY = REPO / "tfds_builders" / "tvsum" / "dummy_data"
@@ -306,21 +307,12 @@ AV_CASES = {"features_not_a_video", "features_audio_only"}
 HAVE_AV = importlib.util.find_spec("av") is not None
 
 
-def _env():
-  return dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+def _run(program: str, *args: str) -> subprocess.CompletedProcess:
+  return programs.run(program, *args, JAX_PLATFORMS="cpu")
 
 
-def _run(case: Case, tmp: pathlib.Path, workdir: str) -> subprocess.CompletedProcess:
-  args = [a.format(tmp=tmp, workdir=workdir) for a in case.args]
-  return subprocess.run(
-      [sys.executable, "-m", case.program, *args],
-      cwd=REPO,
-      env=_env(),
-      capture_output=True,
-      text=True,
-      timeout=300,
-      check=False,
-  )
+def _run_case(case: Case, tmp: pathlib.Path, workdir: str) -> subprocess.CompletedProcess:
+  return _run(case.program, *(a.format(tmp=tmp, workdir=workdir) for a in case.args))
 
 
 @pytest.fixture(scope="module")
@@ -360,7 +352,7 @@ def outcomes(request, tmp_path_factory):
       tmp = tmp_path_factory.mktemp(name)
       for file_name, write in CASES[name].files.items():
         write(tmp / file_name, trained)
-      futures[name] = pool.submit(lambda c=CASES[name], t=tmp: (t, _run(c, t, trained)))
+      futures[name] = pool.submit(lambda c=CASES[name], t=tmp: (t, _run_case(c, t, trained)))
     yield futures
 
 
@@ -385,21 +377,8 @@ def test_predict_falls_back_past_a_torn_newest_checkpoint(workdir, tmp_path):
   _torn_workdir([10])(torn, workdir)
   np.save(tmp_path / "a.npy", np.random.default_rng(0).normal(size=(6, D)).astype(np.float32))
   out = tmp_path / "p.json"
-  proc = subprocess.run(
-      [
-          sys.executable,
-          "-m",
-          "hl_jax.predict",
-          f"--workdir={torn}",
-          f"--features={tmp_path / 'a.npy'}",
-          f"--output={out}",
-      ],
-      cwd=REPO,
-      env=_env(),
-      capture_output=True,
-      text=True,
-      timeout=300,
-      check=False,
+  proc = _run(
+      "hl_jax.predict", f"--workdir={torn}", f"--features={tmp_path / 'a.npy'}", f"--output={out}"
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "Traceback" not in proc.stderr, proc.stderr[-3000:]

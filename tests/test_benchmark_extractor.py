@@ -643,7 +643,7 @@ def test_genuine_blank_clip_is_the_staged_fingerprint(genuine, shared_data, tmp_
 def test_genuine_features_have_the_staged_statistics(genuine, shared_data):
   """Our features of the sample videos against the staged i3d_rgb rows.
 
-  Tolerances from BENCHMARKS.md section 6 (rgb_scratch: norm ratio 0.63, per-dimension std
+  Tolerances from BENCHMARKS.md ("How close are its features to the staged benchmark features?") (rgb_scratch: norm ratio 0.63, per-dimension std
   correlation 0.008, 1.1% of values < 0.01; a control of as many staged TVSum rows against
   YouTube Highlights: 0.99 +- 0.08, 0.171 +- 0.065, staged 4.9-7.4% < 0.01).
   """

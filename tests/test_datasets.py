@@ -1,16 +1,15 @@
 """hl_jax.data.benchmarks: the labelled benchmarks from the builders' dummy data, in each layout."""
 
 import importlib.util
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from hl_jax.data import benchmarks
 from tfds_builders import layouts
+
+import programs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 YTH_DUMMY = REPO / "tfds_builders" / "youtube_highlights" / "dummy_data"
@@ -230,14 +229,7 @@ def test_load_benchmark_refuses_the_wrong_layout(tmp_path):
 
 
 def _build_cli(*args, data_dir):
-  return subprocess.run(
-      [sys.executable, "-m", "tfds_builders.build", *args, f"--data_dir={data_dir}"],
-      cwd=REPO,
-      env=dict(os.environ, PYTHONPATH=str(REPO)),
-      capture_output=True,
-      text=True,
-      timeout=300,
-  )
+  return programs.run("tfds_builders.build", *args, f"--data_dir={data_dir}")
 
 
 def test_build_cli_layout_flag(tmp_path):

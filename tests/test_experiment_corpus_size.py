@@ -10,6 +10,7 @@ from configs import tiny
 from experiments import corpus_size
 from hl_jax.core import config_checks
 from hl_jax.core import families
+from hl_jax.core import workdir as workdir_lib
 from hl_jax.data import corpora
 
 
@@ -74,10 +75,10 @@ def test_plan_and_configs():
   synthetic = [r for r in runs if r.corpus == "synthetic"]
   assert len(real) == 4 * 2 * 3 and len(synthetic) == (5 + 2) * 2 * 3
   assert {r.steps for r in synthetic if r.fraction < 0.3} == {corpus_size.SYNTHETIC_STEPS}
-  assert {r.steps for r in synthetic if r.fraction >= 0.3} == {300, 1200}
+  assert {r.steps for r in synthetic if r.fraction >= 0.3} == {300, 600}
   config = corpus_size.run_config(synthetic[-1], "/d")
   assert (config.corpus.builder_config, config.corpus.train_fraction) == ("synthetic_n100000", 1.0)
-  assert (config.input.refill_every_steps, config.train.num_steps, config.seed) == (30, 1200, 2)
+  assert (config.input.refill_every_steps, config.train.num_steps, config.seed) == (30, 600, 2)
   assert (config.train.weighting, config.eval.every_steps) == ("ranking_d", 0)
   config = corpus_size.run_config(real[0], "/d")
   assert (config.corpus.builder_config, config.corpus.train_fraction) == ("youtube_highlights", 0.1)
@@ -123,6 +124,11 @@ def test_tiny_study_trains_reports_and_reuses(monkeypatch, tmp_path):
   monkeypatch.setattr(corpus_size, "run_config", tiny_config)
   runs = corpus_size.plan(["synthetic"], 2)
   out = str(tmp_path / "out")
+  held = os.path.join(out, "runs", runs[1].name)
+  os.makedirs(held)
+  with workdir_lib.exclusive(held):  # Another invocation trains it: skipped.
+    summaries = corpus_size.train_runs(runs, data_dir, out, train=True)
+  assert set(summaries) == {r.name for r in runs} - {runs[1].name}
   summaries = corpus_size.train_runs(runs, data_dir, out, train=True)
   assert len(summaries) == len(runs) == (3 + 2) * 2 * 2
   report = corpus_size.make_report(runs, summaries, out)

@@ -23,10 +23,14 @@ from hl_jax.data import corpora
 METHODS = ("ranking_d", "joint", "joint_capped")
 # A tiny-corpus domain has 2-6 videos per bucket: 0.2 holds out one of each.
 RUN_FLAGS = dict(holdout_fraction=0.2, eval_every=2)
+# The module's ablation (the `ablation` fixture), which a second invocation reuses.
+ABLATION = dict(
+    seeds=1, methods=METHODS, domains=("dog",), steps=6, steps_s=4, command="test", **RUN_FLAGS
+)
 
 
 def hand_trapezoid_ap(scores, labels):
-  """The lighthouse loop of REFERENCE.md, ranks by score, ties by clip index."""
+  """The lighthouse evaluation loop (its training/evaluate.py), ranks by score, ties by clip index."""
   order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
   num_pos = sum(labels)
   if num_pos == 0:
@@ -51,18 +55,7 @@ def base(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ablation(base, tmp_path_factory):
   out = tmp_path_factory.mktemp("ablation")
-  report = weightings.run_ablation(
-      base,
-      str(out),
-      seeds=1,
-      methods=METHODS,
-      domains=("dog",),
-      steps=6,
-      steps_s=4,
-      command="test",
-      **RUN_FLAGS,
-  )
-  return out, report
+  return out, weightings.run_ablation(base, str(out), **ABLATION)
 
 
 @pytest.mark.slow
@@ -103,17 +96,7 @@ def test_second_invocation_reuses_finished_runs(ablation, base, monkeypatch):
     raise AssertionError("a finished run was trained again")
 
   monkeypatch.setattr(run_loop, "train_and_evaluate", must_not_train)
-  second = weightings.run_ablation(
-      base,
-      str(out),
-      seeds=1,
-      methods=METHODS,
-      domains=("dog",),
-      steps=6,
-      steps_s=4,
-      command="test",
-      **RUN_FLAGS,
-  )
+  second = weightings.run_ablation(base, str(out), **ABLATION)
   assert second["settings"]["num_reused"] == 6
   assert second["settings"]["num_trained"] == 0
   assert second["tables"] == first["tables"]

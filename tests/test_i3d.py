@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 from experiments import i3d_reference
+from hl_jax.core import trees
 from hl_jax.video import i3d
+
+import weight_file_writers as writers
 
 # The masked CRC32C of the tensor bytes that deepmind/kinetics-i3d's model.ckpt.index files
 # record for RGB/inception_i3d/<same path>: (rgb_scratch, rgb_imagenet). All 230 tensors
@@ -25,21 +28,6 @@ _CHECKPOINT_CRC32C = {
         0x02CB4191,
     ),
 }
-
-
-def _crc32c(data: bytes) -> int:
-  """CRC-32C (Castagnoli), bitwise; the tensors checked are a few hundred bytes."""
-  crc = 0xFFFFFFFF
-  for byte in data:
-    crc ^= byte
-    for _ in range(8):
-      crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-  return crc ^ 0xFFFFFFFF
-
-
-def _masked(crc: int) -> int:
-  """TF's (leveldb's) stored form of a CRC: rotated right by 15 bits, plus a constant."""
-  return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def _tf_same_pads(size: int, window: int, stride: int) -> tuple[int, int]:
@@ -65,11 +53,11 @@ def small_run(variables):
 
 
 def test_crc32c_known_answer():
-  assert _crc32c(b"123456789") == 0xE3069283
+  assert writers.bitwise_crc32c(b"123456789") == 0xE3069283
 
 
 def test_parameter_tree_matches_checkpoint(variables):
-  got, want = i3d.flat_shapes(variables), i3d.expected_shapes()
+  got, want = trees.flat_shapes(variables), i3d.expected_shapes()
   assert len(want) == 230
   assert sorted(got) == sorted(want)
   assert {k: v for k, v in got.items() if want[k] != v} == {}
@@ -103,7 +91,7 @@ def test_weights_are_deepmind_rgb_scratch(variables):
     leaf = variables
     for key in path:
       leaf = leaf[key]
-    crc = _masked(_crc32c(np.asarray(leaf, "<f4").tobytes()))
+    crc = writers.masked(writers.bitwise_crc32c(np.asarray(leaf, "<f4").tobytes()))
     assert crc == scratch != imagenet, path
   assert "rgb_scratch" in i3d.WEIGHTS_SOURCE
 

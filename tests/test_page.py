@@ -346,6 +346,17 @@ def _wait(driver, script: str, what: str, *args, timeout: float = 30):
     pytest.fail(f"timed out after {timeout} s waiting for {what}; video: {state}")
 
 
+def _click_moment(driver, index: int):
+  """Clicks moment button `index`: (the button, the video's seek times since, once it seeked)."""
+  driver.execute_script("""
+      window.__seeks = [];
+      const v = document.getElementById('video');
+      v.addEventListener('seeked', () => __seeks.push(v.currentTime));""")
+  button = driver.find_elements("css selector", "button.moment")[index]
+  button.click()
+  return button, _wait(driver, "return __seeks.length && __seeks", "the seek")
+
+
 def _screenshot(driver, path: pathlib.Path) -> None:
   """The whole page (beyond the window) as a PNG."""
   size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
@@ -411,14 +422,8 @@ def test_page_in_a_browser(browser, tmp_path):
   assert curve["spans"] == len(MOMENTS)
 
   # Click the second moment: a seek to its start, then play until its end.
-  driver.execute_script("""
-      window.__seeks = [];
-      const v = document.getElementById('video');
-      v.addEventListener('seeked', () => __seeks.push(v.currentTime));""")
-  second = driver.find_elements("css selector", "button.moment")[1]
-  second.click()
+  second, seeks = _click_moment(driver, 1)
   start, end = MOMENTS[1]["start_s"], MOMENTS[1]["end_s"]
-  seeks = _wait(driver, "return __seeks.length && __seeks", "the seek")
   assert seeks[0] == pytest.approx(start, abs=0.05)
   assert "active" in second.get_attribute("class")
   _wait(
@@ -453,20 +458,6 @@ def test_page_in_a_browser(browser, tmp_path):
   severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
   assert not errors and not severe, (errors, severe)
   _screenshot(driver, tmp_path / "page.png")
-
-
-@pytest.fixture(scope="module")
-def tiny_workdir(tmp_path_factory):
-  """A tiny model (D = 16) trained on synthetic_tiny for 10 steps."""
-  from configs import tiny  # pylint: disable=g-import-not-at-top
-  from hl_jax.core import run_loop  # pylint: disable=g-import-not-at-top
-
-  config = tiny.get_config()
-  config.data_dir = str(tmp_path_factory.mktemp("tfds"))
-  config.train.num_steps = 10
-  path = str(tmp_path_factory.mktemp("workdir"))
-  run_loop.train_and_evaluate(config, path)
-  return path
 
 
 def test_page_that_predict_writes_in_a_browser(browser, tiny_workdir, tmp_path):
@@ -506,13 +497,7 @@ def test_page_that_predict_writes_in_a_browser(browser, tiny_workdir, tmp_path):
   assert curve["n"] == SEGMENTS and curve["width"] > 800 and curve["height"] > 0
   assert curve["spans"] == len(record["moments"])
 
-  driver.execute_script("""
-      window.__seeks = [];
-      const v = document.getElementById('video');
-      v.addEventListener('seeked', () => __seeks.push(v.currentTime));""")
-  second = driver.find_elements("css selector", "button.moment")[1]
-  second.click()
-  seeks = _wait(driver, "return __seeks.length && __seeks", "the seek")
+  second, seeks = _click_moment(driver, 1)
   assert seeks[0] == pytest.approx(record["moments"][1]["start_s"], abs=0.05)
   assert "active" in second.get_attribute("class")
   if record.get("reel"):

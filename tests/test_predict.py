@@ -1,22 +1,19 @@
 """hl_jax.predict: inputs, JSON, timelines and the CLI (moments: test_moments.py)."""
 
 import json
-import os
 import pathlib
 import shutil
-import subprocess
-import sys
 
 from absl import app
 import numpy as np
 import pytest
 
-from configs import tiny
 from hl_jax.core import families
-from hl_jax.core import run_loop
 from hl_jax.highlights import moments
 from hl_jax.highlights import predict
 from hl_jax.highlights import scorers
+
+import programs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 YTH_DUMMY = REPO / "tfds_builders" / "youtube_highlights" / "dummy_data"
@@ -171,18 +168,7 @@ def test_tvsum_shots_are_two_seconds(tmp_path):
   np.testing.assert_array_equal(video.ends, [2, 4, 6, 8, 10, 12])
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-  """A tiny model (D = 16) trained on synthetic_tiny for 10 steps."""
-  config = tiny.get_config()
-  config.data_dir = str(tmp_path_factory.mktemp("tfds"))
-  config.train.num_steps = 10
-  path = str(tmp_path_factory.mktemp("workdir"))
-  run_loop.train_and_evaluate(config, path)
-  return path
-
-
-def test_run_features_files(workdir, tmp_path):
+def test_run_features_files(tiny_workdir, tmp_path):
   rng = np.random.default_rng(0)
   np.savez(
       tmp_path / "one.npz",
@@ -194,14 +180,14 @@ def test_run_features_files(workdir, tmp_path):
   out = tmp_path / "out" / "pred.json"
   rule = moments.MomentRule(top_k=3, max_moment_seconds=6)
   result = predict.run(
-      workdir, out, features=[str(tmp_path / "one.npz"), str(tmp_path / "two.npy")], rule=rule
+      tiny_workdir, out, features=[str(tmp_path / "one.npz"), str(tmp_path / "two.npy")], rule=rule
   )
   assert json.loads(out.read_text()) == result
   one, two = result["videos"]
   assert one["video_id"] == "one" and len(one["scores"]) == 30
   assert one["segments_s"][-1] == [58.0, 59.0] and two["segments_s"][-1] == [12.0, 14.0]
   # The scores are f's, in one batched pass: the same as scoring each video alone.
-  score_fn = families.load_segment_scorer(workdir).score_segments
+  score_fn = families.load_segment_scorer(tiny_workdir).score_segments
   np.testing.assert_allclose(
       one["scores"], score_fn(np.load(tmp_path / "one.npz")["features"]), rtol=1e-5, atol=1e-6
   )
@@ -227,53 +213,50 @@ def test_run_features_files(workdir, tmp_path):
   assert result["extractor"] is None and "extractor" not in result["source"]
 
 
-def test_run_errors(workdir, tmp_path):
+def test_run_errors(tiny_workdir, tmp_path):
   np.save(tmp_path / "wide.npy", np.zeros((3, 32), np.float32))
   with pytest.raises(ValueError, match="video wide has 32-d features"):
-    predict.run(workdir, tmp_path / "x.json", features=[str(tmp_path / "wide.npy")])
+    predict.run(tiny_workdir, tmp_path / "x.json", features=[str(tmp_path / "wide.npy")])
   with pytest.raises(app.UsageError, match="exactly one of --features, --video and --benchmark"):
-    predict.run(workdir, tmp_path / "x.json")
+    predict.run(tiny_workdir, tmp_path / "x.json")
   np.save(tmp_path / "ok.npy", np.zeros((3, 16), np.float32))
   with pytest.raises(app.UsageError, match="exactly one of --features, --video and --benchmark"):
     predict.run(
-        workdir, tmp_path / "x.json", features=[str(tmp_path / "ok.npy")], benchmark="tvsum"
+        tiny_workdir, tmp_path / "x.json", features=[str(tmp_path / "ok.npy")], benchmark="tvsum"
     )
   with pytest.raises(ValueError, match="1 features files but 2 videos: give one --video per"):
     predict.run(
-        workdir, tmp_path / "x.json", features=[str(tmp_path / "ok.npy")], videos=["a.mp4", "b.mp4"]
+        tiny_workdir,
+        tmp_path / "x.json",
+        features=[str(tmp_path / "ok.npy")],
+        videos=["a.mp4", "b.mp4"],
     )
   with pytest.raises(FileNotFoundError, match="--video=nope.mp4: no such file"):
     predict.run(
-        workdir, tmp_path / "x.json", features=[str(tmp_path / "ok.npy")], videos=["nope.mp4"]
+        tiny_workdir, tmp_path / "x.json", features=[str(tmp_path / "ok.npy")], videos=["nope.mp4"]
     )
   with pytest.raises(ValueError, match="max_plots=-1 must be >= 0"):
-    predict.run(workdir, tmp_path / "x.json", features=[str(tmp_path / "ok.npy")], max_plots=-1)
+    predict.run(
+        tiny_workdir, tmp_path / "x.json", features=[str(tmp_path / "ok.npy")], max_plots=-1
+    )
   assert not (tmp_path / "x.json").exists()
 
 
-def test_cli_one_features_file(workdir, tmp_path):
+def test_cli_one_features_file(tiny_workdir, tmp_path):
   np.savez(
       tmp_path / "clip.npz",
       features=np.random.default_rng(1).normal(size=(12, 16)).astype(np.float32),
       segment_seconds=2.5,
   )
   out = tmp_path / "clip.json"
-  proc = subprocess.run(
-      [
-          sys.executable,
-          "-m",
-          "hl_jax.predict",
-          f"--workdir={workdir}",
-          f"--features={tmp_path / 'clip.npz'}",
-          f"--output={out}",
-          "--top_k=2",
-          "--min_moment_seconds=5",
-          "--max_moment_seconds=7.5",
-      ],
-      cwd=REPO,
-      env=dict(os.environ, PYTHONPATH=str(REPO)),
-      capture_output=True,
-      text=True,
+  proc = programs.run(
+      "hl_jax.predict",
+      f"--workdir={tiny_workdir}",
+      f"--features={tmp_path / 'clip.npz'}",
+      f"--output={out}",
+      "--top_k=2",
+      "--min_moment_seconds=5",
+      "--max_moment_seconds=7.5",
       timeout=120,
   )
   assert proc.returncode == 0, proc.stderr
@@ -284,7 +267,7 @@ def test_cli_one_features_file(workdir, tmp_path):
   assert out.with_suffix(".png").is_file() and record["video_id"] in proc.stdout
 
 
-def test_run_videos_extracts_caches_and_cuts_reels(workdir, tmp_path):
+def test_run_videos_extracts_caches_and_cuts_reels(tiny_workdir, tmp_path):
   av = pytest.importorskip("av")
   del av
   import videos  # pylint: disable=g-import-not-at-top  # tests/videos.py
@@ -299,7 +282,7 @@ def test_run_videos_extracts_caches_and_cuts_reels(workdir, tmp_path):
 
   def run(**kwargs):
     return predict.run(
-        workdir,
+        tiny_workdir,
         out,
         videos=clips,
         extractor="untrained",
@@ -313,7 +296,7 @@ def test_run_videos_extracts_caches_and_cuts_reels(workdir, tmp_path):
   caches = [out.parent / "a.untrained.npz", out.parent / "b.untrained.npz"]
   assert [r["video_id"] for r in result["videos"]] == ["a", "b"]
   assert result["source"]["features"] == [str(c) for c in caches]
-  score_fn = families.load_segment_scorer(workdir).score_segments
+  score_fn = families.load_segment_scorer(tiny_workdir).score_segments
   for record, cache in zip(result["videos"], caches):
     features = np.load(cache)["features"]
     np.testing.assert_allclose(record["scores"], score_fn(features), rtol=1e-5, atol=1e-6)
@@ -347,7 +330,7 @@ def test_run_videos_extracts_caches_and_cuts_reels(workdir, tmp_path):
   assert other["videos"][0]["scores"] != result["videos"][0]["scores"]
 
 
-def test_run_features_with_videos_to_play(workdir, tmp_path):
+def test_run_features_with_videos_to_play(tiny_workdir, tmp_path):
   """--features with --video: the videos are played and cut, not extracted."""
   pytest.importorskip("av")
   import videos  # pylint: disable=g-import-not-at-top  # tests/videos.py
@@ -361,7 +344,7 @@ def test_run_features_with_videos_to_play(workdir, tmp_path):
   )
   out = tmp_path / "out" / "ride.json"
   result = predict.run(
-      workdir,
+      tiny_workdir,
       out,
       features=[str(tmp_path / "ride.npz")],
       videos=[clip],
@@ -382,7 +365,9 @@ def test_run_features_with_videos_to_play(workdir, tmp_path):
   assert record["reel"]["spans_s"] == sorted([m["start_s"], m["end_s"]] for m in record["moments"])
 
 
-def test_features_of_another_space_are_refused_unless_overridden(workdir, tmp_path, monkeypatch):
+def test_features_of_another_space_are_refused_unless_overridden(
+    tiny_workdir, tmp_path, monkeypatch
+):
   av = pytest.importorskip("av")
   del av
   import videos  # pylint: disable=g-import-not-at-top  # tests/videos.py
@@ -400,10 +385,10 @@ def test_features_of_another_space_are_refused_unless_overridden(workdir, tmp_pa
       r"but the model in .* was trained on video_features/i3d_rgb_imagenet "
       r"features; extract with --extractor=i3d_imagenet",
   ):
-    predict.run(workdir, out, videos=[clip], extractor="untrained", extractor_options=options)
+    predict.run(tiny_workdir, out, videos=[clip], extractor="untrained", extractor_options=options)
   assert not out.exists()
   result = predict.run(
-      workdir,
+      tiny_workdir,
       out,
       videos=[clip],
       extractor="untrained",

@@ -16,53 +16,32 @@ import pathlib
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import jax
 import numpy as np
 import pytest
 
-from configs import tiny
 from hl_jax.core import checkpointing
-from hl_jax.data import corpora
 
-_REPO = pathlib.Path(__file__).resolve().parents[1]
-_ENV = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=4")
+import programs
+
 TIME_LIMIT_S = 200  # Per run, enforced by `timeout -k`.
 MORE_STEPS = 15  # Trained after the stop.
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp("tfds"))
-  config = tiny.get_config()
-  config.data_dir = path
-  corpora.load_corpus(config)  # Built once here, so that runs only read it.
-  return path
-
-
 def start(workdir: pathlib.Path, data_dir: str, num_steps: int, every: int) -> subprocess.Popen:
-  command = [
-      "timeout",
-      "-k",
-      "5",
-      str(TIME_LIMIT_S),
-      sys.executable,
-      "launch.py",
+  return programs.start_launch(
+      workdir,
       "--config=configs/tiny.py",
-      f"--workdir={workdir}",
       f"--config.data_dir={data_dir}",
       f"--config.train.num_steps={num_steps}",
       f"--config.checkpoint.every_steps={every}",
       "--config.train.log_every=5",
       "--config.input.window_videos=30",
       "--config.input.refill_every_steps=25",
-  ]
-  with open(f"{workdir}.log", "ab") as log:
-    return subprocess.Popen(
-        command, cwd=_REPO, env=_ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+      time_limit_s=TIME_LIMIT_S,
+  )
 
 
 def logged_steps(workdir: pathlib.Path) -> list[int]:
@@ -78,9 +57,9 @@ def python_child(process: subprocess.Popen) -> int:
 
 
 @pytest.mark.slow
-def test_sigterm_saves_the_step_reached_and_the_rerun_resumes_exactly(data_dir, tmp_path):
+def test_sigterm_saves_the_step_reached_and_the_rerun_resumes_exactly(tiny_data_dir, tmp_path):
   stopped, straight = tmp_path / "stopped", tmp_path / "straight"
-  run = start(stopped, data_dir, num_steps=100_000, every=100_000)
+  run = start(stopped, tiny_data_dir, num_steps=100_000, every=100_000)
   processes = [run]
   try:
     deadline = time.time() + TIME_LIMIT_S
@@ -103,7 +82,10 @@ def test_sigterm_saves_the_step_reached_and_the_rerun_resumes_exactly(data_dir, 
 
     # The same command, to a later step; and an uninterrupted run to that step.
     end = step + MORE_STEPS
-    processes += [start(stopped, data_dir, end, every=10), start(straight, data_dir, end, every=10)]
+    processes += [
+        start(stopped, tiny_data_dir, end, every=10),
+        start(straight, tiny_data_dir, end, every=10),
+    ]
     assert [p.wait() for p in processes[1:]] == [0, 0], pathlib.Path(f"{stopped}.log").read_text()[
         -3000:
     ]

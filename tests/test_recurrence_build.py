@@ -8,10 +8,6 @@ run in-process, the command line in subprocesses.
 import csv
 import json
 import logging
-import os
-import pathlib
-import subprocess
-import sys
 
 from absl import app
 import numpy as np
@@ -22,7 +18,8 @@ from hl_jax.signals import recurrence_corpus
 from tfds_builders import build
 from tfds_builders.duration_corpus import readers
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+import programs
+
 VIDEOS = {
     "d0": ("dog", 4),
     "d1": ("dog", 6),
@@ -262,15 +259,7 @@ def test_one_video_is_too_few(tmp_path):
 
 
 def _run_cli(args):
-  return subprocess.run(
-      [sys.executable, "-m", "hl_jax.recurrence_build"] + args,
-      cwd=REPO,
-      env=dict(os.environ, JAX_PLATFORMS="cpu"),
-      capture_output=True,
-      text=True,
-      timeout=120,
-      check=False,
-  )
+  return programs.run("hl_jax.recurrence_build", *args, timeout=120, JAX_PLATFORMS="cpu")
 
 
 def test_command_line(tmp_path):

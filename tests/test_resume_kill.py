@@ -18,34 +18,21 @@ import random
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import jax
 import numpy as np
 import pytest
 
-from configs import tiny
 from hl_jax.core import checkpointing
 from hl_jax.core import workdir as workdir_lib
-from hl_jax.data import corpora
 
-_REPO = pathlib.Path(__file__).resolve().parents[1]
-_ENV = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=4")
+import programs
+
 NUM_STEPS, EVERY = 100, 10
 # TaoHighlight's tiny model on the real TVSum features takes ~4x as long a step.
 TAO_STEPS = 40
 TIME_LIMIT_S = 300  # Per run, enforced by `timeout -k`.
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  """synthetic_tiny built once here, so that runs only read it."""
-  path = str(tmp_path_factory.mktemp("tfds"))
-  config = tiny.get_config()
-  config.data_dir = path
-  corpora.load_corpus(config)
-  return path
 
 
 def start(workdir: pathlib.Path, data_dir: str, case: str, *flags: str) -> subprocess.Popen:
@@ -59,24 +46,15 @@ def start(workdir: pathlib.Path, data_dir: str, case: str, *flags: str) -> subpr
         "--config.input.window_videos=30",
         "--config.input.refill_every_steps=25",
     ]
-  command = [
-      "timeout",
-      "-k",
-      "5",
-      str(TIME_LIMIT_S),
-      sys.executable,
-      "launch.py",
+  return programs.start_launch(
+      workdir,
       *config,
-      f"--workdir={workdir}",
       f"--config.data_dir={data_dir}",
       f"--config.train.num_steps={TAO_STEPS if case == 'taohighlight' else NUM_STEPS}",
       f"--config.checkpoint.every_steps={EVERY}",
       *flags,
-  ]
-  with open(f"{workdir}.log", "ab") as log:
-    return subprocess.Popen(
-        command, cwd=_REPO, env=_ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+      time_limit_s=TIME_LIMIT_S,
+  )
 
 
 def finish(process: subprocess.Popen, workdir: pathlib.Path) -> str:
@@ -136,14 +114,17 @@ def final_state(workdir: pathlib.Path, num_steps: int):
     [("softmax", 0), ("ranking_em", 0), ("ranking_d", 0), ("softmax", 2), ("taohighlight", 0)],
 )
 def test_sigkill_then_rerun_matches_an_uninterrupted_run(
-    data_dir, tmp_path, request, variant, num_workers
+    tiny_data_dir, tmp_path, request, variant, num_workers
 ):
   straight, killed = tmp_path / "straight", tmp_path / "killed"
   flags = [f"--config.input.num_workers={num_workers}"]
   if variant == "taohighlight":
     shared = request.getfixturevalue("shared_data")
     flags = [f"--config.data_root={shared}"]
-  processes = [start(straight, data_dir, variant, *flags), start(killed, data_dir, variant, *flags)]
+  processes = [
+      start(straight, tiny_data_dir, variant, *flags),
+      start(killed, tiny_data_dir, variant, *flags),
+  ]
   try:
     delay_s = random.Random(f"{variant}{num_workers or ''}").uniform(0.0, 0.3)
     kill_after_second_checkpoint(processes[1], killed, delay_s)
@@ -153,7 +134,7 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(
         f"{variant}, {num_workers} workers: killed {delay_s:.3f} s after checkpoint "
         f"{2 * EVERY}; left {left}"
     )
-    processes[1] = start(killed, data_dir, variant, *flags)  # The same command again.
+    processes[1] = start(killed, tiny_data_dir, variant, *flags)  # The same command again.
     log = finish(processes[1], killed)
     finish(processes[0], straight)
   finally:

@@ -1,10 +1,7 @@
 """The hl_jax.scorecard CLI and rendering, on the builders' dummy data."""
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 from absl import app
 import numpy as np
@@ -15,6 +12,8 @@ from hl_jax.eval import protocols
 from hl_jax.eval import reports
 from hl_jax.highlights import scorecard
 from hl_jax.highlights import scorers
+
+import programs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 YTH_DUMMY = REPO / "tfds_builders" / "youtube_highlights" / "dummy_data"
@@ -112,15 +111,7 @@ def test_read_predictions_roundtrip(tmp_path, yth_val):
 
 
 def _cli(*args):
-  env = dict(os.environ, PYTHONPATH=str(REPO))
-  return subprocess.run(
-      [sys.executable, "-m", "hl_jax.scorecard", *args],
-      cwd=REPO,
-      env=env,
-      capture_output=True,
-      text=True,
-      timeout=120,
-  )
+  return programs.run("hl_jax.scorecard", *args, timeout=120)
 
 
 def test_cli_end_to_end(tmp_path, data_dir, yth_val):

@@ -2,25 +2,22 @@
 
 import dataclasses
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from configs import tiny
 from hl_jax.core import run_loop
+from hl_jax.core import trees
 from hl_jax.data import features_file
 from hl_jax.highlights import moments
 from hl_jax.highlights import predict
 from hl_jax.video import decoding
 from hl_jax.video import segment_embedder
 
-av = pytest.importorskip("av")
+import programs
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+av = pytest.importorskip("av")
 
 
 def _gray_video(path, num_frames, fps=10, size=32, step=8, container_format=None):
@@ -80,7 +77,7 @@ def test_num_segments(duration, expected):
 
 
 def _leaves(tree):
-  return {k: np.asarray(v) for k, v in segment_embedder._flatten(dict(tree)).items()}  # pylint: disable=protected-access
+  return {k: np.asarray(v) for k, v in trees.flatten(tree, "/").items()}
 
 
 def test_weights_roundtrip_and_errors(tmp_path):
@@ -190,21 +187,13 @@ def test_default_extractor_is_deterministic():
 def test_video_to_features_to_prediction(shared_data, tmp_path):
   video = shared_data / "sample_videos" / "bikes.mp4"  # 10 s, 640x272, 25 fps
   features = tmp_path / "bikes.npz"
-  proc = subprocess.run(
-      [
-          sys.executable,
-          "-m",
-          "hl_jax.video_features",
-          f"--video={video}",
-          f"--output={features}",
-          "--extractor=untrained",
-          "--segment_seconds=2",
-          "--feature_dim=16",
-      ],
-      cwd=REPO,
-      env=dict(os.environ, PYTHONPATH=str(REPO)),
-      capture_output=True,
-      text=True,
+  proc = programs.run(
+      "hl_jax.video_features",
+      f"--video={video}",
+      f"--output={features}",
+      "--extractor=untrained",
+      "--segment_seconds=2",
+      "--feature_dim=16",
       timeout=120,
   )
   assert proc.returncode == 0, proc.stderr

@@ -11,7 +11,8 @@ Written from the formats' specifications, not with hl_jax.video.weight_files' re
 - hassony2/kinetics_i3d_pytorch's state_dict names and layouts, from its `load_tf_weights`
   (src/i3dpt.py): conv weights transposed (4, 3, 0, 1, 2), BatchNorm weight = ones.
 
-Only the CRC32C comes from the library (its known answers are tested on their own).
+Only the CRC32C comes from the library (its known answers are tested on their own);
+`bitwise_crc32c` and `masked` are the tests' own, from the definitions, to check it against.
 """
 
 from __future__ import annotations
@@ -37,6 +38,21 @@ TORCH_STORAGES = {
     "int32": "IntStorage",
 }
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+def bitwise_crc32c(data: bytes) -> int:
+  """CRC-32C (Castagnoli), bit by bit from its definition (slow: small inputs)."""
+  crc = 0xFFFFFFFF
+  for byte in data:
+    crc ^= byte
+    for _ in range(8):
+      crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+  return crc ^ 0xFFFFFFFF
+
+
+def masked(crc: int) -> int:
+  """TF's (leveldb's) stored form of a CRC: rotated right by 15 bits, plus a constant."""
+  return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 # ---------------------------------------------------------------------------------- TensorFlow

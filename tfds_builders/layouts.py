@@ -24,15 +24,18 @@ multiply names and data folders. Built from any layout, a config's examples
 are the same except where a release lacks data (lighthouse lists fewer
 YouTube Highlights videos and no TVSum fps / frames); the layout a dataset
 was built from is recorded in its DatasetInfo metadata (`METADATA_KEY`).
+Both builders are `ReleaseBuilder`s: the layout argument, opening the release
+and the split ids are written once, here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from absl import logging
 from etils import epath
+import tensorflow_datasets as tfds
 
 from tfds_builders import umt_release
 
@@ -370,3 +373,60 @@ def check_prepared(builder: Any, choice: str) -> None:
         f"built from the {recorded} layout, not {choice}: read it with "
         f"layout='auto' or build into another data_dir"
     )
+
+
+class ReleaseBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """A benchmark's builder that reads whichever of its `LAYOUTS` manual_dir holds.
+
+  A subclass sets `LAYOUTS` ({name: Layout}) and `BUILDER_CONFIGS` (feature
+  sets), gets a release from `_open_release` and its split ids from
+  `_split_ids`, and turns a video of it into an example with `_example`.
+  """
+
+  LAYOUTS: Mapping[str, Layout] = {}
+
+  def __init__(self, *, layout: str = "auto", **kwargs: Any):
+    """A builder that reads the release in manual_dir.
+
+    Args:
+      layout: "auto" (detect it from manual_dir's files) or one of
+        `LAYOUTS`; a data_dir that holds this config built from
+        another layout is refused.
+      **kwargs: DatasetBuilder's (config, data_dir, file_format, version).
+    """
+    check_choice(layout)
+    super().__init__(**kwargs)
+    self._original_state["layout"] = layout  # survives pickling
+    self.layout = layout
+    check_prepared(self, layout)
+
+  def _open_release(self, manual_dir: epath.PathLike) -> Release:
+    """The release in `manual_dir`; its layout is recorded in the dataset's metadata."""
+    release = open_release(
+        self.LAYOUTS,
+        manual_dir,
+        self.layout,
+        self.builder_config,
+        self.name,
+        self.BUILDER_CONFIGS,
+    )
+    self.info.metadata[METADATA_KEY] = release.layout.name
+    return release
+
+  def _split_ids(self, release: Release) -> dict[str, list[str]]:
+    """{"train", "val": the split's ids; "other": annotated videos outside it}."""
+    labels = release.labels
+    umt_release.check_groups(labels.splits, labels.entries, "domain", labels.sources)
+    ids = {s: [v for group in labels.splits.values() for v in group[s]] for s in ("train", "val")}
+    # TFDS's split="all" is train+val+other.
+    ids["other"] = sorted(set(labels.entries) - set(ids["train"]) - set(ids["val"]))
+    return ids
+
+  def _generate_examples(
+      self, release: Release, video_ids: list[str]
+  ) -> Iterator[tuple[str, dict[str, Any]]]:
+    for vid in video_ids:
+      yield vid, self._example(release, vid)
+
+  def _example(self, release: Release, vid: str) -> dict[str, Any]:
+    raise NotImplementedError

@@ -13,6 +13,8 @@ A program ends with
     _define_flags()          # flags, with cli.check(...) for their ranges
     cli.run(main, "hl_jax.predict")
 
+and `cli.run` refuses arguments that are not flags before `main` runs.
+
 Flag ranges are absl validators, so a bad value is refused while flags are
 parsed, before any input is read: zero, negative or non-finite numbers are
 never replaced by a default.
@@ -76,7 +78,7 @@ def run(
     program: str,
     user_errors: tuple[type[BaseException], ...] = (),
 ) -> None:
-  """`app.run(main)`, turning flag errors and user errors into one line.
+  """`app.run(main)`, turning flag errors, arguments and user errors into one line.
 
   Args:
     main: the program's main(argv).
@@ -92,6 +94,8 @@ def run(
 
   def guarded(argv: Sequence[str]) -> Any:
     try:
+      if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
       return main(argv)
     except (app.UsageError,) + USER_ERRORS + tuple(user_errors) as e:
       if logging.get_verbosity() >= 1:

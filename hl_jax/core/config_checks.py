@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import ml_collections
 
+from hl_jax.core import trees
+
 # Keys renamed since runs were made: old name -> today's name. A config that
 # still sets an old name is refused, naming the new one; a workdir's
 # config.json is read with the new names (`upgrade`).
@@ -155,26 +157,8 @@ COMMON_RESUMABLE = (
 )
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-  """{"a": {"b": 1}} -> {"a.b": 1}."""
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, Mapping):
-      flat.update(flatten(value, f"{prefix}{key}."))
-    else:
-      flat[f"{prefix}{key}"] = value
-  return flat
-
-
-def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
-  tree: dict[str, Any] = {}
-  for key, value in flat.items():
-    node = tree
-    *parents, leaf = key.split(".")
-    for part in parents:
-      node = node.setdefault(part, {})
-    node[leaf] = value
-  return tree
+# {"a": {"b": 1}} -> {"a.b": 1}: a config's keys as users write them.
+flatten = trees.flatten
 
 
 def nearest(key: str, known: Iterable[str]) -> str:
@@ -262,7 +246,7 @@ def upgrade(saved: Mapping[str, Any]) -> dict[str, Any]:
       flat.setdefault(new, flat.pop(old))
   if variant in ("ranking_d", "ranking_em"):
     flat["train.weighting"] = variant
-  return _unflatten(flat)
+  return trees.unflatten(flat)
 
 
 def changed_keys(

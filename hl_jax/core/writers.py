@@ -38,6 +38,7 @@ import tensorboardX
 from tensorboardX import record_writer
 
 from hl_jax.core import files
+from hl_jax.core import trees
 
 
 def _import_clu_metric_writers() -> types.ModuleType:
@@ -210,15 +211,12 @@ class TensorboardWriter(metric_writers.MetricWriter):
     self._writer.close()
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-  """{"a": {"b": 1}} -> {"a.b": 1}; sequences become strings."""
-  flat: dict[str, Any] = {}
-  for key, value in tree.items():
-    if isinstance(value, Mapping):
-      flat.update(flatten(value, f"{prefix}{key}."))
-    else:
-      flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
-  return flat
+def flatten(tree: Mapping[str, Any]) -> dict[str, Any]:
+  """{"a": {"b": 1}} -> {"a.b": 1}; sequences become strings (hparams take scalars)."""
+  return {
+      key: value if isinstance(value, (int, float, str, bool)) else str(value)
+      for key, value in trees.flatten(tree).items()
+  }
 
 
 def _jsonable(value: Any) -> Any:

@@ -20,6 +20,7 @@ import os
 import pathlib
 from typing import Any, Iterator
 
+from absl import flags
 from absl import logging
 import numpy as np
 
@@ -150,6 +151,18 @@ def load_benchmark(
   return sorted(videos, key=lambda v: (v.group, v.video_id))
 
 
+def load_split(benchmark: str, split: str, **options: Any) -> list[Video]:
+  """`load_benchmark(benchmark, split, **options)`, refusing a split without videos.
+
+  Raises:
+    ValueError: the split has no videos (naming the benchmark and split).
+  """
+  videos = load_benchmark(benchmark, split, **options)
+  if not videos:
+    raise ValueError(f"{benchmark} split {split!r} has no videos")
+  return videos
+
+
 def built_layout(
     benchmark: str,
     *,
@@ -241,3 +254,26 @@ def not_built_remotely(name: str, data_dir: Any, build_flags: str) -> str:
       f"--data_dir=/tmp/tfds {build_flags}), copy /tmp/tfds/{name.split('/')[0]} into "
       f"{data_dir}/ (gcloud storage cp -r), then start the job (WORKSPACE.md, Data)"
   )
+
+
+def define_source_flags() -> None:
+  """--manual_dir, --layout and --data_dir: where a program finds a benchmark's data."""
+  flags.DEFINE_string(
+      "manual_dir",
+      None,
+      "Raw benchmark data: our staged copy (../shared/data/<benchmark>), UMT's or "
+      "lighthouse's release; needed to build the TFDS dataset the first time.",
+  )
+  flags.DEFINE_enum(
+      "layout",
+      "auto",
+      LAYOUTS,
+      "Which release --manual_dir holds: our staged copy, UMT's or lighthouse's "
+      "(auto: detect it).",
+  )
+  flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's).")
+
+
+def source_from_flags() -> dict[str, Any]:
+  """`load_benchmark`'s manual_dir, layout and data_dir from `define_source_flags`' flags."""
+  return {name: getattr(flags.FLAGS, name) for name in ("manual_dir", "layout", "data_dir")}

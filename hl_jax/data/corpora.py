@@ -83,7 +83,9 @@ def load_corpus(config: ml_collections.ConfigDict) -> Corpus:
     train_source = GroupedSource(train_source)
   fraction = config.corpus.get("train_fraction", 1.0)
   if fraction < 1.0:  # The corpus-size study: a nested, stratified part of the corpus.
-    train_source = NestedFraction(train_source, fraction)
+    train_source = NestedFraction(
+        train_source, fraction, cache_key=f"{builder.data_dir}:{config.corpus.train_split}"
+    )
     name += f" ({fraction:g} of its training videos)"
   domain = config.corpus.domain
   if domain:  # Ours-S: one model per domain, trained on that domain only.
@@ -246,14 +248,25 @@ class NestedFraction(_IndexSubset):
   max(1, round(fraction * n)) items in sha1 order are kept. The kept items of
   a smaller fraction are among those of any larger one (the corpus-size
   study's nested corpora), and the choice is stable across runs and machines.
+  With a `cache_key` naming the source's data (load_corpus: the prepared
+  dataset's folder and split), its strata are read once per process: the
+  runs of a size study read a corpus of 100k videos once, not once per run.
   """
 
-  def __init__(self, source: Any, fraction: float):
+  _cached: tuple[str, dict] | None = None  # (cache_key, strata) of the newest source.
+
+  def __init__(self, source: Any, fraction: float, cache_key: str = ""):
     if not 0 < fraction <= 1:
       raise ValueError(f"corpus.train_fraction={fraction} must be in (0, 1]")
     self._source = source
     self._fraction = fraction
-    strata, _ = sha1_strata(source)
+    cached = NestedFraction._cached
+    if cache_key and cached and cached[0] == cache_key:
+      strata = cached[1]
+    else:
+      strata, _ = sha1_strata(source)
+      if cache_key:
+        NestedFraction._cached = (cache_key, strata)
     kept = {
         index
         for members in strata.values()

@@ -162,7 +162,7 @@ def run(
         "give exactly one of --predictions, --workdir and "
         f"--random_seeds=N (N > 0); got {given or 'none'}"
     )
-  videos = benchmarks.load_benchmark(
+  videos = benchmarks.load_split(
       benchmark,
       split,
       manual_dir=manual_dir,
@@ -170,8 +170,6 @@ def run(
       feature_set=feature_set,
       layout=layout,
   )
-  if not videos:
-    raise ValueError(f"{benchmark} split {split!r} has no videos")
   if random_seeds:
     result = protocols.random_baseline(benchmark, videos, random_seeds, split=split)
   else:

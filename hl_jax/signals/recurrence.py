@@ -6,7 +6,7 @@
       reference_features=[v.features for v in train],
       reference_groups=[v.group for v in train])
 
-The idea (the label-free anchor of ../shared/REFERENCE.md, Islam, Paul and
+The idea (the label-free anchor of Islam, Paul and
 Rochan, WACV'25): videos of one kind (a YouTube Highlights domain, a TVSum
 category) share their highlights, a dog catching a frisbee, a surfer riding
 a wave, while their other segments (talking, setting up, the crowd) differ

@@ -1,52 +1,11 @@
-r"""Corpora from raw videos: sharded, resumable feature extraction and a manifest.
+"""Corpora from raw videos: sharded, resumable feature extraction and a manifest.
 
-The path from raw videos to a trained scorer (I3D features, 1024-d: the
-registered `manifest` config of duration_corpus):
-
-  # 1. Features and manifest.csv.
-  python -m hl_jax.extract_corpus --videos=/data/videos.csv --output_dir=/data/my_corpus
-  # 2. The TFDS corpus (ArrayRecord, no TensorFlow needed).
-  python -m tfds_builders.build duration_corpus/manifest \
-      --manual_dir=/data/my_corpus --data_dir=/data/tfds
-  # 3. Training (a manifest corpus has a train split only).
-  python launch.py --config=configs/joint.py --workdir=/data/runs/my_corpus \
-      --config.corpus.builder_config=manifest \
-      --config.corpus.manual_dir=/data/my_corpus --config.data_dir=/data/tfds
-
-Another width D (`--extractor=untrained`: 128-d, plumbing only) has its own
-config: build with `--feature_dim=128`, train with builder_config=manifest_d128.
-A list with a `ctr` column also builds duration_corpus/manifest_ctr
-(tfds_builders/duration_corpus/README.md).
-
---videos: video paths one a line (blank and # lines skipped), or a .csv /
-.jsonl with a `video` column, optional `video_id` (default: the file's stem),
-`domain` (default empty: 'all' to the builder) and other columns (signals such
-as ctr) copied into the manifest unchanged. Paths are relative to the list's
-folder; two lines with one video_id are an error naming both.
-
-Sharding: video i of the list (0-based) belongs to shard i % K. One process
-does all (K = 1); or `--num_shards=K --shard_index=I`, one command per shard
-on any machines sharing output_dir, in any order; or each process of a JAX
-job takes shard jax.process_index() of jax.process_count():
-
-  python -m hl_jax.extract_corpus --videos=L --output_dir=D \
-      --coordinator_address=HOST0:PORT --num_processes=K --process_id=I
-
-Threads decode videos while the model embeds batches of segments across
-videos (`video_features.extract_many`). A shard writes in --output_dir
-features/<video_id>.npz (atomically), manifest_shard<I>of<K>.csv (its videos
-with features) and, if some videos failed to decode, failures_shard<I>.jsonl
-(video_id, video, line, error). The shard that ends to find all K shard
-manifests (or --merge_only) writes manifest.csv: video_id, duration_s, domain,
-feature_path (features/<video_id>.npz), then the carried columns, list order.
-
-A rerun skips each video whose features file has this extractor's signature
-and width ("skipped N already extracted"): a killed run redoes only what it
-had not finished. A features file of another extractor or config (or not
-readable as one) is refused, naming it: use another --output_dir, or
---overwrite to re-extract. A video that fails to decode is logged and
-recorded, the others go on, and the program exits 1 listing the failures (10
-at most). Other user errors end in one line, `hl_jax.extract_corpus: error:`.
+The library of the program `hl_jax.extract_corpus`, whose docstring (its
+--help) documents the video list, the sharding, the files a shard writes and
+what a rerun skips. Here: `read_video_list` (the list -> `ListedVideo`s),
+`check_existing` (which features files this extractor already wrote),
+`extract_videos`, `run_shard` (one shard: extract, write its manifest and
+failures, merge if all shards are there) and `merge_manifests` (manifest.csv).
 """
 
 from __future__ import annotations

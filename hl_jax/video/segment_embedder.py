@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hl_jax.core import trees
 from hl_jax.video import decoding
 
 EmbedFn = Callable[[np.ndarray], np.ndarray]
@@ -65,26 +66,6 @@ def default_params(module: SegmentEmbedder, config: decoding.DecodeConfig, seed:
   return jax.jit(module.init)(jax.random.PRNGKey(seed), dummy)["params"]
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
-  if not isinstance(tree, dict):
-    return {prefix: np.asarray(tree)}
-  flat = {}
-  for key, value in tree.items():
-    flat.update(_flatten(value, f"{prefix}/{key}" if prefix else str(key)))
-  return flat
-
-
-def _unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
-  tree: dict[str, Any] = {}
-  for path, value in flat.items():
-    node = tree
-    *parents, leaf = path.split("/")
-    for key in parents:
-      node = node.setdefault(key, {})
-    node[leaf] = value
-  return tree
-
-
 def save_params(path: str | os.PathLike[str], params: Any) -> None:
   """Writes a params pytree as .msgpack or .npz (by the file's suffix)."""
   path = pathlib.Path(path)
@@ -92,7 +73,7 @@ def save_params(path: str | os.PathLike[str], params: Any) -> None:
   if path.suffix == ".msgpack":
     path.write_bytes(flax.serialization.msgpack_serialize(params))
   elif path.suffix == ".npz":
-    np.savez(path, **_flatten(params))
+    np.savez(path, **trees.flatten(params, "/"))
   else:
     raise ValueError(f"{path}: weights must be a .msgpack or .npz file")
 
@@ -109,7 +90,7 @@ def read_params(path: str | os.PathLike[str]) -> dict[str, Any]:
       tree = flax.serialization.msgpack_restore(path.read_bytes())
     else:
       with np.load(path, allow_pickle=False) as data:
-        tree = _unflatten({k: data[k] for k in data.files})
+        tree = trees.unflatten({k: data[k] for k in data.files}, "/")
   except (ValueError, EOFError, zipfile.BadZipFile) as e:
     raise ValueError(
         f"{path}: not a readable {path.suffix} weights file ({e}); " "write it with save_params"
@@ -137,17 +118,7 @@ def embedder_for(params: dict[str, Any]) -> SegmentEmbedder:
 
 def check_params(params: Any, template: Any, source: str) -> None:
   """Raises ValueError naming each leaf whose path or shape differs."""
-  got = {k: v.shape for k, v in _flatten(params).items()}
-  want = {k: v.shape for k, v in _flatten(jax.tree.map(np.asarray, template)).items()}
-  problems = [f"{k}: missing" for k in sorted(set(want) - set(got))]
-  problems += [f"{k}: unexpected" for k in sorted(set(got) - set(want))]
-  problems += [
-      f"{k}: shape {got[k]}, expected {want[k]}"
-      for k in sorted(set(got) & set(want))
-      if got[k] != want[k]
-  ]
-  if problems:
-    raise ValueError(f"{source} does not fit the extractor: " + "; ".join(problems))
+  trees.check_shapes(params, trees.flat_shapes(template), source, "the extractor")
 
 
 def make_embed_fn(module: nn.Module, params: Any, batch: int = 16) -> EmbedFn:

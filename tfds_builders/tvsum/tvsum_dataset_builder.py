@@ -27,7 +27,7 @@ uses $TFDS_DATA_DIR or ~/tensorflow_datasets.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator
+from typing import Any
 
 from etils import epath
 import numpy as np
@@ -68,7 +68,7 @@ LAYOUTS = {
 }
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(layouts.ReleaseBuilder):
   """TVSum: 20 annotators' 1..5 scores per 2-second shot, 10 categories."""
 
   name = "tvsum"
@@ -80,29 +80,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   }
   BUILDER_CONFIGS = list(umt_release.FEATURE_SETS)
   DEFAULT_CONFIG_NAME = "i3d_rgb"
+  LAYOUTS = LAYOUTS
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
-  Point manual_dir at one of these layouts (see README.md, "Get the data"):
+  Point manual_dir at one of these layouts (see this folder's README.md, "Get the data"):
     staged:     {LAYOUTS["staged"].expects}
     umt:        {LAYOUTS["umt"].expects}
     lighthouse: {LAYOUTS["lighthouse"].expects}
   Title files hold keys 'token' [L, {TEXT_DIM}] and 'text' [1, {TEXT_DIM}]: UMT's
   query_features, CLIP features of the title.
   """
-
-  def __init__(self, *, layout: str = "auto", **kwargs: Any):
-    """A builder that reads the release in manual_dir.
-
-    Args:
-      layout: "auto" (detect it from manual_dir's files) or one of
-        `layouts.LAYOUTS`; a data_dir that holds this config built from
-        another layout is refused.
-      **kwargs: DatasetBuilder's (config, data_dir, file_format, version).
-    """
-    layouts.check_choice(layout)
-    super().__init__(**kwargs)
-    self._original_state["layout"] = layout  # survives pickling
-    self.layout = layout
-    layouts.check_prepared(self, layout)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
@@ -129,27 +115,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    release = layouts.open_release(
-        LAYOUTS,
-        dl_manager.manual_dir,
-        self.layout,
-        self.builder_config,
-        self.name,
-        self.BUILDER_CONFIGS,
-    )
-    self.info.metadata[layouts.METADATA_KEY] = release.layout.name
-    labels = release.labels
-    umt_release.check_groups(labels.splits, labels.entries, "domain", labels.sources)
-    ids = {s: [v for group in labels.splits.values() for v in group[s]] for s in ("train", "val")}
-    # Annotated videos outside the split (none in TVSum); split="all" adds them.
-    ids["other"] = sorted(set(labels.entries) - set(ids["train"]) - set(ids["val"]))
+    release = self._open_release(dl_manager.manual_dir)
+    ids = self._split_ids(release)  # "other": none in TVSum
     return {s: self._generate_examples(release, vids) for s, vids in ids.items() if vids}
-
-  def _generate_examples(
-      self, release: layouts.Release, video_ids: list[str]
-  ) -> Iterator[tuple[str, dict]]:
-    for vid in video_ids:
-      yield vid, self._example(release, vid)
 
   def _example(self, release: layouts.Release, vid: str) -> dict:
     entry, source = release.labels.entries[vid], release.labels.sources[vid]

@@ -4,49 +4,31 @@ tfds.testing.DatasetBuilderTestCase needs TensorFlow, so these are pytest tests
 that build into a temporary data_dir and read back with as_data_source.
 """
 
-import importlib.util
+import functools
 import json
 import pathlib
 import shutil
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
+from tfds_builders import testing
 from tfds_builders.tvsum import tvsum_dataset_builder as tvb
 
 DUMMY = pathlib.Path(__file__).parent / "dummy_data"
 
 
+_build = functools.partial(testing.build, tvb.Builder)
+
+
 def _dummy_spec():
-  spec = importlib.util.spec_from_file_location("tvsum_dummy", DUMMY / "make_dummy_data.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-def _build(manual_dir, data_dir, config="i3d_rgb"):
-  builder = tvb.Builder(config=config, data_dir=str(data_dir), file_format="array_record")
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
-  )
-  return builder
-
-
-def _by_id(builder, split):
-  return {ex["video_id"].decode(): ex for ex in builder.as_data_source(split=split)}
+  return testing.load_dummy(DUMMY, "tvsum_dummy")
 
 
 def test_name_and_configs():
   assert tvb.Builder.name == "tvsum"
   dims = {c.name: c.dim for c in tvb.Builder.BUILDER_CONFIGS}
-  assert dims == {
-      "i3d_rgb": 1024,
-      "i3d_rgb_flow": 2048,
-      "i3d_rgb_flow_audio": 4096,
-      "clip": 512,
-      "clip_slowfast": 2816,
-  }
+  assert dims == testing.FEATURE_SET_DIMS
   assert str(tvb.Builder.VERSION) == "1.1.0"
   assert "title tokens" in tvb.Builder.RELEASE_NOTES["1.1.0"]
 
@@ -54,13 +36,13 @@ def test_name_and_configs():
 def test_dummy_data(tmp_path, caplog):
   dummy = _dummy_spec()
   builder = _build(DUMMY, tmp_path, "i3d_rgb_flow_audio")
-  assert sorted(_by_id(builder, "train")) == ["dummyBK_trn", "dummyVT_trn"]
-  assert sorted(_by_id(builder, "val")) == ["dummyBK_val", "dummyVT_val"]
+  assert sorted(testing.by_id(builder, "train")) == ["dummyBK_trn", "dummyVT_trn"]
+  assert sorted(testing.by_id(builder, "val")) == ["dummyBK_val", "dummyVT_val"]
   assert "video dummyVT_val: pann_audio features have 7 rows, labels 6" in caplog.text
   assert builder.info.metadata["layout"] == "staged"
 
   anno = json.loads((DUMMY / tvb.ANNOTATIONS).read_text())
-  examples = _by_id(builder, "all")
+  examples = testing.by_id(builder, "all")
   assert len(examples) == len(dummy.VIDEOS)
   for i, (vid, category, num_clips, _) in enumerate(dummy.VIDEOS):
     ex = examples[vid]

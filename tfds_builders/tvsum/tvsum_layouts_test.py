@@ -10,7 +10,7 @@ UMT's and lighthouse's layouts from the real files and check UMT's split as
 copied into tfds_builders/umt_splits.py.
 """
 
-import importlib.util
+import functools
 import json
 import math
 import pathlib
@@ -18,9 +18,9 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from tfds_builders import layouts
+from tfds_builders import testing
 from tfds_builders import umt_splits
 from tfds_builders.tvsum import tvsum_dataset_builder as tvb
 
@@ -28,31 +28,7 @@ DUMMY = pathlib.Path(__file__).parent / "dummy_data"
 UNKNOWN = ("fps", "frames", "duration_s")  # what lighthouse's rows do not carry
 
 
-def _build(manual_dir, data_dir, config="i3d_rgb", layout="auto"):
-  builder = tvb.Builder(
-      config=config, data_dir=str(data_dir), file_format="array_record", layout=layout
-  )
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
-  )
-  return builder
-
-
-def _examples(builder):
-  """{split: {video_id: example}} of every split the builder wrote."""
-  return {
-      split: {ex["video_id"].decode(): ex for ex in builder.as_data_source(split=split)}
-      for split in builder.info.splits
-  }
-
-
-def _assert_same(got, want, skip=()):
-  assert {s: sorted(e) for s, e in got.items()} == {s: sorted(e) for s, e in want.items()}
-  for split, examples in want.items():
-    for vid, ex in examples.items():
-      assert sorted(got[split][vid]) == sorted(ex)
-      for key in sorted(set(ex) - set(skip)):
-        np.testing.assert_array_equal(got[split][vid][key], ex[key], err_msg=f"{vid} {key}")
+_build = functools.partial(testing.build, tvb.Builder)
 
 
 def _assert_unknown_timing(examples):
@@ -63,14 +39,7 @@ def _assert_unknown_timing(examples):
 
 @pytest.fixture
 def dummy():
-  spec = importlib.util.spec_from_file_location("tvsum_dummy", DUMMY / "make_dummy_data.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-def _restricted(examples, ids):
-  return {s: {v: ex for v, ex in by_id.items() if v in ids} for s, by_id in examples.items()}
+  return testing.load_dummy(DUMMY, "tvsum_dummy")
 
 
 @pytest.mark.parametrize(
@@ -100,22 +69,22 @@ def test_umt_layout_equals_staged(tmp_path, caplog, dummy, monkeypatch):
   config = "i3d_rgb_flow_audio"
   umt = _build(DUMMY / "umt", tmp_path / "umt", config)
   assert "video dummyVT_val: pann_audio features have 7 rows, labels 6" in caplog.text
-  staged = _examples(_build(DUMMY, tmp_path / "staged", config))
-  _assert_same(_examples(umt), _restricted(staged, dummy.SUBSET))
+  staged = testing.examples(_build(DUMMY, tmp_path / "staged", config))
+  testing.assert_same(testing.examples(umt), testing.restricted(staged, dummy.SUBSET))
   assert tvb.Builder(config=config, data_dir=str(tmp_path / "umt")).info.metadata["layout"] == "umt"
 
 
 def test_lighthouse_layout_equals_staged(tmp_path, dummy):
-  lighthouse = _examples(_build(DUMMY / "lighthouse", tmp_path / "lh", "i3d_rgb_flow"))
-  staged = _examples(_build(DUMMY, tmp_path / "staged", "i3d_rgb_flow"))
-  _assert_same(lighthouse, _restricted(staged, dummy.SUBSET), skip=UNKNOWN)
+  lighthouse = testing.examples(_build(DUMMY / "lighthouse", tmp_path / "lh", "i3d_rgb_flow"))
+  staged = testing.examples(_build(DUMMY, tmp_path / "staged", "i3d_rgb_flow"))
+  testing.assert_same(lighthouse, testing.restricted(staged, dummy.SUBSET), skip=UNKNOWN)
   _assert_unknown_timing(lighthouse)
 
 
 def test_lighthouse_clip_slowfast(tmp_path, dummy):
   builder = _build(DUMMY / "lighthouse", tmp_path, "clip_slowfast")
   assert builder.info.metadata["layout"] == "lighthouse"
-  examples = _examples(builder)
+  examples = testing.examples(builder)
   assert sorted(examples) == ["train", "val"]
   for i, (vid, *_) in enumerate(dummy.VIDEOS):
     if vid not in dummy.SUBSET:
@@ -148,9 +117,7 @@ def test_lighthouse_clip_slowfast(tmp_path, dummy):
 def test_refuses_configs_a_layout_cannot_build(tmp_path, folder, config, words):
   with pytest.raises(ValueError) as info:
     _build(DUMMY / folder, tmp_path, config)
-  assert "\n" not in str(info.value)
-  for word in words:
-    assert word in str(info.value)
+  testing.assert_one_line_naming(str(info.value), words)
 
 
 def test_unrecognised_folder_names_each_layout(tmp_path):
@@ -158,9 +125,7 @@ def test_unrecognised_folder_names_each_layout(tmp_path):
   (tmp_path / "manual" / "data" / "tvsum_anno.json").write_text("{}")  # one level too deep
   with pytest.raises(FileNotFoundError) as info:
     _build(tmp_path / "manual", tmp_path / "data")
-  message = str(info.value)
-  assert "\n" not in message
-  for word in (
+  words = (
       "holds no tvsum layout",
       "staged: labels/umt_tvsum_anno.json",
       "features_umt_f16/clip_title_query/<vid>.npz",
@@ -169,8 +134,8 @@ def test_unrecognised_folder_names_each_layout(tmp_path):
       "lighthouse: data/tvsum/tvsum_{train,val}_release.jsonl",
       "features/tvsum/i3d/<vid>_{rgb,opt}.npy",
       "features/tvsum/{clip,slowfast,clip_text}/<vid>.npz",
-  ):
-    assert word in message
+  )
+  testing.assert_one_line_naming(str(info.value), words)
 
 
 def test_lighthouse_title_without_text_is_named(tmp_path):
@@ -211,9 +176,9 @@ def test_real_umt_layout(shared_data, tmp_path):
   _write_rgb_npy(real, umt / "video_features")
   for path in (real / "features_umt_f16" / tvb.TITLE_DIR).iterdir():
     _link(path, umt / "query_features" / path.name)
-  built = _examples(_build(tmp_path / "umt", tmp_path / "data"))
+  built = testing.examples(_build(tmp_path / "umt", tmp_path / "data"))
   assert {s: len(e) for s, e in built.items()} == {"train": 40, "val": 10}
-  _assert_same(built, _examples(_build(real, tmp_path / "staged")))
+  testing.assert_same(built, testing.examples(_build(real, tmp_path / "staged")))
 
 
 def test_real_lighthouse_layout(shared_data, tmp_path):
@@ -227,8 +192,8 @@ def test_real_lighthouse_layout(shared_data, tmp_path):
   _write_rgb_npy(real, lighthouse / "features" / "tvsum" / "i3d")
   for path in (real / "features_umt_f16" / tvb.TITLE_DIR).iterdir():
     _link(path, lighthouse / "features" / "tvsum" / "clip_text" / path.name)
-  built = _examples(_build(lighthouse, tmp_path / "data"))
-  _assert_same(built, _examples(_build(real, tmp_path / "staged")), skip=UNKNOWN)
+  built = testing.examples(_build(lighthouse, tmp_path / "data"))
+  testing.assert_same(built, testing.examples(_build(real, tmp_path / "staged")), skip=UNKNOWN)
   _assert_unknown_timing(built)
   # Every video's labels and title, read through the jsonl, are UMT's; its
   # `duration` counts 2-second shots.

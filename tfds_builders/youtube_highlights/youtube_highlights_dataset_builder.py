@@ -23,7 +23,7 @@ uses $TFDS_DATA_DIR or ~/tensorflow_datasets.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 from absl import logging
 from etils import epath
@@ -62,7 +62,7 @@ LAYOUTS = {
 }
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(layouts.ReleaseBuilder):
   """YouTube Highlights: per-clip highlight labels and features, 6 domains."""
 
   name = "youtube_highlights"
@@ -70,27 +70,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {"1.0.0": "UMT annotations, UMT train/val split, float16 features."}
   BUILDER_CONFIGS = list(umt_release.FEATURE_SETS)
   DEFAULT_CONFIG_NAME = "i3d_rgb"
+  LAYOUTS = LAYOUTS
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
-  Point manual_dir at one of these layouts (see README.md, "Get the data"):
+  Point manual_dir at one of these layouts (see this folder's README.md, "Get the data"):
     staged:     {LAYOUTS["staged"].expects}
     umt:        {LAYOUTS["umt"].expects}
     lighthouse: {LAYOUTS["lighthouse"].expects}
   """
-
-  def __init__(self, *, layout: str = "auto", **kwargs: Any):
-    """A builder that reads the release in manual_dir.
-
-    Args:
-      layout: "auto" (detect it from manual_dir's files) or one of
-        `layouts.LAYOUTS`; a data_dir that holds this config built from
-        another layout is refused.
-      **kwargs: DatasetBuilder's (config, data_dir, file_format, version).
-    """
-    layouts.check_choice(layout)
-    super().__init__(**kwargs)
-    self._original_state["layout"] = layout  # survives pickling
-    self.layout = layout
-    layouts.check_prepared(self, layout)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
@@ -115,20 +101,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    release = layouts.open_release(
-        LAYOUTS,
-        dl_manager.manual_dir,
-        self.layout,
-        self.builder_config,
-        self.name,
-        self.BUILDER_CONFIGS,
-    )
-    self.info.metadata[layouts.METADATA_KEY] = release.layout.name
-    labels = release.labels
-    umt_release.check_groups(labels.splits, labels.entries, "domain", labels.sources)
-    ids = {s: [v for group in labels.splits.values() for v in group[s]] for s in ("train", "val")}
-    # Annotated videos outside UMT's split; TFDS's split="all" is train+val+other.
-    ids["other"] = sorted(set(labels.entries) - set(ids["train"]) - set(ids["val"]))
+    release = self._open_release(dl_manager.manual_dir)
+    labels, ids = release.labels, self._split_ids(release)
     without = sorted(v for v in labels.entries if not release.has_any_features(v))
     if without:
       logging.warning(
@@ -140,12 +114,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       )
     ids = {s: [v for v in vids if v not in without] for s, vids in ids.items()}
     return {s: self._generate_examples(release, vids) for s, vids in ids.items() if vids}
-
-  def _generate_examples(
-      self, release: layouts.Release, video_ids: list[str]
-  ) -> Iterator[tuple[str, dict]]:
-    for vid in video_ids:
-      yield vid, self._example(release, vid)
 
   def _example(self, release: layouts.Release, vid: str) -> dict:
     entry, source = release.labels.entries[vid], release.labels.sources[vid]

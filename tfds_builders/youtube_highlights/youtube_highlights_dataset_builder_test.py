@@ -4,54 +4,36 @@ tfds.testing.DatasetBuilderTestCase needs TensorFlow, so these are pytest tests
 that build into a temporary data_dir and read back with as_data_source.
 """
 
-import importlib.util
+import functools
 import pathlib
 import shutil
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
+from tfds_builders import testing
 from tfds_builders.youtube_highlights import youtube_highlights_dataset_builder as ytb
 
 DUMMY = pathlib.Path(__file__).parent / "dummy_data"
 
 
+_build = functools.partial(testing.build, ytb.Builder)
+
+
 def _dummy_spec():
-  spec = importlib.util.spec_from_file_location("yth_dummy", DUMMY / "make_dummy_data.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-def _build(manual_dir, data_dir, config="i3d_rgb"):
-  builder = ytb.Builder(config=config, data_dir=str(data_dir), file_format="array_record")
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
-  )
-  return builder
-
-
-def _by_id(builder, split):
-  return {ex["video_id"].decode(): ex for ex in builder.as_data_source(split=split)}
+  return testing.load_dummy(DUMMY, "yth_dummy")
 
 
 def test_name_and_configs():
   assert ytb.Builder.name == "youtube_highlights"
   dims = {c.name: c.dim for c in ytb.Builder.BUILDER_CONFIGS}
-  assert dims == {
-      "i3d_rgb": 1024,
-      "i3d_rgb_flow": 2048,
-      "i3d_rgb_flow_audio": 4096,
-      "clip": 512,
-      "clip_slowfast": 2816,
-  }
+  assert dims == testing.FEATURE_SET_DIMS
 
 
 def test_dummy_data(tmp_path, caplog):
   dummy = _dummy_spec()
   builder = _build(DUMMY, tmp_path, "i3d_rgb_flow_audio")
-  splits = {s: sorted(_by_id(builder, s)) for s in ("train", "val", "other", "all")}
+  splits = {s: sorted(testing.by_id(builder, s)) for s in ("train", "val", "other", "all")}
   assert splits["train"] == ["dummyDog_01", "dummyDog_02", "dummySurf01"]
   assert splits["val"] == ["dummyDog_03", "dummySurf02", "dummySurf03"]
   assert splits["other"] == ["dummyOther1"]
@@ -61,7 +43,7 @@ def test_dummy_data(tmp_path, caplog):
   assert "1 split video ids have no annotation" in caplog.text
   assert builder.info.metadata["layout"] == "staged"
 
-  examples = _by_id(builder, "all")
+  examples = testing.by_id(builder, "all")
   for i, (vid, domain, match, files) in enumerate(dummy.VIDEOS):
     if files is None:
       continue

@@ -9,7 +9,7 @@ split; the real-data tests check UMT's split as copied into
 tfds_builders/umt_splits.py, and lighthouse's annotations, against ours.
 """
 
-import importlib.util
+import functools
 import json
 import pathlib
 import pickle
@@ -17,9 +17,9 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from tfds_builders import layouts
+from tfds_builders import testing
 from tfds_builders import umt_splits
 from tfds_builders.youtube_highlights import youtube_highlights_dataset_builder as ytb
 
@@ -27,49 +27,18 @@ DUMMY = pathlib.Path(__file__).parent / "dummy_data"
 LIGHTHOUSE_JSONL = "data/youtube_highlight/youtube_highlight_{}_release.jsonl"
 
 
-def _build(manual_dir, data_dir, config="i3d_rgb", layout="auto"):
-  builder = ytb.Builder(
-      config=config, data_dir=str(data_dir), file_format="array_record", layout=layout
-  )
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
-  )
-  return builder
-
-
-def _examples(builder):
-  """{split: {video_id: example}} of every split the builder wrote."""
-  return {
-      split: {ex["video_id"].decode(): ex for ex in builder.as_data_source(split=split)}
-      for split in builder.info.splits
-  }
-
-
-def _assert_same(got, want, skip=()):
-  assert {s: sorted(e) for s, e in got.items()} == {s: sorted(e) for s, e in want.items()}
-  for split, examples in want.items():
-    for vid, ex in examples.items():
-      assert sorted(got[split][vid]) == sorted(ex)
-      for key in sorted(set(ex) - set(skip)):
-        np.testing.assert_array_equal(got[split][vid][key], ex[key], err_msg=f"{vid} {key}")
+_build = functools.partial(testing.build, ytb.Builder)
 
 
 @pytest.fixture
 def dummy():
-  spec = importlib.util.spec_from_file_location("yth_dummy", DUMMY / "make_dummy_data.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return testing.load_dummy(DUMMY, "yth_dummy")
 
 
 @pytest.fixture
 def umt_dummy_split(dummy, monkeypatch):
   """The umt layout with the dummy's split in place of UMT's."""
   monkeypatch.setitem(ytb.LAYOUTS, "umt", layouts.umt("youtube", dummy.SPLITS))
-
-
-def _restricted(examples, ids):
-  return {s: {v: ex for v, ex in by_id.items() if v in ids} for s, by_id in examples.items()}
 
 
 def _release(manual_dir, layout="auto", config="i3d_rgb"):
@@ -103,12 +72,14 @@ def test_umt_layout_equals_staged(tmp_path, dummy, umt_dummy_split, config):
   del umt_dummy_split
   staged = _build(DUMMY, tmp_path / "staged", config)
   umt = _build(DUMMY / "umt", tmp_path / "umt", config)
-  assert {s: sorted(e) for s, e in _examples(umt).items()} == {
+  assert {s: sorted(e) for s, e in testing.examples(umt).items()} == {
       "train": ["dummyDog_02"],
       "val": ["dummySurf02"],
       "other": ["dummyOther1"],
   }
-  _assert_same(_examples(umt), _restricted(_examples(staged), dummy.UMT_VIDEOS))
+  testing.assert_same(
+      testing.examples(umt), testing.restricted(testing.examples(staged), dummy.UMT_VIDEOS)
+  )
   # The layout is recorded with the data and read back by a new builder.
   assert ytb.Builder(config=config, data_dir=str(tmp_path / "umt")).info.metadata["layout"] == "umt"
   assert (
@@ -118,7 +89,7 @@ def test_umt_layout_equals_staged(tmp_path, dummy, umt_dummy_split, config):
 
 def test_umt_layout_takes_umts_split(tmp_path, caplog):
   """UMT's own split lists none of the dummy ids: every video is "other"."""
-  umt = _examples(_build(DUMMY / "umt", tmp_path))
+  umt = testing.examples(_build(DUMMY / "umt", tmp_path))
   assert {s: sorted(e) for s, e in umt.items()} == {
       "other": ["dummyDog_02", "dummyOther1", "dummySurf02"]
   }
@@ -129,11 +100,11 @@ def test_umt_layout_takes_umts_split(tmp_path, caplog):
 
 
 def test_lighthouse_layout_equals_staged(tmp_path, dummy):
-  lighthouse = _examples(_build(DUMMY / "lighthouse", tmp_path / "lh", "clip_slowfast"))
-  staged = _examples(_build(DUMMY, tmp_path / "staged", "i3d_rgb"))
+  lighthouse = testing.examples(_build(DUMMY / "lighthouse", tmp_path / "lh", "clip_slowfast"))
+  staged = testing.examples(_build(DUMMY, tmp_path / "staged", "i3d_rgb"))
   # lighthouse lists the split's videos only: no "other".
   del staged["other"]
-  _assert_same(lighthouse, staged, skip=("features",))
+  testing.assert_same(lighthouse, staged, skip=("features",))
   index = {vid: i for i, (vid, *_) in enumerate(dummy.VIDEOS)}
   for examples in lighthouse.values():
     for vid, ex in examples.items():
@@ -172,10 +143,7 @@ def test_lighthouse_layout_equals_staged(tmp_path, dummy):
 def test_refuses_configs_a_layout_cannot_build(tmp_path, folder, config, words):
   with pytest.raises(ValueError) as info:
     _build(DUMMY / folder, tmp_path, config)
-  message = str(info.value)
-  assert "\n" not in message
-  for word in words:
-    assert word in message
+  testing.assert_one_line_naming(str(info.value), words)
 
 
 def test_unrecognised_folder_names_each_layout(tmp_path):
@@ -183,9 +151,7 @@ def test_unrecognised_folder_names_each_layout(tmp_path):
   (tmp_path / "manual" / "notes.txt").write_text("not a release")
   with pytest.raises(FileNotFoundError) as info:
     _build(tmp_path / "manual", tmp_path / "data")
-  message = str(info.value)
-  assert "\n" not in message
-  for word in (
+  words = (
       "staged: labels/umt_youtube_anno.json",
       "splits/umt_youtube_splits.json",
       "umt: [data/youtube/]youtube_anno.json",
@@ -193,8 +159,8 @@ def test_unrecognised_folder_names_each_layout(tmp_path):
       "audio_features/<vid>.npy",
       "lighthouse: data/youtube_highlight/" "youtube_highlight_{train,val}_release.jsonl",
       "features/youtube_highlight/{clip,slowfast}/<vid>.npz",
-  ):
-    assert word in message
+  )
+  testing.assert_one_line_naming(str(info.value), words)
 
 
 def test_explicit_layout(tmp_path):
@@ -269,9 +235,9 @@ def test_real_umt_layout(shared_data, tmp_path):
   for path in (real / "features_umt_f16" / "i3d_rgb").iterdir():
     with np.load(path) as npz:
       np.save(umt / "video_features" / f"{path.stem}_rgb.npy", npz["features"])
-  built = _examples(_build(tmp_path / "umt", tmp_path / "data"))
+  built = testing.examples(_build(tmp_path / "umt", tmp_path / "data"))
   assert {s: len(e) for s, e in built.items()} == {"train": 234, "val": 157, "other": 29}
-  _assert_same(built, _examples(_build(real, tmp_path / "staged")))
+  testing.assert_same(built, testing.examples(_build(real, tmp_path / "staged")))
 
 
 def test_real_lighthouse_labels_equal_umt(shared_data, tmp_path):
