@@ -58,7 +58,7 @@ import numpy as np
 
 from benchmarks import harness
 from configs import joint
-from hl_jax.core import config_checks
+from experiments import study_runs
 from hl_jax.core import files
 from hl_jax.core import run_loop
 from hl_jax.core import workdir as workdir_lib
@@ -225,35 +225,13 @@ class PeakRss:
     self._thread.join()
 
 
-def _read_json(path: str) -> Any:
-  with contextlib.suppress(OSError, ValueError), open(path) as f:
-    return json.load(f)
-  return None
-
-
-def finished(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
-  """The workdir's results.json if finished; raises if it holds other settings."""
-  results = _read_json(os.path.join(workdir, workdir_lib.RESULTS_NAME))
-  saved = _read_json(os.path.join(workdir, workdir_lib.CONFIG_NAME))
-  if saved:
-    flat = config_checks.flatten(config_checks.upgrade(saved))
-    now = config_checks.flatten(config.to_dict())
-    for key in CHECKED_KEYS:
-      if flat.get(key, 1.0 if key == "corpus.train_fraction" else None) != now[key]:
-        raise ValueError(
-            f"{workdir} holds a run with {key}={flat.get(key)!r}, not {now[key]!r}; use "
-            "another --output_dir"
-        )
-  return results if results and results.get("step") == config.train.num_steps else None
-
-
 def summarize(results: dict, workdir: str, videos: int) -> dict:
   """One run's evaluations (mAP, per group) and costs."""
   rows = []
   with contextlib.suppress(OSError):
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
       rows = [json.loads(line) for line in f if '"train/pairs_per_second"' in line]
-  cost = _read_json(os.path.join(workdir, "cost.json")) or {}
+  cost = study_runs.read_json(os.path.join(workdir, "cost.json")) or {}
   return {
       "eval": {
           name: {
@@ -278,11 +256,13 @@ def train_runs(runs: Sequence[Run], data_dir: str, output_dir: str, train: bool)
   configs = {r.name: run_config(r, data_dir) for r in runs}
   workdir = lambda r: os.path.join(output_dir, "runs", r.name)
   for r in runs:  # Refuse changed settings before training anything.
-    finished(workdir(r), configs[r.name])
+    study_runs.finished(workdir(r), configs[r.name], CHECKED_KEYS, {"corpus.train_fraction": 1.0})
   sizes = corpus_sizes(runs, data_dir)
   summaries = {}
   for k, run in enumerate(runs):
-    config, results = configs[run.name], finished(workdir(run), configs[run.name])
+    config, results = configs[run.name], study_runs.finished(
+        workdir(run), configs[run.name], CHECKED_KEYS, {"corpus.train_fraction": 1.0}
+    )
     if results is None and train:
       print(f"[{k + 1}/{len(runs)}] {run.name}: training {run.steps} steps", flush=True)
       os.makedirs(workdir(run), exist_ok=True)
@@ -295,7 +275,9 @@ def train_runs(runs: Sequence[Run], data_dir: str, output_dir: str, train: bool)
         print("    skipped: another process holds its workdir", flush=True)
         continue
       files.write_json(os.path.join(workdir(run), "cost.json"), {"peak_rss_mib": rss.peak_mib})
-      results = finished(workdir(run), config)
+      results = study_runs.finished(
+          workdir(run), config, CHECKED_KEYS, {"corpus.train_fraction": 1.0}
+      )
       print(f"    {results['wall_s']:.0f} s, peak RSS {rss.peak_mib:.0f} MiB", flush=True)
     if results is not None:
       summaries[run.name] = dict(

@@ -42,7 +42,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import json
 import math
 import os
 import sys
@@ -59,10 +58,9 @@ import numpy as np
 from benchmarks import harness
 from configs import saliency_baseline
 from configs import taohighlight as tao_config
-from hl_jax.core import config_checks
+from experiments import study_runs
 from hl_jax.core import files
 from hl_jax.core import run_loop
-from hl_jax.core import workdir as workdir_lib
 from hl_jax.data import benchmarks
 from hl_jax.taohighlight import inputs
 
@@ -275,40 +273,18 @@ def select_published(results: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- training
 
 
-def _read_json(path: str) -> Any:
-  with contextlib.suppress(OSError, ValueError), open(path) as f:
-    return json.load(f)
-  return None
-
-
-def finished(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
-  """The workdir's results.json if it reached config's steps; raises on other settings."""
-  results = _read_json(os.path.join(workdir, workdir_lib.RESULTS_NAME))
-  saved = _read_json(os.path.join(workdir, workdir_lib.CONFIG_NAME))
-  if saved:
-    old = config_checks.flatten(config_checks.upgrade(saved))
-    new = config_checks.flatten(json.loads(config.to_json_best_effort()))
-    for key in CHECKED_KEYS:
-      if old.get(key) != new[key]:
-        raise ValueError(
-            f"{workdir} holds a run with {key}={old.get(key)!r}, not {new[key]!r}; use "
-            "another --output_dir"
-        )
-  return results if results and results["step"] >= config.train.num_steps else None
-
-
 def train(
     workdir: str, config: ml_collections.ConfigDict, label: str, enabled: bool
 ) -> dict | None:
   """The run's results: reused, or trained now (if enabled), else None."""
-  results = finished(workdir, config)
+  results = study_runs.finished(workdir, config, CHECKED_KEYS)
   if results is None and enabled:
     print(f"{label}: training {config.train.num_steps} steps", flush=True)
     start = time.time()
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "stdout.txt"), "a") as log, contextlib.redirect_stdout(log):
       run_loop.train_and_evaluate(config, workdir)
-    results = finished(workdir, config)
+    results = study_runs.finished(workdir, config, CHECKED_KEYS)
     print(f"    mAP {100 * results['mAP']:.1f} in {time.time() - start:.0f} s", flush=True)
   return results
 
@@ -560,7 +536,7 @@ def run_all(
   counts = {b: train_counts(b, data_dir) for b in benches}
   groups = {b: sorted(k for k in counts[b] if k not in ("", "cv")) for b in benches}
   lengths_path = os.path.join(output_dir, "cv_length.json")
-  saved = _read_json(lengths_path) or {}
+  saved = study_runs.read_json(lengths_path) or {}
   lengths, runs, results = {}, [], {}
   for model in models:
     for b in benches:

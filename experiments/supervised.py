@@ -21,7 +21,6 @@ trains runs k, k+n, ... of each stage; --report_only trains nothing. Writes
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import functools
@@ -39,6 +38,7 @@ import ml_collections
 import numpy as np
 
 from configs import taohighlight as tao_config
+from experiments import study_runs
 from hl_jax.core import config_checks
 from hl_jax.core import files
 from hl_jax.core import run_loop
@@ -209,20 +209,14 @@ def run_config(
   return config
 
 
-def _read_json(path: str) -> Any:
-  with contextlib.suppress(OSError, ValueError), open(path) as f:
-    return json.load(f)
-  return None  # Absent or cut short.
-
-
 def finished_results(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
   """The workdir's results.json, None if unfinished; raises if it holds other settings.
 
   The run's config (results.json's, else config.json) is read in today's key
   names, so runs made before a key was renamed compare as they should.
   """
-  results = _read_json(os.path.join(workdir, workdir_lib.RESULTS_NAME))
-  saved = (results or {}).get("config") or _read_json(
+  results = study_runs.read_json(os.path.join(workdir, workdir_lib.RESULTS_NAME))
+  saved = (results or {}).get("config") or study_runs.read_json(
       os.path.join(workdir, workdir_lib.CONFIG_NAME)
   )
   saved = saved and config_checks.upgrade(saved)
@@ -268,7 +262,7 @@ def train_runs(
       start = time.time()
       run_loop.train_and_evaluate(config, workdir(run))
       # As a later invocation reads it back (JSON types).
-      results = _read_json(os.path.join(workdir(run), workdir_lib.RESULTS_NAME))
+      results = study_runs.read_json(os.path.join(workdir(run), workdir_lib.RESULTS_NAME))
       spent, steps_done = spent + time.time() - start, steps_done + config.train.num_steps
       left = sum(configs[r.name].train.num_steps for r in runs[k + 1 :])
       print(
@@ -326,7 +320,7 @@ def update_choice(
   summaries = train_runs(runs, configs, output_dir, train=False)
   tables = {b: choose(b, runs, summaries) for b in benchmarks}
   path = os.path.join(output_dir, "cv_choice.json")
-  choice = _read_json(path) or {}
+  choice = study_runs.read_json(path) or {}
   choice.update({b: t["chosen"] for b, t in tables.items() if t["chosen"]})
   _write(path, json.dumps(choice, indent=1))
   return tables, choice
@@ -583,7 +577,7 @@ def make_report(
           num_labelled=NUM_LABELLED,
           num_planned=len(everything),
           num_finished=len(summaries),
-          cv_choice=_read_json(os.path.join(output_dir, "cv_choice.json")),
+          cv_choice=study_runs.read_json(os.path.join(output_dir, "cv_choice.json")),
       ),
       "cv": (
           update_choice(settings["benchmarks"], planned["cv"], configs, output_dir)[0]
