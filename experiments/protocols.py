@@ -30,6 +30,11 @@ Stages (--stage, in order), per model and benchmark:
    (`select_published`): SELECTION ON THE TEST SPLIT (val is the test split).
    Its last evaluation (`select_last`) is also reported: per-group training
    without selection.
+4. long: the published recipe's own length for the (model, benchmark) pairs
+   of --long (default: the MLP on TVSum, 500 epochs), one model per group
+   evaluated on val after every epoch as UMT does; reported as protocol (b) at
+   the published length, beside (b) at the CV length. It shows what hundreds
+   of selections on a 1-video test split add.
 
 Runs: <output_dir>/runs/<name>, `run_loop.train_and_evaluate`; a finished run
 is reused, an interrupted one resumes, a run dir of other settings is refused
@@ -64,7 +69,7 @@ from hl_jax.core import run_loop
 from hl_jax.data import benchmarks
 from hl_jax.taohighlight import inputs
 
-STAGES = ("cv", "all", "group")
+STAGES = ("cv", "all", "group", "long")
 MODELS = ("mlp", "taohighlight", "transformer")  # Training order: cheapest first.
 BENCHMARKS = ("tvsum", "youtube_highlights")
 SHORT = {"tvsum": "tvsum", "youtube_highlights": "yth"}
@@ -110,6 +115,10 @@ TAO_W_AG = {"tvsum": 0.1, "youtube_highlights": 1.0}
 CV_FOLDS = 2
 PLATEAU_TOL = 0.005  # mAP: "stopped improving" = by at most half a point.
 GROUP_EVALS = 40  # Evaluations per per-group run (the published protocol: every epoch).
+# Stage long's (model, benchmark) pairs. Compute (2 shared CPU cores): the MLP on
+# TVSum only (30 runs of 2,000 steps and 500 evaluations); the MLP on YouTube
+# Highlights at 100 epochs (18 runs) and the other models are left out.
+LONG = ("mlp/tvsum",)
 CHECKED_KEYS = (
     "benchmark",
     "seed",
@@ -152,7 +161,7 @@ class Run:
   stage: str  # STAGES
   model: str  # MODELS
   benchmark: str
-  epochs: int = 0  # all, group; the cv run grows in chunks.
+  epochs: int = 0  # all, group, long; the cv run grows in chunks.
   seed: int = 0
   group: str = ""
 
@@ -200,11 +209,12 @@ def run_config(
   else:
     n = counts[run.benchmark][run.group]
     config.train.num_steps = steps(run.epochs, n, batch)
-    # (a) is evaluated once, at the end; (b) every ~1/GROUP_EVALS of the run.
-    every = steps(max(1, run.epochs // GROUP_EVALS), n, batch)
-    config.eval.every_steps = every if run.stage == "group" else 0
+    # (a) is evaluated once, at the end; (b) every ~1/GROUP_EVALS of the run, or
+    # every epoch at the published length.
+    every = steps(1 if run.stage == "long" else max(1, run.epochs // GROUP_EVALS), n, batch)
+    config.eval.every_steps = 0 if run.stage == "all" else every
     config.checkpoint.every_steps = (
-        config.train.num_steps if run.stage == "group" else max(1, config.train.num_steps // 4)
+        max(1, config.train.num_steps // 4) if run.stage == "all" else config.train.num_steps
     )
   config.train.log_every = max(1, min(100, config.train.num_steps // 4))
   return config
@@ -327,9 +337,15 @@ def choose_length(
 
 
 def plan(
-    models: Sequence[str], benches: Sequence[str], seeds: int, lengths: dict, groups: dict
+    models: Sequence[str],
+    benches: Sequence[str],
+    seeds: int,
+    lengths: dict,
+    groups: dict,
+    long: Sequence[str] = (),
 ) -> list[Run]:
-  """The all and group runs of every (model, benchmark) whose length is chosen."""
+  """The all and group runs of every (model, benchmark) whose length is chosen, and
+  the long runs of the "model/benchmark" pairs in `long`."""
   runs = []
   for model in models:
     for b in benches:
@@ -338,6 +354,12 @@ def plan(
       epochs = lengths[model, b]["epochs"]
       runs += [Run("all", model, b, epochs, k) for k in range(seeds)]
       runs += [Run("group", model, b, epochs, k, g) for g in groups[b] for k in range(seeds)]
+      if f"{model}/{b}" in long:
+        runs += [
+            Run("long", model, b, PUBLISHED[b].epochs, k, g)
+            for g in groups[b]
+            for k in range(seeds)
+        ]
   return runs
 
 
@@ -365,7 +387,7 @@ def protocol_rows(runs: Sequence[Run], results: dict[str, dict], seeds: int) -> 
   for model, bench in dict.fromkeys((r.model, r.benchmark) for r in runs):
     mine = [r for r in runs if (r.model, r.benchmark) == (model, bench)]
     groups = sorted({r.group for r in mine if r.stage == "group"})
-    per_seed = {"a": [], "group_last": [], "b": []}
+    per_seed = {"a": [], "group_last": [], "b": [], "b_long": []}
     per_group = {k: {g: [] for g in groups} for k in per_seed}
     for seed in range(seeds):
       a = next((r for r in mine if r.stage == "all" and r.seed == seed), None)
@@ -374,13 +396,17 @@ def protocol_rows(runs: Sequence[Run], results: dict[str, dict], seeds: int) -> 
         per_seed["a"].append(last["mAP"])
         for g in groups:
           per_group["a"][g].append(last["per_group"][g])
-      group_runs = [r for r in mine if r.stage == "group" and r.seed == seed]
-      if group_runs and all(r.name in results for r in group_runs):
-        for key, select in (("group_last", select_last), ("b", select_published)):
-          values = {r.group: select(results[r.name])["mAP"] for r in group_runs}
-          per_seed[key].append(float(np.mean(list(values.values()))))
-          for g, v in values.items():
-            per_group[key][g].append(v)
+      for stage, selections in (
+          ("group", (("group_last", select_last), ("b", select_published))),
+          ("long", (("b_long", select_published),)),
+      ):
+        group_runs = [r for r in mine if r.stage == stage and r.seed == seed]
+        if group_runs and all(r.name in results for r in group_runs):
+          for key, select in selections:
+            values = {r.group: select(results[r.name])["mAP"] for r in group_runs}
+            per_seed[key].append(float(np.mean(list(values.values()))))
+            for g, v in values.items():
+              per_group[key][g].append(v)
     row = {
         "model": model,
         "benchmark": bench,
@@ -390,10 +416,15 @@ def protocol_rows(runs: Sequence[Run], results: dict[str, dict], seeds: int) -> 
     }
     if row["b"]:
       row["b_best_seed"] = max(row["b"]["values"])
+    if row["b_long"]:
+      row["b_long_best_seed"] = max(row["b_long"]["values"])
+      row["long_epochs"] = next(r.epochs for r in mine if r.stage == "long")
     if row["a"] and row["b"]:
       row["b_minus_a"] = row["b"]["mean"] - row["a"]["mean"]
       row["group_minus_a"] = row["group_last"]["mean"] - row["a"]["mean"]
       row["b_minus_group"] = row["b"]["mean"] - row["group_last"]["mean"]
+    if row["a"] and row["b_long"]:
+      row["b_long_minus_a"] = row["b_long"]["mean"] - row["a"]["mean"]
     rows.append(row)
   return rows
 
@@ -462,6 +493,13 @@ def markdown(report: dict[str, Any]) -> str:
           f"{_pts(r.get('b_minus_a'))} | {_pts(r.get('group_minus_a'))} | "
           f"{_pts(r.get('b_minus_group'))} |"
       )
+      if r["b_long"]:
+        lines.append(
+            f"| {LABELS[r['model']]}, (b) at the published length ({r['long_epochs']} epochs, "
+            f"evaluated every epoch) | {FEATURES[r['model']]} | | {_cell(r['a'])} | - | "
+            f"{_cell(r['b_long'])} | {100 * r['b_long_best_seed']:.1f} | "
+            f"{_pts(r.get('b_long_minus_a'))} | - | - |"
+        )
     groups = rows[0]["groups"]
     lines += [
         "",
@@ -472,6 +510,8 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     names = {"a": "(a) ours", "group_last": "per group, last", "b": "(b) published"}
     for r in rows:
+      if r["b_long"]:
+        names = dict(names, b_long=f"(b) published, {r['long_epochs']} epochs")
       for key, name in names.items():
         cells = [_cell(r["per_group"][key].get(g)) for g in groups]
         lines.append(
@@ -531,6 +571,7 @@ def run_all(
     data_dir: str,
     output_dir: str,
     enabled: bool = True,
+    long: Sequence[str] = LONG,
 ) -> dict[str, Any]:
   """Every stage, model by model (MODELS order); writes and returns the report."""
   counts = {b: train_counts(b, data_dir) for b in benches}
@@ -549,7 +590,7 @@ def run_all(
           files.write_json(lengths_path, saved)
       if key in saved:
         lengths[model, b] = saved[key]
-      mine = plan([model], [b], seeds, lengths, groups)
+      mine = plan([model], [b], seeds, lengths, groups, long)
       mine = [r for r in mine if r.stage in stages]
       for run in mine:
         config = run_config(run, data_dir, counts)
@@ -569,6 +610,7 @@ def run_all(
           "tao_w_ag": TAO_W_AG,
           "plateau_tol": PLATEAU_TOL,
           "group_evals": GROUP_EVALS,
+          "long": list(long),
           "seeds": seeds,
           "train_videos": counts,
       },
@@ -599,9 +641,12 @@ def main(argv: Sequence[str]) -> None:
       (set(FLAGS.models) - set(MODELS))
       | (set(FLAGS.benchmarks) - set(BENCHMARKS))
       | (set(FLAGS.stage) - set(STAGES))
+      | (set(FLAGS.long) - {f"{m}/{b}" for m in MODELS for b in BENCHMARKS})
   )
   if bad or FLAGS.seeds < 1:
-    raise app.UsageError(f"unknown models, benchmarks or stages {sorted(bad)}, or --seeds < 1")
+    raise app.UsageError(
+        f"unknown models, benchmarks, stages or --long pairs {sorted(bad)}, or --seeds < 1"
+    )
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   out = os.path.abspath(FLAGS.output_dir)
@@ -609,7 +654,14 @@ def main(argv: Sequence[str]) -> None:
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   models = [m for m in MODELS if m in FLAGS.models]
   report = run_all(
-      models, FLAGS.benchmarks, FLAGS.stage, FLAGS.seeds, FLAGS.data_dir, out, not FLAGS.report_only
+      models,
+      FLAGS.benchmarks,
+      FLAGS.stage,
+      FLAGS.seeds,
+      FLAGS.data_dir,
+      out,
+      not FLAGS.report_only,
+      FLAGS.long,
   )
   print(markdown(report))
 
@@ -622,4 +674,5 @@ if __name__ == "__main__":
   flags.DEFINE_integer("seeds", 3, "Seeds 0..N-1 of the all and group runs.")
   flags.DEFINE_list("stage", list(STAGES), f"Of {list(STAGES)}; run in that order.")
   flags.DEFINE_bool("report_only", False, "Train nothing; report the finished runs.")
+  flags.DEFINE_list("long", list(LONG), "model/benchmark pairs of stage long.")
   app.run(main)

@@ -176,6 +176,29 @@ def test_protocol_rows_per_group_tables_and_differences():
   np.testing.assert_allclose(row["b_minus_a"], 0.86 - 0.51)
   np.testing.assert_allclose(row["group_minus_a"] + row["b_minus_group"], row["b_minus_a"])
   np.testing.assert_allclose(row["per_group"]["b"]["A"]["values"], [0.9, 0.91, 0.92])
+  assert not row["b_long"] and "b_long_minus_a" not in row
+  # Stage long: (b) again, over its own runs (every epoch evaluated).
+  long = [protocols.Run("long", "mlp", "tvsum", 500, k, g) for g in ("A", "B") for k in range(3)]
+  for r in long:
+    results[r.name] = {"history": history([0.6, 0.95 - 0.01 * r.seed, 0.7, 0.65])}
+  (row,) = protocols.protocol_rows(runs + long, results, 3)
+  np.testing.assert_allclose(row["b_long"]["values"], [0.95, 0.94, 0.93])
+  np.testing.assert_allclose(row["b_long_best_seed"], 0.95)
+  np.testing.assert_allclose(row["b_long_minus_a"], 0.94 - 0.51)
+  assert row["long_epochs"] == 500 and row["b"]["n"] == 3
+  assert "at the published length (500 epochs" in protocols.markdown(
+      {
+          "date": "",
+          "command": "",
+          "machine": "",
+          "num_finished": 0,
+          "num_planned": 0,
+          "total_wall_s": 0.0,
+          "lengths": {},
+          "rows": [row],
+          "cost": [],
+      }
+  )
   # A seed whose groups have not all finished does not count for (b).
   del results[runs[-1].name]
   (row,) = protocols.protocol_rows(runs, results, 3)
@@ -198,6 +221,13 @@ def test_run_configs_follow_the_recipe():
   runs = protocols.plan(["mlp"], ["tvsum"], 3, {("mlp", "tvsum"): {"epochs": 5}}, {"tvsum": "AB"})
   assert len(runs) == 3 + 2 * 3 and len({r.name for r in runs}) == len(runs)
   assert runs[0].name == "all_mlp_tvsum_all_e5_seed0" and runs[-1].name.endswith("_B_e5_seed2")
+  # Stage long: the published length, evaluated after every epoch.
+  runs = protocols.plan(
+      ["mlp"], ["tvsum"], 3, {("mlp", "tvsum"): {"epochs": 5}}, {"tvsum": "AB"}, ["mlp/tvsum"]
+  )
+  assert len(runs) == 3 + 2 * 3 * 2 and runs[-1].name == "long_mlp_tvsum_B_e500_seed2"
+  config = protocols.run_config(runs[-1], "", {"tvsum": {"B": 4}})
+  assert (config.train.num_steps, config.eval.every_steps) == (2000, 4)
 
 
 # ------------------------------------------------------------ end to end
@@ -220,12 +250,14 @@ def test_end_to_end_trains_reports_and_reuses(monkeypatch, tmp_path):
   report = protocols.run_all(["mlp"], ["tvsum"], protocols.STAGES, 2, "", out)
   (row,) = report["rows"]
   assert row["a"]["n"] == 2 and row["b"]["n"] == 2 and row["groups"] == ["A", "B"]
-  assert report["num_finished"] == report["num_planned"] == 2 + 2 * 2
+  assert row["b_long"]["n"] == 2 and row["long_epochs"] == 8
+  assert report["num_finished"] == report["num_planned"] == 2 + 2 * 2 + 2 * 2
   with open(os.path.join(out, "cv_length.json")) as f:
     epochs = json.load(f)["mlp/tvsum"]["epochs"]
   assert 1 <= epochs <= 8
   for name, results in report["runs"].items():  # (b) selects among every epoch's evaluation.
-    assert len(results["history"]) == (epochs if name.startswith("group_") else 1), name
+    want = {"group": epochs, "long": 8}.get(name.split("_")[0], 1)
+    assert len(results["history"]) == want, name
   text = open(os.path.join(out, "protocols.md")).read()
   assert "selection on the test split" in text and "UMT (CVPR'22)" in text
   again = protocols.run_all(["mlp"], ["tvsum"], protocols.STAGES, 2, "", out, enabled=False)
