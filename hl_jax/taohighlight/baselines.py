@@ -44,18 +44,12 @@ def _outputs(logits: jnp.ndarray, features: jnp.ndarray, mask: jnp.ndarray, k: i
   }
 
 
-class SaliencyMLP(nn.Module):
-  """Each clip scored alone by a one-hidden-layer MLP.
+class PerClipScorer(nn.Module):
+  """TaoHighlight's call and outputs over a per-clip encoder: one logit per clip.
 
-  Attributes:
-    hidden: H.
-    dropout: dropout rate after the hidden layer.
-    k: clips in top_idx.
+  A subclass defines `encode(visual, mask, train) -> [B, T, H]` (visual zeroed
+  past each video's end) and the fields `k` (clips in top_idx) and `hidden`.
   """
-
-  hidden: int = 128
-  dropout: float = 0.1
-  k: int = 8
 
   @nn.compact
   def __call__(
@@ -70,10 +64,26 @@ class SaliencyMLP(nn.Module):
     """visual [B, T, Dv], visual_mask [B, T] -> TaoHighlight's outputs (text, audio unused)."""
     del text, text_mask, audio
     mask = visual_mask.astype(bool)
-    x = nn.LayerNorm()(jnp.where(mask[..., None], visual, 0.0))
-    x = nn.relu(nn.Dense(self.hidden)(x))
-    x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    x = self.encode(jnp.where(mask[..., None], visual, 0.0), mask, train)
     return _outputs(nn.Dense(1)(x)[..., 0], x, mask, self.k)
+
+
+class SaliencyMLP(PerClipScorer):
+  """Each clip scored alone by a one-hidden-layer MLP.
+
+  Attributes:
+    hidden: H.
+    dropout: dropout rate after the hidden layer.
+    k: clips in top_idx.
+  """
+
+  hidden: int = 128
+  dropout: float = 0.1
+  k: int = 8
+
+  def encode(self, visual: jnp.ndarray, mask: jnp.ndarray, train: bool) -> jnp.ndarray:
+    x = nn.relu(nn.Dense(self.hidden)(nn.LayerNorm()(visual)))
+    return nn.Dropout(self.dropout, deterministic=not train)(x)
 
 
 def sinusoidal(length: int, width: int) -> np.ndarray:
@@ -85,7 +95,7 @@ def sinusoidal(length: int, width: int) -> np.ndarray:
   return out
 
 
-class SaliencyTransformer(nn.Module):
+class SaliencyTransformer(PerClipScorer):
   """A small transformer encoder over the clip sequence, one logit per clip.
 
   Attributes:
@@ -102,23 +112,11 @@ class SaliencyTransformer(nn.Module):
   dropout: float = 0.1
   k: int = 8
 
-  @nn.compact
-  def __call__(
-      self,
-      visual: jnp.ndarray,
-      visual_mask: jnp.ndarray,
-      text: jnp.ndarray | None = None,
-      text_mask: jnp.ndarray | None = None,
-      train: bool = False,
-      audio: jnp.ndarray | None = None,
-  ) -> dict[str, jnp.ndarray]:
-    """visual [B, T, Dv], visual_mask [B, T] -> TaoHighlight's outputs (text, audio unused)."""
-    del text, text_mask, audio
+  def encode(self, visual: jnp.ndarray, mask: jnp.ndarray, train: bool) -> jnp.ndarray:
     if self.hidden % 2:
       raise ValueError(f"hidden={self.hidden} must be even (sine / cosine positions)")
-    mask = visual_mask.astype(bool)
     drop = nn.Dropout(self.dropout, deterministic=not train)
-    x = nn.Dense(self.hidden)(nn.LayerNorm()(jnp.where(mask[..., None], visual, 0.0)))
+    x = nn.Dense(self.hidden)(nn.LayerNorm()(visual))
     x = x + sinusoidal(visual.shape[1], self.hidden)[None]
     attention_mask = nn.make_attention_mask(mask, mask)  # [B, 1, T, T]: valid keys only.
     for _ in range(self.layers):
@@ -128,8 +126,7 @@ class SaliencyTransformer(nn.Module):
       x = x + drop(y)
       y = nn.Dense(self.hidden)(nn.gelu(nn.Dense(4 * self.hidden)(nn.LayerNorm()(x))))
       x = x + drop(y)
-    x = nn.LayerNorm()(x) * mask[..., None]
-    return _outputs(nn.Dense(1)(x)[..., 0], x, mask, self.k)
+    return nn.LayerNorm()(x) * mask[..., None]
 
 
 # config.model.kind -> the network, from the config.model keys it reads.
