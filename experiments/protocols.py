@@ -386,7 +386,7 @@ def protocol_rows(runs: Sequence[Run], results: dict[str, dict], seeds: int) -> 
   rows = []
   for model, bench in dict.fromkeys((r.model, r.benchmark) for r in runs):
     mine = [r for r in runs if (r.model, r.benchmark) == (model, bench)]
-    groups = sorted({r.group for r in mine if r.stage == "group"})
+    groups = sorted({r.group for r in mine if r.stage in ("group", "long")})
     per_seed = {"a": [], "group_last": [], "b": [], "b_long": []}
     per_group = {k: {g: [] for g in groups} for k in per_seed}
     for seed in range(seeds):

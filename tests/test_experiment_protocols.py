@@ -186,6 +186,8 @@ def test_protocol_rows_per_group_tables_and_differences():
   np.testing.assert_allclose(row["b_long_best_seed"], 0.95)
   np.testing.assert_allclose(row["b_long_minus_a"], 0.94 - 0.51)
   assert row["long_epochs"] == 500 and row["b"]["n"] == 3
+  (alone,) = protocols.protocol_rows(long, results, 3)  # --stage=long by itself.
+  assert alone["groups"] == ["A", "B"] and alone["b_long"] == row["b_long"]
   assert "at the published length (500 epochs" in protocols.markdown(
       {
           "date": "",
