@@ -405,6 +405,9 @@ def plot(rows: Sequence[dict], path: str) -> None:
     if bench in ANCHORS and corpus == "real":
       ax.axhline(ANCHORS[bench], color="gray", linestyle=":", label="LIM-S (paper)")
     ax.set_xscale("log")
+    sizes = sorted({r["videos"] for r in rows if r["corpus"] == corpus and "videos" in r})
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes], minor=False)
+    ax.set_xticks([], minor=True)
     ax.set(title=f"{corpus}: {BENCHMARK_TITLES[bench]}", xlabel="training videos", ylabel="mAP (%)")
     ax.legend(fontsize=7)
   fig.tight_layout()

@@ -508,10 +508,10 @@ def markdown(report: dict[str, Any]) -> str:
         "| model | protocol | " + " | ".join(groups) + " | avg |",
         "|---|---|" + "---:|" * (len(groups) + 1),
     ]
-    names = {"a": "(a) ours", "group_last": "per group, last", "b": "(b) published"}
     for r in rows:
+      names = {"a": "(a) ours", "group_last": "per group, last", "b": "(b) published"}
       if r["b_long"]:
-        names = dict(names, b_long=f"(b) published, {r['long_epochs']} epochs")
+        names["b_long"] = f"(b) published, {r['long_epochs']} epochs"
       for key, name in names.items():
         cells = [_cell(r["per_group"][key].get(g)) for g in groups]
         lines.append(
