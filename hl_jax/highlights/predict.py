@@ -100,7 +100,6 @@ def load_features_file(
 def benchmark_videos(
     benchmark: str,
     split: str,
-    *,
     manual_dir: str | None,
     data_dir: str | None,
     feature_set: str,
@@ -295,14 +294,7 @@ def run(
   else:
     if feature_set is None:
       feature_set = scorers.feature_set(workdir)
-    inputs = benchmark_videos(
-        benchmark,
-        split,
-        manual_dir=manual_dir,
-        data_dir=data_dir,
-        feature_set=feature_set,
-        layout=layout,
-    )
+    inputs = benchmark_videos(benchmark, split, manual_dir, data_dir, feature_set, layout)
     source = {
         "benchmark": benchmark,
         "split": split,
