@@ -286,16 +286,6 @@ def train_runs(runs: Sequence[Run], data_dir: str, output_dir: str, train: bool)
   return summaries
 
 
-def _stats(values: Sequence[float]) -> dict:
-  """mean, std (ddof=1; 0 for one value), n, values."""
-  return {
-      "mean": float(np.mean(values)),
-      "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-      "n": len(values),
-      "values": [float(v) for v in values],
-  }
-
-
 def table(runs: Sequence[Run], summaries: dict) -> list[dict]:
   """One row per (corpus, method, fraction, steps): mAP per benchmark over seeds, costs."""
   keyed: dict[tuple, list[Run]] = {}
@@ -314,7 +304,9 @@ def table(runs: Sequence[Run], summaries: dict) -> list[dict]:
     }
     if done:
       row["videos"] = done[0]["videos"]
-      row["mAP"] = {b: _stats([s["eval"][b]["mAP"] for s in done]) for b in done[0]["eval"]}
+      row["mAP"] = {
+          b: study_runs.seed_stats([s["eval"][b]["mAP"] for s in done]) for b in done[0]["eval"]
+      }
       for key in ("wall_s", "train_pairs_per_s", "peak_rss_mib"):
         values = [s[key] for s in done if s.get(key) is not None]
         row[key] = (

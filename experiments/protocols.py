@@ -366,17 +366,6 @@ def plan(
 # ---------------------------------------------------------------- report
 
 
-def _stats(values: Sequence[float]) -> dict[str, Any]:
-  if not values:
-    return {}
-  return {
-      "mean": float(np.mean(values)),
-      "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-      "n": len(values),
-      "values": [float(v) for v in values],
-  }
-
-
 def protocol_rows(runs: Sequence[Run], results: dict[str, dict], seeds: int) -> list[dict]:
   """Per (model, benchmark): per seed and group the (a), per-group-last and (b) mAPs;
   their means over groups per seed; statistics over seeds.
@@ -411,8 +400,10 @@ def protocol_rows(runs: Sequence[Run], results: dict[str, dict], seeds: int) -> 
         "model": model,
         "benchmark": bench,
         "groups": groups,
-        **{k: _stats(v) for k, v in per_seed.items()},
-        "per_group": {k: {g: _stats(v) for g, v in d.items()} for k, d in per_group.items()},
+        **{k: study_runs.seed_stats(v) for k, v in per_seed.items()},
+        "per_group": {
+            k: {g: study_runs.seed_stats(v) for g, v in d.items()} for k, d in per_group.items()
+        },
     }
     if row["b"]:
       row["b_best_seed"] = max(row["b"]["values"])

@@ -1,9 +1,11 @@
 """What the study drivers share about their runs: reading a run's files, and
-knowing whether a run dir holds a finished run of the settings asked for.
+knowing whether a run dir holds a finished run of the settings asked for, and
+the statistics over seeds that their reports print.
 
   results = study_runs.finished(workdir, config, CHECKED_KEYS)
   if results is None:
     run_loop.train_and_evaluate(config, workdir)  # Trains, or resumes.
+  row["mAP"] = study_runs.seed_stats([r["mAP"] for r in finished_seeds])
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 from typing import Any, Mapping, Sequence
 
 import ml_collections
+import numpy as np
 
 from hl_jax.core import config_checks
 from hl_jax.core import workdir as workdir_lib
@@ -57,3 +60,15 @@ def finished(
             "another --output_dir"
         )
   return results if results and results["step"] >= config.train.num_steps else None
+
+
+def seed_stats(values: Sequence[float]) -> dict[str, Any]:
+  """mean, std (ddof=1; 0 for one value), n and the values over seeds; {} without values."""
+  if not values:
+    return {}
+  return {
+      "mean": float(np.mean(values)),
+      "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+      "n": len(values),
+      "values": [float(v) for v in values],
+  }
